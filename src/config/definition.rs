@@ -1,0 +1,317 @@
+//! The resolved, validated definition of a service: what the runtime works from.
+//!
+//! Files are parsed into the raw file schema (see `model`) and turned into
+//! [`ServiceDefinition`] by `validate`; an embedding app may also build one in code with
+//! [`ServiceDefinition::new`]. Paths here are absolute and durations typed; nothing in
+//! this type still needs checking.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+/// How to run the service's process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandSpec {
+    /// A command line: exec'd directly when it is plain words, else run by `/bin/sh -c`.
+    Line(String),
+    /// An argv list, exec'd as is.
+    Argv(Vec<String>),
+}
+
+impl fmt::Display for CommandSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandSpec::Line(line) => f.write_str(line),
+            CommandSpec::Argv(argv) => f.write_str(&argv.join(" ")),
+        }
+    }
+}
+
+/// Restart policy, with OTP's names (DESIGN §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RestartPolicy {
+    /// Always restarted (`always`).
+    #[default]
+    Permanent,
+    /// Restarted only after an abnormal exit: non-zero code or a signal (`on-failure`).
+    Transient,
+    /// Never restarted (`never`).
+    Temporary,
+}
+
+impl RestartPolicy {
+    /// The canonical name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::Permanent => "permanent",
+            RestartPolicy::Transient => "transient",
+            RestartPolicy::Temporary => "temporary",
+        }
+    }
+}
+
+/// Which probe of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProbeKind {
+    /// Gates liveness and readiness until it passes once.
+    Startup,
+    /// Gates `ready`.
+    Readiness,
+    /// Restarts the process when it fails.
+    Liveness,
+}
+
+impl ProbeKind {
+    /// `startup`, `readiness` or `liveness`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeKind::Startup => "startup",
+            ProbeKind::Readiness => "readiness",
+            ProbeKind::Liveness => "liveness",
+        }
+    }
+}
+
+/// The future a function probe returns: `Ok(())` when healthy, else why not.
+pub type ProbeFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// A probe written in Rust by an embedding app.
+#[derive(Clone)]
+pub struct FunctionProbe {
+    /// A name for messages (`"db ping"`).
+    pub name: String,
+    /// Called once per probe run.
+    pub check: Arc<dyn Fn() -> ProbeFuture + Send + Sync>,
+}
+
+impl FunctionProbe {
+    /// Wraps an async closure as a probe.
+    pub fn new<F, Fut>(name: impl Into<String>, f: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        FunctionProbe {
+            name: name.into(),
+            check: Arc::new(move || Box::pin(f())),
+        }
+    }
+}
+
+impl fmt::Debug for FunctionProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FunctionProbe({})", self.name)
+    }
+}
+
+impl PartialEq for FunctionProbe {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && Arc::ptr_eq(&self.check, &other.check)
+    }
+}
+
+/// What a probe checks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProbeCheck {
+    /// GET the url; healthy when the status equals `expect_status`.
+    Http {
+        /// `http://127.0.0.1:8080/health`
+        url: String,
+        /// Expected status code (default 200).
+        expect_status: u16,
+    },
+    /// Healthy when a TCP connection to `address` (`host:port`) opens.
+    Tcp {
+        /// `127.0.0.1:5432`
+        address: String,
+    },
+    /// Healthy when the command exits 0 within the timeout.
+    Command {
+        /// The command, run like the service (same cwd and environment).
+        command: CommandSpec,
+    },
+    /// An async function of the embedding app.
+    Function(FunctionProbe),
+}
+
+/// A probe with its schedule and thresholds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeSpec {
+    /// What to check.
+    pub check: ProbeCheck,
+    /// Time between two probe runs (default 2s).
+    pub interval: Duration,
+    /// Time one probe run may take (default 1s).
+    pub timeout: Duration,
+    /// Wait after the process starts before the first run (default 0s).
+    pub initial_delay: Duration,
+    /// Consecutive failures before the verdict turns to unhealthy (default 2).
+    pub failure_threshold: u32,
+    /// Consecutive successes before the verdict turns to healthy (default 1).
+    pub success_threshold: u32,
+}
+
+impl ProbeSpec {
+    /// A probe with the default schedule (2s interval, 1s timeout, thresholds 2 and 1).
+    pub fn new(check: ProbeCheck) -> Self {
+        ProbeSpec {
+            check,
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+            initial_delay: Duration::ZERO,
+            failure_threshold: 2,
+            success_threshold: 1,
+        }
+    }
+}
+
+/// A service, resolved and validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceDefinition {
+    /// `[a-z0-9][a-z0-9_-]*`
+    pub id: String,
+    /// Display name (default: the id).
+    pub name: String,
+    /// What to run.
+    pub command: CommandSpec,
+    /// Working directory, absolute.
+    pub cwd: PathBuf,
+    /// Variables set on top of steward's environment and `env_file` (later wins).
+    pub env: BTreeMap<String, String>,
+    /// `KEY=VALUE` file read at each start, absolute.
+    pub env_file: Option<PathBuf>,
+    /// Variables that must be set in the final environment, else the service fails to start.
+    pub required_env: Vec<String>,
+    /// Free-form labels for `list --tag`.
+    pub tags: Vec<String>,
+    /// Start at boot and when defined at run time (default true).
+    pub autostart: bool,
+    /// When to restart after the process exits.
+    pub restart: RestartPolicy,
+    /// Delay before restart n; the last repeats (default 1s, 2s, 5s, 10s, 30s).
+    pub backoff: Vec<Duration>,
+    /// More than this many automatic restarts within `restart_window` → failed (default 10).
+    pub max_restarts: u32,
+    /// The intensity window (default 5m).
+    pub restart_window: Duration,
+    /// Signal sent to the process group on stop (default SIGTERM).
+    pub stop_signal: Signal,
+    /// Grace before SIGKILL to the group (default 10s).
+    pub stop_timeout: Duration,
+    /// Gates `ready`.
+    pub readiness: Option<ProbeSpec>,
+    /// Restarts the process when it fails.
+    pub liveness: Option<ProbeSpec>,
+    /// Gates the other probes until it passes once.
+    pub startup: Option<ProbeSpec>,
+    /// Ring size in lines (default 1000).
+    pub log_lines: usize,
+    /// Optional file sink for stdout and stderr, absolute.
+    pub log_file: Option<PathBuf>,
+    /// Rotate the sink at this many bytes (default 10 MiB).
+    pub log_max_size: u64,
+    /// Old sink files kept (default 5).
+    pub log_max_files: u32,
+    /// The file that defines the service (`None` when defined in code or over the API).
+    pub source_file: Option<PathBuf>,
+}
+
+/// Default backoff delays.
+pub const DEFAULT_BACKOFF: [Duration; 5] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+    Duration::from_secs(10),
+    Duration::from_secs(30),
+];
+
+impl ServiceDefinition {
+    /// A definition with every default, running `command` in the current directory.
+    ///
+    /// The id is not checked here; the root supervisor validates it when the service is
+    /// defined.
+    pub fn new(id: impl Into<String>, command: CommandSpec) -> Self {
+        let id = id.into();
+        ServiceDefinition {
+            name: id.clone(),
+            id,
+            command,
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+            env: BTreeMap::new(),
+            env_file: None,
+            required_env: Vec::new(),
+            tags: Vec::new(),
+            autostart: true,
+            restart: RestartPolicy::Permanent,
+            backoff: DEFAULT_BACKOFF.to_vec(),
+            max_restarts: 10,
+            restart_window: Duration::from_secs(300),
+            stop_signal: Signal::SIGTERM,
+            stop_timeout: Duration::from_secs(10),
+            readiness: None,
+            liveness: None,
+            startup: None,
+            log_lines: 1000,
+            log_file: None,
+            log_max_size: 10 * 1024 * 1024,
+            log_max_files: 5,
+            source_file: None,
+        }
+    }
+
+    /// True when the service has any probe (it then gets a HealthChecker actor).
+    pub fn has_probes(&self) -> bool {
+        self.readiness.is_some() || self.liveness.is_some() || self.startup.is_some()
+    }
+
+    /// The probe of a kind.
+    pub fn probe(&self, kind: ProbeKind) -> Option<&ProbeSpec> {
+        match kind {
+            ProbeKind::Startup => self.startup.as_ref(),
+            ProbeKind::Readiness => self.readiness.as_ref(),
+            ProbeKind::Liveness => self.liveness.as_ref(),
+        }
+    }
+}
+
+/// Global settings from `services.yml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// HTTP API and dashboard address (default 127.0.0.1:7070).
+    pub listen: String,
+    /// Env var that holds the bearer token.
+    pub token_env: Option<String>,
+    /// Pid files, cloned sources, install markers; absolute.
+    pub state_dir: PathBuf,
+    /// Whole-runtime graceful stop budget (default 30s).
+    pub shutdown_timeout: Duration,
+}
+
+impl Settings {
+    /// The defaults, with `state_dir` under `base`.
+    pub fn defaults_in(base: &std::path::Path) -> Self {
+        Settings {
+            listen: "127.0.0.1:7070".to_string(),
+            token_env: None,
+            state_dir: base.join(".steward"),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A whole loaded configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The directory that holds `services.yml`.
+    pub dir: PathBuf,
+    /// Global settings.
+    pub settings: Settings,
+    /// Services in file order (services.yml first, then services.d/*.yml by name).
+    pub services: Vec<ServiceDefinition>,
+}

@@ -1,0 +1,19 @@
+//! Service definitions: the YAML schema, loading `services.yml` + `services.d/*.yml`,
+//! validation with file:line:col errors, and the resolved [`ServiceDefinition`].
+//!
+//! * `definition` — the resolved types the runtime works from;
+//! * `model` — the file schema as serde types (unknown keys rejected);
+//! * `load` — reading files with serde-saphyr (the one module that knows the YAML crate);
+//! * `validate` — turning the file schema into definitions, collecting every error.
+
+mod definition;
+mod load;
+mod model;
+mod validate;
+
+pub use definition::{
+    CommandSpec, Config, DEFAULT_BACKOFF, FunctionProbe, ProbeCheck, ProbeFuture, ProbeKind,
+    ProbeSpec, RestartPolicy, ServiceDefinition, Settings,
+};
+pub use load::load_dir;
+pub use validate::{check_definition, is_valid_id};

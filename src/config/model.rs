@@ -1,0 +1,1 @@
+//! The file schema of DESIGN §2 as serde types.

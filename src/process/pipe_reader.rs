@@ -1,0 +1,1 @@
+//! Reading a child's stdout or stderr as lines.

@@ -1,0 +1,68 @@
+//! The tables a runtime shares between its actors, owned by the root supervisor.
+//!
+//! Like ETS tables owned by a long-lived process: they outlive the per-service actors, so
+//! a one-for-all restart keeps the log history and the last known state. Each row has one
+//! writer (a service's status row is written only by its Server; its ring is appended to
+//! only by its LogBuffer); everyone else reads.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+use crate::config::ServiceDefinition;
+use crate::events::EventBus;
+use crate::logs::LogRing;
+use crate::process::usage::UsageSampler;
+use crate::state::ServiceState;
+
+/// Shared tables of one runtime.
+#[derive(Debug)]
+pub struct Tables {
+    /// The event stream.
+    pub events: Arc<EventBus>,
+    /// Definitions by id.
+    pub definitions: DashMap<String, Arc<ServiceDefinition>>,
+    /// Status rows by id.
+    pub states: DashMap<String, ServiceState>,
+    /// Log rings by id.
+    pub rings: DashMap<String, Arc<LogRing>>,
+    /// One HTTP client for every HTTP probe (connection pooling, one resolver).
+    pub http: reqwest::Client,
+    /// CPU and RSS sampling of running processes.
+    pub usage: UsageSampler,
+}
+
+impl Tables {
+    /// Empty tables.
+    pub fn new() -> Self {
+        Tables {
+            events: Arc::new(EventBus::new()),
+            definitions: DashMap::new(),
+            states: DashMap::new(),
+            rings: DashMap::new(),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new()),
+            usage: UsageSampler::default(),
+        }
+    }
+
+    /// A copy of a service's status row, with CPU and RSS filled in when it runs.
+    pub fn state_with_usage(&self, id: &str) -> Option<ServiceState> {
+        let mut state = self.states.get(id)?.clone();
+        if let Some(pid) = state.pid {
+            if let Some((cpu, rss)) = self.usage.sample(pid) {
+                state.cpu_percent = Some(cpu);
+                state.rss_bytes = Some(rss);
+            }
+        }
+        Some(state)
+    }
+}
+
+impl Default for Tables {
+    fn default() -> Self {
+        Self::new()
+    }
+}
