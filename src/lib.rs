@@ -7,3 +7,5 @@ pub mod process;
 pub mod restart;
 pub mod runtime;
 pub mod state;
+pub mod log_file;
+pub mod probe;

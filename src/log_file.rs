@@ -1,0 +1,1 @@
+//! Log file sink with size-based rotation.

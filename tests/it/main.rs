@@ -1,0 +1,17 @@
+//! steward's integration tests: one binary, one module per area. Every test runs real
+//! processes on this machine and waits for events with deadlines, never bare sleeps.
+
+/// Loading and validating YAML definitions; error messages (snapshots).
+mod config;
+/// Probes and the HealthChecker against real HTTP/TCP servers and commands.
+mod health;
+/// Service lifecycle through the public API: start, stop, crash, restart policies, backoff.
+mod lifecycle;
+/// The LogBuffer and the log file sink.
+mod logs;
+/// Spawning, process groups, pipes, signals, pdeathsig.
+mod process;
+/// Shared helpers: deadlines, temp configs.
+mod support;
+/// The actor tree: one-for-all restarts, intensity, panic injection.
+mod supervision;
