@@ -231,7 +231,11 @@ impl EventBus {
     pub fn history(&self, since: Option<u64>) -> Vec<Event> {
         let ring = self.lock();
         let after = since.unwrap_or(0);
-        ring.events.iter().filter(|e| e.seq > after).cloned().collect()
+        ring.events
+            .iter()
+            .filter(|e| e.seq > after)
+            .cloned()
+            .collect()
     }
 
     /// Subscribes. With `since`, the events after it that are still in the ring come first
@@ -342,7 +346,8 @@ mod tests {
     #[test]
     fn event_json_is_snake_case_and_skips_empty_fields() {
         let bus = EventBus::new();
-        let e = bus.emit(Event::new("web", EventKind::HealthChanged).cause("readiness http 503 ×2"));
+        let e =
+            bus.emit(Event::new("web", EventKind::HealthChanged).cause("readiness http 503 ×2"));
         let json = serde_json::to_value(&e).expect("serializes");
         assert_eq!(json["kind"], "health_changed");
         assert_eq!(json["seq"], 1);

@@ -100,7 +100,9 @@ pub struct LogRing {
 
 impl std::fmt::Debug for LogRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogRing").field("service", &self.service).finish_non_exhaustive()
+        f.debug_struct("LogRing")
+            .field("service", &self.service)
+            .finish_non_exhaustive()
     }
 }
 
@@ -212,7 +214,13 @@ impl LogRing {
             Some(after) => Self::records_after(&inner, after),
             None => {
                 let skip = inner.lines.len().saturating_sub(SUBSCRIBE_BACKLOG);
-                inner.lines.iter().skip(skip).cloned().map(LogRecord::Line).collect()
+                inner
+                    .lines
+                    .iter()
+                    .skip(skip)
+                    .cloned()
+                    .map(LogRecord::Line)
+                    .collect()
             }
         };
         let rx = match &inner.live {
@@ -250,8 +258,9 @@ impl LogSubscription {
         match self.rx.recv().await {
             Ok(line) => Some(LogRecord::Line(line)),
             Err(broadcast::error::RecvError::Lagged(missed)) => {
-                let mut event = Event::new(&self.service, EventKind::LogDropped)
-                    .cause(format!("a log subscriber fell behind and lost {missed} lines"));
+                let mut event = Event::new(&self.service, EventKind::LogDropped).cause(format!(
+                    "a log subscriber fell behind and lost {missed} lines"
+                ));
                 event.dropped = Some(missed);
                 self.events.emit(event);
                 Some(LogRecord::Gap { gap: missed })
@@ -304,7 +313,10 @@ mod tests {
         let r = ring(3);
         r.append((1..=5).map(|i| raw(&i.to_string())).collect());
         let tail = r.tail(10);
-        assert_eq!(tail.iter().map(|l| l.seq).collect::<Vec<_>>(), vec![3, 4, 5]);
+        assert_eq!(
+            tail.iter().map(|l| l.seq).collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
         assert_eq!(r.tail(1)[0].line, "5");
     }
 
@@ -351,6 +363,11 @@ mod tests {
             }
         }
         assert_eq!(gap, Some(5));
-        assert!(events.history(None).iter().any(|e| e.kind == EventKind::LogDropped && e.dropped == Some(5)));
+        assert!(
+            events
+                .history(None)
+                .iter()
+                .any(|e| e.kind == EventKind::LogDropped && e.dropped == Some(5))
+        );
     }
 }

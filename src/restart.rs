@@ -34,15 +34,12 @@ pub fn backoff_delay(backoff: &[Duration], attempt: u32) -> Duration {
     }
 }
 
-/// The backoff index to use for the next restart, given the index used last time and how
-/// long the process ran: a run as long as the longest delay resets it.
-pub fn next_attempt(previous: u32, ran_for: Duration, backoff: &[Duration]) -> u32 {
+/// The backoff index for the coming restart: `next` (one past the index used last time),
+/// or 0 when the process ran at least as long as the longest delay (it was stable, so this
+/// crash is a fresh incident).
+pub fn backoff_index(next: u32, ran_for: Duration, backoff: &[Duration]) -> u32 {
     let longest = backoff.iter().max().copied().unwrap_or(Duration::ZERO);
-    if ran_for >= longest && !longest.is_zero() {
-        0
-    } else {
-        previous.saturating_add(1)
-    }
+    if ran_for >= longest { 0 } else { next }
 }
 
 /// Counts restarts in a sliding window and says when the limit is passed.
@@ -162,8 +159,8 @@ mod tests {
         #[test]
         fn a_stable_run_resets_the_backoff(prev in 0u32..20, extra_ms in 0u64..1000) {
             let b = [Duration::from_millis(100), Duration::from_millis(300)];
-            prop_assert_eq!(next_attempt(prev, Duration::from_millis(300 + extra_ms), &b), 0);
-            prop_assert_eq!(next_attempt(prev, Duration::from_millis(299), &b), prev + 1);
+            prop_assert_eq!(backoff_index(prev, Duration::from_millis(300 + extra_ms), &b), 0);
+            prop_assert_eq!(backoff_index(prev, Duration::from_millis(299), &b), prev);
         }
 
         #[test]

@@ -10,3 +10,15 @@ pub fn resolve(def: &ServiceDefinition) -> Result<Vec<(String, String)>, String>
     }
     Ok(vars.into_iter().collect())
 }
+
+/// Checks that the working directory exists and is a directory.
+pub fn check_cwd(def: &ServiceDefinition) -> Result<(), String> {
+    if def.cwd.is_dir() {
+        Ok(())
+    } else {
+        Err(format!(
+            "working directory {} does not exist or is not a directory: create it or fix `cwd`",
+            def.cwd.display()
+        ))
+    }
+}

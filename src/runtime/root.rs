@@ -1,1 +1,598 @@
-//! Root supervisor.
+//! Root: the runtime's top supervisor, one-for-one over services.
+//!
+//! It owns the runtime's [`Tables`] (definitions, status rows, log rings, the event bus)
+//! and one ServiceSupervisor per service. Every operation of the library, the CLI and the
+//! HTTP API is a [`RootMsg`] with a typed reply; the [`crate::Steward`] handle only wraps
+//! these messages. Long operations (a stop that waits for the process) never block the
+//! root: the reply port travels to the service's Server, or to a task that gathers the
+//! replies of many services.
+//!
+//! One-for-one: a ServiceSupervisor that fails is restarted alone, at most
+//! [`SUPERVISOR_MAX_RESTARTS`] times within [`SUPERVISOR_RESTART_WINDOW`]; past that its
+//! service is marked `failed` and the root and the other services carry on.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use serde::Serialize;
+use tracing::{error, warn};
+
+use crate::config::{self, ServiceDefinition};
+use crate::error::ControlError;
+use crate::events::{Event, EventKind, EventSubscription};
+use crate::logs::{LogLine, LogRing, LogSubscription};
+use crate::restart::RestartIntensity;
+use crate::runtime::server::{ControlReply, ServerMsg};
+use crate::runtime::service_supervisor::{
+    ServiceSupervisor, ServiceSupervisorArgs, ServiceSupervisorMsg,
+};
+use crate::runtime::{ActorKind, Tables};
+use crate::state::{ServiceState, ServiceStatus};
+
+/// ServiceSupervisor restarts allowed within [`SUPERVISOR_RESTART_WINDOW`].
+pub const SUPERVISOR_MAX_RESTARTS: u32 = 3;
+/// Window of the ServiceSupervisor restart intensity.
+pub const SUPERVISOR_RESTART_WINDOW: Duration = Duration::from_secs(10);
+const SUPERVISOR_STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A control verb for one service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlAction {
+    /// Start the process (no-op when running).
+    Start,
+    /// Stop gracefully (stop signal, SIGKILL after stop_timeout).
+    Stop,
+    /// Stop then start.
+    Restart,
+    /// SIGKILL the group now.
+    Kill,
+    /// SIGSTOP the group and suspend probes.
+    Pause,
+    /// SIGCONT the group and resume probes.
+    Resume,
+}
+
+impl ControlAction {
+    fn into_server_msg(self, reply: ControlReply) -> ServerMsg {
+        match self {
+            ControlAction::Start => ServerMsg::Start(reply),
+            ControlAction::Stop => ServerMsg::Stop(reply),
+            ControlAction::Restart => ServerMsg::Restart(reply),
+            ControlAction::Kill => ServerMsg::Kill(reply),
+            ControlAction::Pause => ServerMsg::Pause(reply),
+            ControlAction::Resume => ServerMsg::Resume(reply),
+        }
+    }
+}
+
+/// A service's state together with its definition.
+#[derive(Debug, Clone)]
+pub struct ServiceInfo {
+    /// Current state.
+    pub state: ServiceState,
+    /// The definition it runs from.
+    pub definition: Arc<ServiceDefinition>,
+}
+
+/// The result of an operation over many services, one entry per service, in the order
+/// the services were handled.
+pub type BatchResult = Vec<(String, Result<ServiceState, ControlError>)>;
+
+/// Messages to the root supervisor: the whole control surface of a runtime.
+#[derive(Debug)]
+pub enum RootMsg {
+    /// Define a service; starts it when `autostart` is true (the default).
+    Define {
+        /// The definition.
+        definition: ServiceDefinition,
+        /// The new state (after the start, if it was started).
+        reply: RpcReplyPort<Result<ServiceState, ControlError>>,
+    },
+    /// Define many services without starting any (boot); all are checked before any is defined.
+    DefineAll {
+        /// The definitions, in start order.
+        definitions: Vec<ServiceDefinition>,
+        /// Done, or the first problem.
+        reply: RpcReplyPort<Result<(), ControlError>>,
+    },
+    /// Remove a stopped service (refused while it runs).
+    Remove {
+        /// The service.
+        id: String,
+        /// Done, or why not.
+        reply: RpcReplyPort<Result<(), ControlError>>,
+    },
+    /// Start, stop, restart, kill, pause or resume one service.
+    Control {
+        /// The service.
+        id: String,
+        /// The verb.
+        action: ControlAction,
+        /// The state once the action is done.
+        reply: ControlReply,
+    },
+    /// One service's state and definition.
+    Get {
+        /// The service.
+        id: String,
+        /// State and definition.
+        reply: RpcReplyPort<Result<ServiceInfo, ControlError>>,
+    },
+    /// Every service's state in definition order, optionally only those with a tag.
+    List {
+        /// Only services with this tag.
+        tag: Option<String>,
+        /// The states.
+        reply: RpcReplyPort<Vec<ServiceState>>,
+    },
+    /// The last `tail` log lines of a service.
+    Logs {
+        /// The service.
+        id: String,
+        /// How many lines.
+        tail: usize,
+        /// The lines, oldest first.
+        reply: RpcReplyPort<Result<Vec<LogLine>, ControlError>>,
+    },
+    /// Subscribe to a service's log (the last 100 lines or those after `since`, then live).
+    SubscribeLogs {
+        /// The service.
+        id: String,
+        /// Resume after this line sequence number.
+        since: Option<u64>,
+        /// The subscription.
+        reply: RpcReplyPort<Result<LogSubscription, ControlError>>,
+    },
+    /// Subscribe to the event stream (replaying events after `since` from the ring).
+    SubscribeEvents {
+        /// Resume after this event sequence number.
+        since: Option<u64>,
+        /// The subscription.
+        reply: RpcReplyPort<EventSubscription>,
+    },
+    /// Write bytes to a service's stdin.
+    Input {
+        /// The service.
+        id: String,
+        /// The bytes, as they are.
+        data: Vec<u8>,
+        /// Done, or why not.
+        reply: RpcReplyPort<Result<(), ControlError>>,
+    },
+    /// Start every autostart service, in definition order.
+    StartAll {
+        /// One result per service.
+        reply: RpcReplyPort<BatchResult>,
+    },
+    /// Stop every service, in the reverse of definition order.
+    StopAll {
+        /// One result per service.
+        reply: RpcReplyPort<BatchResult>,
+    },
+    /// Make one actor of a service panic (chaos testing of the supervision tree).
+    InjectPanic {
+        /// The service.
+        id: String,
+        /// Which of its actors.
+        actor: ActorKind,
+        /// Done, or why not.
+        reply: RpcReplyPort<Result<(), ControlError>>,
+    },
+}
+
+/// Arguments of the root.
+#[derive(Debug, Clone)]
+pub struct RootArgs {
+    /// The tables the root owns (pass fresh ones; shared so the handle can read them).
+    pub tables: Arc<Tables>,
+}
+
+/// State of the root.
+#[derive(Debug)]
+pub struct RootState {
+    tables: Arc<Tables>,
+    /// Service ids in definition order (start order).
+    order: Vec<String>,
+    supervisors: HashMap<String, ActorRef<ServiceSupervisorMsg>>,
+    by_actor: HashMap<ActorId, String>,
+    intensity: HashMap<String, RestartIntensity>,
+}
+
+/// The root supervisor actor.
+#[derive(Debug, Default)]
+pub struct Root;
+
+impl Actor for Root {
+    type Msg = RootMsg;
+    type State = RootState;
+    type Arguments = RootArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: RootArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(RootState {
+            tables: args.tables,
+            order: Vec::new(),
+            supervisors: HashMap::new(),
+            by_actor: HashMap::new(),
+            intensity: HashMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RootMsg::Define { definition, reply } => {
+                let autostart = definition.autostart;
+                match state.define(&myself, definition).await {
+                    Ok(id) if autostart => state.forward(
+                        &id,
+                        |r| ServiceSupervisorMsg::Control(ServerMsg::Start(r)),
+                        reply,
+                    ),
+                    Ok(id) => {
+                        let _ = reply.send(state.state_of(&id));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            RootMsg::DefineAll { definitions, reply } => {
+                let _ = reply.send(state.define_all(&myself, definitions).await);
+            }
+            RootMsg::Remove { id, reply } => {
+                let _ = reply.send(state.remove(&id).await);
+            }
+            RootMsg::Control { id, action, reply } => state.forward(
+                &id,
+                move |r| ServiceSupervisorMsg::Control(action.into_server_msg(r)),
+                reply,
+            ),
+            RootMsg::Get { id, reply } => {
+                let info = state.state_of(&id).and_then(|st| {
+                    let definition = state
+                        .tables
+                        .definitions
+                        .get(&id)
+                        .map(|d| d.clone())
+                        .ok_or_else(|| ControlError::NotFound(id.clone()))?;
+                    Ok(ServiceInfo {
+                        state: st,
+                        definition,
+                    })
+                });
+                let _ = reply.send(info);
+            }
+            RootMsg::List { tag, reply } => {
+                let states = state
+                    .order
+                    .iter()
+                    .filter_map(|id| state.tables.state_with_usage(id))
+                    .filter(|s| tag.as_ref().is_none_or(|t| s.tags.contains(t)))
+                    .collect();
+                let _ = reply.send(states);
+            }
+            RootMsg::Logs { id, tail, reply } => {
+                let _ = reply.send(state.ring(&id).map(|r| r.tail(tail)));
+            }
+            RootMsg::SubscribeLogs { id, since, reply } => {
+                let _ = reply.send(state.ring(&id).map(|r| r.subscribe(since)));
+            }
+            RootMsg::SubscribeEvents { since, reply } => {
+                let _ = reply.send(state.tables.events.subscribe(since));
+            }
+            RootMsg::Input { id, data, reply } => match state.supervisors.get(&id) {
+                Some(sup) => {
+                    if let Err(e) = sup.cast(ServiceSupervisorMsg::Control(ServerMsg::Input {
+                        data,
+                        reply,
+                    })) {
+                        warn!(service = %id, error = %e, "input not delivered");
+                    }
+                }
+                None => {
+                    let _ = reply.send(Err(ControlError::NotFound(id)));
+                }
+            },
+            RootMsg::StartAll { reply } => {
+                let targets: Vec<_> = state
+                    .order
+                    .iter()
+                    .filter(|id| {
+                        state
+                            .tables
+                            .definitions
+                            .get(*id)
+                            .is_some_and(|d| d.autostart)
+                    })
+                    .filter_map(|id| state.supervisors.get(id).map(|s| (id.clone(), s.clone())))
+                    .collect();
+                // Started one after the other, in definition order.
+                tokio::spawn(async move {
+                    let mut out = Vec::with_capacity(targets.len());
+                    for (id, sup) in targets {
+                        let result = control(&sup, &id, ControlAction::Start).await;
+                        out.push((id, result));
+                    }
+                    let _ = reply.send(out);
+                });
+            }
+            RootMsg::StopAll { reply } => {
+                let targets: Vec<_> = state
+                    .order
+                    .iter()
+                    .rev()
+                    .filter_map(|id| state.supervisors.get(id).map(|s| (id.clone(), s.clone())))
+                    .collect();
+                // Stop signals go out in reverse definition order; the replies are
+                // gathered as the processes exit.
+                tokio::spawn(async move {
+                    let calls = targets.iter().map(|(id, sup)| async move {
+                        (id.clone(), control(sup, id, ControlAction::Stop).await)
+                    });
+                    let _ = reply.send(futures::future::join_all(calls).await);
+                });
+            }
+            RootMsg::InjectPanic { id, actor, reply } => state.forward(
+                &id,
+                move |r| ServiceSupervisorMsg::InjectPanic { actor, reply: r },
+                reply,
+            ),
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, why) = match &event {
+            SupervisionEvent::ActorFailed(cell, err) => (cell, format!("panicked: {err}")),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => (
+                cell,
+                format!("stopped ({})", reason.as_deref().unwrap_or("no reason")),
+            ),
+            _ => return Ok(()),
+        };
+        // A supervisor the root stopped itself (remove, shutdown) is no longer listed.
+        let Some(id) = state.by_actor.remove(&cell.get_id()) else {
+            return Ok(());
+        };
+        state.supervisors.remove(&id);
+        let cause = format!("service supervisor {why}");
+        error!(service = %id, %cause, "restarting the service supervisor (one-for-one)");
+        let intensity = state.intensity.entry(id.clone()).or_insert_with(|| {
+            RestartIntensity::new(SUPERVISOR_MAX_RESTARTS, SUPERVISOR_RESTART_WINDOW)
+        });
+        if let Err(limit) = intensity.record(Instant::now()) {
+            let reason = format!("{cause}; gave up: {limit} supervisor restarts");
+            if let Some(mut row) = state.tables.states.get_mut(&id) {
+                row.status = ServiceStatus::Failed;
+                row.pid = None;
+                row.ready = false;
+                row.reason = Some(reason.clone());
+                row.changed_at = chrono::Utc::now();
+            }
+            state
+                .tables
+                .events
+                .emit(Event::new(&id, EventKind::Failed).cause(reason));
+            return Ok(());
+        }
+        if let Some(def) = state.tables.definitions.get(&id).map(|d| d.clone()) {
+            state.spawn_supervisor(&myself, def).await?;
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // ractor would kill the children without their post_stop (and so without stopping
+        // their processes); stop them properly, last defined first.
+        state.by_actor.clear();
+        for id in state.order.iter().rev() {
+            if let Some(sup) = state.supervisors.remove(id) {
+                let _ = sup
+                    .stop_and_wait(
+                        Some("runtime stopping".into()),
+                        Some(SUPERVISOR_STOP_TIMEOUT),
+                    )
+                    .await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sends one control verb to a service supervisor and waits for the Server's reply.
+async fn control(
+    sup: &ActorRef<ServiceSupervisorMsg>,
+    id: &str,
+    action: ControlAction,
+) -> Result<ServiceState, ControlError> {
+    match sup
+        .call(
+            move |r| ServiceSupervisorMsg::Control(action.into_server_msg(r)),
+            None,
+        )
+        .await
+    {
+        Ok(CallResult::Success(result)) => result,
+        _ => Err(ControlError::Unavailable {
+            id: id.to_string(),
+            reason: "the service's actors did not answer".to_string(),
+        }),
+    }
+}
+
+impl RootState {
+    fn state_of(&self, id: &str) -> Result<ServiceState, ControlError> {
+        self.tables
+            .state_with_usage(id)
+            .ok_or_else(|| ControlError::NotFound(id.to_string()))
+    }
+
+    fn ring(&self, id: &str) -> Result<Arc<LogRing>, ControlError> {
+        self.tables
+            .rings
+            .get(id)
+            .map(|r| r.clone())
+            .ok_or_else(|| ControlError::NotFound(id.to_string()))
+    }
+
+    /// Forwards a message carrying `reply` to the service's supervisor, or answers NotFound.
+    fn forward<T, F>(&self, id: &str, make: F, reply: RpcReplyPort<Result<T, ControlError>>)
+    where
+        F: FnOnce(RpcReplyPort<Result<T, ControlError>>) -> ServiceSupervisorMsg,
+        T: Send + 'static,
+    {
+        match self.supervisors.get(id) {
+            Some(sup) => {
+                if let Err(e) = sup.cast(make(reply)) {
+                    warn!(service = %id, error = %e, "message not delivered");
+                }
+            }
+            None => {
+                let err = if self.tables.definitions.contains_key(id) {
+                    ControlError::Unavailable {
+                        id: id.to_string(),
+                        reason: "its supervisor gave up after too many failures".to_string(),
+                    }
+                } else {
+                    ControlError::NotFound(id.to_string())
+                };
+                let _ = reply.send(Err(err));
+            }
+        }
+    }
+
+    fn check(&self, def: &ServiceDefinition) -> Result<(), ControlError> {
+        if self.tables.definitions.contains_key(&def.id) {
+            return Err(ControlError::AlreadyExists(def.id.clone()));
+        }
+        config::check_definition(def).map_err(|e| {
+            ControlError::InvalidDefinition(
+                e.0.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })
+    }
+
+    async fn define(
+        &mut self,
+        myself: &ActorRef<RootMsg>,
+        def: ServiceDefinition,
+    ) -> Result<String, ControlError> {
+        self.check(&def)?;
+        let id = def.id.clone();
+        let def = Arc::new(def);
+        self.tables.rings.insert(
+            id.clone(),
+            Arc::new(LogRing::new(&id, def.log_lines, self.tables.events.clone())),
+        );
+        self.tables
+            .states
+            .insert(id.clone(), ServiceState::pending(&id, &def.name, &def.tags));
+        self.tables.definitions.insert(id.clone(), def.clone());
+        self.order.push(id.clone());
+        self.tables.events.emit(Event::new(&id, EventKind::Defined));
+        if let Err(e) = self.spawn_supervisor(myself, def).await {
+            error!(service = %id, error = %e, "could not spawn the service supervisor");
+            self.forget(&id);
+            return Err(ControlError::Unavailable {
+                id,
+                reason: format!("could not spawn its actors: {e}"),
+            });
+        }
+        Ok(id)
+    }
+
+    async fn define_all(
+        &mut self,
+        myself: &ActorRef<RootMsg>,
+        definitions: Vec<ServiceDefinition>,
+    ) -> Result<(), ControlError> {
+        let mut seen = std::collections::HashSet::new();
+        for def in &definitions {
+            self.check(def)?;
+            if !seen.insert(def.id.clone()) {
+                return Err(ControlError::AlreadyExists(def.id.clone()));
+            }
+        }
+        for def in definitions {
+            self.define(myself, def).await?;
+        }
+        Ok(())
+    }
+
+    async fn spawn_supervisor(
+        &mut self,
+        myself: &ActorRef<RootMsg>,
+        definition: Arc<ServiceDefinition>,
+    ) -> Result<(), ActorProcessingErr> {
+        let id = definition.id.clone();
+        let (sup, _) = Actor::spawn_linked(
+            None,
+            ServiceSupervisor,
+            ServiceSupervisorArgs {
+                definition,
+                tables: self.tables.clone(),
+            },
+            myself.get_cell(),
+        )
+        .await?;
+        self.by_actor.insert(sup.get_id(), id.clone());
+        self.supervisors.insert(id, sup);
+        Ok(())
+    }
+
+    async fn remove(&mut self, id: &str) -> Result<(), ControlError> {
+        let status = self
+            .tables
+            .states
+            .get(id)
+            .map(|r| r.status)
+            .ok_or_else(|| ControlError::NotFound(id.to_string()))?;
+        if status.is_active() {
+            return Err(ControlError::Running(id.to_string()));
+        }
+        if let Some(sup) = self.supervisors.remove(id) {
+            self.by_actor.remove(&sup.get_id());
+            let _ = sup
+                .stop_and_wait(
+                    Some("service removed".into()),
+                    Some(SUPERVISOR_STOP_TIMEOUT),
+                )
+                .await;
+        }
+        self.forget(id);
+        self.tables.events.emit(Event::new(id, EventKind::Removed));
+        Ok(())
+    }
+
+    fn forget(&mut self, id: &str) {
+        self.order.retain(|o| o != id);
+        self.intensity.remove(id);
+        self.tables.definitions.remove(id);
+        self.tables.states.remove(id);
+        self.tables.rings.remove(id);
+    }
+}

@@ -1,12 +1,43 @@
-//! Server: the lifecycle coordinator of one service.
+//! Server: the lifecycle coordinator of one service (the `gen_server` at the heart of
+//! each service's subtree).
+//!
+//! It owns the service's state machine (DESIGN §3) and is the only writer of the service's
+//! status row. It asks the PortManager to spawn, stop and signal the process, hears back
+//! when the process exits, hears probe verdicts from the HealthChecker, and applies the
+//! restart policy, the backoff and the restart intensity (`crate::restart`). Every
+//! transition emits exactly one event, with a cause when it is a consequence.
+//!
+//! ```text
+//!  pending ─start─▶ starting ─spawned─▶ running ─exit─▶ backoff ─delay─▶ starting …
+//!     ▲                │                 │  ▲ │            │
+//!     │          bad env/cwd          pause resume      intensity passed
+//!     │                ▼                 ▼  │ │            ▼
+//!     │              failed            paused │         failed
+//!     │                                       ├─exit, policy says no─▶ exited
+//!     └──────────────── stopped ◀─ stopping ◀─┘ stop / kill
+//! ```
+//!
+//! Manual actions (stop, kill, restart, start) never count towards `max_restarts` or the
+//! backoff (DESIGN §10).
 
-use ractor::{ActorRef, RpcReplyPort};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::config::ProbeKind;
+use chrono::Utc;
+use nix::sys::signal::Signal;
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tracing::{info, warn};
+
+use crate::config::{ProbeKind, RestartPolicy, ServiceDefinition};
 use crate::error::ControlError;
+use crate::events::{Event, EventKind};
+use crate::process::{self, SpawnPlan};
+use crate::restart::{self, RestartIntensity};
+use crate::runtime::Tables;
 use crate::runtime::health_checker::HealthCheckerMsg;
 use crate::runtime::port_manager::PortManagerMsg;
-use crate::state::{ExitInfo, ServiceState};
+use crate::state::{ExitInfo, Health, ServiceState, ServiceStatus};
 
 /// The reply to a control message: the service's state once the action is done.
 pub type ControlReply = RpcReplyPort<Result<ServiceState, ControlError>>;
@@ -71,3 +102,713 @@ pub enum ServerMsg {
     /// Makes the actor panic (chaos testing of the supervision tree).
     Panic(String),
 }
+
+/// Arguments of a Server.
+#[derive(Debug, Clone)]
+pub struct ServerArgs {
+    /// The service.
+    pub definition: Arc<ServiceDefinition>,
+    /// The runtime's tables (the Server writes its own status row).
+    pub tables: Arc<Tables>,
+}
+
+/// What the service should do once its current process is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Intent {
+    /// Keep it running: apply the restart policy to an exit.
+    Run,
+    /// A person or actor asked it to stop.
+    Stop,
+    /// A person or actor asked for a restart: start again once the process is gone.
+    Restart,
+}
+
+/// State of a Server.
+pub struct ServerState {
+    def: Arc<ServiceDefinition>,
+    tables: Arc<Tables>,
+    port: Option<ActorRef<PortManagerMsg>>,
+    health: Option<ActorRef<HealthCheckerMsg>>,
+    /// Number of the current (or last) spawned process; messages about others are stale.
+    run: u64,
+    /// A process of `run` exists.
+    alive: bool,
+    /// When the current process was spawned (for the backoff reset).
+    spawned_at: Option<Instant>,
+    intent: Intent,
+    /// Index into `backoff` for the next automatic restart.
+    next_backoff: u32,
+    intensity: RestartIntensity,
+    /// Identifies the pending restart timer; bumping it cancels the timer.
+    restart_token: u64,
+    /// Why the current process is being taken down by steward itself (liveness, startup).
+    kill_cause: Option<String>,
+    /// Readiness / liveness verdicts of the current process.
+    readiness: Health,
+    liveness: Health,
+    /// Replied once the next process is spawned (or could not be).
+    start_waiters: Vec<ControlReply>,
+    /// Replied once the process is gone.
+    stop_waiters: Vec<ControlReply>,
+}
+
+impl std::fmt::Debug for ServerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerState")
+            .field("service", &self.def.id)
+            .field("run", &self.run)
+            .field("alive", &self.alive)
+            .field("intent", &self.intent)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The Server actor.
+#[derive(Debug, Default)]
+pub struct Server;
+
+impl Actor for Server {
+    type Msg = ServerMsg;
+    type State = ServerState;
+    type Arguments = ServerArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: ServerArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let def = args.definition;
+        // A restarted Server (one-for-all) keeps the row: restart count, last exit, reason.
+        args.tables
+            .states
+            .entry(def.id.clone())
+            .or_insert_with(|| ServiceState::pending(&def.id, &def.name, &def.tags));
+        Ok(ServerState {
+            intensity: RestartIntensity::new(def.max_restarts, def.restart_window),
+            def,
+            tables: args.tables,
+            port: None,
+            health: None,
+            run: 0,
+            alive: false,
+            spawned_at: None,
+            intent: Intent::Stop,
+            next_backoff: 0,
+            restart_token: 0,
+            kill_cause: None,
+            readiness: Health::Unknown,
+            liveness: Health::Unknown,
+            start_waiters: Vec::new(),
+            stop_waiters: Vec::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ServerMsg::Attach {
+                port,
+                health,
+                recover,
+            } => {
+                state.port = Some(port);
+                state.health = health;
+                if let Some(cause) = recover {
+                    state.emit(
+                        Event::new(&state.def.id, EventKind::Restarting).cause(cause.clone()),
+                    );
+                    state.intent = Intent::Run;
+                    state.start(&cause).await;
+                }
+            }
+            ServerMsg::Start(reply) => state.on_start(reply).await,
+            ServerMsg::Stop(reply) => state.on_stop(reply, false),
+            ServerMsg::Kill(reply) => state.on_stop(reply, true),
+            ServerMsg::Restart(reply) => state.on_restart(reply).await,
+            ServerMsg::Pause(reply) => state.on_pause(reply).await,
+            ServerMsg::Resume(reply) => state.on_resume(reply).await,
+            ServerMsg::Input { data, reply } => state.on_input(data, reply).await,
+            ServerMsg::ProcessExited {
+                run,
+                exit,
+                forced_kill,
+            } => {
+                if run == state.run && state.alive {
+                    state.on_exit(&myself, exit, forced_kill).await;
+                }
+            }
+            ServerMsg::ProbeVerdict {
+                run,
+                probe,
+                healthy,
+                cause,
+            } => {
+                if run == state.run && state.alive {
+                    state.on_verdict(probe, healthy, cause);
+                }
+            }
+            ServerMsg::RestartDue { attempt_token } => {
+                if attempt_token == state.restart_token && state.status() == ServiceStatus::Backoff
+                {
+                    let cause = state
+                        .row(|r| r.reason.clone())
+                        .flatten()
+                        .unwrap_or_else(|| "restart".to_string());
+                    state.emit(
+                        Event::new(&state.def.id, EventKind::Restarting)
+                            .cause(format!("backoff elapsed after {cause}")),
+                    );
+                    state.start("automatic restart").await;
+                }
+            }
+            ServerMsg::Panic(why) => panic!("{why}"),
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let unavailable = || ControlError::Unavailable {
+            id: state.def.id.clone(),
+            reason: "the service's actors stopped".to_string(),
+        };
+        for w in state.start_waiters.drain(..) {
+            let _ = w.send(Err(unavailable()));
+        }
+        for w in state.stop_waiters.drain(..) {
+            let _ = w.send(Err(unavailable()));
+        }
+        Ok(())
+    }
+}
+
+impl ServerState {
+    fn status(&self) -> ServiceStatus {
+        self.row(|r| r.status).unwrap_or(ServiceStatus::Pending)
+    }
+
+    fn row<T>(&self, f: impl FnOnce(&ServiceState) -> T) -> Option<T> {
+        self.tables.states.get(&self.def.id).map(|r| f(&r))
+    }
+
+    fn update(&self, f: impl FnOnce(&mut ServiceState)) {
+        if let Some(mut row) = self.tables.states.get_mut(&self.def.id) {
+            f(&mut row);
+        }
+    }
+
+    fn snapshot(&self) -> Result<ServiceState, ControlError> {
+        self.tables
+            .states
+            .get(&self.def.id)
+            .map(|r| r.clone())
+            .ok_or_else(|| ControlError::NotFound(self.def.id.clone()))
+    }
+
+    fn emit(&self, event: Event) {
+        self.tables.events.emit(event);
+    }
+
+    /// Sets the status (and reason) and emits the event that announces it.
+    fn transition(&self, status: ServiceStatus, event: Event) {
+        let reason = event.cause.clone();
+        self.update(|r| {
+            r.status = status;
+            r.changed_at = Utc::now();
+            if reason.is_some() {
+                r.reason = reason;
+            }
+        });
+        self.emit(event);
+    }
+
+    fn reply_starts(&mut self, result: Result<ServiceState, ControlError>) {
+        for w in self.start_waiters.drain(..) {
+            let _ = w.send(result.clone());
+        }
+    }
+
+    fn reply_stops(&mut self) {
+        let result = self.snapshot();
+        for w in self.stop_waiters.drain(..) {
+            let _ = w.send(result.clone());
+        }
+    }
+
+    async fn on_start(&mut self, reply: ControlReply) {
+        match self.status() {
+            ServiceStatus::Running | ServiceStatus::Paused | ServiceStatus::Starting => {
+                let _ = reply.send(self.snapshot());
+            }
+            ServiceStatus::Stopping => {
+                // Start again as soon as the old process is gone.
+                self.intent = Intent::Restart;
+                self.start_waiters.push(reply);
+            }
+            _ => {
+                // A manual start is a fresh start: backoff and intensity forget the past.
+                self.restart_token += 1;
+                self.intensity.reset();
+                self.next_backoff = 0;
+                self.intent = Intent::Run;
+                self.start_waiters.push(reply);
+                self.start("start requested").await;
+            }
+        }
+    }
+
+    /// Spawns a process for the service; replies to every start waiter.
+    async fn start(&mut self, cause: &str) {
+        let id = self.def.id.clone();
+        self.transition(
+            ServiceStatus::Starting,
+            Event::new(&id, EventKind::Starting).cause(cause),
+        );
+        let env = match process::environment::check_cwd(&self.def)
+            .and_then(|()| process::environment::resolve(&self.def))
+        {
+            Ok(env) => env,
+            Err(reason) => return self.fail_start(reason),
+        };
+        let Some(port) = self.port.clone() else {
+            return self.fail_start("the service's process manager is not attached".to_string());
+        };
+        let plan = SpawnPlan {
+            argv: process::command_line::argv_for(&self.def.command),
+            cwd: self.def.cwd.clone(),
+            env: env.clone(),
+        };
+        let run = self.run + 1;
+        let spawned = port
+            .call(
+                |reply| PortManagerMsg::Spawn { run, plan, reply },
+                Some(SPAWN_TIMEOUT),
+            )
+            .await;
+        let pid = match spawned {
+            Ok(CallResult::Success(Ok(pid))) => pid,
+            Ok(CallResult::Success(Err(reason))) => return self.fail_start(reason),
+            Ok(CallResult::Timeout) => {
+                return self.fail_start("spawning the process timed out".to_string());
+            }
+            Ok(CallResult::SenderError) | Err(_) => {
+                return self.fail_start("the service's process manager is gone".to_string());
+            }
+        };
+        self.run = run;
+        self.alive = true;
+        self.kill_cause = None;
+        self.spawned_at = Some(Instant::now());
+        self.readiness = Health::Unknown;
+        self.liveness = Health::Unknown;
+        let ready = self.def.readiness.is_none();
+        self.update(|r| {
+            r.pid = Some(pid);
+            r.started_at = Some(Utc::now());
+            r.health = Health::Unknown;
+            r.ready = ready;
+        });
+        info!(service = %id, pid, run, "started");
+        self.transition(
+            ServiceStatus::Running,
+            Event::new(&id, EventKind::Started).pid(Some(pid)),
+        );
+        if ready {
+            self.emit(
+                Event::new(&id, EventKind::Ready)
+                    .pid(Some(pid))
+                    .cause("no readiness probe"),
+            );
+        }
+        if let Some(health) = &self.health {
+            let _ = health.cast(HealthCheckerMsg::Watch {
+                run,
+                env: Arc::new(env),
+            });
+        }
+        let result = self.snapshot();
+        self.reply_starts(result);
+    }
+
+    fn fail_start(&mut self, reason: String) {
+        warn!(service = %self.def.id, %reason, "could not start");
+        self.intent = Intent::Stop;
+        self.update(|r| {
+            r.pid = None;
+            r.ready = false;
+        });
+        self.transition(
+            ServiceStatus::Failed,
+            Event::new(&self.def.id, EventKind::Failed).cause(reason.clone()),
+        );
+        let err = ControlError::StartFailed {
+            id: self.def.id.clone(),
+            reason,
+        };
+        self.reply_starts(Err(err));
+    }
+
+    fn on_stop(&mut self, reply: ControlReply, kill: bool) {
+        let id = self.def.id.clone();
+        match self.status() {
+            ServiceStatus::Backoff => {
+                self.restart_token += 1;
+                self.intent = Intent::Stop;
+                self.transition(
+                    ServiceStatus::Stopped,
+                    Event::new(&id, EventKind::Stopped)
+                        .cause("stop requested while waiting to restart"),
+                );
+                let _ = reply.send(self.snapshot());
+            }
+            _ if self.alive => {
+                self.intent = Intent::Stop;
+                self.stop_waiters.push(reply);
+                let pid = self.row(|r| r.pid).flatten();
+                let cause = if kill {
+                    "kill requested"
+                } else {
+                    "stop requested"
+                };
+                if self.status() != ServiceStatus::Stopping || kill {
+                    self.transition(
+                        ServiceStatus::Stopping,
+                        Event::new(&id, EventKind::Stopping).pid(pid).cause(cause),
+                    );
+                }
+                self.take_down(kill);
+            }
+            _ => {
+                let _ = reply.send(self.snapshot());
+            }
+        }
+    }
+
+    /// Asks the PortManager to end the current process (stop signal, or SIGKILL).
+    fn take_down(&mut self, kill: bool) {
+        if let Some(health) = &self.health {
+            let _ = health.cast(HealthCheckerMsg::Unwatch);
+        }
+        if let Some(port) = &self.port {
+            let msg = if kill {
+                PortManagerMsg::Kill { run: self.run }
+            } else {
+                PortManagerMsg::Stop {
+                    run: self.run,
+                    signal: self.def.stop_signal,
+                    timeout: self.def.stop_timeout,
+                }
+            };
+            let _ = port.cast(msg);
+        }
+    }
+
+    async fn on_restart(&mut self, reply: ControlReply) {
+        if self.alive {
+            let id = self.def.id.clone();
+            let pid = self.row(|r| r.pid).flatten();
+            self.intent = Intent::Restart;
+            self.start_waiters.push(reply);
+            self.emit(
+                Event::new(&id, EventKind::Restarting)
+                    .pid(pid)
+                    .cause("restart requested"),
+            );
+            self.transition(
+                ServiceStatus::Stopping,
+                Event::new(&id, EventKind::Stopping)
+                    .pid(pid)
+                    .cause("restart requested"),
+            );
+            self.take_down(false);
+        } else {
+            self.on_start(reply).await;
+        }
+    }
+
+    async fn on_pause(&mut self, reply: ControlReply) {
+        match self.status() {
+            ServiceStatus::Paused => {
+                let _ = reply.send(self.snapshot());
+            }
+            ServiceStatus::Running if self.alive => {
+                if let Err(e) = self.signal(Signal::SIGSTOP).await {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+                if let Some(health) = &self.health {
+                    let _ = health.cast(HealthCheckerMsg::Suspend);
+                }
+                let pid = self.row(|r| r.pid).flatten();
+                self.update(|r| r.ready = false);
+                self.transition(
+                    ServiceStatus::Paused,
+                    Event::new(&self.def.id, EventKind::Paused)
+                        .pid(pid)
+                        .cause("pause requested"),
+                );
+                let _ = reply.send(self.snapshot());
+            }
+            status => {
+                let _ = reply.send(Err(ControlError::NotRunning {
+                    id: self.def.id.clone(),
+                    status: status.to_string(),
+                }));
+            }
+        }
+    }
+
+    async fn on_resume(&mut self, reply: ControlReply) {
+        if self.status() != ServiceStatus::Paused {
+            let _ = reply.send(self.snapshot());
+            return;
+        }
+        if let Err(e) = self.signal(Signal::SIGCONT).await {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        if let Some(health) = &self.health {
+            let _ = health.cast(HealthCheckerMsg::Resume);
+        }
+        let pid = self.row(|r| r.pid).flatten();
+        let ready = self.is_ready();
+        self.update(|r| r.ready = ready);
+        self.transition(
+            ServiceStatus::Running,
+            Event::new(&self.def.id, EventKind::Resumed)
+                .pid(pid)
+                .cause("resume requested"),
+        );
+        let _ = reply.send(self.snapshot());
+    }
+
+    async fn signal(&self, signal: Signal) -> Result<(), ControlError> {
+        let unavailable = |reason: String| ControlError::Unavailable {
+            id: self.def.id.clone(),
+            reason,
+        };
+        let port = self
+            .port
+            .as_ref()
+            .ok_or_else(|| unavailable("no process manager".into()))?;
+        let run = self.run;
+        match port
+            .call(
+                |reply| PortManagerMsg::Signal { run, signal, reply },
+                Some(SPAWN_TIMEOUT),
+            )
+            .await
+        {
+            Ok(CallResult::Success(Ok(()))) => Ok(()),
+            Ok(CallResult::Success(Err(reason))) => Err(unavailable(reason)),
+            _ => Err(unavailable("the process manager did not answer".into())),
+        }
+    }
+
+    async fn on_input(&self, data: Vec<u8>, reply: RpcReplyPort<Result<(), ControlError>>) {
+        let id = self.def.id.clone();
+        let (Some(port), true) = (&self.port, self.alive) else {
+            let _ = reply.send(Err(ControlError::NotRunning {
+                id,
+                status: self.status().to_string(),
+            }));
+            return;
+        };
+        let result = match port
+            .call(
+                |r| PortManagerMsg::Input { data, reply: r },
+                Some(SPAWN_TIMEOUT),
+            )
+            .await
+        {
+            Ok(CallResult::Success(Ok(()))) => Ok(()),
+            Ok(CallResult::Success(Err(reason))) => Err(ControlError::Input { id, reason }),
+            _ => Err(ControlError::Input {
+                id,
+                reason: "the process manager did not answer".into(),
+            }),
+        };
+        let _ = reply.send(result);
+    }
+
+    fn is_ready(&self) -> bool {
+        self.alive && (self.def.readiness.is_none() || self.readiness == Health::Healthy)
+    }
+
+    /// The health shown for the service: readiness when it has that probe, else liveness.
+    fn shown_health(&self) -> Health {
+        if self.def.readiness.is_some() {
+            self.readiness
+        } else {
+            self.liveness
+        }
+    }
+
+    fn on_verdict(&mut self, probe: ProbeKind, healthy: bool, cause: String) {
+        let id = self.def.id.clone();
+        let verdict = if healthy {
+            Health::Healthy
+        } else {
+            Health::Unhealthy
+        };
+        let before_health = self.shown_health();
+        let was_ready = self.is_ready();
+        match probe {
+            ProbeKind::Startup => {
+                if !healthy {
+                    // A startup probe that never passes is a failed start: take the
+                    // process down and let the restart policy decide.
+                    self.kill_cause = Some(format!("failed start: {cause}"));
+                    self.take_down(false);
+                }
+                return;
+            }
+            ProbeKind::Readiness => self.readiness = verdict,
+            ProbeKind::Liveness => self.liveness = verdict,
+        }
+        let health = self.shown_health();
+        if health != before_health {
+            self.update(|r| r.health = health);
+            let mut event = Event::new(&id, EventKind::HealthChanged).cause(cause.clone());
+            event.health = Some(health);
+            self.emit(event);
+        }
+        let paused = self.status() == ServiceStatus::Paused;
+        let ready = self.is_ready() && !paused;
+        if ready != was_ready {
+            self.update(|r| r.ready = ready);
+            if ready {
+                let pid = self.row(|r| r.pid).flatten();
+                self.emit(
+                    Event::new(&id, EventKind::Ready)
+                        .pid(pid)
+                        .cause(cause.clone()),
+                );
+            }
+        }
+        if probe == ProbeKind::Liveness && !healthy && self.kill_cause.is_none() {
+            info!(service = %id, %cause, "liveness failed; restarting");
+            self.kill_cause = Some(cause);
+            self.take_down(false);
+        }
+    }
+
+    async fn on_exit(&mut self, myself: &ActorRef<ServerMsg>, exit: ExitInfo, forced_kill: bool) {
+        let id = self.def.id.clone();
+        self.alive = false;
+        let ran_for = self
+            .spawned_at
+            .take()
+            .map(|t| t.elapsed())
+            .unwrap_or_default();
+        let pid = self.row(|r| r.pid).flatten();
+        if let Some(health) = &self.health {
+            let _ = health.cast(HealthCheckerMsg::Unwatch);
+        }
+        self.update(|r| {
+            r.pid = None;
+            r.ready = false;
+            r.health = Health::Unknown;
+            r.last_exit = Some(exit.clone());
+            r.cpu_percent = None;
+            r.rss_bytes = None;
+        });
+        let kill_cause = self.kill_cause.take();
+        let mut exited = Event::new(&id, EventKind::Exited).pid(pid);
+        exited.exit_code = exit.code;
+        exited.signal = exit.signal.clone();
+        exited.cause = match (&kill_cause, self.intent, forced_kill) {
+            (_, Intent::Stop | Intent::Restart, true) => Some(format!(
+                "did not exit within stop_timeout {}; killed with SIGKILL",
+                humantime::format_duration(self.def.stop_timeout)
+            )),
+            (Some(cause), _, _) => Some(cause.clone()),
+            (None, Intent::Stop, _) => Some("stopped on request".to_string()),
+            (None, Intent::Restart, _) => Some("restart requested".to_string()),
+            (None, Intent::Run, _) => None,
+        };
+        if forced_kill {
+            warn!(service = %id, "did not stop in time; the process group was SIGKILLed");
+        }
+        info!(service = %id, exit = %exit.describe(), "exited");
+
+        match self.intent {
+            Intent::Stop => {
+                self.emit(exited);
+                let cause = if forced_kill {
+                    "stopped (SIGKILL after stop_timeout)"
+                } else {
+                    "stopped on request"
+                };
+                self.transition(
+                    ServiceStatus::Stopped,
+                    Event::new(&id, EventKind::Stopped).cause(cause),
+                );
+                self.reply_stops();
+            }
+            Intent::Restart => {
+                self.emit(exited);
+                self.reply_stops();
+                self.intent = Intent::Run;
+                self.start("restart requested").await;
+            }
+            Intent::Run => {
+                let what = kill_cause.unwrap_or_else(|| exit.describe());
+                if !exit_restarts(&what, &exit, self.def.restart) {
+                    // Not restarted by policy: the process is done, the service `exited`.
+                    self.intent = Intent::Stop;
+                    exited.cause = Some(format!(
+                        "{what}; restart policy {} does not restart it",
+                        self.def.restart.as_str()
+                    ));
+                    self.transition(ServiceStatus::Exited, exited);
+                    self.reply_stops();
+                    return;
+                }
+                self.emit(exited);
+                if let Err(cause) = self.intensity.record(Instant::now()) {
+                    self.intent = Intent::Stop;
+                    self.transition(
+                        ServiceStatus::Failed,
+                        Event::new(&id, EventKind::Failed).cause(format!("{cause} (last: {what})")),
+                    );
+                    self.reply_stops();
+                    return;
+                }
+                let index = restart::backoff_index(self.next_backoff, ran_for, &self.def.backoff);
+                let delay = restart::backoff_delay(&self.def.backoff, index);
+                self.next_backoff = index.saturating_add(1);
+                self.restart_token += 1;
+                self.update(|r| r.restart_count += 1);
+                let mut event = Event::new(&id, EventKind::Backoff).cause(what);
+                event.delay_ms = Some(delay.as_millis() as u64);
+                self.transition(ServiceStatus::Backoff, event);
+                let token = self.restart_token;
+                myself.send_after(delay, move || ServerMsg::RestartDue {
+                    attempt_token: token,
+                });
+            }
+        }
+    }
+}
+
+/// Whether an exit leads to a restart under `policy`. A process steward took down itself
+/// (failed liveness or startup probe) is a failure even if it exited 0 on the stop signal.
+fn exit_restarts(what: &str, exit: &ExitInfo, policy: RestartPolicy) -> bool {
+    let by_probe = what.starts_with("liveness") || what.starts_with("failed start");
+    match policy {
+        RestartPolicy::Permanent => true,
+        RestartPolicy::Transient => by_probe || restart::wants_restart(policy, exit),
+        RestartPolicy::Temporary => false,
+    }
+}
+
+/// How long a spawn (or a signal, or a stdin write) may take before the Server gives up.
+const SPAWN_TIMEOUT: Duration = Duration::from_secs(10);

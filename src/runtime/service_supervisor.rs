@@ -1,1 +1,378 @@
-//! Per-service supervisor.
+//! ServiceSupervisor: the one-for-all supervisor of one service's four actors.
+//!
+//! ractor has no built-in `one_for_all`; this actor implements it in
+//! `handle_supervisor_evt`, as OTP's supervisor would:
+//!
+//! * children start in order LogBuffer → Server → PortManager → HealthChecker (the last
+//!   only when the service has probes), and the Server is then told who its siblings are;
+//! * when any child fails (panics) or stops on its own, every other child is stopped in
+//!   reverse start order (`stop_and_wait`), and all are started again; the Server is told
+//!   to bring the process back if the service was meant to run;
+//! * a generation of children is identified by their actor ids, so the termination
+//!   events of the children it stopped itself are recognised and ignored;
+//! * restart intensity: more than [`ACTOR_MAX_RESTARTS`] actor restarts within
+//!   [`ACTOR_RESTART_WINDOW`] and it gives up: the children are stopped, the service is
+//!   `failed` (with the cause), and the supervisor waits, childless, for a `start` that
+//!   brings up a fresh generation. The root and every other service stay up.
+//!
+//! The OS process dies with its PortManager (a drop guard kills the group), so a
+//! one-for-all restart never leaves the old process running beside the new one. The log
+//! ring is owned by the root, so the history survives.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
+use tracing::{error, warn};
+
+use crate::config::ServiceDefinition;
+use crate::error::ControlError;
+use crate::events::{Event, EventKind};
+use crate::restart::RestartIntensity;
+use crate::runtime::health_checker::{HealthChecker, HealthCheckerArgs, HealthCheckerMsg};
+use crate::runtime::log_buffer::{LogBuffer, LogBufferArgs, LogBufferMsg, LogFileSpec};
+use crate::runtime::port_manager::{PortManager, PortManagerArgs, PortManagerMsg};
+use crate::runtime::server::{Server, ServerArgs, ServerMsg};
+use crate::runtime::{ActorKind, Tables};
+use crate::state::ServiceStatus;
+
+/// Actor restarts allowed within [`ACTOR_RESTART_WINDOW`] before the service is failed.
+pub const ACTOR_MAX_RESTARTS: u32 = 3;
+/// The window of the actor restart intensity.
+pub const ACTOR_RESTART_WINDOW: Duration = Duration::from_secs(10);
+/// How long a child may take to stop before it is left behind.
+const CHILD_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Messages to a ServiceSupervisor.
+#[derive(Debug)]
+pub enum ServiceSupervisorMsg {
+    /// Forward a control message to the current Server.
+    Control(ServerMsg),
+    /// Make one child panic (chaos testing of the supervision tree).
+    InjectPanic {
+        /// Which child.
+        actor: ActorKind,
+        /// Done, or why not (no such child).
+        reply: RpcReplyPort<Result<(), ControlError>>,
+    },
+}
+
+/// Arguments of a ServiceSupervisor.
+#[derive(Debug, Clone)]
+pub struct ServiceSupervisorArgs {
+    /// The service.
+    pub definition: Arc<ServiceDefinition>,
+    /// The runtime's tables.
+    pub tables: Arc<Tables>,
+}
+
+/// One generation of children.
+#[derive(Debug)]
+struct Children {
+    log_buffer: ActorRef<LogBufferMsg>,
+    server: ActorRef<ServerMsg>,
+    port: ActorRef<PortManagerMsg>,
+    health: Option<ActorRef<HealthCheckerMsg>>,
+}
+
+impl Children {
+    fn ids(&self) -> Vec<(ActorId, ActorKind)> {
+        let mut ids = vec![
+            (self.log_buffer.get_id(), ActorKind::LogBuffer),
+            (self.server.get_id(), ActorKind::Server),
+            (self.port.get_id(), ActorKind::PortManager),
+        ];
+        if let Some(h) = &self.health {
+            ids.push((h.get_id(), ActorKind::HealthChecker));
+        }
+        ids
+    }
+
+    /// Cells in reverse start order.
+    fn cells_reversed(&self) -> Vec<ActorCell> {
+        let mut cells = Vec::with_capacity(4);
+        if let Some(h) = &self.health {
+            cells.push(h.get_cell());
+        }
+        cells.push(self.port.get_cell());
+        cells.push(self.server.get_cell());
+        cells.push(self.log_buffer.get_cell());
+        cells
+    }
+}
+
+/// State of a ServiceSupervisor.
+#[derive(Debug)]
+pub struct ServiceSupervisorState {
+    def: Arc<ServiceDefinition>,
+    tables: Arc<Tables>,
+    children: Option<Children>,
+    intensity: RestartIntensity,
+}
+
+/// The ServiceSupervisor actor.
+#[derive(Debug, Default)]
+pub struct ServiceSupervisor;
+
+impl Actor for ServiceSupervisor {
+    type Msg = ServiceSupervisorMsg;
+    type State = ServiceSupervisorState;
+    type Arguments = ServiceSupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: ServiceSupervisorArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let children = spawn_children(&myself, &args.definition, &args.tables, None).await?;
+        Ok(ServiceSupervisorState {
+            def: args.definition,
+            tables: args.tables,
+            children: Some(children),
+            intensity: RestartIntensity::new(ACTOR_MAX_RESTARTS, ACTOR_RESTART_WINDOW),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ServiceSupervisorMsg::Control(msg) => {
+                if state.children.is_none()
+                    && matches!(msg, ServerMsg::Start(_) | ServerMsg::Restart(_))
+                {
+                    // Gave up earlier; a start asks for a fresh generation.
+                    state.intensity.reset();
+                    state.children =
+                        Some(spawn_children(&myself, &state.def, &state.tables, None).await?);
+                }
+                match &state.children {
+                    Some(children) => {
+                        if let Err(e) = children.server.cast(msg) {
+                            warn!(service = %state.def.id, error = %e, "control message not delivered");
+                        }
+                    }
+                    None => reply_unavailable(msg, &state.def.id),
+                }
+            }
+            ServiceSupervisorMsg::InjectPanic { actor, reply } => {
+                let why = format!("injected panic in {}", actor.as_str());
+                let sent = match (&state.children, actor) {
+                    (Some(c), ActorKind::Server) => c.server.cast(ServerMsg::Panic(why)).is_ok(),
+                    (Some(c), ActorKind::PortManager) => {
+                        c.port.cast(PortManagerMsg::Panic(why)).is_ok()
+                    }
+                    (Some(c), ActorKind::LogBuffer) => {
+                        c.log_buffer.cast(LogBufferMsg::Panic(why)).is_ok()
+                    }
+                    (Some(c), ActorKind::HealthChecker) => c
+                        .health
+                        .as_ref()
+                        .is_some_and(|h| h.cast(HealthCheckerMsg::Panic(why)).is_ok()),
+                    (None, _) => false,
+                };
+                let _ = reply.send(if sent {
+                    Ok(())
+                } else {
+                    Err(ControlError::Unavailable {
+                        id: state.def.id.clone(),
+                        reason: format!("the service has no {} actor running", actor.as_str()),
+                    })
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, why) = match &event {
+            SupervisionEvent::ActorFailed(cell, err) => (cell, format!("panicked: {err}")),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => (
+                cell,
+                format!(
+                    "stopped unexpectedly ({})",
+                    reason.as_deref().unwrap_or("no reason")
+                ),
+            ),
+            _ => return Ok(()),
+        };
+        // Events from an older generation (children this supervisor stopped itself) are
+        // expected and ignored.
+        let Some(kind) = state.children.as_ref().and_then(|c| {
+            c.ids()
+                .into_iter()
+                .find(|(id, _)| *id == cell.get_id())
+                .map(|(_, kind)| kind)
+        }) else {
+            return Ok(());
+        };
+        let id = state.def.id.clone();
+        let cause = format!("actor {} {why}", kind.as_str());
+        error!(service = %id, %cause, "one-for-all restart of the service's actors");
+        let was_active = state
+            .tables
+            .states
+            .get(&id)
+            .is_some_and(|r| r.status.is_active());
+        if let Some(old) = state.children.take() {
+            stop_in_reverse(&old).await;
+        }
+        if let Err(limit) = state.intensity.record(Instant::now()) {
+            let reason = format!("{cause}; gave up: {limit} actor restarts");
+            if let Some(mut row) = state.tables.states.get_mut(&id) {
+                row.status = ServiceStatus::Failed;
+                row.pid = None;
+                row.ready = false;
+                row.reason = Some(reason.clone());
+                row.changed_at = chrono::Utc::now();
+            }
+            state
+                .tables
+                .events
+                .emit(Event::new(&id, EventKind::Failed).cause(reason));
+            return Ok(());
+        }
+        let recover = if was_active {
+            Some(format!(
+                "{cause}; restarted the service's actors (one-for-all)"
+            ))
+        } else {
+            None
+        };
+        state.children = Some(spawn_children(&myself, &state.def, &state.tables, recover).await?);
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // ractor would kill the children without their post_stop; stop them properly.
+        if let Some(children) = state.children.take() {
+            stop_in_reverse(&children).await;
+        }
+        Ok(())
+    }
+}
+
+async fn spawn_children(
+    myself: &ActorRef<ServiceSupervisorMsg>,
+    def: &Arc<ServiceDefinition>,
+    tables: &Arc<Tables>,
+    recover: Option<String>,
+) -> Result<Children, ActorProcessingErr> {
+    let supervisor = myself.get_cell();
+    let ring = tables
+        .rings
+        .get(&def.id)
+        .map(|r| r.clone())
+        .ok_or_else(|| format!("no log ring for service {}", def.id))?;
+    let file = def.log_file.as_ref().map(|path| LogFileSpec {
+        path: path.clone(),
+        max_size: def.log_max_size,
+        max_files: def.log_max_files,
+    });
+    let (log_buffer, _) = Actor::spawn_linked(
+        None,
+        LogBuffer,
+        LogBufferArgs {
+            service: def.id.clone(),
+            ring,
+            file,
+        },
+        supervisor.clone(),
+    )
+    .await?;
+    let (server, _) = Actor::spawn_linked(
+        None,
+        Server,
+        ServerArgs {
+            definition: def.clone(),
+            tables: tables.clone(),
+        },
+        supervisor.clone(),
+    )
+    .await?;
+    let (port, _) = Actor::spawn_linked(
+        None,
+        PortManager,
+        PortManagerArgs {
+            service: def.id.clone(),
+            server: server.clone(),
+            log_buffer: log_buffer.clone(),
+        },
+        supervisor.clone(),
+    )
+    .await?;
+    let health = if def.has_probes() {
+        let (health, _) = Actor::spawn_linked(
+            None,
+            HealthChecker,
+            HealthCheckerArgs {
+                definition: def.clone(),
+                server: server.clone(),
+                http: tables.http.clone(),
+            },
+            supervisor.clone(),
+        )
+        .await?;
+        Some(health)
+    } else {
+        None
+    };
+    server.cast(ServerMsg::Attach {
+        port: port.clone(),
+        health: health.clone(),
+        recover,
+    })?;
+    Ok(Children {
+        log_buffer,
+        server,
+        port,
+        health,
+    })
+}
+
+async fn stop_in_reverse(children: &Children) {
+    for cell in children.cells_reversed() {
+        if let Err(e) = cell
+            .stop_and_wait(Some("one-for-all".to_string()), Some(CHILD_STOP_TIMEOUT))
+            .await
+        {
+            warn!(error = %e, "child did not stop in time");
+        }
+    }
+}
+
+/// Answers a control message that cannot be delivered because the service gave up.
+fn reply_unavailable(msg: ServerMsg, id: &str) {
+    let err = || ControlError::Unavailable {
+        id: id.to_string(),
+        reason: "the service failed after too many actor restarts; start it again".to_string(),
+    };
+    match msg {
+        ServerMsg::Start(r)
+        | ServerMsg::Stop(r)
+        | ServerMsg::Restart(r)
+        | ServerMsg::Kill(r)
+        | ServerMsg::Pause(r)
+        | ServerMsg::Resume(r) => {
+            let _ = r.send(Err(err()));
+        }
+        ServerMsg::Input { reply, .. } => {
+            let _ = reply.send(Err(err()));
+        }
+        _ => {}
+    }
+}

@@ -11,7 +11,7 @@ mod lifecycle;
 mod logs;
 /// Spawning, process groups, pipes, signals, pdeathsig.
 mod process;
-/// Shared helpers: deadlines, temp configs.
-mod support;
 /// The actor tree: one-for-all restarts, intensity, panic injection.
 mod supervision;
+/// Shared helpers: deadlines, temp configs.
+mod support;

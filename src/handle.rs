@@ -1,0 +1,249 @@
+//! [`Steward`]: a small async handle over the root supervisor's messages.
+//!
+//! Every method sends one [`RootMsg`] and awaits its typed reply; an actor can send the
+//! same messages itself (see [`Steward::root`]). Dropping the handle does not stop the
+//! runtime; [`Steward::shutdown`] does, stopping every service first.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorRef, RpcReplyPort};
+
+use crate::config::{self, Config, ServiceDefinition};
+use crate::error::{BootError, ControlError};
+use crate::events::EventSubscription;
+use crate::logs::{LogLine, LogSubscription};
+use crate::runtime::root::{BatchResult, ControlAction, Root, RootArgs, RootMsg, ServiceInfo};
+use crate::runtime::{ActorKind, Tables};
+use crate::state::ServiceState;
+
+/// A handle to a running steward runtime.
+#[derive(Debug, Clone)]
+pub struct Steward {
+    root: ActorRef<RootMsg>,
+    tables: Arc<Tables>,
+}
+
+impl Steward {
+    /// Spawns an empty runtime (a root supervisor with no services) in the current tokio
+    /// runtime.
+    pub async fn spawn() -> Result<Steward, BootError> {
+        let tables = Arc::new(Tables::new());
+        let (root, _) = Actor::spawn(
+            None,
+            Root,
+            RootArgs {
+                tables: tables.clone(),
+            },
+        )
+        .await
+        .map_err(|e| BootError::Spawn(e.to_string()))?;
+        Ok(Steward { root, tables })
+    }
+
+    /// Spawns a runtime with every service of `config` defined, and starts the autostart
+    /// ones in definition order.
+    pub async fn boot(config: Config) -> Result<Steward, BootError> {
+        let steward = Steward::spawn().await?;
+        steward.define_all(config.services).await?;
+        // A service that fails to start is reported in its state and events; boot goes on.
+        steward.start_all().await?;
+        Ok(steward)
+    }
+
+    /// Loads `dir` (services.yml + services.d/*.yml) and boots it.
+    pub async fn boot_dir(dir: &Path) -> Result<Steward, BootError> {
+        let config = config::load_dir(dir)?;
+        Steward::boot(config).await
+    }
+
+    /// The root supervisor, for actors that send [`RootMsg`]s themselves.
+    pub fn root(&self) -> ActorRef<RootMsg> {
+        self.root.clone()
+    }
+
+    /// The runtime's shared tables (read-only use: status rows, rings, events).
+    pub fn tables(&self) -> &Arc<Tables> {
+        &self.tables
+    }
+
+    async fn ask<T, F>(&self, make: F) -> Result<T, ControlError>
+    where
+        F: FnOnce(RpcReplyPort<T>) -> RootMsg,
+        T: Send + 'static,
+    {
+        match self.root.call(make, None).await {
+            Ok(CallResult::Success(v)) => Ok(v),
+            Ok(CallResult::Timeout) => Err(ControlError::Runtime("timed out".into())),
+            Ok(CallResult::SenderError) => Err(ControlError::Runtime(
+                "the reply was dropped (the service's actors stopped)".into(),
+            )),
+            Err(e) => Err(ControlError::Runtime(e.to_string())),
+        }
+    }
+
+    async fn control(&self, id: &str, action: ControlAction) -> Result<ServiceState, ControlError> {
+        self.ask(|reply| RootMsg::Control {
+            id: id.to_string(),
+            action,
+            reply,
+        })
+        .await?
+    }
+
+    /// Defines a service; starts it when `autostart` is true. Returns its state.
+    pub async fn define(
+        &self,
+        definition: ServiceDefinition,
+    ) -> Result<ServiceState, ControlError> {
+        self.ask(|reply| RootMsg::Define { definition, reply })
+            .await?
+    }
+
+    /// Defines many services without starting any; all are checked before any is defined.
+    pub async fn define_all(
+        &self,
+        definitions: Vec<ServiceDefinition>,
+    ) -> Result<(), ControlError> {
+        self.ask(|reply| RootMsg::DefineAll { definitions, reply })
+            .await?
+    }
+
+    /// Removes a service that is not running.
+    pub async fn remove(&self, id: &str) -> Result<(), ControlError> {
+        self.ask(|reply| RootMsg::Remove {
+            id: id.to_string(),
+            reply,
+        })
+        .await?
+    }
+
+    /// Starts a service; returns once its process is spawned (or it failed to start).
+    pub async fn start(&self, id: &str) -> Result<ServiceState, ControlError> {
+        self.control(id, ControlAction::Start).await
+    }
+
+    /// Stops a service gracefully; returns once its process is gone.
+    pub async fn stop(&self, id: &str) -> Result<ServiceState, ControlError> {
+        self.control(id, ControlAction::Stop).await
+    }
+
+    /// Restarts a service; returns once the new process is spawned.
+    pub async fn restart(&self, id: &str) -> Result<ServiceState, ControlError> {
+        self.control(id, ControlAction::Restart).await
+    }
+
+    /// SIGKILLs a service's process group; returns once it is gone.
+    pub async fn kill(&self, id: &str) -> Result<ServiceState, ControlError> {
+        self.control(id, ControlAction::Kill).await
+    }
+
+    /// Freezes a service's process group (SIGSTOP) and suspends its probes.
+    pub async fn pause(&self, id: &str) -> Result<ServiceState, ControlError> {
+        self.control(id, ControlAction::Pause).await
+    }
+
+    /// Thaws a paused service (SIGCONT) and resumes its probes.
+    pub async fn resume(&self, id: &str) -> Result<ServiceState, ControlError> {
+        self.control(id, ControlAction::Resume).await
+    }
+
+    /// A service's state and definition.
+    pub async fn get(&self, id: &str) -> Result<ServiceInfo, ControlError> {
+        self.ask(|reply| RootMsg::Get {
+            id: id.to_string(),
+            reply,
+        })
+        .await?
+    }
+
+    /// Every service's state, in definition order.
+    pub async fn list(&self) -> Result<Vec<ServiceState>, ControlError> {
+        self.ask(|reply| RootMsg::List { tag: None, reply }).await
+    }
+
+    /// The states of the services that have `tag`.
+    pub async fn list_by_tag(&self, tag: &str) -> Result<Vec<ServiceState>, ControlError> {
+        self.ask(|reply| RootMsg::List {
+            tag: Some(tag.to_string()),
+            reply,
+        })
+        .await
+    }
+
+    /// The last `tail` log lines of a service.
+    pub async fn logs(&self, id: &str, tail: usize) -> Result<Vec<LogLine>, ControlError> {
+        self.ask(|reply| RootMsg::Logs {
+            id: id.to_string(),
+            tail,
+            reply,
+        })
+        .await?
+    }
+
+    /// Subscribes to a service's log: the last 100 lines (or every line after `since`),
+    /// then live lines.
+    pub async fn subscribe_logs(
+        &self,
+        id: &str,
+        since: Option<u64>,
+    ) -> Result<LogSubscription, ControlError> {
+        self.ask(|reply| RootMsg::SubscribeLogs {
+            id: id.to_string(),
+            since,
+            reply,
+        })
+        .await?
+    }
+
+    /// Subscribes to the event stream (replaying the events after `since` still in the ring).
+    pub async fn subscribe_events(
+        &self,
+        since: Option<u64>,
+    ) -> Result<EventSubscription, ControlError> {
+        self.ask(|reply| RootMsg::SubscribeEvents { since, reply })
+            .await
+    }
+
+    /// Writes bytes to a service's stdin, as they are.
+    pub async fn input(&self, id: &str, data: impl Into<Vec<u8>>) -> Result<(), ControlError> {
+        let data = data.into();
+        self.ask(|reply| RootMsg::Input {
+            id: id.to_string(),
+            data,
+            reply,
+        })
+        .await?
+    }
+
+    /// Starts every autostart service in definition order.
+    pub async fn start_all(&self) -> Result<BatchResult, ControlError> {
+        self.ask(|reply| RootMsg::StartAll { reply }).await
+    }
+
+    /// Stops every service, in the reverse of definition order.
+    pub async fn stop_all(&self) -> Result<BatchResult, ControlError> {
+        self.ask(|reply| RootMsg::StopAll { reply }).await
+    }
+
+    /// Makes one actor of a service panic, to watch the supervision tree recover.
+    pub async fn inject_panic(&self, id: &str, actor: ActorKind) -> Result<(), ControlError> {
+        self.ask(|reply| RootMsg::InjectPanic {
+            id: id.to_string(),
+            actor,
+            reply,
+        })
+        .await?
+    }
+
+    /// Stops every service gracefully, then the runtime itself.
+    pub async fn shutdown(self) -> Result<(), ControlError> {
+        let result = self.stop_all().await.map(|_| ());
+        self.root
+            .stop_and_wait(Some("shutdown".into()), None)
+            .await
+            .map_err(|e| ControlError::Runtime(e.to_string()))?;
+        result
+    }
+}
