@@ -1,1 +1,327 @@
-//! See main.rs.
+//! Service lifecycle through the public API, with real processes: start, stop, kill,
+//! restart policies, backoff, restart intensity, environment and cwd checks, logs, input.
+
+use std::time::Duration;
+
+use steward::config::RestartPolicy;
+use steward::events::EventKind;
+use steward::{ControlError, Health, ServiceStatus, Steward};
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_restarts_after_each_configured_backoff_delay() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut events = steward.subscribe_events(None).await.expect("events");
+    let mut def = service("crasher", "echo up; exit 3");
+    def.backoff = vec![Duration::from_millis(100), Duration::from_millis(300)];
+    steward.define(def).await.expect("define");
+
+    let mut delays = Vec::new();
+    let mut last_exit_ts = None;
+    for _ in 0..3 {
+        let exited = event_of(&mut events, "crasher", EventKind::Exited).await;
+        assert_eq!(exited.exit_code, Some(3));
+        let backoff = event_of(&mut events, "crasher", EventKind::Backoff).await;
+        assert_eq!(backoff.cause.as_deref(), Some("exit code 3"));
+        let delay = backoff.delay_ms.expect("backoff carries its delay");
+        let started = event_of(&mut events, "crasher", EventKind::Started).await;
+        // Loose check: the restart never comes before its delay.
+        let waited = (started.ts - exited.ts).num_milliseconds();
+        assert!(waited >= delay as i64, "restarted after {waited} ms, delay was {delay} ms");
+        delays.push(delay);
+        last_exit_ts = Some(exited.ts);
+    }
+    assert!(last_exit_ts.is_some());
+    // The last delay repeats.
+    assert_eq!(delays, vec![100, 300, 300]);
+    let state = steward.get("crasher").await.expect("get").state;
+    assert!(state.restart_count >= 3);
+    steward.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_restarts_only_after_a_failure() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut events = steward.subscribe_events(None).await.expect("events");
+    let mut ok = service("clean", "exit 0");
+    ok.restart = RestartPolicy::Transient;
+    let mut bad = service("dirty", "exit 1");
+    bad.restart = RestartPolicy::Transient;
+    bad.max_restarts = 100;
+    steward.define(ok).await.expect("define");
+    steward.define(bad).await.expect("define");
+
+    let state = status_becomes(&steward, "clean", ServiceStatus::Exited).await;
+    assert_eq!(state.last_exit.and_then(|e| e.code), Some(0));
+    event_of(&mut events, "dirty", EventKind::Backoff).await;
+    // A second start proves the restart happened.
+    event_of(&mut events, "dirty", EventKind::Started).await;
+    event_of(&mut events, "dirty", EventKind::Started).await;
+    steward.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporary_never_restarts_and_permanent_always_does() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut events = steward.subscribe_events(None).await.expect("events");
+    let mut temp = service("temp", "exit 1");
+    temp.restart = RestartPolicy::Temporary;
+    let perm = service("perm", "exit 0");
+    steward.define(temp).await.expect("define");
+    steward.define(perm).await.expect("define");
+
+    let state = status_becomes(&steward, "temp", ServiceStatus::Exited).await;
+    assert_eq!(state.last_exit.and_then(|e| e.code), Some(1));
+    assert_eq!(state.restart_count, 0);
+    // A clean exit of a permanent service is restarted.
+    let backoff = event_of(&mut events, "perm", EventKind::Backoff).await;
+    assert_eq!(backoff.cause.as_deref(), Some("exit code 0"));
+    event_of(&mut events, "perm", EventKind::Started).await;
+    steward.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passing_the_restart_intensity_marks_the_service_failed() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut events = steward.subscribe_events(None).await.expect("events");
+    let mut def = service("flappy", "exit 1");
+    def.backoff = vec![Duration::ZERO];
+    def.max_restarts = 3;
+    steward.define(def).await.expect("define");
+
+    let failed = event_of(&mut events, "flappy", EventKind::Failed).await;
+    let cause = failed.cause.expect("failed has a cause");
+    assert!(cause.contains("4 restarts in 5m > max_restarts 3"), "cause: {cause}");
+    let history = steward.tables().events.history(None);
+    let launches = history
+        .iter()
+        .filter(|e| e.service == "flappy" && e.kind == EventKind::Started)
+        .count();
+    assert_eq!(launches, 4, "max_restarts 3 means at most four launches");
+    let state = steward.get("flappy").await.expect("get").state;
+    assert_eq!(state.status, ServiceStatus::Failed);
+    assert_eq!(state.restart_count, 3);
+    steward.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_that_ignores_sigterm_is_killed_after_stop_timeout() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut events = steward.subscribe_events(None).await.expect("events");
+    let mut def = service("stubborn", "");
+    def.command = steward::CommandSpec::Argv(vec![
+        "sh".into(),
+        "-c".into(),
+        "trap '' TERM; echo armed; while :; do sleep 0.05; done".into(),
+    ]);
+    def.stop_timeout = Duration::from_millis(300);
+    steward.define(def).await.expect("define");
+    // Wait until the trap is installed before asking it to stop.
+    wait_for("the trap to be armed", SOON, || async {
+        let lines = steward.logs("stubborn", 10).await.ok()?;
+        lines.iter().any(|l| l.line == "armed").then_some(())
+    })
+    .await;
+    let pid = steward.get("stubborn").await.expect("get").state.pid.expect("pid");
+    let state = steward.stop("stubborn").await.expect("stop");
+    assert_eq!(state.status, ServiceStatus::Stopped);
+    let exited = event_of(&mut events, "stubborn", EventKind::Exited).await;
+    assert_eq!(exited.signal.as_deref(), Some("SIGKILL"));
+    let cause = exited.cause.expect("cause");
+    assert!(cause.contains("stop_timeout"), "cause: {cause}");
+    assert!(!pid_alive(pid));
+    assert!(group_members(pid).is_empty());
+    steward.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_leaves_no_grandchild_behind() {
+    let steward = Steward::spawn().await.expect("runtime");
+    steward
+        .define(service("family", "sleep 300 & sleep 300"))
+        .await
+        .expect("define");
+    let pid = steward.get("family").await.expect("get").state.pid.expect("pid");
+    wait_for("the background grandchild", SOON, || async {
+        (group_members(pid).len() >= 2).then_some(())
+    })
+    .await;
+    steward.stop("family").await.expect("stop");
+    assert!(group_members(pid).is_empty(), "left behind: {:?}", group_members(pid));
+    steward.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_required_env_or_cwd_fails_without_starting() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut env = service("needs-env", "sleep 300");
+    env.required_env = vec!["STEWARD_TEST_SURELY_UNSET_VAR".into()];
+    let err = steward.define(env).await.expect_err("must not start");
+    match &err {
+        ControlError::StartFailed { reason, .. } => {
+            assert!(reason.contains("STEWARD_TEST_SURELY_UNSET_VAR"), "{reason}")
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let state = steward.get("needs-env").await.expect("get").state;
+    assert_eq!(state.status, ServiceStatus::Failed);
+    assert!(state.pid.is_none());
+
+    let mut cwd = service("bad-cwd", "sleep 300");
+    cwd.cwd = "/nonexistent/steward-test".into();
+    let err = steward.define(cwd).await.expect_err("must not start");
+    assert!(err.to_string().contains("/nonexistent/steward-test"), "{err}");
+    let started = steward
+        .tables()
+        .events
+        .history(None)
+        .into_iter()
+        .filter(|e| e.kind == EventKind::Started)
+        .count();
+    assert_eq!(started, 0);
+    steward.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_actions_never_count_as_crashes() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut def = service("manual", "sleep 300");
+    def.max_restarts = 0;
+    steward.define(def).await.expect("define");
+    let first = steward.get("manual").await.expect("get").state.pid.expect("pid");
+    let mut pid = first;
+    for _ in 0..3 {
+        let state = steward.restart("manual").await.expect("restart");
+        assert_eq!(state.status, ServiceStatus::Running);
+        let new_pid = state.pid.expect("pid");
+        assert_ne!(new_pid, pid);
+        assert!(!pid_alive(pid));
+        pid = new_pid;
+    }
+    let state = steward.kill("manual").await.expect("kill");
+    assert_eq!(state.status, ServiceStatus::Stopped);
+    assert_eq!(state.restart_count, 0);
+    assert!(!pid_alive(pid));
+    let state = steward.start("manual").await.expect("start");
+    assert_eq!(state.status, ServiceStatus::Running);
+    steward.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_tail_subscribe_and_stdin_input() {
+    let steward = Steward::spawn().await.expect("runtime");
+    steward.define(service("echo", "cat")).await.expect("define");
+    let mut sub = steward.subscribe_logs("echo", None).await.expect("subscribe");
+    steward.input("echo", "hello\nworld\n").await.expect("input");
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        match tokio::time::timeout(SOON, sub.recv()).await {
+            Ok(Some(steward::logs::LogRecord::Line(l))) => got.push(l.line),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(got, vec!["hello", "world"]);
+    let tail = steward.logs("echo", 1).await.expect("logs");
+    assert_eq!(tail.len(), 1);
+    assert_eq!(tail[0].line, "world");
+    assert_eq!(tail[0].seq, 2);
+    steward.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_errors_are_typed() {
+    let steward = Steward::spawn().await.expect("runtime");
+    assert!(matches!(steward.start("ghost").await, Err(ControlError::NotFound(_))));
+    assert!(matches!(steward.get("ghost").await, Err(ControlError::NotFound(_))));
+    let mut web = service("web", "sleep 300");
+    web.tags = vec!["frontend".into()];
+    steward.define(web).await.expect("define");
+    assert!(matches!(
+        steward.define(service("web", "sleep 1")).await,
+        Err(ControlError::AlreadyExists(_))
+    ));
+    assert!(matches!(steward.remove("web").await, Err(ControlError::Running(_))));
+    let mut idle = service("idle", "sleep 300");
+    idle.autostart = false;
+    let state = steward.define(idle).await.expect("define");
+    assert_eq!(state.status, ServiceStatus::Pending);
+    assert_eq!(state.health, Health::Unknown);
+    let tagged = steward.list_by_tag("frontend").await.expect("list");
+    assert_eq!(tagged.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), vec!["web"]);
+    assert_eq!(steward.list().await.expect("list").len(), 2);
+    assert!(matches!(
+        steward.input("idle", "x").await,
+        Err(ControlError::NotRunning { .. })
+    ));
+    steward.stop("web").await.expect("stop");
+    steward.remove("web").await.expect("remove");
+    assert!(matches!(steward.get("web").await, Err(ControlError::NotFound(_))));
+    let bad = service("Not Valid", "sleep 1");
+    assert!(matches!(
+        steward.define(bad).await,
+        Err(ControlError::InvalidDefinition(_))
+    ));
+    steward.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_all_goes_in_reverse_definition_order() {
+    let steward = Steward::spawn().await.expect("runtime");
+    for id in ["a", "b", "c"] {
+        steward.define(service(id, "sleep 300")).await.expect("define");
+    }
+    let results = steward.stop_all().await.expect("stop all");
+    assert!(results.iter().all(|(_, r)| r.is_ok()));
+    let order: Vec<String> = steward
+        .tables()
+        .events
+        .history(None)
+        .into_iter()
+        .filter(|e| e.kind == EventKind::Stopping)
+        .map(|e| e.service)
+        .collect();
+    assert_eq!(order, vec!["c", "b", "a"]);
+    let seqs: Vec<u64> = steward.tables().events.history(None).iter().map(|e| e.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "event seq has holes");
+    steward.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_freezes_the_group_and_resume_thaws_it() {
+    let steward = Steward::spawn().await.expect("runtime");
+    steward.define(service("napper", "sleep 300")).await.expect("define");
+    let pid = steward.get("napper").await.expect("get").state.pid.expect("pid");
+    let state = steward.pause("napper").await.expect("pause");
+    assert_eq!(state.status, ServiceStatus::Paused);
+    wait_for("the process to be stopped (T)", SOON, || async {
+        (pid_state(pid).as_deref() == Some("T")).then_some(())
+    })
+    .await;
+    let state = steward.resume("napper").await.expect("resume");
+    assert_eq!(state.status, ServiceStatus::Running);
+    wait_for("the process to run again", SOON, || async {
+        (pid_state(pid).as_deref() == Some("S")).then_some(())
+    })
+    .await;
+    // Stopping a paused service works too (stop signal, then SIGCONT).
+    steward.pause("napper").await.expect("pause");
+    let state = steward.stop("napper").await.expect("stop");
+    assert_eq!(state.status, ServiceStatus::Stopped);
+    assert!(!pid_alive(pid));
+    steward.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_every_process() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut pids = Vec::new();
+    for id in ["one", "two"] {
+        let state = steward.define(service(id, "sleep 300 & sleep 300")).await.expect("define");
+        pids.push(state.pid.expect("pid"));
+    }
+    steward.shutdown().await.expect("shutdown");
+    for pid in pids {
+        assert!(group_members(pid).is_empty());
+    }
+}

@@ -1,1 +1,169 @@
-//! See main.rs.
+//! The actor tree: a panic in any of a service's four actors restarts all four
+//! (one-for-all) and brings the process back; log history survives; past the actor restart
+//! intensity the service is failed while the root and other services stay up; and the
+//! processes die with steward's host process (pdeathsig).
+
+use std::time::Duration;
+
+use steward::config::{FunctionProbe, ProbeCheck, ProbeSpec};
+use steward::events::EventKind;
+use steward::logs::LogLine;
+use steward::{ActorKind, ServiceStatus, Steward};
+
+use crate::support::*;
+
+fn probed(id: &str) -> steward::ServiceDefinition {
+    let mut def = service(id, "echo hello; exec sleep 300");
+    let mut probe = ProbeSpec::new(ProbeCheck::Function(FunctionProbe::new("always", || async {
+        Ok(())
+    })));
+    probe.interval = Duration::from_millis(50);
+    probe.failure_threshold = 1;
+    def.readiness = Some(probe);
+    def
+}
+
+async fn hellos(steward: &Steward, id: &str) -> Vec<LogLine> {
+    steward
+        .logs(id, 100)
+        .await
+        .expect("logs")
+        .into_iter()
+        .filter(|l| l.line == "hello")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_any_actor_restarts_all_four_and_keeps_the_log() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut events = steward.subscribe_events(None).await.expect("events");
+    steward.define(service("bystander", "sleep 300")).await.expect("define");
+    let bystander = steward.get("bystander").await.expect("get").state.pid;
+
+    let kinds = [
+        ActorKind::Server,
+        ActorKind::PortManager,
+        ActorKind::LogBuffer,
+        ActorKind::HealthChecker,
+    ];
+    for kind in kinds {
+        // One service per actor kind, so each sees exactly one actor failure.
+        let id = format!("victim-{}", kind.as_str());
+        steward.define(probed(&id)).await.expect("define");
+        event_of(&mut events, &id, EventKind::Ready).await;
+        let before = steward.get(&id).await.expect("get").state.pid.expect("pid");
+        wait_for("hello in the log", SOON, || async {
+            (hellos(&steward, &id).await.len() == 1).then_some(())
+        })
+        .await;
+
+        steward.inject_panic(&id, kind).await.expect("inject");
+        let restarting = event_of(&mut events, &id, EventKind::Restarting).await;
+        let cause = restarting.cause.expect("cause");
+        assert!(
+            cause.contains(&format!("actor {} panicked", kind.as_str())),
+            "cause: {cause}"
+        );
+        let started = event_of(&mut events, &id, EventKind::Started).await;
+        let after = started.pid.expect("pid");
+        assert_ne!(before, after, "a fresh process after a {kind:?} panic");
+        wait_for("the old process to be gone", SOON, || async {
+            (!pid_alive(before)).then_some(())
+        })
+        .await;
+        // The probes run again in the new generation.
+        event_of(&mut events, &id, EventKind::Ready).await;
+        // History survives: the first process's hello is still in the ring, before the
+        // second one's.
+        wait_for("the new hello", SOON, || async {
+            (hellos(&steward, &id).await.len() == 2).then_some(())
+        })
+        .await;
+        let seqs: Vec<u64> = hellos(&steward, &id).await.iter().map(|l| l.seq).collect();
+        assert_eq!(seqs, vec![1, 2]);
+    }
+    assert_eq!(steward.get("bystander").await.expect("get").state.pid, bystander);
+    steward.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_actor_failures_fail_the_service_but_not_the_runtime() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut events = steward.subscribe_events(None).await.expect("events");
+    steward.define(service("fragile", "sleep 300")).await.expect("define");
+    steward.define(service("bystander", "sleep 300")).await.expect("define");
+    let bystander = steward.get("bystander").await.expect("get").state.pid;
+    let max = steward::runtime::service_supervisor::ACTOR_MAX_RESTARTS;
+    for _ in 0..max {
+        steward
+            .inject_panic("fragile", ActorKind::PortManager)
+            .await
+            .expect("inject");
+        event_of(&mut events, "fragile", EventKind::Started).await;
+    }
+    let last_pid = steward.get("fragile").await.expect("get").state.pid.expect("pid");
+    steward
+        .inject_panic("fragile", ActorKind::PortManager)
+        .await
+        .expect("inject");
+    let failed = event_of(&mut events, "fragile", EventKind::Failed).await;
+    assert!(failed.cause.expect("cause").contains("gave up"));
+    let state = steward.get("fragile").await.expect("get").state;
+    assert_eq!(state.status, ServiceStatus::Failed);
+    wait_for("the last process to be gone", SOON, || async {
+        (!pid_alive(last_pid)).then_some(())
+    })
+    .await;
+    // The runtime and the other service are untouched.
+    assert_eq!(steward.get("bystander").await.expect("get").state.pid, bystander);
+    // A manual start brings up a fresh generation.
+    let state = steward.start("fragile").await.expect("start again");
+    assert_eq!(state.status, ServiceStatus::Running);
+    steward.shutdown().await.expect("shutdown");
+}
+
+/// When `STEWARD_TEST_HOST` is set, this test acts as the host process of a steward
+/// runtime for `children_die_with_the_host_process`: it starts a service, prints its pid
+/// and waits to be killed.
+#[test]
+fn pdeathsig_host() {
+    if std::env::var_os("STEWARD_TEST_HOST").is_none() {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    rt.block_on(async {
+        let steward = Steward::spawn().await.expect("runtime");
+        let state = steward.define(service("orphan-candidate", "sleep 300")).await.expect("define");
+        println!("CHILD_PID={}", state.pid.expect("pid"));
+        std::future::pending::<()>().await;
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_die_with_the_host_process() {
+    use std::io::{BufRead, BufReader};
+    let exe = std::env::current_exe().expect("test binary");
+    let mut host = std::process::Command::new(exe)
+        .args(["supervision::pdeathsig_host", "--exact", "--nocapture", "--test-threads=1"])
+        .env("STEWARD_TEST_HOST", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("host");
+    let stdout = host.stdout.take().expect("stdout");
+    let child_pid = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("CHILD_PID=").and_then(|p| p.trim().parse::<u32>().ok()))
+    })
+    .await
+    .expect("reader")
+    .expect("the host printed its child's pid");
+    assert!(pid_alive(child_pid));
+    host.kill().expect("SIGKILL the host");
+    let _ = host.wait();
+    wait_for("the service process to die with its host", SOON, || async {
+        (!pid_alive(child_pid)).then_some(())
+    })
+    .await;
+}

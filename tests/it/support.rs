@@ -68,3 +68,63 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
     }
     out
 }
+
+use steward::config::{CommandSpec, ServiceDefinition};
+use steward::events::{Event, EventItem, EventKind, EventSubscription};
+use steward::{ServiceState, ServiceStatus, Steward};
+
+/// The deadline used for "this should happen soon" waits.
+pub const SOON: Duration = Duration::from_secs(10);
+
+/// A definition running `line` with fast defaults for tests (short backoff and stop timeout).
+pub fn service(id: &str, line: &str) -> ServiceDefinition {
+    let mut def = ServiceDefinition::new(id, CommandSpec::Line(line.to_string()));
+    def.backoff = vec![Duration::from_millis(50)];
+    def.stop_timeout = Duration::from_secs(5);
+    def
+}
+
+/// Reads the subscription until an event matches, or panics after `deadline`.
+pub async fn next_event(
+    sub: &mut EventSubscription,
+    what: &str,
+    deadline: Duration,
+    mut pred: impl FnMut(&Event) -> bool,
+) -> Event {
+    let found = tokio::time::timeout(deadline, async {
+        while let Some(item) = sub.recv().await {
+            if let EventItem::Event(e) = item {
+                if pred(&e) {
+                    return Some(e);
+                }
+            }
+        }
+        None
+    })
+    .await;
+    match found {
+        Ok(Some(e)) => e,
+        Ok(None) => panic!("event stream ended while waiting for {what}"),
+        Err(_) => panic!("timed out after {deadline:?} waiting for {what}"),
+    }
+}
+
+/// Waits for an event of `kind` about `service`.
+pub async fn event_of(sub: &mut EventSubscription, service: &str, kind: EventKind) -> Event {
+    let what = format!("{service} {}", kind.as_str());
+    next_event(sub, &what, SOON, |e| e.service == service && e.kind == kind).await
+}
+
+/// Waits until the service's status is `status`.
+pub async fn status_becomes(steward: &Steward, id: &str, status: ServiceStatus) -> ServiceState {
+    let what = format!("{id} to become {status}");
+    wait_for(&what, SOON, || async {
+        steward
+            .get(id)
+            .await
+            .ok()
+            .filter(|i| i.state.status == status)
+            .map(|i| i.state)
+    })
+    .await
+}
