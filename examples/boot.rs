@@ -13,7 +13,10 @@ use steward::{ServiceStatus, Steward};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| "config".into());
+    let dir = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "config".into());
     let config = steward::config::load_dir(&dir)?;
     let steward = Steward::boot(config).await?;
 
@@ -21,7 +24,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     loop {
         let states = steward.list().await?;
         let settled = states.iter().all(|s| {
-            s.ready || matches!(s.status, ServiceStatus::Exited | ServiceStatus::Failed | ServiceStatus::Pending)
+            s.ready
+                || matches!(
+                    s.status,
+                    ServiceStatus::Exited | ServiceStatus::Failed | ServiceStatus::Pending
+                )
         });
         if settled || Instant::now() > deadline {
             for s in &states {

@@ -65,7 +65,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The app's actor subscribes itself to steward's events.
     let (done_tx, done_rx) = oneshot::channel();
     let (printer, _) = Actor::spawn(None, EventPrinter, done_tx).await?;
-    steward.subscribe_events(None).await?.forward_to(printer.clone());
+    steward
+        .subscribe_events(None)
+        .await?
+        .forward_to(printer.clone());
 
     // A service defined in code: three ticks, then a clean exit that is not restarted.
     let mut ticker = ServiceDefinition::new(

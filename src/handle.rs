@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, RpcReplyPort};
@@ -14,8 +15,10 @@ use crate::config::{self, Config, ServiceDefinition};
 use crate::error::{BootError, ControlError};
 use crate::events::EventSubscription;
 use crate::logs::{LogLine, LogSubscription};
-use crate::runtime::root::{BatchResult, ControlAction, Root, RootArgs, RootMsg, ServiceInfo};
-use crate::runtime::{ActorKind, Tables};
+use crate::runtime::root::{
+    BatchResult, ControlAction, Root, RootArgs, RootMsg, RuntimeStatus, ServiceInfo,
+};
+use crate::runtime::{ActorKind, RuntimeState, Tables};
 use crate::state::ServiceState;
 
 /// A handle to a running steward runtime.
@@ -227,6 +230,16 @@ impl Steward {
         self.ask(|reply| RootMsg::StopAll { reply }).await
     }
 
+    /// Applies a verb to the whole runtime (see [`RootMsg::Lifecycle`]).
+    pub async fn lifecycle(&self, action: ControlAction) -> Result<BatchResult, ControlError> {
+        self.ask(|reply| RootMsg::Lifecycle { action, reply }).await
+    }
+
+    /// The runtime's own status.
+    pub async fn status(&self) -> Result<RuntimeStatus, ControlError> {
+        self.ask(|reply| RootMsg::Status { reply }).await
+    }
+
     /// Makes one actor of a service panic, to watch the supervision tree recover.
     pub async fn inject_panic(&self, id: &str, actor: ActorKind) -> Result<(), ControlError> {
         self.ask(|reply| RootMsg::InjectPanic {
@@ -239,7 +252,21 @@ impl Steward {
 
     /// Stops every service gracefully, then the runtime itself.
     pub async fn shutdown(self) -> Result<(), ControlError> {
-        let result = self.stop_all().await.map(|_| ());
+        self.shutdown_within(Duration::from_secs(3600)).await
+    }
+
+    /// Stops every service gracefully within `budget` (each still gets at most its own
+    /// `stop_timeout`); whatever is left when the budget runs out is SIGKILLed. Then
+    /// stops the runtime itself. Returns once no process of the runtime is left.
+    pub async fn shutdown_within(self, budget: Duration) -> Result<(), ControlError> {
+        self.tables.set_runtime_state(RuntimeState::Stopping);
+        let result = match tokio::time::timeout(budget, self.stop_all()).await {
+            Ok(r) => r.map(|_| ()),
+            Err(_) => {
+                tracing::warn!(?budget, "shutdown budget spent; killing what is left");
+                self.lifecycle(ControlAction::Kill).await.map(|_| ())
+            }
+        };
         self.root
             .stop_and_wait(Some("shutdown".into()), None)
             .await

@@ -37,6 +37,6 @@ pub use config::{CommandSpec, ServiceDefinition};
 pub use error::{BootError, ConfigError, ConfigErrors, ControlError};
 pub use events::{Event, EventItem, EventKind};
 pub use handle::Steward;
-pub use runtime::ActorKind;
-pub use runtime::root::{ControlAction, RootMsg, ServiceInfo};
+pub use runtime::root::{ControlAction, RootMsg, RuntimeStatus, ServiceInfo};
+pub use runtime::{ActorKind, RuntimeState};
 pub use state::{Health, ServiceState, ServiceStatus};

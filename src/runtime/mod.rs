@@ -21,7 +21,7 @@ pub mod server;
 pub mod service_supervisor;
 mod tables;
 
-pub use tables::Tables;
+pub use tables::{RuntimeState, Tables};
 
 use serde::{Deserialize, Serialize};
 

@@ -29,7 +29,7 @@ use crate::runtime::server::{ControlReply, ServerMsg};
 use crate::runtime::service_supervisor::{
     ServiceSupervisor, ServiceSupervisorArgs, ServiceSupervisorMsg,
 };
-use crate::runtime::{ActorKind, Tables};
+use crate::runtime::{ActorKind, RuntimeState, Tables};
 use crate::state::{ServiceState, ServiceStatus};
 
 /// ServiceSupervisor restarts allowed within [`SUPERVISOR_RESTART_WINDOW`].
@@ -81,6 +81,27 @@ pub struct ServiceInfo {
 /// The result of an operation over many services, one entry per service, in the order
 /// the services were handled.
 pub type BatchResult = Vec<(String, Result<ServiceState, ControlError>)>;
+
+/// The runtime's own status (`GET /api/v1/status`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuntimeStatus {
+    /// `running`, `paused` or `stopping`.
+    pub state: RuntimeState,
+    /// When the runtime started.
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// Seconds since then.
+    pub uptime_secs: u64,
+    /// steward's version.
+    pub version: &'static str,
+    /// Number of services.
+    pub services: usize,
+    /// Services by status (only statuses that occur).
+    pub counts: std::collections::BTreeMap<ServiceStatus, usize>,
+    /// Automatic restarts of every service.
+    pub restarts_total: u64,
+    /// Sequence number of the newest event.
+    pub last_event_seq: u64,
+}
 
 /// Messages to the root supervisor: the whole control surface of a runtime.
 #[derive(Debug)]
@@ -172,6 +193,20 @@ pub enum RootMsg {
     StopAll {
         /// One result per service.
         reply: RpcReplyPort<BatchResult>,
+    },
+    /// Apply a verb to the whole runtime: `Start` starts the autostart services, `Stop`
+    /// stops every service (the runtime stays up), `Restart` does both, `Pause` freezes
+    /// every service and holds restarts back, `Resume` undoes it.
+    Lifecycle {
+        /// The verb.
+        action: ControlAction,
+        /// One result per service.
+        reply: RpcReplyPort<BatchResult>,
+    },
+    /// The runtime's own status: state, uptime, counts by status, restarts.
+    Status {
+        /// The status.
+        reply: RpcReplyPort<RuntimeStatus>,
     },
     /// Make one actor of a service panic (chaos testing of the supervision tree).
     InjectPanic {
@@ -306,42 +341,60 @@ impl Actor for Root {
                 }
             },
             RootMsg::StartAll { reply } => {
-                let targets: Vec<_> = state
-                    .order
-                    .iter()
-                    .filter(|id| {
-                        state
-                            .tables
-                            .definitions
-                            .get(*id)
-                            .is_some_and(|d| d.autostart)
-                    })
-                    .filter_map(|id| state.supervisors.get(id).map(|s| (id.clone(), s.clone())))
-                    .collect();
-                // Started one after the other, in definition order.
+                let targets = state.targets(true, false);
                 tokio::spawn(async move {
-                    let mut out = Vec::with_capacity(targets.len());
-                    for (id, sup) in targets {
-                        let result = control(&sup, &id, ControlAction::Start).await;
-                        out.push((id, result));
-                    }
-                    let _ = reply.send(out);
+                    let _ = reply.send(in_order(targets, ControlAction::Start).await);
                 });
             }
             RootMsg::StopAll { reply } => {
-                let targets: Vec<_> = state
-                    .order
-                    .iter()
-                    .rev()
-                    .filter_map(|id| state.supervisors.get(id).map(|s| (id.clone(), s.clone())))
-                    .collect();
-                // Stop signals go out in reverse definition order; the replies are
-                // gathered as the processes exit.
+                let targets = state.targets(false, true);
                 tokio::spawn(async move {
-                    let calls = targets.iter().map(|(id, sup)| async move {
-                        (id.clone(), control(sup, id, ControlAction::Stop).await)
-                    });
-                    let _ = reply.send(futures::future::join_all(calls).await);
+                    let _ = reply.send(pipelined(targets, ControlAction::Stop).await);
+                });
+            }
+            RootMsg::Lifecycle { action, reply } => {
+                let starts = state.targets(true, false);
+                let stops = state.targets(false, true);
+                let everyone = state.targets(false, false);
+                match action {
+                    ControlAction::Pause => state.tables.set_runtime_state(RuntimeState::Paused),
+                    ControlAction::Resume | ControlAction::Start | ControlAction::Restart => {
+                        state.tables.set_runtime_state(RuntimeState::Running)
+                    }
+                    ControlAction::Stop | ControlAction::Kill => {}
+                }
+                tokio::spawn(async move {
+                    let result = match action {
+                        ControlAction::Start => in_order(starts, ControlAction::Start).await,
+                        ControlAction::Stop => pipelined(stops, ControlAction::Stop).await,
+                        ControlAction::Kill => pipelined(stops, ControlAction::Kill).await,
+                        ControlAction::Restart => {
+                            pipelined(stops, ControlAction::Stop).await;
+                            in_order(starts, ControlAction::Start).await
+                        }
+                        ControlAction::Pause => pipelined(everyone, ControlAction::Pause).await,
+                        ControlAction::Resume => in_order(everyone, ControlAction::Resume).await,
+                    };
+                    let _ = reply.send(result);
+                });
+            }
+            RootMsg::Status { reply } => {
+                let mut counts = std::collections::BTreeMap::new();
+                let mut restarts_total = 0u64;
+                for row in state.tables.states.iter() {
+                    *counts.entry(row.status).or_insert(0) += 1;
+                    restarts_total += u64::from(row.restart_count);
+                }
+                let started_at = state.tables.started_at;
+                let _ = reply.send(RuntimeStatus {
+                    state: state.tables.runtime_state(),
+                    started_at,
+                    uptime_secs: (chrono::Utc::now() - started_at).num_seconds().max(0) as u64,
+                    version: env!("CARGO_PKG_VERSION"),
+                    services: state.order.len(),
+                    counts,
+                    restarts_total,
+                    last_event_seq: state.tables.events.last_seq(),
                 });
             }
             RootMsg::InjectPanic { id, actor, reply } => state.forward(
@@ -420,6 +473,28 @@ impl Actor for Root {
     }
 }
 
+type Target = (String, ActorRef<ServiceSupervisorMsg>);
+
+/// Applies a verb to each service one after the other (start order).
+async fn in_order(targets: Vec<Target>, action: ControlAction) -> BatchResult {
+    let mut out = Vec::with_capacity(targets.len());
+    for (id, sup) in targets {
+        let result = control(&sup, &id, action).await;
+        out.push((id, result));
+    }
+    out
+}
+
+/// Sends a verb to every service in the given order without waiting in between, then
+/// gathers the replies as they come (stop signals go out in order, processes exit in
+/// parallel).
+async fn pipelined(targets: Vec<Target>, action: ControlAction) -> BatchResult {
+    let calls = targets
+        .iter()
+        .map(|(id, sup)| async move { (id.clone(), control(sup, id, action).await) });
+    futures::future::join_all(calls).await
+}
+
 /// Sends one control verb to a service supervisor and waits for the Server's reply.
 async fn control(
     sup: &ActorRef<ServiceSupervisorMsg>,
@@ -442,6 +517,22 @@ async fn control(
 }
 
 impl RootState {
+    /// Supervisors in definition order (reversed with `reverse`), only autostart ones with
+    /// `autostart_only`.
+    fn targets(&self, autostart_only: bool, reverse: bool) -> Vec<Target> {
+        let pick = |id: &String| {
+            if autostart_only && !self.tables.definitions.get(id).is_some_and(|d| d.autostart) {
+                return None;
+            }
+            self.supervisors.get(id).map(|s| (id.clone(), s.clone()))
+        };
+        if reverse {
+            self.order.iter().rev().filter_map(pick).collect()
+        } else {
+            self.order.iter().filter_map(pick).collect()
+        }
+    }
+
     fn state_of(&self, id: &str) -> Result<ServiceState, ControlError> {
         self.tables
             .state_with_usage(id)

@@ -34,9 +34,9 @@ use crate::error::ControlError;
 use crate::events::{Event, EventKind};
 use crate::process::{self, SpawnPlan};
 use crate::restart::{self, RestartIntensity};
-use crate::runtime::Tables;
 use crate::runtime::health_checker::HealthCheckerMsg;
 use crate::runtime::port_manager::PortManagerMsg;
+use crate::runtime::{RuntimeState, Tables};
 use crate::state::{ExitInfo, Health, ServiceState, ServiceStatus};
 
 /// The reply to a control message: the service's state once the action is done.
@@ -141,6 +141,8 @@ pub struct ServerState {
     intensity: RestartIntensity,
     /// Identifies the pending restart timer; bumping it cancels the timer.
     restart_token: u64,
+    /// The backoff delay passed while the runtime was paused; resume restarts it.
+    restart_deferred: bool,
     /// Why the current process is being taken down by steward itself (liveness, startup).
     kill_cause: Option<String>,
     /// Readiness / liveness verdicts of the current process.
@@ -195,6 +197,7 @@ impl Actor for Server {
             intent: Intent::Stop,
             next_backoff: 0,
             restart_token: 0,
+            restart_deferred: false,
             kill_cause: None,
             readiness: Health::Unknown,
             liveness: Health::Unknown,
@@ -252,7 +255,14 @@ impl Actor for Server {
                 }
             }
             ServerMsg::RestartDue { attempt_token } => {
-                if attempt_token == state.restart_token && state.status() == ServiceStatus::Backoff
+                if attempt_token == state.restart_token
+                    && state.status() == ServiceStatus::Backoff
+                    && state.tables.runtime_state() == RuntimeState::Paused
+                {
+                    // Restarts never fire while the runtime is paused; resume starts it.
+                    state.restart_deferred = true;
+                } else if attempt_token == state.restart_token
+                    && state.status() == ServiceStatus::Backoff
                 {
                     let cause = state
                         .row(|r| r.reason.clone())
@@ -538,6 +548,16 @@ impl ServerState {
             ServiceStatus::Paused => {
                 let _ = reply.send(self.snapshot());
             }
+            // Nothing to freeze; the runtime-wide pause holds its restart back.
+            ServiceStatus::Backoff
+            | ServiceStatus::Stopped
+            | ServiceStatus::Exited
+            | ServiceStatus::Failed
+            | ServiceStatus::Pending
+                if self.tables.runtime_state() == RuntimeState::Paused =>
+            {
+                let _ = reply.send(self.snapshot());
+            }
             ServiceStatus::Running if self.alive => {
                 if let Err(e) = self.signal(Signal::SIGSTOP).await {
                     let _ = reply.send(Err(e));
@@ -566,6 +586,16 @@ impl ServerState {
     }
 
     async fn on_resume(&mut self, reply: ControlReply) {
+        if self.status() == ServiceStatus::Backoff && self.restart_deferred {
+            self.restart_deferred = false;
+            self.start_waiters.push(reply);
+            self.emit(
+                Event::new(&self.def.id, EventKind::Restarting)
+                    .cause("runtime resumed; the backoff delay had passed"),
+            );
+            self.start("automatic restart").await;
+            return;
+        }
         if self.status() != ServiceStatus::Paused {
             let _ = reply.send(self.snapshot());
             return;

@@ -6,8 +6,11 @@
 //! only by its LogBuffer); everyone else reads.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
+use chrono::{DateTime, Utc};
 use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
 
 use crate::config::ServiceDefinition;
 use crate::events::EventBus;
@@ -30,6 +33,21 @@ pub struct Tables {
     pub http: reqwest::Client,
     /// CPU and RSS sampling of running processes.
     pub usage: UsageSampler,
+    /// When the runtime started.
+    pub started_at: DateTime<Utc>,
+    runtime_state: AtomicU8,
+}
+
+/// What the runtime as a whole is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeState {
+    /// Supervising.
+    Running,
+    /// Every service paused for maintenance; restarts are held back.
+    Paused,
+    /// Shutting down.
+    Stopping,
 }
 
 impl Tables {
@@ -45,7 +63,28 @@ impl Tables {
                 .build()
                 .unwrap_or_else(|_| reqwest::Client::new()),
             usage: UsageSampler::default(),
+            started_at: Utc::now(),
+            runtime_state: AtomicU8::new(0),
         }
+    }
+
+    /// What the runtime as a whole is doing.
+    pub fn runtime_state(&self) -> RuntimeState {
+        match self.runtime_state.load(Ordering::SeqCst) {
+            1 => RuntimeState::Paused,
+            2 => RuntimeState::Stopping,
+            _ => RuntimeState::Running,
+        }
+    }
+
+    /// Sets what the runtime as a whole is doing (root only).
+    pub(crate) fn set_runtime_state(&self, state: RuntimeState) {
+        let v = match state {
+            RuntimeState::Running => 0,
+            RuntimeState::Paused => 1,
+            RuntimeState::Stopping => 2,
+        };
+        self.runtime_state.store(v, Ordering::SeqCst);
     }
 
     /// A copy of a service's status row, with CPU and RSS filled in when it runs.

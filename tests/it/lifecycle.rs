@@ -28,7 +28,10 @@ async fn crash_restarts_after_each_configured_backoff_delay() {
         let started = event_of(&mut events, "crasher", EventKind::Started).await;
         // Loose check: the restart never comes before its delay.
         let waited = (started.ts - exited.ts).num_milliseconds();
-        assert!(waited >= delay as i64, "restarted after {waited} ms, delay was {delay} ms");
+        assert!(
+            waited >= delay as i64,
+            "restarted after {waited} ms, delay was {delay} ms"
+        );
         delays.push(delay);
         last_exit_ts = Some(exited.ts);
     }
@@ -92,7 +95,10 @@ async fn passing_the_restart_intensity_marks_the_service_failed() {
 
     let failed = event_of(&mut events, "flappy", EventKind::Failed).await;
     let cause = failed.cause.expect("failed has a cause");
-    assert!(cause.contains("4 restarts in 5m > max_restarts 3"), "cause: {cause}");
+    assert!(
+        cause.contains("4 restarts in 5m > max_restarts 3"),
+        "cause: {cause}"
+    );
     let history = steward.tables().events.history(None);
     let launches = history
         .iter()
@@ -123,7 +129,13 @@ async fn a_child_that_ignores_sigterm_is_killed_after_stop_timeout() {
         lines.iter().any(|l| l.line == "armed").then_some(())
     })
     .await;
-    let pid = steward.get("stubborn").await.expect("get").state.pid.expect("pid");
+    let pid = steward
+        .get("stubborn")
+        .await
+        .expect("get")
+        .state
+        .pid
+        .expect("pid");
     let state = steward.stop("stubborn").await.expect("stop");
     assert_eq!(state.status, ServiceStatus::Stopped);
     let exited = event_of(&mut events, "stubborn", EventKind::Exited).await;
@@ -142,13 +154,23 @@ async fn stop_leaves_no_grandchild_behind() {
         .define(service("family", "sleep 300 & sleep 300"))
         .await
         .expect("define");
-    let pid = steward.get("family").await.expect("get").state.pid.expect("pid");
+    let pid = steward
+        .get("family")
+        .await
+        .expect("get")
+        .state
+        .pid
+        .expect("pid");
     wait_for("the background grandchild", SOON, || async {
         (group_members(pid).len() >= 2).then_some(())
     })
     .await;
     steward.stop("family").await.expect("stop");
-    assert!(group_members(pid).is_empty(), "left behind: {:?}", group_members(pid));
+    assert!(
+        group_members(pid).is_empty(),
+        "left behind: {:?}",
+        group_members(pid)
+    );
     steward.shutdown().await.expect("shutdown");
 }
 
@@ -171,7 +193,10 @@ async fn missing_required_env_or_cwd_fails_without_starting() {
     let mut cwd = service("bad-cwd", "sleep 300");
     cwd.cwd = "/nonexistent/steward-test".into();
     let err = steward.define(cwd).await.expect_err("must not start");
-    assert!(err.to_string().contains("/nonexistent/steward-test"), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/steward-test"),
+        "{err}"
+    );
     let started = steward
         .tables()
         .events
@@ -189,7 +214,13 @@ async fn manual_actions_never_count_as_crashes() {
     let mut def = service("manual", "sleep 300");
     def.max_restarts = 0;
     steward.define(def).await.expect("define");
-    let first = steward.get("manual").await.expect("get").state.pid.expect("pid");
+    let first = steward
+        .get("manual")
+        .await
+        .expect("get")
+        .state
+        .pid
+        .expect("pid");
     let mut pid = first;
     for _ in 0..3 {
         let state = steward.restart("manual").await.expect("restart");
@@ -211,9 +242,18 @@ async fn manual_actions_never_count_as_crashes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_tail_subscribe_and_stdin_input() {
     let steward = Steward::spawn().await.expect("runtime");
-    steward.define(service("echo", "cat")).await.expect("define");
-    let mut sub = steward.subscribe_logs("echo", None).await.expect("subscribe");
-    steward.input("echo", "hello\nworld\n").await.expect("input");
+    steward
+        .define(service("echo", "cat"))
+        .await
+        .expect("define");
+    let mut sub = steward
+        .subscribe_logs("echo", None)
+        .await
+        .expect("subscribe");
+    steward
+        .input("echo", "hello\nworld\n")
+        .await
+        .expect("input");
     let mut got = Vec::new();
     while got.len() < 2 {
         match tokio::time::timeout(SOON, sub.recv()).await {
@@ -232,8 +272,14 @@ async fn logs_tail_subscribe_and_stdin_input() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_errors_are_typed() {
     let steward = Steward::spawn().await.expect("runtime");
-    assert!(matches!(steward.start("ghost").await, Err(ControlError::NotFound(_))));
-    assert!(matches!(steward.get("ghost").await, Err(ControlError::NotFound(_))));
+    assert!(matches!(
+        steward.start("ghost").await,
+        Err(ControlError::NotFound(_))
+    ));
+    assert!(matches!(
+        steward.get("ghost").await,
+        Err(ControlError::NotFound(_))
+    ));
     let mut web = service("web", "sleep 300");
     web.tags = vec!["frontend".into()];
     steward.define(web).await.expect("define");
@@ -241,14 +287,20 @@ async fn control_errors_are_typed() {
         steward.define(service("web", "sleep 1")).await,
         Err(ControlError::AlreadyExists(_))
     ));
-    assert!(matches!(steward.remove("web").await, Err(ControlError::Running(_))));
+    assert!(matches!(
+        steward.remove("web").await,
+        Err(ControlError::Running(_))
+    ));
     let mut idle = service("idle", "sleep 300");
     idle.autostart = false;
     let state = steward.define(idle).await.expect("define");
     assert_eq!(state.status, ServiceStatus::Pending);
     assert_eq!(state.health, Health::Unknown);
     let tagged = steward.list_by_tag("frontend").await.expect("list");
-    assert_eq!(tagged.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), vec!["web"]);
+    assert_eq!(
+        tagged.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        vec!["web"]
+    );
     assert_eq!(steward.list().await.expect("list").len(), 2);
     assert!(matches!(
         steward.input("idle", "x").await,
@@ -256,7 +308,10 @@ async fn control_errors_are_typed() {
     ));
     steward.stop("web").await.expect("stop");
     steward.remove("web").await.expect("remove");
-    assert!(matches!(steward.get("web").await, Err(ControlError::NotFound(_))));
+    assert!(matches!(
+        steward.get("web").await,
+        Err(ControlError::NotFound(_))
+    ));
     let bad = service("Not Valid", "sleep 1");
     assert!(matches!(
         steward.define(bad).await,
@@ -269,7 +324,10 @@ async fn control_errors_are_typed() {
 async fn stop_all_goes_in_reverse_definition_order() {
     let steward = Steward::spawn().await.expect("runtime");
     for id in ["a", "b", "c"] {
-        steward.define(service(id, "sleep 300")).await.expect("define");
+        steward
+            .define(service(id, "sleep 300"))
+            .await
+            .expect("define");
     }
     let results = steward.stop_all().await.expect("stop all");
     assert!(results.iter().all(|(_, r)| r.is_ok()));
@@ -282,16 +340,34 @@ async fn stop_all_goes_in_reverse_definition_order() {
         .map(|e| e.service)
         .collect();
     assert_eq!(order, vec!["c", "b", "a"]);
-    let seqs: Vec<u64> = steward.tables().events.history(None).iter().map(|e| e.seq).collect();
-    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "event seq has holes");
+    let seqs: Vec<u64> = steward
+        .tables()
+        .events
+        .history(None)
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "event seq has holes"
+    );
     steward.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_freezes_the_group_and_resume_thaws_it() {
     let steward = Steward::spawn().await.expect("runtime");
-    steward.define(service("napper", "sleep 300")).await.expect("define");
-    let pid = steward.get("napper").await.expect("get").state.pid.expect("pid");
+    steward
+        .define(service("napper", "sleep 300"))
+        .await
+        .expect("define");
+    let pid = steward
+        .get("napper")
+        .await
+        .expect("get")
+        .state
+        .pid
+        .expect("pid");
     let state = steward.pause("napper").await.expect("pause");
     assert_eq!(state.status, ServiceStatus::Paused);
     wait_for("the process to be stopped (T)", SOON, || async {
@@ -317,7 +393,10 @@ async fn shutdown_stops_every_process() {
     let steward = Steward::spawn().await.expect("runtime");
     let mut pids = Vec::new();
     for id in ["one", "two"] {
-        let state = steward.define(service(id, "sleep 300 & sleep 300")).await.expect("define");
+        let state = steward
+            .define(service(id, "sleep 300 & sleep 300"))
+            .await
+            .expect("define");
         pids.push(state.pid.expect("pid"));
     }
     steward.shutdown().await.expect("shutdown");

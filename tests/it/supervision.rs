@@ -14,9 +14,10 @@ use crate::support::*;
 
 fn probed(id: &str) -> steward::ServiceDefinition {
     let mut def = service(id, "echo hello; exec sleep 300");
-    let mut probe = ProbeSpec::new(ProbeCheck::Function(FunctionProbe::new("always", || async {
-        Ok(())
-    })));
+    let mut probe = ProbeSpec::new(ProbeCheck::Function(FunctionProbe::new(
+        "always",
+        || async { Ok(()) },
+    )));
     probe.interval = Duration::from_millis(50);
     probe.failure_threshold = 1;
     def.readiness = Some(probe);
@@ -37,7 +38,10 @@ async fn hellos(steward: &Steward, id: &str) -> Vec<LogLine> {
 async fn a_panic_in_any_actor_restarts_all_four_and_keeps_the_log() {
     let steward = Steward::spawn().await.expect("runtime");
     let mut events = steward.subscribe_events(None).await.expect("events");
-    steward.define(service("bystander", "sleep 300")).await.expect("define");
+    steward
+        .define(service("bystander", "sleep 300"))
+        .await
+        .expect("define");
     let bystander = steward.get("bystander").await.expect("get").state.pid;
 
     let kinds = [
@@ -82,7 +86,10 @@ async fn a_panic_in_any_actor_restarts_all_four_and_keeps_the_log() {
         let seqs: Vec<u64> = hellos(&steward, &id).await.iter().map(|l| l.seq).collect();
         assert_eq!(seqs, vec![1, 2]);
     }
-    assert_eq!(steward.get("bystander").await.expect("get").state.pid, bystander);
+    assert_eq!(
+        steward.get("bystander").await.expect("get").state.pid,
+        bystander
+    );
     steward.shutdown().await.expect("shutdown");
 }
 
@@ -90,8 +97,14 @@ async fn a_panic_in_any_actor_restarts_all_four_and_keeps_the_log() {
 async fn too_many_actor_failures_fail_the_service_but_not_the_runtime() {
     let steward = Steward::spawn().await.expect("runtime");
     let mut events = steward.subscribe_events(None).await.expect("events");
-    steward.define(service("fragile", "sleep 300")).await.expect("define");
-    steward.define(service("bystander", "sleep 300")).await.expect("define");
+    steward
+        .define(service("fragile", "sleep 300"))
+        .await
+        .expect("define");
+    steward
+        .define(service("bystander", "sleep 300"))
+        .await
+        .expect("define");
     let bystander = steward.get("bystander").await.expect("get").state.pid;
     let max = steward::runtime::service_supervisor::ACTOR_MAX_RESTARTS;
     for _ in 0..max {
@@ -101,7 +114,13 @@ async fn too_many_actor_failures_fail_the_service_but_not_the_runtime() {
             .expect("inject");
         event_of(&mut events, "fragile", EventKind::Started).await;
     }
-    let last_pid = steward.get("fragile").await.expect("get").state.pid.expect("pid");
+    let last_pid = steward
+        .get("fragile")
+        .await
+        .expect("get")
+        .state
+        .pid
+        .expect("pid");
     steward
         .inject_panic("fragile", ActorKind::PortManager)
         .await
@@ -115,7 +134,10 @@ async fn too_many_actor_failures_fail_the_service_but_not_the_runtime() {
     })
     .await;
     // The runtime and the other service are untouched.
-    assert_eq!(steward.get("bystander").await.expect("get").state.pid, bystander);
+    assert_eq!(
+        steward.get("bystander").await.expect("get").state.pid,
+        bystander
+    );
     // A manual start brings up a fresh generation.
     let state = steward.start("fragile").await.expect("start again");
     assert_eq!(state.status, ServiceStatus::Running);
@@ -133,7 +155,10 @@ fn pdeathsig_host() {
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     rt.block_on(async {
         let steward = Steward::spawn().await.expect("runtime");
-        let state = steward.define(service("orphan-candidate", "sleep 300")).await.expect("define");
+        let state = steward
+            .define(service("orphan-candidate", "sleep 300"))
+            .await
+            .expect("define");
         println!("CHILD_PID={}", state.pid.expect("pid"));
         std::future::pending::<()>().await;
     });
@@ -144,7 +169,12 @@ async fn children_die_with_the_host_process() {
     use std::io::{BufRead, BufReader};
     let exe = std::env::current_exe().expect("test binary");
     let mut host = std::process::Command::new(exe)
-        .args(["supervision::pdeathsig_host", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "supervision::pdeathsig_host",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("STEWARD_TEST_HOST", "1")
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -154,7 +184,10 @@ async fn children_die_with_the_host_process() {
         BufReader::new(stdout)
             .lines()
             .map_while(Result::ok)
-            .find_map(|l| l.strip_prefix("CHILD_PID=").and_then(|p| p.trim().parse::<u32>().ok()))
+            .find_map(|l| {
+                l.strip_prefix("CHILD_PID=")
+                    .and_then(|p| p.trim().parse::<u32>().ok())
+            })
     })
     .await
     .expect("reader")
