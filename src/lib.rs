@@ -21,6 +21,7 @@
 //!
 //! steward targets Linux (process groups, `PR_SET_PDEATHSIG`, `/proc`).
 
+pub mod api;
 pub mod config;
 pub mod error;
 pub mod events;
