@@ -1,11 +1,35 @@
 //! HealthChecker: runs a service's startup, readiness and liveness probes and reports
 //! verdicts (after the thresholds) to the Server.
+//!
+//! In OTP terms this is a worker beside the Server under the service's one-for-all
+//! supervisor; its only output is `ServerMsg::ProbeVerdict`, sent when a probe's verdict
+//! *changes*. What a verdict means (health, ready, a liveness restart, a failed start) is
+//! the Server's decision.
+//!
+//! How it runs, and the guarantees it keeps:
+//!
+//! * Each probe run happens in a spawned task (first a sleep for the delay, then
+//!   [`run_probe`]) that sends its outcome back as [`HealthCheckerMsg::Outcome`]. `handle`
+//!   never waits on a probe, so a slow probe delays neither other probes nor control
+//!   messages.
+//! * A probe is a chain: its next run is scheduled `interval` after the previous outcome
+//!   arrived, so at most one run of each probe is in flight.
+//! * Every stop or restart of probing (`Watch`, `Unwatch`, `Suspend`, `Resume`) bumps a
+//!   generation and aborts the tasks in flight (a command probe's process group is killed
+//!   with its task); an outcome from an older generation that was already in the mailbox
+//!   is ignored. A suspended (frozen) process is therefore never declared unhealthy.
+//! * With a startup probe, readiness and liveness wait until it passes once; failing
+//!   `failure_threshold` times in a row ends probing for that run.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::task::AbortHandle;
 
-use crate::config::ServiceDefinition;
+use crate::config::{ProbeKind, ServiceDefinition};
+use crate::probe::{ProbeContext, ProbeOutcome, run_probe};
 use crate::runtime::server::ServerMsg;
 
 /// Messages to a HealthChecker.
@@ -26,6 +50,15 @@ pub enum HealthCheckerMsg {
     Resume,
     /// Makes the actor panic (chaos testing of the supervision tree).
     Panic(String),
+    /// Internal: a probe run finished. Sent only by the HealthChecker's own probe tasks.
+    Outcome {
+        /// Which probe ran.
+        probe: ProbeKind,
+        /// The generation the run was scheduled in; outcomes of older ones are stale.
+        generation: u64,
+        /// What the run found.
+        outcome: ProbeOutcome,
+    },
 }
 
 /// Arguments of a HealthChecker.
@@ -41,7 +74,65 @@ pub struct HealthCheckerArgs {
 
 /// State of a HealthChecker.
 #[derive(Debug)]
-pub struct HealthCheckerState {}
+pub struct HealthCheckerState {
+    /// The service, for its probe specs and cwd.
+    definition: Arc<ServiceDefinition>,
+    /// Where verdicts go.
+    server: ActorRef<ServerMsg>,
+    /// Shared by every HTTP probe run.
+    http: reqwest::Client,
+    /// Bumped each time probing stops or restarts, so late outcomes can be told apart.
+    generation: u64,
+    /// The process being probed; `None` between `Unwatch` and the next `Watch`.
+    watched: Option<Watched>,
+    /// Probe runs in flight or waiting for their delay; aborted when probing stops.
+    tasks: ProbeTasks,
+}
+
+/// What the HealthChecker knows about the run it watches.
+#[derive(Debug)]
+struct Watched {
+    /// Echoed in verdicts so the Server can drop those of an older process.
+    run: u64,
+    /// Command probes run with the service's environment.
+    env: Arc<Vec<(String, String)>>,
+    /// Which probes are due.
+    phase: Phase,
+    /// While true (process frozen), nothing runs.
+    suspended: bool,
+    /// Counters and last verdict per probe.
+    tracks: HashMap<ProbeKind, ProbeTrack>,
+}
+
+/// Where a run is in its probe lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Only the startup probe runs, until it passes once or gives up.
+    Startup,
+    /// Readiness and liveness run (startup passed, or there is none).
+    Steady,
+    /// Startup failed `failure_threshold` times in a row: no more probing for this run.
+    GaveUp,
+}
+
+/// Owns the abort handles of the probe tasks; aborts them all when dropped, so an actor
+/// that stops (or panics) leaves no probe running behind it.
+#[derive(Debug, Default)]
+struct ProbeTasks(HashMap<ProbeKind, AbortHandle>);
+
+impl ProbeTasks {
+    fn abort_all(&mut self) {
+        for (_, handle) in self.0.drain() {
+            handle.abort();
+        }
+    }
+}
+
+impl Drop for ProbeTasks {
+    fn drop(&mut self) {
+        self.abort_all();
+    }
+}
 
 /// The HealthChecker actor.
 #[derive(Debug, Default)]
@@ -55,20 +146,367 @@ impl Actor for HealthChecker {
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
-        _args: HealthCheckerArgs,
+        args: HealthCheckerArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(HealthCheckerState {})
+        Ok(HealthCheckerState {
+            definition: args.definition,
+            server: args.server,
+            http: args.http,
+            generation: 0,
+            watched: None,
+            tasks: ProbeTasks::default(),
+        })
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
-        _state: &mut Self::State,
+        state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        if let HealthCheckerMsg::Panic(why) = msg {
-            panic!("{why}");
+        match msg {
+            HealthCheckerMsg::Watch { run, env } => on_watch(&myself, state, run, env),
+            HealthCheckerMsg::Unwatch => on_unwatch(state),
+            HealthCheckerMsg::Suspend => on_suspend(state),
+            HealthCheckerMsg::Resume => on_resume(&myself, state),
+            HealthCheckerMsg::Outcome {
+                probe,
+                generation,
+                outcome,
+            } => on_outcome(&myself, state, probe, generation, outcome),
+            HealthCheckerMsg::Panic(why) => panic!("{why}"),
         }
         Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.tasks.abort_all();
+        Ok(())
+    }
+}
+
+/// Stops whatever runs and makes every outcome still on its way stale.
+fn stop_probing(state: &mut HealthCheckerState) {
+    state.generation = state.generation.wrapping_add(1);
+    state.tasks.abort_all();
+}
+
+fn on_watch(
+    myself: &ActorRef<HealthCheckerMsg>,
+    state: &mut HealthCheckerState,
+    run: u64,
+    env: Arc<Vec<(String, String)>>,
+) {
+    stop_probing(state);
+    let phase = if state.definition.startup.is_some() {
+        Phase::Startup
+    } else {
+        Phase::Steady
+    };
+    tracing::debug!(service = %state.definition.id, run, "probing a new run");
+    state.watched = Some(Watched {
+        run,
+        env,
+        phase,
+        suspended: false,
+        tracks: HashMap::new(),
+    });
+    start_phase(myself, state, FirstRun::AfterInitialDelay);
+}
+
+fn on_unwatch(state: &mut HealthCheckerState) {
+    stop_probing(state);
+    state.watched = None;
+}
+
+fn on_suspend(state: &mut HealthCheckerState) {
+    let already = match &state.watched {
+        Some(watched) => watched.suspended,
+        None => return,
+    };
+    if !already {
+        stop_probing(state);
+        if let Some(watched) = &mut state.watched {
+            watched.suspended = true;
+        }
+    }
+}
+
+fn on_resume(myself: &ActorRef<HealthCheckerMsg>, state: &mut HealthCheckerState) {
+    let Some(watched) = &mut state.watched else {
+        return;
+    };
+    // A Resume without a Suspend must not start a second chain of each probe.
+    if !watched.suspended {
+        return;
+    }
+    watched.suspended = false;
+    for track in watched.tracks.values_mut() {
+        track.reset_counters();
+    }
+    stop_probing(state);
+    start_phase(myself, state, FirstRun::AfterInterval);
+}
+
+/// When the first run of a (re)started probe happens.
+#[derive(Debug, Clone, Copy)]
+enum FirstRun {
+    /// The process just started: honour `initial_delay`.
+    AfterInitialDelay,
+    /// The process was thawed: it had its initial delay; give it one interval.
+    AfterInterval,
+}
+
+/// Schedules the first run of each probe due in the current phase.
+fn start_phase(
+    myself: &ActorRef<HealthCheckerMsg>,
+    state: &mut HealthCheckerState,
+    first: FirstRun,
+) {
+    let Some(watched) = &state.watched else {
+        return;
+    };
+    let kinds: &[ProbeKind] = match watched.phase {
+        Phase::Startup => &[ProbeKind::Startup],
+        Phase::Steady => &[ProbeKind::Readiness, ProbeKind::Liveness],
+        Phase::GaveUp => &[],
+    };
+    for &kind in kinds {
+        let Some(spec) = state.definition.probe(kind) else {
+            continue;
+        };
+        let delay = match first {
+            FirstRun::AfterInitialDelay => spec.initial_delay,
+            FirstRun::AfterInterval => spec.interval,
+        };
+        schedule(myself, state, kind, delay);
+    }
+}
+
+/// Spawns one run of `kind` after `delay`; its outcome comes back as a message.
+fn schedule(
+    myself: &ActorRef<HealthCheckerMsg>,
+    state: &mut HealthCheckerState,
+    kind: ProbeKind,
+    delay: Duration,
+) {
+    let (Some(spec), Some(watched)) = (state.definition.probe(kind), &state.watched) else {
+        return;
+    };
+    let check = spec.check.clone();
+    let timeout = spec.timeout;
+    let ctx = ProbeContext {
+        http: state.http.clone(),
+        cwd: state.definition.cwd.clone(),
+        env: Arc::clone(&watched.env),
+    };
+    let generation = state.generation;
+    let myself = myself.clone();
+    let task = tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let outcome = run_probe(&check, timeout, &ctx).await;
+        // The actor may be gone (stopped or restarted); the outcome is moot then.
+        let _ = myself.cast(HealthCheckerMsg::Outcome {
+            probe: kind,
+            generation,
+            outcome,
+        });
+    });
+    if let Some(previous) = state.tasks.0.insert(kind, task.abort_handle()) {
+        // Unreachable by construction (one chain per probe); abort rather than run two.
+        previous.abort();
+    }
+}
+
+fn on_outcome(
+    myself: &ActorRef<HealthCheckerMsg>,
+    state: &mut HealthCheckerState,
+    kind: ProbeKind,
+    generation: u64,
+    outcome: ProbeOutcome,
+) {
+    if generation != state.generation {
+        return;
+    }
+    state.tasks.0.remove(&kind);
+    let service = state.definition.id.clone();
+    let Some(spec) = state.definition.probe(kind).cloned() else {
+        return;
+    };
+    let Some(watched) = &mut state.watched else {
+        return;
+    };
+    if watched.suspended {
+        return;
+    }
+    tracing::debug!(
+        service = %service,
+        probe = kind.as_str(),
+        ok = outcome.ok,
+        latency_ms = outcome.latency.as_secs_f64() * 1000.0,
+        detail = %outcome.detail,
+        "probe ran"
+    );
+
+    // The startup probe passes once: its success threshold is always 1.
+    let success_threshold = match kind {
+        ProbeKind::Startup => 1,
+        _ => spec.success_threshold,
+    };
+    let track = watched.tracks.entry(kind).or_default();
+    let changed = track.record(outcome.ok, success_threshold, spec.failure_threshold);
+    let streak = track.streak();
+    let verdict = track.verdict;
+    let run = watched.run;
+
+    if let Some(healthy) = changed {
+        let cause = verdict_cause(kind, &outcome.detail, streak);
+        tracing::info!(service = %service, run, probe = kind.as_str(), healthy, cause = %cause, "probe verdict");
+        let report = ServerMsg::ProbeVerdict {
+            run,
+            probe: kind,
+            healthy,
+            cause,
+        };
+        if let Err(e) = state.server.cast(report) {
+            tracing::warn!(service = %service, error = %e, "server gone; verdict dropped");
+        }
+    }
+
+    match (kind, verdict) {
+        (ProbeKind::Startup, Some(true)) => {
+            watched.phase = Phase::Steady;
+            start_phase(myself, state, FirstRun::AfterInitialDelay);
+        }
+        (ProbeKind::Startup, Some(false)) => {
+            watched.phase = Phase::GaveUp;
+        }
+        _ => schedule(myself, state, kind, spec.interval),
+    }
+}
+
+// Threshold arithmetic: plain functions, tested without an actor.
+
+/// Consecutive counts and the last verdict of one probe. Pure arithmetic, no actor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ProbeTrack {
+    /// Passes in a row (zeroed by a failure).
+    successes: u32,
+    /// Failures in a row (zeroed by a pass).
+    failures: u32,
+    /// `None` until the first threshold is reached.
+    verdict: Option<bool>,
+}
+
+impl ProbeTrack {
+    /// Counts one run; returns the new verdict when it changed (the first one included).
+    /// Thresholds of 0 act as 1.
+    pub(crate) fn record(
+        &mut self,
+        ok: bool,
+        success_threshold: u32,
+        failure_threshold: u32,
+    ) -> Option<bool> {
+        let flipped = if ok {
+            self.successes = self.successes.saturating_add(1);
+            self.failures = 0;
+            self.successes >= success_threshold.max(1)
+        } else {
+            self.failures = self.failures.saturating_add(1);
+            self.successes = 0;
+            self.failures >= failure_threshold.max(1)
+        };
+        if flipped && self.verdict != Some(ok) {
+            self.verdict = Some(ok);
+            Some(ok)
+        } else {
+            None
+        }
+    }
+
+    /// The current streak: consecutive passes or failures, whichever is running.
+    pub(crate) fn streak(&self) -> u32 {
+        self.successes.max(self.failures)
+    }
+
+    /// Forgets the counters, keeps the verdict (used on resume).
+    fn reset_counters(&mut self) {
+        self.successes = 0;
+        self.failures = 0;
+    }
+}
+
+/// `liveness http 503 ×3`, or `readiness http 200` for a single run.
+pub(crate) fn verdict_cause(probe: ProbeKind, detail: &str, streak: u32) -> String {
+    if streak > 1 {
+        format!("{} {detail} ×{streak}", probe.as_str())
+    } else {
+        format!("{} {detail}", probe.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_track_reports_the_first_verdict_and_only_changes() {
+        let mut track = ProbeTrack::default();
+        assert_eq!(track.record(true, 1, 2), Some(true));
+        assert_eq!(track.record(true, 1, 2), None);
+        assert_eq!(track.record(false, 1, 2), None);
+        assert_eq!(track.record(false, 1, 2), Some(false));
+        assert_eq!(track.streak(), 2);
+        assert_eq!(track.record(false, 1, 2), None);
+        assert_eq!(track.record(true, 1, 2), Some(true));
+    }
+
+    #[test]
+    fn probe_track_needs_consecutive_runs() {
+        let mut track = ProbeTrack::default();
+        for ok in [false, false, true, false, false, true] {
+            assert_eq!(track.record(ok, 2, 3), None);
+        }
+        assert_eq!(track.record(true, 2, 3), Some(true));
+        assert_eq!(track.record(false, 2, 3), None);
+        assert_eq!(track.record(false, 2, 3), None);
+        assert_eq!(track.record(false, 2, 3), Some(false));
+    }
+
+    #[test]
+    fn probe_track_treats_zero_thresholds_as_one() {
+        let mut track = ProbeTrack::default();
+        assert_eq!(track.record(false, 0, 0), Some(false));
+        assert_eq!(track.record(true, 0, 0), Some(true));
+    }
+
+    #[test]
+    fn probe_track_resume_keeps_the_verdict() {
+        let mut track = ProbeTrack::default();
+        track.record(true, 1, 2);
+        track.record(false, 1, 2);
+        track.reset_counters();
+        assert_eq!(
+            track.record(false, 1, 2),
+            None,
+            "one failure after reset is below threshold"
+        );
+        assert_eq!(track.record(true, 1, 2), None, "healthy already");
+    }
+
+    #[test]
+    fn probe_cause_names_kind_detail_and_streak() {
+        assert_eq!(
+            verdict_cause(ProbeKind::Liveness, "http 503", 3),
+            "liveness http 503 ×3"
+        );
+        assert_eq!(
+            verdict_cause(ProbeKind::Readiness, "http 200", 1),
+            "readiness http 200"
+        );
     }
 }
