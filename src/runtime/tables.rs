@@ -60,6 +60,7 @@ impl Tables {
             rings: DashMap::new(),
             http: reqwest::Client::builder()
                 .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap_or_else(|_| reqwest::Client::new()),
             usage: UsageSampler::default(),
