@@ -527,6 +527,7 @@ impl ServerState {
             let pid = self.row(|r| r.pid).flatten();
             self.intent = Intent::Restart;
             self.start_waiters.push(reply);
+            count_restart(&id, "manual");
             self.emit(
                 Event::new(&id, EventKind::Restarting)
                     .pid(pid)
