@@ -337,6 +337,10 @@ pub(crate) fn parse_file(text: &str) -> (Option<RawFile>, Vec<Problem>) {
                 let key = (error_pos(&error), error.to_string());
                 let repeated = seen.contains(&key);
                 if !repeated {
+                    let pos = key.0;
+                    // A later pass sees further into the same spot (a type error first,
+                    // then the syntax error behind it): keep only the later view.
+                    problems.retain(|p: &Problem| p.pos != pos || pos == Pos::default());
                     let context = Context {
                         section: current.as_ref().map(|(section, _)| section),
                         key: current.as_ref().map(|(_, pos)| *pos),
@@ -618,8 +622,10 @@ fn describe(error: &YamlError, context: &Context) -> Problem {
                 ))
             }
             _ => {
-                let (what, hint) = expected_in_words(expected);
-                Problem::new(pos, format!("expected {what}{at}, found {found}")).hint(hint)
+                let key = key_before(context.text, pos);
+                let (what, hint) = expected_in_words(expected, key.as_deref());
+                let for_key = key.map_or_else(String::new, |key| format!(" for `{key}`"));
+                Problem::new(pos, format!("expected {what}{for_key}{at}, found {found}")).hint(hint)
             }
         }
     };
@@ -638,6 +644,7 @@ fn describe(error: &YamlError, context: &Context) -> Problem {
             ..
         } => mismatch(expected, unexpected.clone()),
         YamlError::InvalidScalar { ty, .. } => mismatch(ty, found("something else")),
+        YamlError::InvalidBooleanStrict { .. } => mismatch("boolean", found("something else")),
         YamlError::Unexpected { expected, .. }
             if matches!(*expected, "mapping start" | "sequence start" | "string scalar") =>
         {
@@ -658,7 +665,11 @@ fn describe(error: &YamlError, context: &Context) -> Problem {
                 "keep one document per file: remove the `---` line, or move the rest to its own file in services.d",
             )
         }
-        YamlError::Budget { .. } => Problem::new(pos, format!("{}{at}", message_of(inner))).hint(
+        YamlError::Budget { .. } => Problem::new(
+            pos,
+            format!("the file is over the size limits of a service file{at} ({})", message_of(inner)),
+        )
+        .hint(
             "a service file should be small and shallow: simplify it or split it into several files",
         ),
         YamlError::UnsupportedTag { .. } => Problem::new(pos, format!("{}{at}", message_of(inner)))
@@ -673,12 +684,38 @@ fn describe(error: &YamlError, context: &Context) -> Problem {
         | YamlError::UnexpectedContainerEndWhileSkippingNode { .. }
         | YamlError::IndentationError { .. }
         | YamlError::UnknownAnchor { .. } => {
-            Problem::new(pos, format!("YAML syntax error: {}", message_of(inner)))
+            let message = message_of(inner);
+            if message.contains("limit") {
+                return Problem::new(pos, format!("{message}{at}")).hint(
+                    "a service file should be small and shallow: simplify it or split it into several files",
+                );
+            }
+            Problem::new(pos, format!("YAML syntax error: {message}"))
                 .hint("check the indentation, the `:` after each key and the quotes on this line and the one before")
         }
         _ => Problem::new(pos, format!("{}{at}", message_of(inner)))
             .hint("see docs/CONFIGURATION.md for what each key accepts"),
     }
+}
+
+/// The key written just before `pos` on its line (`tags` for `    tags: frontend` at the
+/// `f`), when the value sits on its key's line.
+fn key_before(text: &str, pos: Pos) -> Option<String> {
+    let line = text
+        .lines()
+        .nth(usize::try_from(pos.line).ok()?.checked_sub(1)?)?;
+    let end = usize::try_from(pos.column).ok()?.checked_sub(1)?;
+    let before: String = line.chars().take(end).collect();
+    let before = before.trim_end().strip_suffix(':')?;
+    let key = before
+        .rsplit(|c: char| c.is_whitespace() || c == '{' || c == ',')
+        .next()?
+        .trim_matches(|c| c == '"' || c == '\'');
+    let plain = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    plain.then(|| key.to_string())
 }
 
 /// The plain value written at `pos`, to quote it in a message: up to the end of the line,
@@ -751,7 +788,14 @@ fn unknown_key(pos: Pos, field: &str, expected: &[&str], section: Option<&Sectio
 }
 
 /// serde's name of an expected type, in words, with how to write one.
-fn expected_in_words(expected: &str) -> (String, String) {
+fn expected_in_words(expected: &str, key: Option<&str>) -> (String, String) {
+    // A map or list is better named by the key it belongs to.
+    let expected = match (expected, key) {
+        ("mapping start", Some("readiness" | "liveness" | "startup")) => "struct RawProbe",
+        ("mapping start", Some("http")) => "struct RawHttp",
+        ("mapping start", Some("env")) => "a map of variable names to values",
+        (other, _) => other,
+    };
     let (what, hint): (&str, String) = match expected {
         "a boolean" | "boolean" => ("a boolean", "write `true` or `false`".to_string()),
         "mapping start" => (

@@ -7,9 +7,11 @@
 //! here, so that a bad one is reported next to the others of the same file instead of
 //! aborting the parse at the first one.
 //!
-//! Text fields accept plain YAML numbers and booleans as their text (`PORT: 8080` is the
-//! string `"8080"`, exactly as written), which is what people expect from `env`, `argv`
-//! and sizes such as `log_max_size: 1048576`.
+//! Scalars are all read as text, exactly as written (`PORT: 8080` is the string `"8080"`),
+//! and numbers and booleans are parsed by `validate`. That is what people expect from
+//! `env`, `argv` and sizes such as `log_max_size: 1048576`, and it means a bad number is
+//! one more collected error rather than the end of the service's parse. Only the shape
+//! (map, list, scalar) and the keys are checked while parsing.
 //!
 //! The keys of the service-dependency issue (`depends_on`, `install`, `source`, `detached`,
 //! `stop_command`, `pid_file`, `write_env_file`, `user`, `group`) are deliberately absent:
@@ -97,18 +99,18 @@ pub(crate) struct RawService {
     /// Labels.
     #[serde(default)]
     pub tags: Option<Sp<Vec<Sp<String>>>>,
-    /// Start at boot.
+    /// Start at boot: `true` or `false`.
     #[serde(default)]
-    pub autostart: Option<Sp<bool>>,
+    pub autostart: Option<Sp<String>>,
     /// `permanent` | `transient` | `temporary` or an alias.
     #[serde(default)]
     pub restart: Option<Sp<String>>,
     /// Durations.
     #[serde(default)]
     pub backoff: Option<Sp<Vec<Sp<String>>>>,
-    /// Restart intensity.
+    /// Restart intensity, a whole number.
     #[serde(default)]
-    pub max_restarts: Option<Sp<i64>>,
+    pub max_restarts: Option<Sp<String>>,
     /// A duration.
     #[serde(default)]
     pub restart_window: Option<Sp<String>>,
@@ -129,7 +131,7 @@ pub(crate) struct RawService {
     pub startup: Option<Sp<RawProbe>>,
     /// Ring size in lines.
     #[serde(default)]
-    pub log_lines: Option<Sp<i64>>,
+    pub log_lines: Option<Sp<String>>,
     /// File sink, relative to the defining file.
     #[serde(default)]
     pub log_file: Option<Sp<String>>,
@@ -138,7 +140,7 @@ pub(crate) struct RawService {
     pub log_max_size: Option<Sp<String>>,
     /// Old sink files kept.
     #[serde(default)]
-    pub log_max_files: Option<Sp<i64>>,
+    pub log_max_files: Option<Sp<String>>,
 }
 
 /// A probe block (`readiness`, `liveness`, `startup`): exactly one check plus schedule.
@@ -165,10 +167,10 @@ pub(crate) struct RawProbe {
     pub initial_delay: Option<Sp<String>>,
     /// ≥ 1.
     #[serde(default)]
-    pub failure_threshold: Option<Sp<i64>>,
+    pub failure_threshold: Option<Sp<String>>,
     /// ≥ 1.
     #[serde(default)]
-    pub success_threshold: Option<Sp<i64>>,
+    pub success_threshold: Option<Sp<String>>,
 }
 
 /// The `http:` check of a probe.
@@ -180,7 +182,7 @@ pub(crate) struct RawHttp {
     pub url: Option<Sp<String>>,
     /// Default 200.
     #[serde(default)]
-    pub expect_status: Option<Sp<i64>>,
+    pub expect_status: Option<Sp<String>>,
 }
 
 /// A command written either as one line or as an argv list.

@@ -61,7 +61,7 @@ pub(crate) fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str>
     let word_lower = word.to_ascii_lowercase();
     let mut best: Option<(&'a str, usize)> = None;
     for &candidate in candidates {
-        let distance = strsim::damerau_levenshtein(&word_lower, candidate);
+        let distance = strsim::damerau_levenshtein(&word_lower, &candidate.to_ascii_lowercase());
         if best.is_none_or(|(_, d)| distance < d) {
             best = Some((candidate, distance));
         }
@@ -94,6 +94,7 @@ mod tests {
         assert_eq!(nearest("Command", &keys), Some("command"));
         assert_eq!(nearest("cdw", &keys), Some("cwd"));
         assert_eq!(nearest("xyzzy", &keys), None);
+        assert_eq!(nearest("SIGTREM", &["SIGTERM", "SIGINT"]), Some("SIGTERM"));
     }
 
     #[test]

@@ -444,8 +444,10 @@ fn convert_service(
         }
         def.tags = tags.value.iter().map(|t| t.value.clone()).collect();
     }
-    if let Some(autostart) = &raw.autostart {
-        def.autostart = autostart.value;
+    if let Some(autostart) = &raw.autostart
+        && let Some(autostart) = c.boolean(autostart, "autostart")
+    {
+        def.autostart = autostart;
     }
     if let Some(restart) = &raw.restart
         && let Some(policy) = c.restart_policy(restart)
@@ -563,17 +565,35 @@ impl Checker<'_> {
         Some(duration)
     }
 
-    fn number(&mut self, value: &Sp<i64>, key: &str, min: i64, max: i64) -> Option<i64> {
-        if (min..=max).contains(&value.value) {
-            Some(value.value)
+    fn number(&mut self, value: &Sp<String>, key: &str, min: i64, max: i64) -> Option<i64> {
+        let text = value.value.trim();
+        let hint = if max >= i64::from(u32::MAX) {
+            format!("give a whole number, {min} or more")
         } else {
-            self.field(
-                Pos::of(value),
-                key,
-                &format!("{} is out of range", value.value),
-                &format!("give a whole number from {min} to {max}"),
-            );
-            None
+            format!("give a whole number from {min} to {max}")
+        };
+        let detail = match text.parse::<i64>() {
+            Ok(n) if (min..=max).contains(&n) => return Some(n),
+            Ok(n) => format!("{n} is out of range"),
+            Err(_) => format!("`{text}` is not a whole number"),
+        };
+        self.field(Pos::of(value), key, &detail, &hint);
+        None
+    }
+
+    fn boolean(&mut self, value: &Sp<String>, key: &str) -> Option<bool> {
+        match value.value.trim().to_ascii_lowercase().as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => {
+                self.field(
+                    Pos::of(value),
+                    key,
+                    &format!("`{}` is not `true` or `false`", value.value.trim()),
+                    "write `true` or `false`",
+                );
+                None
+            }
         }
     }
 
@@ -719,10 +739,19 @@ impl Checker<'_> {
             Ok(signal) => Some(signal),
             Err(_) => {
                 let names: Vec<&str> = Signal::iterator().map(Signal::as_str).collect();
-                let hint = match nearest(&name, &names) {
-                    Some(near) => format!("did you mean `{near}`?"),
-                    None => "use a signal name such as `SIGTERM`, `SIGINT`, `SIGQUIT` or `SIGHUP`"
-                        .to_string(),
+                let by_number = value
+                    .value
+                    .trim()
+                    .parse::<i32>()
+                    .ok()
+                    .and_then(|n| Signal::try_from(n).ok());
+                let hint = match (by_number, nearest(&name, &names)) {
+                    (Some(signal), _) => format!("write the signal's name: `{}`", signal.as_str()),
+                    (None, Some(near)) => format!("did you mean `{near}`?"),
+                    (None, None) => {
+                        "use a signal name such as `SIGTERM`, `SIGINT`, `SIGQUIT` or `SIGHUP`"
+                            .to_string()
+                    }
                 };
                 self.field(
                     Pos::of(value),
