@@ -8,7 +8,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use proptest::prelude::*;
 use steward::config::{
-    CommandSpec, Config, ProbeCheck, RestartPolicy, ServiceDefinition, load_dir,
+    CommandSpec, Config, ProbeCheck, RestartPolicy, ServiceDefinition, check_definition, load_dir,
 };
 use steward::error::ConfigErrors;
 
@@ -73,6 +73,9 @@ fn services_yml(body: &str) -> String {
 fn the_example_config_loads() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let config = load_dir(&dir).unwrap_or_else(|e| panic!("config/ must load:\n{e}"));
+    for def in &config.services {
+        check_definition(def).unwrap_or_else(|e| panic!("{}: {e}", def.id));
+    }
     let ids: Vec<&str> = config.services.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, ["web", "worker", "hello"]);
     assert_eq!(config.settings.listen, "127.0.0.1:7070");
@@ -201,6 +204,7 @@ services:
 "#,
     )]);
     let api = service(&config, "api");
+    check_definition(api).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(api.name, "The API");
     assert_eq!(
         api.command,
@@ -738,7 +742,14 @@ proptest! {
     #[test]
     fn yamlish_text_never_panics_and_errors_are_located(main in yamlish(), extra in yamlish()) {
         let dir = config_dir(&[("services.yml", &main), ("services.d/x.yml", &extra)]);
-        if let Err(errors) = load_dir(dir.path()) {
+        let loaded = load_dir(dir.path());
+        if let Ok(config) = &loaded {
+            // What the loader accepts, the runtime's own check accepts too.
+            for def in &config.services {
+                prop_assert!(check_definition(def).is_ok(), "{:?}", def);
+            }
+        }
+        if let Err(errors) = loaded {
             prop_assert!(!errors.0.is_empty());
             for e in &errors.0 {
                 prop_assert!(e.file.is_some() && e.line >= 1 && e.column >= 1, "{}", e);
