@@ -494,7 +494,9 @@ async fn pipelined(targets: Vec<Target>, action: ControlAction) -> BatchResult {
     for (id, sup) in targets {
         let (tx, rx) = ractor::concurrency::oneshot();
         let sent = sup
-            .cast(ServiceSupervisorMsg::Control(action.into_server_msg(tx.into())))
+            .cast(ServiceSupervisorMsg::Control(
+                action.into_server_msg(tx.into()),
+            ))
             .is_ok();
         if sent {
             // Wait until this Server has acted before asking the next one.
