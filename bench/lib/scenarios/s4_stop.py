@@ -14,6 +14,9 @@ from ..tools import Service
 from .common import median, running, wait_quiet, wait_services
 
 ARGV = ["sh", "-c", "sleep 3600 & sleep 3600"]
+# PM2's `stop all` takes minutes for 100 apps here (it stops them one after the other):
+# it is measured once, so the suite stays inside its 20-minute budget.
+MAX_REPS = {"pm2": 1}
 SH_ARGV = procs.argv_bytes(ARGV)
 
 
@@ -50,6 +53,8 @@ def run(ctx, tools, opts):
     out = {}
     for rep in range(opts.reps):
         for name, cls in tools.items():
+            if rep >= MAX_REPS.get(name, opts.reps):
+                continue
             vias = [None]
             if name == "steward":
                 vias = ["sigterm"] + (["api"] if ctx.steward_has_api else [])

@@ -31,8 +31,7 @@ def verdict(name, tool, stamps, window_end_ms):
     quiet_for = (window_end_ms - stamps[-1]) / 1000
     if name == "steward":
         text = tool.log_text()
-        m = re.findall(r'kind="?failed"?.*?cause="?([^"\n]*)', text) or \
-            re.findall(r"failed.*?cause=(.*)", text)
+        m = re.findall(r'kind="failed".*?cause="([^"\n]*)"', text)
         if m:
             return f"failed: {m[-1].strip()}"
         return f"still restarting (last launch {quiet_for:.1f} s before the end)"

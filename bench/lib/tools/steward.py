@@ -6,6 +6,7 @@ then exits 0), or `POST /api/v1/lifecycle/stop` when the HTTP API answers.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import urllib.request
@@ -66,7 +67,7 @@ class Steward(Tool):
 
     def launch(self):
         self.proc = self.spawn([self.bin, "up", "--config", self.config_dir], "steward.log",
-                               extra_env={"STEWARD_LOG": "info"})
+                               extra_env={"STEWARD_LOG": "info", "NO_COLOR": "1"})
 
     def api_url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"
@@ -92,7 +93,7 @@ class Steward(Tool):
     def log_text(self):
         try:
             with open(os.path.join(self.dir, "steward.log"), errors="replace") as f:
-                return f.read()
+                return re.sub(r"\x1b\[[0-9;]*m", "", f.read())
         except OSError:
             return ""
 

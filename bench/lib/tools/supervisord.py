@@ -45,7 +45,7 @@ class Supervisord(Tool):
         ]
         for s in services:
             out.append(f"[program:{s.name}]")
-            out.append(f"command={shell_line(s.argv)}")
+            out.append("command=" + shell_line(s.argv).replace("%", "%%"))  # % is interpolation
             out.append("autostart=true")
             if s.restart == "never":
                 out.append("autorestart=false")
