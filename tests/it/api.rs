@@ -13,9 +13,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
+use steward::Steward;
 use steward::api::{self, ApiOptions, ServeError};
 use steward::config::{ProbeCheck, ProbeSpec, RestartPolicy};
-use steward::Steward;
 use tower::ServiceExt;
 
 use crate::support::*;
@@ -36,7 +36,9 @@ struct Reply {
 
 impl Reply {
     fn code(&self) -> &str {
-        self.json["error"]["code"].as_str().unwrap_or("<no error code>")
+        self.json["error"]["code"]
+            .as_str()
+            .unwrap_or("<no error code>")
     }
 
     #[track_caller]
@@ -175,7 +177,10 @@ impl Server {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "{content_type}"
+        );
         SseReader {
             body: Box::pin(response.bytes_stream()),
             buf: String::new(),
@@ -422,7 +427,11 @@ async fn unknown_service_is_404_not_found_on_every_service_route() {
         ("GET", "/api/v1/services/nope/explain"),
     ] {
         let reply = send(&app, method, path, None, Some("x")).await;
-        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{method} {path}: {reply:#?}");
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "{method} {path}: {reply:#?}"
+        );
         assert_eq!(reply.code(), "not_found", "{method} {path}");
         assert!(reply.content_type.starts_with("application/json"));
     }
@@ -437,10 +446,19 @@ async fn malformed_json_is_400_bad_request_never_500() {
         reply.assert_error(400, "bad_request");
     }
     // Well-formed JSON that is not a definition is a 422, not a 400.
-    for body in ["[1, 2]", "{\"command\": \"sleep 1\"}", "{\"id\": 7}", "{\"id\": \"Bad Id\"}"] {
+    for body in [
+        "[1, 2]",
+        "{\"command\": \"sleep 1\"}",
+        "{\"id\": 7}",
+        "{\"id\": \"Bad Id\"}",
+    ] {
         let reply = post(&app, "/api/v1/services", body).await;
         reply.assert_error(422, "invalid_definition");
-        assert!(reply.json["error"]["errors"].as_array().is_some_and(|e| !e.is_empty()));
+        assert!(
+            reply.json["error"]["errors"]
+                .as_array()
+                .is_some_and(|e| !e.is_empty())
+        );
     }
     steward.shutdown().await.expect("shutdown");
 }
@@ -519,7 +537,12 @@ async fn unknown_route_is_404_and_wrong_method_405_both_as_json() {
 async fn token_guards_api_and_metrics_but_never_health() {
     let steward = Steward::spawn().await.expect("runtime");
     let app = api::router(steward.clone(), Some(TOKEN.to_string()));
-    for path in ["/api/v1/services", "/api/v1/status", "/metrics", "/api/v1/openapi.json"] {
+    for path in [
+        "/api/v1/services",
+        "/api/v1/status",
+        "/metrics",
+        "/api/v1/openapi.json",
+    ] {
         let without = send(&app, "GET", path, None, None).await;
         without.assert_error(401, "unauthorized");
         let wrong = send(&app, "GET", path, Some("t0ken-for-test"), None).await;
@@ -544,9 +567,15 @@ async fn non_loopback_bind_without_a_token_is_refused() {
         token: None,
     };
     let refused = api::bind(&options).await;
-    assert!(matches!(refused, Err(ServeError::NoToken(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(ServeError::NoToken(_))),
+        "{refused:?}"
+    );
     let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(message.contains("token_env"), "says how to fix it: {message}");
+    assert!(
+        message.contains("token_env"),
+        "says how to fix it: {message}"
+    );
     let with_token = ApiOptions {
         token: Some(TOKEN.into()),
         ..options
@@ -583,6 +612,15 @@ async fn openapi_documents_every_route_and_only_those() {
     // Every listed route is served (answers something other than "no route").
     for (method, path) in api::ROUTES {
         let uri = path.replace("{id}", "no-such-service");
+        if *path == "/api/v1/events" {
+            // A stream that never ends: its status and type say it is served.
+            let request = Request::get(uri.as_str())
+                .body(Body::empty())
+                .expect("request");
+            let response = app.clone().oneshot(request).await.expect("infallible");
+            assert_eq!(response.status(), StatusCode::OK);
+            continue;
+        }
         let reply = send(&app, method, &uri, None, None).await;
         let no_route = reply.status == StatusCode::METHOD_NOT_ALLOWED
             || reply.json["error"]["message"]
@@ -602,33 +640,48 @@ async fn control_verbs_answer_with_the_state_after_the_action() {
     let server = Server::start(&steward, None).await;
     steward.define(idle("cv-sleep")).await.expect("define");
 
-    let (status, started) = server.post_json("/api/v1/services/cv-sleep/start", "").await;
+    let (status, started) = server
+        .post_json("/api/v1/services/cv-sleep/start", "")
+        .await;
     assert_eq!(status, 200, "{started}");
     assert_eq!(started["status"], "running");
     let pid = started["pid"].as_u64().expect("pid") as u32;
     assert!(pid_alive(pid));
 
-    let (_, paused) = server.post_json("/api/v1/services/cv-sleep/pause", "").await;
+    let (_, paused) = server
+        .post_json("/api/v1/services/cv-sleep/pause", "")
+        .await;
     assert_eq!(paused["status"], "paused");
-    let (_, resumed) = server.post_json("/api/v1/services/cv-sleep/resume", "").await;
+    let (_, resumed) = server
+        .post_json("/api/v1/services/cv-sleep/resume", "")
+        .await;
     assert_eq!(resumed["status"], "running");
 
-    let (_, restarted) = server.post_json("/api/v1/services/cv-sleep/restart", "").await;
+    let (_, restarted) = server
+        .post_json("/api/v1/services/cv-sleep/restart", "")
+        .await;
     assert_eq!(restarted["status"], "running");
     let new_pid = restarted["pid"].as_u64().expect("pid") as u32;
     assert_ne!(new_pid, pid);
-    assert_eq!(restarted["restart_count"], 0, "a manual restart is not counted");
+    assert_eq!(
+        restarted["restart_count"], 0,
+        "a manual restart is not counted"
+    );
 
     let (_, stopped) = server.post_json("/api/v1/services/cv-sleep/stop", "").await;
     assert_eq!(stopped["status"], "stopped");
     assert!(!pid_alive(new_pid));
 
     // Pausing a stopped service is refused in its state.
-    let (status, refused) = server.post_json("/api/v1/services/cv-sleep/pause", "").await;
+    let (status, refused) = server
+        .post_json("/api/v1/services/cv-sleep/pause", "")
+        .await;
     assert_eq!(status, 409, "{refused}");
     assert_eq!(refused["error"]["code"], "conflict");
 
-    let (_, again) = server.post_json("/api/v1/services/cv-sleep/start", "").await;
+    let (_, again) = server
+        .post_json("/api/v1/services/cv-sleep/start", "")
+        .await;
     let last_pid = again["pid"].as_u64().expect("pid") as u32;
     let (_, killed) = server.post_json("/api/v1/services/cv-sleep/kill", "").await;
     assert_eq!(killed["status"], "stopped");
@@ -696,9 +749,7 @@ async fn pause_freezes_the_process_and_resume_sends_sigcont() {
     assert_eq!(resumed["status"], "running");
     assert_eq!(resumed["pid"], pid);
     wait_for("the process to run again after SIGCONT", SOON, || async {
-        pid_state(pid)
-            .filter(|s| s != "T" && s != "t")
-            .map(|_| ())
+        pid_state(pid).filter(|s| s != "T" && s != "t").map(|_| ())
     })
     .await;
     drop(server);
@@ -730,7 +781,10 @@ async fn ready_is_503_until_the_readiness_probe_passes_then_200() {
         (status == 200).then_some(body)
     })
     .await;
-    assert_eq!(body, json!({"ready": true, "runtime": "running", "not_ready": []}));
+    assert_eq!(
+        body,
+        json!({"ready": true, "runtime": "running", "not_ready": []})
+    );
     let state = state_of(&server, "rd-web").await;
     assert_eq!(state["ready"], true);
     assert_eq!(state["health"], "healthy");
@@ -791,7 +845,11 @@ async fn runtime_pause_makes_ready_503_and_freezes_every_process_until_resume() 
     assert_eq!(paused["runtime"], "paused");
     let results = paused["results"].as_array().expect("results");
     assert_eq!(results.len(), 2);
-    assert!(results.iter().all(|r| r["ok"] == true && r["state"]["status"] == "paused"));
+    assert!(
+        results
+            .iter()
+            .all(|r| r["ok"] == true && r["state"]["status"] == "paused")
+    );
     for pid in [a, b] {
         wait_for("the process to be stopped (T)", SOON, || async {
             (pid_state(pid).as_deref() == Some("T")).then_some(())
@@ -864,9 +922,7 @@ async fn events_stream_replays_after_since_then_follows_live() {
     assert!(started.id > defined.id);
 
     // Resume with Last-Event-ID: the next event after it, without duplicates.
-    let mut resumed = server
-        .sse("/api/v1/events?since=0", defined.id)
-        .await;
+    let mut resumed = server.sse("/api/v1/events?since=0", defined.id).await;
     let next = resumed.next().await;
     assert_eq!(next.id, defined.id.map(|s| s + 1));
     drop(server);
@@ -877,7 +933,10 @@ async fn events_stream_replays_after_since_then_follows_live() {
 async fn log_follow_sends_the_backlog_then_live_lines() {
     let steward = Steward::spawn().await.expect("runtime");
     let server = Server::start(&steward, None).await;
-    steward.define(service("lf-cat", "cat")).await.expect("define");
+    steward
+        .define(service("lf-cat", "cat"))
+        .await
+        .expect("define");
     status_is(&server, "lf-cat", "running").await;
     let (status, written) = server
         .post_json("/api/v1/services/lf-cat/input", "one\ntwo\nthree\n")
@@ -900,7 +959,9 @@ async fn log_follow_sends_the_backlog_then_live_lines() {
     assert_eq!(lines[0]["stream"], "stdout");
     assert_eq!(lines[0]["truncated"], false);
     assert!(lines[0]["ts"].is_string());
-    let (_, since) = server.get_json("/api/v1/services/lf-cat/logs?since=1").await;
+    let (_, since) = server
+        .get_json("/api/v1/services/lf-cat/logs?since=1")
+        .await;
     let texts: Vec<&str> = since["lines"]
         .as_array()
         .expect("lines")
@@ -939,11 +1000,18 @@ async fn log_follow_sends_the_backlog_then_live_lines() {
 async fn input_writes_the_body_bytes_as_they_are() {
     let steward = Steward::spawn().await.expect("runtime");
     let server = Server::start(&steward, None).await;
-    steward.define(service("in-cat", "cat")).await.expect("define");
+    steward
+        .define(service("in-cat", "cat"))
+        .await
+        .expect("define");
     status_is(&server, "in-cat", "running").await;
     // No newline is added: the first write completes only with the second.
-    server.post_json("/api/v1/services/in-cat/input", "hel").await;
-    server.post_json("/api/v1/services/in-cat/input", "lo\n").await;
+    server
+        .post_json("/api/v1/services/in-cat/input", "hel")
+        .await;
+    server
+        .post_json("/api/v1/services/in-cat/input", "lo\n")
+        .await;
     let lines = wait_for("the echoed line", SOON, || async {
         let (_, body) = server.get_json("/api/v1/services/in-cat/logs").await;
         let lines = body["lines"].as_array().cloned().unwrap_or_default();
@@ -975,8 +1043,16 @@ async fn explain_says_why_a_crashing_service_failed() {
     assert_eq!(body["last_exit"]["code"], 1);
     let events = body["events"].as_array().expect("events");
     assert!(events.iter().all(|e| e["service"] == "ex-crash"));
-    assert!(events.iter().any(|e| e["kind"] == "exited" && e["exit_code"] == 1));
-    assert!(events.iter().any(|e| e["kind"] == "failed" && e["cause"].is_string()));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "exited" && e["exit_code"] == 1)
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "failed" && e["cause"].is_string())
+    );
     let logs = body["logs"].as_array().expect("logs");
     assert!(logs.iter().any(|l| l["line"] == "hi"));
     assert!(body["probes"]["readiness"].is_null());
@@ -993,7 +1069,9 @@ async fn metrics_parse_as_prometheus_text_with_the_per_service_families() {
         .await
         .expect("define");
     status_is(&server, "mx-svc", "running").await;
-    server.post_json("/api/v1/services/mx-svc/restart", "").await;
+    server
+        .post_json("/api/v1/services/mx-svc/restart", "")
+        .await;
     status_is(&server, "mx-svc", "running").await;
 
     let response = server
@@ -1010,9 +1088,7 @@ async fn metrics_parse_as_prometheus_text_with_the_per_service_families() {
         scrape
             .samples
             .iter()
-            .find(|s| {
-                s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
-            })
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
             .map(|s| match s.value {
                 prometheus_parse::Value::Counter(v)
                 | prometheus_parse::Value::Gauge(v)
@@ -1042,8 +1118,14 @@ async fn metrics_parse_as_prometheus_text_with_the_per_service_families() {
     assert!(value("steward_service_rss_bytes", &svc).is_some_and(|v| v > 0.0));
     assert!(value("steward_service_cpu_percent", &svc).is_some());
     assert_eq!(value("steward_log_lines_total", &svc), Some(0.0));
-    assert_eq!(value("steward_services", &[("status", "running")]), Some(1.0));
-    assert_eq!(value("steward_runtime_state", &[("state", "running")]), Some(1.0));
+    assert_eq!(
+        value("steward_services", &[("status", "running")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("steward_runtime_state", &[("state", "running")]),
+        Some(1.0)
+    );
     assert!(value("steward_runtime_uptime_seconds", &[]).is_some());
     assert!(value("steward_events_total", &[]).is_some_and(|v| v >= 3.0));
     assert!(
@@ -1088,15 +1170,14 @@ async fn full_flow_over_http_with_auth() {
     job.restart = RestartPolicy::Temporary;
     steward.define(job).await.expect("define job");
 
-    let ready = events
-        .until("ff-web ready", |e| {
-            e.data["service"] == "ff-web" && e.data["kind"] == "ready"
-        })
-        .await;
-    assert!(ready.id.is_some());
+    // Both happen, in either order.
+    let (mut web_ready, mut job_exited) = (false, false);
     events
-        .until("ff-job exited 1", |e| {
-            e.data["service"] == "ff-job" && e.data["kind"] == "exited" && e.data["exit_code"] == 1
+        .until("ff-web ready and ff-job exited 1", |e| {
+            let d = &e.data;
+            web_ready |= d["service"] == "ff-web" && d["kind"] == "ready" && e.id.is_some();
+            job_exited |= d["service"] == "ff-job" && d["kind"] == "exited" && d["exit_code"] == 1;
+            web_ready && job_exited
         })
         .await;
 
@@ -1110,10 +1191,14 @@ async fn full_flow_over_http_with_auth() {
         .and_then(|s| s.iter().find(|s| s["id"] == "ff-web"))
         .expect("ff-web listed");
     assert_eq!(web["ready"], true);
-    let response = authed(server.client.get(server.url("/api/v1/services/ff-job/logs")))
-        .send()
-        .await
-        .expect("logs");
+    let response = authed(
+        server
+            .client
+            .get(server.url("/api/v1/services/ff-job/logs")),
+    )
+    .send()
+    .await
+    .expect("logs");
     let logs: Value = response.json().await.expect("json");
     assert_eq!(logs["lines"][0]["line"], "hi");
 
