@@ -1252,3 +1252,107 @@ async fn defining_over_http_starts_the_service_and_invalid_ones_get_422() {
     );
     steward.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_returns_after_shutdown_even_with_a_stream_open() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let listener = api::bind(&ApiOptions {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        token: None,
+    })
+    .await
+    .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = api::router(steward.clone(), None);
+    let served = tokio::spawn(api::serve(listener, app, async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let stream = client
+        .get(format!("http://{addr}/api/v1/events?since=0"))
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(stream.status().as_u16(), 200);
+
+    let _ = stop.send(());
+    let result = tokio::time::timeout(SOON, served)
+        .await
+        .expect("serve returned although an event stream was open")
+        .expect("serve task");
+    assert!(result.is_ok(), "{result:?}");
+    drop(stream);
+    steward.shutdown().await.expect("shutdown");
+}
+
+// ---------------------------------------------------------------------------------------
+// docs/HTTP_API.md cannot drift from the router.
+
+fn http_api_doc() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/HTTP_API.md");
+    std::fs::read_to_string(&path).expect("docs/HTTP_API.md")
+}
+
+/// `/api/v1/services/{id}/{start,stop}` → both paths; `{id}` is kept.
+fn expand_braces(path: &str) -> Vec<String> {
+    let Some(open) = path.find("{") else {
+        return vec![path.to_string()];
+    };
+    let Some(close) = path[open..].find('}').map(|c| open + c) else {
+        return vec![path.to_string()];
+    };
+    let group = &path[open + 1..close];
+    let rest = expand_braces(&path[close + 1..]);
+    let choices: Vec<String> = if group.contains(',') {
+        group.split(',').map(str::to_string).collect()
+    } else {
+        vec![format!("{{{group}}}")]
+    };
+    choices
+        .iter()
+        .flat_map(|c| rest.iter().map(move |r| format!("{}{c}{r}", &path[..open])))
+        .collect()
+}
+
+#[test]
+fn http_api_doc_has_a_section_for_every_route_and_no_other() {
+    let doc = http_api_doc();
+    let mut documented = std::collections::BTreeSet::new();
+    for heading in doc.lines().filter_map(|l| l.strip_prefix("### `")) {
+        let Some((method, rest)) = heading.trim_end_matches('`').split_once(' ') else {
+            continue;
+        };
+        let path = rest.split(['?', '[']).next().unwrap_or(rest);
+        for path in expand_braces(path) {
+            documented.insert((method.to_string(), path));
+        }
+    }
+    let routed: std::collections::BTreeSet<(String, String)> = api::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(documented, routed);
+}
+
+#[test]
+fn http_api_doc_json_samples_parse_and_every_metric_is_listed() {
+    let doc = http_api_doc();
+    let mut blocks = 0;
+    for block in doc.split("```json\n").skip(1) {
+        let body = block.split("```").next().unwrap_or_default();
+        serde_json::from_str::<Value>(body)
+            .unwrap_or_else(|e| panic!("JSON sample does not parse ({e}):\n{body}"));
+        blocks += 1;
+    }
+    assert!(blocks > 10, "only {blocks} JSON samples");
+    for (name, kind) in api::metrics::METRIC_NAMES {
+        assert!(
+            doc.contains(&format!("| `{name}` | {kind} |")),
+            "{name} ({kind}) is not in the metrics table"
+        );
+    }
+}
