@@ -40,6 +40,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{Method, Uri};
+use axum::response::Response;
 use axum::routing::{MethodRouter, delete, get, post};
 use tokio::net::TcpListener;
 
@@ -184,7 +185,25 @@ pub fn router_with(steward: Steward, config: ApiConfig) -> Router {
             auth::TokenGuard::new(config.token),
             auth::require_token,
         ))
+        .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// Logs every request at debug level once its response head is ready (a stream's
+/// duration is not known then; its opening is what is logged).
+async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    tracing::debug!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "HTTP request"
+    );
+    response
 }
 
 /// The handler of one listed route.
