@@ -1,6 +1,8 @@
 //! steward's integration tests: one binary, one module per area. Every test runs real
 //! processes on this machine and waits for events with deadlines, never bare sleeps.
 
+/// The HTTP API: shapes through the router, SSE and full flows against a real server.
+mod api;
 /// Loading and validating YAML definitions; error messages (snapshots).
 mod config;
 /// Probes and the HealthChecker against real HTTP/TCP servers and commands.
