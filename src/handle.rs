@@ -100,8 +100,11 @@ impl Steward {
         &self,
         definition: ServiceDefinition,
     ) -> Result<ServiceState, ControlError> {
-        self.ask(|reply| RootMsg::Define { definition, reply })
-            .await?
+        self.ask(|reply| RootMsg::Define {
+            definition: Box::new(definition),
+            reply,
+        })
+        .await?
     }
 
     /// Defines many services without starting any; all are checked before any is defined.

@@ -108,8 +108,8 @@ pub struct RuntimeStatus {
 pub enum RootMsg {
     /// Define a service; starts it when `autostart` is true (the default).
     Define {
-        /// The definition.
-        definition: ServiceDefinition,
+        /// The definition (boxed: it is large and the other messages are small).
+        definition: Box<ServiceDefinition>,
         /// The new state (after the start, if it was started).
         reply: RpcReplyPort<Result<ServiceState, ControlError>>,
     },
@@ -269,7 +269,7 @@ impl Actor for Root {
         match msg {
             RootMsg::Define { definition, reply } => {
                 let autostart = definition.autostart;
-                match state.define(&myself, definition).await {
+                match state.define(&myself, *definition).await {
                     Ok(id) if autostart => state.forward(
                         &id,
                         |r| ServiceSupervisorMsg::Control(ServerMsg::Start(r)),
