@@ -140,6 +140,15 @@ impl Steward {
         self.control(id, ControlAction::Restart).await
     }
 
+    /// Stops a service and, first, every running service that depends on it.
+    pub async fn stop_cascade(&self, id: &str) -> Result<BatchResult, ControlError> {
+        self.ask(|reply| RootMsg::StopCascade {
+            id: id.to_string(),
+            reply,
+        })
+        .await
+    }
+
     /// SIGKILLs a service's process group; returns once it is gone.
     pub async fn kill(&self, id: &str) -> Result<ServiceState, ControlError> {
         self.control(id, ControlAction::Kill).await

@@ -5,6 +5,8 @@
 mod api;
 /// Loading and validating YAML definitions; error messages (snapshots).
 mod config;
+/// `depends_on`: start order by condition, stop order, cascade, failures, validation.
+mod dependencies;
 /// Probes and the HealthChecker against real HTTP/TCP servers and commands.
 mod health;
 /// Service lifecycle through the public API: start, stop, crash, restart policies, backoff.
