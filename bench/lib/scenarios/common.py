@@ -57,3 +57,21 @@ def wait_services(tool, table, argv, n, timeout):
         lambda: len(tool.service_pids(table.refresh(), argv)) >= n,
         timeout, 0.002, f"{n} services of {tool.NAME}")
     return waited
+
+
+def bench_program(ctx, name, args=(), timeout=900):
+    """Runs one of steward's measuring programs (`cargo bench --bench NAME -- --json ARGS`)
+    and returns the JSON line it prints, or {"error": ...}."""
+    import json
+    import os
+    import subprocess
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    env = dict(os.environ, CARGO_TARGET_DIR=ctx.target_dir)
+    env[procs.MARKER] = f"{ctx.run_id}/bench-{name}/0"
+    r = subprocess.run(["cargo", "bench", "--bench", name, "--", "--json", *args], cwd=repo,
+                       env=env, capture_output=True, text=True, timeout=timeout,
+                       stdin=subprocess.DEVNULL)
+    for line in r.stdout.splitlines():
+        if line.startswith("{"):
+            return json.loads(line)
+    return {"error": (r.stderr or r.stdout)[-500:]}

@@ -8,7 +8,7 @@ import time
 
 from .. import procs
 from ..tools import Service, ShellFloor
-from .common import running, wait_quiet, wait_services
+from .common import bench_program, running, wait_quiet, wait_services
 
 
 def one(ctx, tool_cls, n):
@@ -57,4 +57,8 @@ def run(ctx, tools, opts):
                 except procs.Deadline as e:
                     r = {"n": n, "error": str(e)}
                 results.setdefault(name, {}).setdefault(str(n), []).append(r)
+    if "steward" in tools:
+        n = max(sizes)
+        ctx.log(f"S1 steward memory breakdown: cargo bench --bench memory_breakdown (N={n})")
+        results["steward_memory_breakdown"] = bench_program(ctx, "memory_breakdown", ["--n", str(n)])
     return results

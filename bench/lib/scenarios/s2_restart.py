@@ -18,7 +18,7 @@ from .. import procs
 from ..tools import Service
 from .common import median, percentile, running, wait_quiet, wait_services
 
-STABLE_S = 1.1
+STABLE_S = 1.05
 
 
 def last_pid():

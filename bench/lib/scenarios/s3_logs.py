@@ -8,14 +8,13 @@ The floor is the same writer into a file with no supervisor. steward's in-memory
 """
 
 import glob
-import json
 import os
 import subprocess
 import time
 
 from .. import procs
 from ..tools import Service
-from .common import median, running
+from .common import bench_program, median
 
 LINE = "x" * 99
 
@@ -114,19 +113,6 @@ def floor(ctx, n):
     return {"seconds": round(secs, 3), "lines_per_s": round(n / secs), "lines": count_lines(out)}
 
 
-def ring_path(ctx):
-    """steward's in-memory path, by the criterion-free bench binary benches/log_pipeline.rs."""
-    env = dict(os.environ, CARGO_TARGET_DIR=ctx.target_dir)
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    r = subprocess.run(["cargo", "bench", "--bench", "log_pipeline", "--", "--json"], cwd=repo,
-                       env=env, capture_output=True, text=True, timeout=900,
-                       stdin=subprocess.DEVNULL)
-    for line in r.stdout.splitlines():
-        if line.startswith("{"):
-            return json.loads(line)
-    return {"error": (r.stderr or r.stdout)[-500:]}
-
-
 def run(ctx, tools, opts):
     n = opts.s3_lines
     out = {"lines": n, "floor": [], "tools": {}}
@@ -147,5 +133,5 @@ def run(ctx, tools, opts):
     out["floor_lines_per_s"] = median([f["lines_per_s"] for f in out["floor"]])
     if "steward" in tools:
         ctx.log("S3 steward in-memory path: cargo bench --bench log_pipeline")
-        out["steward_ring"] = ring_path(ctx)
+        out["steward_ring"] = bench_program(ctx, "log_pipeline")
     return out

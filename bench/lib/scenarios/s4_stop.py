@@ -24,6 +24,8 @@ def one(ctx, tool_cls, n, via=None):
     services = [Service(f"g{i}", ARGV) for i in range(n)]
     label = tool_cls.NAME + (f"-{via}" if via else "")
     with running(tool_cls, ctx, f"s4-{label}", services) as tool:
+        if via == "api" and ctx.steward_api_bin:
+            tool.use_api_program = True
         table = procs.ProcTable().refresh()
         tool.launch()
         wait_services(tool, table, procs.SLEEP_ARGV, 2 * n, ctx.timeout(120))

@@ -60,6 +60,7 @@ def run(ctx, tools, opts):
             out["steward"] = {"error": "this steward build does not serve the HTTP API"}
         else:
             with running(tools["steward"], ctx, "s7-steward", services) as tool:
+                tool.use_api_program = ctx.steward_api_bin is not None
                 table = procs.ProcTable().refresh()
                 tool.launch()
                 wait_services(tool, table, procs.SLEEP_ARGV, n, ctx.timeout(120))
@@ -68,7 +69,8 @@ def run(ctx, tools, opts):
                 url = tool.api_url("/api/v1/services")
                 size = response_bytes(url)
                 ctx.log(f"S7 steward: wrk {opts.s7_seconds}s on GET /api/v1/services ({size} bytes)")
-                out["steward"] = dict(wrk(ctx, url, opts.s7_seconds), response_bytes=size)
+                out["steward"] = dict(wrk(ctx, url, opts.s7_seconds), response_bytes=size,
+                                      served_by=ctx.steward_api_via)
     if "supervisord" in tools:
         with running(tools["supervisord"], ctx, "s7-supervisord", services) as tool:
             table = procs.ProcTable().refresh()

@@ -89,11 +89,6 @@ class PM2(Tool):
             return []
 
     def teardown(self):
-        d = self.daemon_pid()
-        try:
-            self.run_cmd([self.bin, "kill"], timeout=60)
-        except subprocess.TimeoutExpired:
-            pass
-        if d:
-            procs.kill_quiet(d)
+        # No `pm2 kill`: with hundreds of apps it stops them one by one (minutes). The base
+        # teardown SIGKILLs the daemon and every process below it (roots() includes it).
         super().teardown()

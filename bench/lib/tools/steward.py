@@ -28,6 +28,9 @@ class Steward(Tool):
         if not self.bin or not os.path.exists(self.bin):
             raise Unavailable("steward release binary not built")
         self.port = ctx.free_port()
+        # True: run benches/api_server.rs (the library + its HTTP API) instead of
+        # `steward up`, for the scenarios that need the API while `steward up` lacks it.
+        self.use_api_program = False
 
     def version(self):
         out = subprocess.run([self.bin, "--version"], capture_output=True, text=True, timeout=10)
@@ -65,8 +68,17 @@ class Steward(Tool):
             f.write("\n".join(lines) + "\n")
         self.config_dir = cfg
 
+    def supervision_pids(self, table):
+        return {p for p in self.tree(table)
+                if table.procs[p]["comm"] == "steward" or table.procs[p]["comm"].startswith("api_server")}
+
     def launch(self):
-        self.proc = self.spawn([self.bin, "up", "--config", self.config_dir], "steward.log",
+        if self.use_api_program:
+            argv = [self.ctx.steward_api_bin, "--config", self.config_dir,
+                    "--listen", f"127.0.0.1:{self.port}"]
+        else:
+            argv = [self.bin, "up", "--config", self.config_dir]
+        self.proc = self.spawn(argv, "steward.log",
                                extra_env={"STEWARD_LOG": "info", "NO_COLOR": "1"})
 
     def api_url(self, path):
