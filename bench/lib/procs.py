@@ -28,17 +28,21 @@ class Deadline(Exception):
 def wait_until(cond, timeout, interval=0.002, what="condition"):
     """Polls cond() until it returns a truthy value; returns (value, seconds waited).
 
+    Between polls it sleeps `interval`, or twice as long as the poll itself took if that is
+    more, so the poller never takes more than a third of a core from what it measures.
     Raises Deadline after `timeout` seconds.
     """
     start = time.monotonic()
     end = start + timeout
     while True:
+        t0 = time.monotonic()
         value = cond()
         if value:
             return value, time.monotonic() - start
-        if time.monotonic() >= end:
+        now = time.monotonic()
+        if now >= end:
             raise Deadline(f"timed out after {timeout:.1f}s waiting for {what}")
-        time.sleep(interval)
+        time.sleep(max(interval, 2 * (now - t0)))
 
 
 def read_stat(pid):
@@ -83,7 +87,7 @@ class ProcTable:
     cmdline again whenever its comm has changed. Zombies count as gone.
     """
 
-    YOUNG = 5.0
+    YOUNG = 2.0
 
     def __init__(self):
         self.procs = {}  # pid -> dict(comm, ppid, cmdline, start, seen)

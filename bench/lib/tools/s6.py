@@ -46,7 +46,10 @@ class S6(Tool):
                 _script(os.path.join(sd, "log", "run"), f"exec s6-log -b n20 s100000000 {logdir}")
 
     def launch(self):
-        self.proc = self.spawn(["s6-svscan", self.scan], "s6-svscan.log")
+        # s6-svscan supervises at most 500 service dirs unless told more (-c); a logged
+        # service counts twice.
+        limit = max(500, 2 * len(self.services) + 10)
+        self.proc = self.spawn(["s6-svscan", "-c", str(limit), self.scan], "s6-svscan.log")
 
     def stop_all(self):
         code = self.run_cmd(["s6-svscanctl", "-t", self.scan], timeout=60)
