@@ -84,10 +84,11 @@ class ProcTable:
     refresh() lists /proc and reads stat+cmdline only of pids it has not seen. A young
     process (seen less than YOUNG seconds ago) may still exec (fork, then exec a run
     script, then exec the service): its stat is read again at each refresh, and its
-    cmdline again whenever its comm has changed. Zombies count as gone.
+    cmdline again whenever its comm has changed, unless it already runs `sleep` (the
+    services' program, final). Zombies count as gone.
     """
 
-    YOUNG = 2.0
+    YOUNG = 15.0
 
     def __init__(self):
         self.procs = {}  # pid -> dict(comm, ppid, cmdline, start, seen)
@@ -104,7 +105,7 @@ class ProcTable:
                 continue
             pid = int(name)
             info = self.procs.get(pid)
-            if info is not None and now - info["seen"] > self.YOUNG:
+            if info is not None and (info["comm"] == "sleep" or now - info["seen"] > self.YOUNG):
                 live.add(pid)
                 continue
             st = read_stat(pid)
