@@ -105,7 +105,8 @@ class ProcTable:
                 continue
             pid = int(name)
             info = self.procs.get(pid)
-            if info is not None and (info["comm"] == "sleep" or now - info["seen"] > self.YOUNG):
+            if info is not None and ((info["comm"] == "sleep" and info["cmdline"])
+                                     or now - info["seen"] > self.YOUNG):
                 live.add(pid)
                 continue
             st = read_stat(pid)
