@@ -86,11 +86,7 @@ impl Actor for Idle {
     type State = ();
     type Arguments = ();
 
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<()>,
-        _args: (),
-    ) -> Result<(), ActorProcessingErr> {
+    async fn pre_start(&self, _myself: ActorRef<()>, _args: ()) -> Result<(), ActorProcessingErr> {
         Ok(())
     }
 }

@@ -29,7 +29,8 @@ def fmt(v, unit="", digits=None):
 def ratio(a, b):
     if a is None or b is None or b == 0:
         return "–"
-    return f"{a / b:.2f}×"
+    r = a / b
+    return f"{r:.2f}×" if r >= 0.1 else f"{r:.2g}×"
 
 
 def peers(results):
@@ -180,8 +181,10 @@ def section_s3(res, out):
                    f"**{fmt(ring['ring_lines_per_s'])} lines/s into the ring**, "
                    f"{fmt(ring['subscriber_lines_per_s'])} lines/s read by the subscriber, "
                    f"{fmt(ring['lost'])} lines lost by the subscriber, max lag "
-                   f"{fmt(ring['max_lag_lines'])} lines, {fmt(ring['drain_lag_ms'], ' ms')} "
-                   f"after the last append.\n")
+                   f"{fmt(ring['max_lag_lines'])} lines"
+                   + (f", done {fmt(ring['drain_lag_ms'], ' ms')} after the last append"
+                      if ring.get("drain_lag_ms") is not None else "")
+                   + ".\n")
     elif ring:
         out.append(f"steward's in-memory path: not measured ({ring['error'][:200]}).\n")
 
@@ -390,7 +393,7 @@ def generated(res, results_path=None):
     out = []
     m = res["machine"]
     out.append(f"## Results of {res['date'][:10]}\n")
-    out.append(f"Produced by `{res['command']}`"
+    out.append(f"Produced by `{res['command'].strip()}`"
                + (f" → [`{results_path}`](../{results_path})" if results_path else "")
                + f", in {res['duration_s'] / 60:.1f} min (scenarios {res['scenarios_duration_s'] / 60:.1f} min).\n")
     out.append(f"Machine: {m['cores']} cores ({m.get('cpu', '?')}), {m['mem_gib']} GiB, Linux "
