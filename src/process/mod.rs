@@ -10,6 +10,7 @@ pub mod pipe_reader;
 pub mod signal;
 pub mod spawn;
 pub mod usage;
+pub mod user;
 
 pub use command_line::argv_for;
 pub use environment::{check_cwd, resolve};
@@ -17,3 +18,4 @@ pub use pipe_reader::{LineDecoder, read_lines};
 pub use signal::{ProcessGroupGuard, parse_signal, signal_group, signal_name};
 pub use spawn::{SpawnPlan, spawn};
 pub use usage::UsageSampler;
+pub use user::{ResolvedUser, resolve_user};
