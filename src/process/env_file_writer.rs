@@ -195,10 +195,7 @@ mod tests {
         let mut def = def_in(dir.path());
         def.env.insert("NEW".into(), "2".into());
         let path = write_env_file(&def).expect("written");
-        assert_eq!(
-            std::fs::read_to_string(path).expect("read"),
-            "NEW=\"2\"\n"
-        );
+        assert_eq!(std::fs::read_to_string(path).expect("read"), "NEW=\"2\"\n");
     }
 
     #[test]
@@ -208,7 +205,10 @@ mod tests {
         let mut def = def_in(dir.path());
         def.env_file = Some(dir.path().join(".env"));
         let err = write_env_file(&def).expect_err("same file");
-        assert!(err.contains("is the file write_env_file would overwrite"), "{err}");
+        assert!(
+            err.contains("is the file write_env_file would overwrite"),
+            "{err}"
+        );
 
         let mut def = def_in(dir.path());
         def.env.insert("NOT A NAME".into(), "x".into());

@@ -110,10 +110,7 @@ pub fn pid_dir(state_dir: &Path) -> PathBuf {
 
 /// `state_dir/pids/<service>.json`
 pub fn record_path(state_dir: &Path, service: &str) -> io::Result<PathBuf> {
-    if service.is_empty()
-        || service.starts_with('.')
-        || service.contains(['/', '\\', '\0'])
-    {
+    if service.is_empty() || service.starts_with('.') || service.contains(['/', '\\', '\0']) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("`{service}` cannot name a pid file"),

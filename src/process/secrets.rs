@@ -12,14 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const MASK: &str = "***";
 
 /// Parts of a variable name that mark its value as a secret (compared in upper case).
-const SECRET_MARKS: [&str; 6] = [
-    "KEY",
-    "TOKEN",
-    "SECRET",
-    "PASSWORD",
-    "PASSWD",
-    "CREDENTIAL",
-];
+const SECRET_MARKS: [&str; 6] = ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL"];
 
 /// True when the name of a variable says its value is a secret: it contains KEY, TOKEN,
 /// SECRET, PASSWORD, PASSWD or CREDENTIAL, in any case (`api_key`, `GithubToken`).

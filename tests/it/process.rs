@@ -902,7 +902,10 @@ impl TestUser {
 impl Drop for TestUser {
     fn drop(&mut self) {
         for _ in 0..100 {
-            match std::process::Command::new("userdel").arg(&self.name).status() {
+            match std::process::Command::new("userdel")
+                .arg(&self.name)
+                .status()
+            {
                 Ok(status) if status.code() == Some(10) => {
                     std::thread::sleep(Duration::from_millis(50));
                 }
@@ -988,4 +991,122 @@ async fn pdeathsig_kills_a_switched_user_child_when_its_host_dies() {
     };
     let uid = child_dies_with_its_host(Some(&test_user.name)).await;
     assert_eq!(uid, test_user.user.uid, "the child ran as the test user");
+}
+
+/// The bin directory of an installed PostgreSQL (`/usr/lib/postgresql/<version>/bin`), the
+/// newest when there are several.
+fn postgres_bin_dir() -> Option<std::path::PathBuf> {
+    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|bin| bin.join("initdb").is_file() && bin.join("postgres").is_file())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+}
+
+/// A TCP port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("ephemeral port")
+        .port()
+}
+
+/// PostgreSQL refuses to run as root: it is the real-world case for `user:` (issue 4).
+#[tokio::test]
+async fn postgresql_runs_as_an_unprivileged_user() {
+    let Some(bin) = postgres_bin_dir() else {
+        eprintln!("skipped: PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb)");
+        return;
+    };
+    let Some(test_user) = TestUser::create("pg") else {
+        return;
+    };
+    let home = test_user.home.path().to_path_buf();
+    let data = home.join("data");
+    let as_user = |argv: Vec<String>| {
+        SpawnPlan::new(argv, home.clone(), std::env::vars().collect())
+            .run_as(test_user.user.clone(), &Default::default())
+    };
+    let tool = |name: &str| bin.join(name).display().to_string();
+
+    let initdb = spawn(&as_user(vec![
+        tool("initdb"),
+        "-D".into(),
+        data.display().to_string(),
+        "--no-locale".into(),
+        "-E".into(),
+        "UTF8".into(),
+        "-A".into(),
+        "trust".into(),
+        "-U".into(),
+        "steward".into(),
+    ]))
+    .expect("initdb spawns");
+    let out = tokio::time::timeout(Duration::from_secs(120), initdb.wait_with_output())
+        .await
+        .expect("initdb finishes")
+        .expect("initdb output");
+    assert!(
+        out.status.success(),
+        "initdb failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let port = free_port().to_string();
+    let server = spawn(&as_user(vec![
+        tool("postgres"),
+        "-D".into(),
+        data.display().to_string(),
+        "-k".into(),
+        home.display().to_string(),
+        "-p".into(),
+        port.clone(),
+        "-c".into(),
+        "listen_addresses=127.0.0.1".into(),
+    ]))
+    .expect("postgres spawns");
+    let pid = server.id().expect("pid");
+    let mut group = ProcessGroupGuard::new(pid);
+    // Drains its pipes while it runs, so its logging never blocks on a full pipe.
+    let finished = tokio::spawn(server.wait_with_output());
+
+    let pg_isready = tool("pg_isready");
+    wait_for("postgres to accept connections", DEADLINE, || {
+        let (pg_isready, port) = (pg_isready.clone(), port.clone());
+        async move {
+            tokio::process::Command::new(pg_isready)
+                .args(["-h", "127.0.0.1", "-p", &port, "-U", "steward"])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .await
+                .ok()
+                .filter(|s| s.success())
+                .map(|_| ())
+        }
+    })
+    .await;
+    assert_eq!(
+        uid_of(pid),
+        Some(test_user.user.uid),
+        "postgres runs as the test user"
+    );
+
+    // SIGINT is PostgreSQL's fast shutdown (SIGTERM would wait for clients).
+    group.signal(Signal::SIGINT).expect("SIGINT");
+    let out = tokio::time::timeout(DEADLINE, finished)
+        .await
+        .expect("postgres stops on SIGINT")
+        .expect("task")
+        .expect("output");
+    assert!(
+        out.status.success(),
+        "postgres exited with {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until_group_empty(pid).await;
+    group.disarm();
 }
