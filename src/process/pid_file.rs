@@ -209,11 +209,11 @@ fn recover_one(record: PidRecord, grace: Duration) -> Recovered {
         return Recovered::Gone(record);
     }
     tracing::warn!(service = %record.service, pgid = record.pgid, ?pids, "stopping processes left by a previous steward");
-    let _ = signal_group(record.pgid, Signal::SIGTERM);
+    signal_leftovers(&record, Signal::SIGTERM);
     let mut remaining = wait_until_gone(&record, grace);
     let forced = !remaining.is_empty();
     if forced {
-        let _ = signal_group(record.pgid, Signal::SIGKILL);
+        signal_leftovers(&record, Signal::SIGKILL);
         remaining = wait_until_gone(&record, KILL_WAIT);
     }
     Recovered::Stopped {
@@ -221,6 +221,20 @@ fn recover_one(record: PidRecord, grace: Duration) -> Recovered {
         pids,
         forced,
         remaining,
+    }
+}
+
+/// Signals the record's group and, when it has left that group (e.g. with `setsid`), the
+/// recorded process itself, if it is still the same process.
+fn signal_leftovers(record: &PidRecord, signal: Signal) {
+    let _ = signal_group(record.pgid, signal);
+    if let Some(leader) = read_stat(record.pid)
+        && leader.start_time == record.start_time
+        && leader.pgrp != record.pgid
+        && let Ok(pid) = i32::try_from(record.pid)
+        && pid > 1
+    {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
     }
 }
 
@@ -259,7 +273,10 @@ fn leftovers(record: &PidRecord) -> Vec<u32> {
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
             read_stat(*pid).is_some_and(|s| {
-                s.pgrp == record.pgid && s.state != 'Z' && s.start_time >= record.start_time
+                s.state != 'Z'
+                    && (s.pgrp == record.pgid && s.start_time >= record.start_time
+                        // The recorded process itself, even if it left the group.
+                        || *pid == record.pid && s.start_time == record.start_time)
             })
         })
         .collect();

@@ -228,3 +228,38 @@ async fn a_detached_record_is_returned_for_adoption() {
     guard.kill().expect("cleanup");
     drop(child);
 }
+
+#[tokio::test]
+async fn a_recorded_process_that_left_its_group_is_still_stopped() {
+    let state = tempfile::tempdir().expect("state dir");
+    // A group that existed once and is gone now: the number of a reaped process.
+    let gone = spawn(&plan("true")).expect("spawns");
+    let old_group = gone.id().expect("pid");
+    gone.wait_with_output().await.expect("reaped");
+    let child = spawn(&plan("sleep 300")).expect("spawns");
+    let pid = child.id().expect("pid");
+    let mut guard = ProcessGroupGuard::new(pid);
+    // As if the process had moved out of the group it was recorded in.
+    let mut record = PidRecord::of_process("moved", pid, false).expect("record");
+    record.pgid = old_group;
+    pid_file::write(state.path(), &record).expect("write");
+
+    let dir = state.path().to_path_buf();
+    let outcome = tokio::task::spawn_blocking(move || recover_with_grace(&dir, GRACE))
+        .await
+        .expect("recover");
+    match &outcome[..] {
+        [
+            Recovered::Stopped {
+                pids, remaining, ..
+            },
+        ] => {
+            assert_eq!(pids, &[pid]);
+            assert!(remaining.is_empty(), "{remaining:?}");
+        }
+        other => panic!("expected the moved process to be stopped, got {other:?}"),
+    }
+    assert!(!pid_alive(pid));
+    guard.disarm();
+    drop(child);
+}
