@@ -495,6 +495,7 @@ impl ServerState {
             return self.fail_start("the service's process manager is not attached".to_string());
         };
         let plan = SpawnPlan {
+            user: None,
             argv: process::command_line::argv_for(&self.def.command),
             cwd: self.def.cwd.clone(),
             env: env.clone(),

@@ -15,6 +15,8 @@ mod lifecycle;
 mod logs;
 /// Spawning, process groups, pipes, signals, pdeathsig.
 mod process;
+/// Crash recovery: pid files, leftover process groups of a killed steward, adoption.
+mod recovery;
 /// The actor tree: one-for-all restarts, intensity, panic injection.
 mod supervision;
 /// Shared helpers: deadlines, temp configs.
