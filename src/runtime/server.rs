@@ -494,12 +494,26 @@ impl ServerState {
         let Some(port) = self.port.clone() else {
             return self.fail_start("the service's process manager is not attached".to_string());
         };
-        let plan = SpawnPlan {
-            user: None,
-            argv: process::command_line::argv_for(&self.def.command),
-            cwd: self.def.cwd.clone(),
-            env: env.clone(),
+        let user = match &self.def.user {
+            Some(name) => match process::resolve_user(name, self.def.group.as_deref()) {
+                Ok(user) => Some(user),
+                Err(reason) => return self.fail_start(reason),
+            },
+            None => None,
         };
+        if self.def.write_env_file {
+            if let Err(reason) = process::write_env_file(&self.def) {
+                return self.fail_start(reason);
+            }
+        }
+        let mut plan = SpawnPlan::new(
+            process::command_line::argv_for(&self.def.command),
+            self.def.cwd.clone(),
+            env.clone(),
+        );
+        if let Some(user) = user {
+            plan = plan.run_as(user, &self.def.env);
+        }
         let run = self.run + 1;
         let spawned = port
             .call(
@@ -519,6 +533,7 @@ impl ServerState {
         };
         self.run = run;
         self.alive = true;
+        self.record_pid(pid);
         self.kill_cause = None;
         self.spawned_at = Some(Instant::now());
         self.readiness = Health::Unknown;
@@ -550,6 +565,26 @@ impl ServerState {
         }
         let result = self.snapshot();
         self.reply_starts(result);
+    }
+
+    /// Writes the pid file that lets the next boot find this process if steward dies.
+    fn record_pid(&self, pid: u32) {
+        let Some(dir) = &self.tables.state_dir else {
+            return;
+        };
+        let written = process::pid_file::PidRecord::of_process(&self.def.id, pid, false)
+            .and_then(|record| process::pid_file::write(dir, &record));
+        if let Err(e) = written {
+            warn!(service = %self.def.id, pid, error = %e, "could not write the pid file");
+        }
+    }
+
+    fn forget_pid(&self) {
+        if let Some(dir) = &self.tables.state_dir {
+            if let Err(e) = process::pid_file::remove(dir, &self.def.id) {
+                warn!(service = %self.def.id, error = %e, "could not remove the pid file");
+            }
+        }
     }
 
     fn fail_start(&mut self, reason: String) {
@@ -856,6 +891,7 @@ impl ServerState {
     async fn on_exit(&mut self, myself: &ActorRef<ServerMsg>, exit: ExitInfo, forced_kill: bool) {
         let id = self.def.id.clone();
         self.alive = false;
+        self.forget_pid();
         let ran_for = self
             .spawned_at
             .take()

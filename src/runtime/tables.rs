@@ -5,6 +5,7 @@
 //! writer (a service's status row is written only by its Server; its ring is appended to
 //! only by its LogBuffer); everyone else reads.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -35,6 +36,9 @@ pub struct Tables {
     pub usage: UsageSampler,
     /// When the runtime started.
     pub started_at: DateTime<Utc>,
+    /// Where pid files (crash recovery) and other runtime state live; `None` keeps no
+    /// state on disk.
+    pub state_dir: Option<PathBuf>,
     runtime_state: AtomicU8,
 }
 
@@ -53,7 +57,13 @@ pub enum RuntimeState {
 impl Tables {
     /// Empty tables.
     pub fn new() -> Self {
+        Self::with_state_dir(None)
+    }
+
+    /// Empty tables keeping runtime state (pid files) under `state_dir`.
+    pub fn with_state_dir(state_dir: Option<PathBuf>) -> Self {
         Tables {
+            state_dir,
             events: Arc::new(EventBus::new()),
             definitions: DashMap::new(),
             states: DashMap::new(),

@@ -263,3 +263,111 @@ async fn a_recorded_process_that_left_its_group_is_still_stopped() {
     guard.disarm();
     drop(child);
 }
+
+/// Tells the re-executed test binary to boot a whole runtime with this state_dir.
+const RUNTIME_HOST_ENV: &str = "STEWARD_TEST_RUNTIME_HOST";
+const SERVICE_PID_PREFIX: &str = "STEWARD_SERVICE_PID=";
+
+fn family_config(state_dir: &Path) -> steward::config::Config {
+    let mut settings = steward::config::Settings::defaults_in(state_dir);
+    settings.state_dir = state_dir.to_path_buf();
+    steward::config::Config {
+        dir: state_dir.to_path_buf(),
+        settings,
+        services: vec![crate::support::service("family", "sleep 300 & sleep 300")],
+    }
+}
+
+/// Not a test on its own: a steward runtime booted from a config with a state_dir, which
+/// prints its service's pid and waits to be SIGKILLed.
+#[test]
+fn runtime_host() {
+    let Some(state_dir) = std::env::var_os(RUNTIME_HOST_ENV) else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async move {
+        let steward = steward::Steward::boot(family_config(Path::new(&state_dir)))
+            .await
+            .expect("boot");
+        let pid = steward
+            .get("family")
+            .await
+            .expect("get")
+            .state
+            .pid
+            .expect("pid");
+        println!("{SERVICE_PID_PREFIX}{pid}");
+        std::future::pending::<()>().await;
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_booted_after_a_killed_one_cleans_up_and_starts_once() {
+    let state = tempfile::tempdir().expect("state dir");
+    let exe = std::env::current_exe().expect("test binary");
+    let mut host = tokio::process::Command::new(exe)
+        .args([
+            "recovery::runtime_host",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(RUNTIME_HOST_ENV, state.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("host starts");
+    let stdout = host.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let old: u32 = tokio::time::timeout(DEADLINE, async {
+        while let Some(line) = lines.next_line().await.expect("read") {
+            if let Some((_, pid)) = line.split_once(SERVICE_PID_PREFIX) {
+                return pid.trim().parse().expect("pid");
+            }
+        }
+        panic!("host ended without printing the service pid");
+    })
+    .await
+    .expect("host prints the service pid");
+    let mut leftover = ProcessGroupGuard::new(old);
+    wait_for_members(old, 3).await;
+    host.start_kill().expect("SIGKILL the host");
+    host.wait().await.expect("host reaped");
+    wait_for("the leader to die with its host", DEADLINE, || async move {
+        (!pid_alive(old)).then_some(())
+    })
+    .await;
+    assert!(
+        !group_members(old).is_empty(),
+        "the grandchild outlived its steward"
+    );
+
+    // The next boot from the same state_dir stops the leftovers, then starts afresh.
+    let steward = steward::Steward::boot(family_config(state.path()))
+        .await
+        .expect("boot again");
+    assert!(
+        group_members(old).is_empty(),
+        "orphans left: {:?}",
+        group_members(old)
+    );
+    let new = steward
+        .get("family")
+        .await
+        .expect("get")
+        .state
+        .pid
+        .expect("pid");
+    assert_ne!(new, old);
+    let record = pid_file::read(state.path(), "family")
+        .expect("read")
+        .expect("record");
+    assert_eq!(record.pid, new, "one pid file, for the new process only");
+    steward.shutdown().await.expect("shutdown");
+    assert_eq!(pid_file::read(state.path(), "family").expect("read"), None);
+    assert!(group_members(new).is_empty());
+    leftover.disarm();
+}
