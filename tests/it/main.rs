@@ -1,6 +1,8 @@
 //! steward's integration tests: one binary, one module per area. Every test runs real
 //! processes on this machine and waits for events with deadlines, never bare sleeps.
 
+/// The `steward` binary end to end: validate, up, shutdown, and every client command.
+mod cli;
 /// Loading and validating YAML definitions; error messages (snapshots).
 mod config;
 /// Probes and the HealthChecker against real HTTP/TCP servers and commands.
