@@ -263,6 +263,8 @@ impl LogSubscription {
                 ));
                 event.dropped = Some(missed);
                 self.events.emit(event);
+                metrics::counter!("steward_log_dropped_total", "service" => self.service.clone())
+                    .increment(missed);
                 Some(LogRecord::Gap { gap: missed })
             }
             Err(broadcast::error::RecvError::Closed) => None,

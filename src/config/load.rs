@@ -1,12 +1,243 @@
-//! Reading a config directory.
-use std::path::Path;
+//! Reading a config directory: `services.yml`, then every `services.d/*.yml` in name
+//! order, parsed with serde-saphyr and turned into definitions by `validate`.
+//!
+//! This is the one module that knows the YAML crate (DESIGN §9: serde_yaml is archived;
+//! serde-saphyr is pure Rust, fuzzed, reports line and column, and enforces budgets against
+//! hostile input). Everything it returns is in steward's own terms ([`ConfigError`]).
+//!
+//! **Every error at once.** A derived serde struct stops at its first error, and a
+//! streaming parser cannot resume inside a broken node. So a file is parsed in passes: the
+//! visitor of the top-level map notes which section (`version`, `settings`, one service)
+//! it is in; when a pass fails inside a section, the error is recorded and the next pass
+//! skips that section. Each pass skips one more section or ends, so a file with three
+//! broken services reports three errors, and the services that parsed still get their
+//! semantic checks. An error outside any section (a YAML syntax error between services,
+//! say) ends the file. Inputs are capped in size and in YAML budget, so the passes stay
+//! cheap and no input can make the loader panic or run away.
+//!
+//! * this file — the folder: which files, in which order, read how; duplicate ids;
+//! * `parse` — one file's text into the raw schema, in passes;
+//! * `messages` — the parser's errors in words, with the nearest valid key and a hint.
 
-use crate::config::Config;
-use crate::error::ConfigErrors;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::config::model::Pos;
+use crate::config::problem::Problem;
+use crate::config::validate::{self, FileContext};
+use crate::config::{Config, ServiceDefinition, Settings};
+use crate::error::{ConfigError, ConfigErrors};
+
+mod messages;
+mod parse;
+
+pub(crate) use parse::{parse_file, parse_service_text};
+
+/// A service file larger than this is refused before parsing: definitions are small, and
+/// the cap bounds the cost of the error-collecting passes.
+pub(crate) const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Loads `dir/services.yml` and `dir/services.d/*.yml` (name order), returning every
 /// error of every file at once.
+///
+/// Error paths are shown as `dir` was given (`config/services.d/api.yml:12:5: …`); the
+/// paths inside the returned definitions are absolute.
 pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
-    let _ = dir;
-    Err(ConfigErrors::default())
+    let abs_dir = match std::path::absolute(dir) {
+        Ok(abs) => abs,
+        Err(e) => {
+            return Err(ConfigErrors(vec![ConfigError::detached(format!(
+                "cannot resolve the config folder `{}`: {e}",
+                dir.display()
+            ))]));
+        }
+    };
+    let mut errors = Vec::new();
+    if !abs_dir.is_dir() {
+        errors.push(
+            ConfigError::detached(format!("config folder `{}` does not exist", dir.display()))
+                .with_hint("create it with a `services.yml`, or point `--config` at the folder that holds one"),
+        );
+        return Err(ConfigErrors(errors));
+    }
+
+    let mut files = vec![FileToLoad {
+        shown: dir.join("services.yml"),
+        absolute: abs_dir.join("services.yml"),
+        is_main: true,
+    }];
+    files.extend(list_services_d(dir, &abs_dir, &mut errors));
+
+    let mut settings = Settings::defaults_in(&abs_dir);
+    let mut services: Vec<ServiceDefinition> = Vec::new();
+    // id → where it was first defined, for the duplicate check across files.
+    let mut first_definition: HashMap<String, (PathBuf, Pos)> = HashMap::new();
+
+    for file in &files {
+        let text = match read_text(file) {
+            Ok(text) => text,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let (raw, mut problems) = parse_file(&text);
+        if let Some(raw) = raw {
+            let ctx = FileContext {
+                base_dir: file
+                    .absolute
+                    .parent()
+                    .map_or_else(|| abs_dir.clone(), Path::to_path_buf),
+                source_file: Some(file.absolute.clone()),
+                is_main: file.is_main,
+            };
+            let outcome = validate::convert_file(raw, &ctx);
+            problems.extend(outcome.problems);
+            if let Some(file_settings) = outcome.settings {
+                settings = file_settings;
+            }
+            for (id, pos, definition) in outcome.services {
+                match first_definition.get(&id) {
+                    Some((first_file, first_pos)) => problems.push(
+                        Problem::new(
+                            pos,
+                            format!(
+                                "service `{id}` is defined twice: first in {}:{}:{}",
+                                first_file.display(),
+                                first_pos.line,
+                                first_pos.column
+                            ),
+                        )
+                        .hint("ids are unique across services.yml and services.d; rename one or remove it"),
+                    ),
+                    None => {
+                        first_definition.insert(id, (file.shown.clone(), pos));
+                        if let Some(definition) = definition {
+                            services.push(definition);
+                        }
+                    }
+                }
+            }
+        }
+        problems.sort_by_key(|p| p.pos);
+        errors.extend(
+            problems
+                .into_iter()
+                .map(|p| p.into_error(Some(&file.shown))),
+        );
+    }
+
+    if errors.is_empty() {
+        Ok(Config {
+            dir: abs_dir,
+            settings,
+            services,
+        })
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// One file to read: the path shown in errors, the absolute one, and whether it is the
+/// main file (the only one allowed a `settings:` block).
+struct FileToLoad {
+    shown: PathBuf,
+    absolute: PathBuf,
+    is_main: bool,
+}
+
+/// The `*.yml` files of `services.d`, sorted by name. A missing folder is fine.
+fn list_services_d(dir: &Path, abs_dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<FileToLoad> {
+    let shown_d = dir.join("services.d");
+    let abs_d = abs_dir.join("services.d");
+    let entries = match std::fs::read_dir(&abs_d) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            errors.push(ConfigError::detached(format!(
+                "cannot list `{}`: {e}",
+                shown_d.display()
+            )));
+            return Vec::new();
+        }
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                errors.push(ConfigError::detached(format!(
+                    "cannot list `{}`: {e}",
+                    shown_d.display()
+                )));
+                continue;
+            }
+        };
+        let name = entry.file_name();
+        let name_text = name.to_string_lossy();
+        // Editor swap and lock files (`.web.yml.swp`, `.#web.yml`) are not definitions.
+        if name_text.starts_with('.') || !entry.path().is_file() {
+            continue;
+        }
+        if name_text.ends_with(".yml") {
+            names.push(name);
+        } else if let Some(stem) = name_text.strip_suffix(".yaml") {
+            errors.push(
+                ConfigError::detached(format!(
+                    "`{}` is not read: steward reads only `*.yml` files in services.d",
+                    shown_d.join(&name).display()
+                ))
+                .with_hint(format!("rename it to `{stem}.yml`")),
+            );
+        }
+    }
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| FileToLoad {
+            shown: shown_d.join(&name),
+            absolute: abs_d.join(&name),
+            is_main: false,
+        })
+        .collect()
+}
+
+/// The file's text, or why it cannot be used.
+fn read_text(file: &FileToLoad) -> Result<String, ConfigError> {
+    let shown = file.shown.display();
+    let metadata = std::fs::metadata(&file.absolute).map_err(|e| {
+        let error = ConfigError::detached(format!("cannot read `{shown}`: {e}"));
+        if file.is_main && e.kind() == std::io::ErrorKind::NotFound {
+            error.with_hint(
+                "create it with `version: 1` and a `services:` map (see docs/CONFIGURATION.md)",
+            )
+        } else {
+            error
+        }
+    })?;
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(ConfigError::detached(format!(
+            "`{shown}` is {} bytes, more than the {MAX_FILE_BYTES} a service file may have",
+            metadata.len()
+        ))
+        .with_hint("split it into several files in services.d"));
+    }
+    let bytes = std::fs::read(&file.absolute)
+        .map_err(|e| ConfigError::detached(format!("cannot read `{shown}`: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+        let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&valid[line_start..])
+            .chars()
+            .count() as u64
+            + 1;
+        ConfigError {
+            file: Some(file.shown.clone()),
+            line,
+            column,
+            message: "the file is not valid UTF-8".to_string(),
+            hint: Some("save it as UTF-8 text".to_string()),
+        }
+    })
 }

@@ -4,11 +4,15 @@
 //! * `definition` — the resolved types the runtime works from;
 //! * `model` — the file schema as serde types (unknown keys rejected);
 //! * `load` — reading files with serde-saphyr (the one module that knows the YAML crate);
-//! * `validate` — turning the file schema into definitions, collecting every error.
+//! * `validate` — turning the file schema into definitions, collecting every error;
+//! * `units` — durations (`10s`) and sizes (`10MiB`);
+//! * `problem` — a positioned problem before it is tied to its file.
 
 mod definition;
 mod load;
 mod model;
+mod problem;
+mod units;
 mod validate;
 
 pub use definition::{
@@ -16,4 +20,4 @@ pub use definition::{
     ProbeSpec, RestartPolicy, ServiceDefinition, Settings,
 };
 pub use load::load_dir;
-pub use validate::{check_definition, is_valid_id};
+pub use validate::{check_definition, definition_from_json, is_valid_id};

@@ -351,6 +351,12 @@ fn on_outcome(
         detail = %outcome.detail,
         "probe ran"
     );
+    metrics::histogram!(
+        "steward_probe_duration_seconds",
+        "service" => service.clone(),
+        "probe" => kind.as_str(),
+    )
+    .record(outcome.latency.as_secs_f64());
 
     // The startup probe passes once: its success threshold is always 1.
     let success_threshold = match kind {

@@ -221,6 +221,7 @@ impl Actor for Server {
                 state.port = Some(port);
                 state.health = health;
                 if let Some(cause) = recover {
+                    count_restart(&state.def.id, "crash");
                     state.emit(
                         Event::new(&state.def.id, EventKind::Restarting).cause(cause.clone()),
                     );
@@ -526,6 +527,7 @@ impl ServerState {
             let pid = self.row(|r| r.pid).flatten();
             self.intent = Intent::Restart;
             self.start_waiters.push(reply);
+            count_restart(&id, "manual");
             self.emit(
                 Event::new(&id, EventKind::Restarting)
                     .pid(pid)
@@ -812,6 +814,12 @@ impl ServerState {
                     self.reply_stops();
                     return;
                 }
+                let reason = if what.starts_with("liveness") {
+                    "liveness"
+                } else {
+                    "crash"
+                };
+                count_restart(&id, reason);
                 let index = restart::backoff_index(self.next_backoff, ran_for, &self.def.backoff);
                 let delay = restart::backoff_delay(&self.def.backoff, index);
                 self.next_backoff = index.saturating_add(1);
@@ -838,6 +846,13 @@ fn exit_restarts(what: &str, exit: &ExitInfo, policy: RestartPolicy) -> bool {
         RestartPolicy::Transient => by_probe || restart::wants_restart(policy, exit),
         RestartPolicy::Temporary => false,
     }
+}
+
+/// Counts a restart in the `steward_restarts_total{service, reason}` metric
+/// (`crash`, `liveness`, `manual`, `dependency`).
+fn count_restart(service: &str, reason: &'static str) {
+    metrics::counter!("steward_restarts_total", "service" => service.to_string(), "reason" => reason)
+        .increment(1);
 }
 
 /// How long a spawn (or a signal, or a stdin write) may take before the Server gives up.

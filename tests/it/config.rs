@@ -1,1 +1,788 @@
-//! See main.rs.
+//! Loading and validating YAML definitions (`steward::config`): the example `config/`
+//! folder, defaults, path resolution, file order, and the message of every kind of bad
+//! input (insta snapshots in `tests/it/snapshots/`, with the temp folder shown as `<dir>`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use proptest::prelude::*;
+use steward::config::{
+    CommandSpec, Config, ProbeCheck, RestartPolicy, ServiceDefinition, check_definition, load_dir,
+};
+use steward::error::ConfigErrors;
+
+/// A temp config folder holding `files` (path relative to the folder, contents).
+fn config_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (path, text) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, text).expect("write");
+    }
+    dir
+}
+
+fn load_ok(files: &[(&str, &str)]) -> (tempfile::TempDir, Config) {
+    let dir = config_dir(files);
+    match load_dir(dir.path()) {
+        Ok(config) => (dir, config),
+        Err(errors) => panic!("expected a valid config, got:\n{errors}"),
+    }
+}
+
+/// The errors of a config that must not load, one per line, with the temp folder as `<dir>`.
+fn load_err(files: &[(&str, &str)]) -> String {
+    let dir = config_dir(files);
+    match load_dir(dir.path()) {
+        Ok(config) => panic!("expected errors, got {} services", config.services.len()),
+        Err(errors) => render(&errors, dir.path()),
+    }
+}
+
+fn render(errors: &ConfigErrors, dir: &Path) -> String {
+    errors
+        .0
+        .iter()
+        .map(|e| {
+            e.to_string()
+                .replace(&format!("{}/", dir.display()), "<dir>/")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn service<'a>(config: &'a Config, id: &str) -> &'a ServiceDefinition {
+    config
+        .services
+        .iter()
+        .find(|s| s.id == id)
+        .unwrap_or_else(|| panic!("no service {id}"))
+}
+
+const HEADER: &str = "version: 1\nservices:\n";
+
+/// `services.yml` with `body` under `services:`.
+fn services_yml(body: &str) -> String {
+    format!("{HEADER}{body}")
+}
+
+// ---------------------------------------------------------------- the example config
+
+#[test]
+fn the_example_config_loads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let config = load_dir(&dir).unwrap_or_else(|e| panic!("config/ must load:\n{e}"));
+    for def in &config.services {
+        check_definition(def).unwrap_or_else(|e| panic!("{}: {e}", def.id));
+    }
+    let ids: Vec<&str> = config.services.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["web", "worker", "hello"]);
+    assert_eq!(config.settings.listen, "127.0.0.1:7070");
+
+    let web = service(&config, "web");
+    assert_eq!(
+        web.command,
+        CommandSpec::Line("python3 -m http.server 8181 --bind 127.0.0.1".into())
+    );
+    let readiness = web.readiness.as_ref().expect("web has a readiness probe");
+    assert_eq!(
+        readiness.check,
+        ProbeCheck::Http {
+            url: "http://127.0.0.1:8181/".into(),
+            expect_status: 200
+        }
+    );
+    let liveness = web.liveness.as_ref().expect("web has a liveness probe");
+    assert_eq!(
+        liveness.check,
+        ProbeCheck::Tcp {
+            address: "127.0.0.1:8181".into()
+        }
+    );
+    assert!(web.tags.contains(&"frontend".to_string()));
+
+    let worker = service(&config, "worker");
+    assert!(matches!(&worker.command, CommandSpec::Argv(argv) if argv[0] == "sh"));
+    assert!(!worker.tags.is_empty());
+
+    let hello = service(&config, "hello");
+    assert_eq!(hello.restart, RestartPolicy::Temporary);
+    assert_eq!(
+        hello.source_file.as_deref(),
+        Some(dir.join("services.d/jobs.yml").as_path())
+    );
+    assert_eq!(hello.cwd, dir.join("services.d"));
+}
+
+// ---------------------------------------------------------------- defaults and values
+
+#[test]
+fn defaults_match_the_design() {
+    let (dir, config) = load_ok(&[(
+        "services.yml",
+        &services_yml("  app:\n    command: ./run\n    readiness:\n      tcp: 127.0.0.1:1\n"),
+    )]);
+    let app = service(&config, "app");
+    assert_eq!(app.name, "app");
+    assert!(app.autostart);
+    assert_eq!(app.restart, RestartPolicy::Permanent);
+    let secs = Duration::from_secs;
+    assert_eq!(app.backoff, [secs(1), secs(2), secs(5), secs(10), secs(30)]);
+    assert_eq!(app.max_restarts, 10);
+    assert_eq!(app.restart_window, secs(300));
+    assert_eq!(app.stop_signal, Signal::SIGTERM);
+    assert_eq!(app.stop_timeout, secs(10));
+    assert_eq!(app.log_lines, 1000);
+    assert_eq!(app.log_max_size, 10 * 1024 * 1024);
+    assert_eq!(app.log_max_files, 5);
+    assert_eq!(app.log_file, None);
+    assert_eq!(app.env_file, None);
+    assert!(app.env.is_empty() && app.required_env.is_empty() && app.tags.is_empty());
+    assert_eq!(app.cwd, dir.path());
+    assert_eq!(
+        app.source_file.as_deref(),
+        Some(dir.path().join("services.yml").as_path())
+    );
+    let probe = app.readiness.as_ref().expect("readiness");
+    assert_eq!(probe.interval, secs(2));
+    assert_eq!(probe.timeout, secs(1));
+    assert_eq!(probe.initial_delay, Duration::ZERO);
+    assert_eq!(probe.failure_threshold, 2);
+    assert_eq!(probe.success_threshold, 1);
+    assert!(app.liveness.is_none() && app.startup.is_none());
+
+    assert_eq!(config.settings.listen, "127.0.0.1:7070");
+    assert_eq!(config.settings.state_dir, dir.path().join(".steward"));
+    assert_eq!(config.settings.shutdown_timeout, secs(30));
+    assert_eq!(config.settings.token_env, None);
+    assert_eq!(config.dir, dir.path());
+}
+
+#[test]
+fn every_key_is_read() {
+    let (dir, config) = load_ok(&[(
+        "services.yml",
+        r#"version: 1
+settings:
+  listen: 0.0.0.0:9000
+  token_env: MY_TOKEN
+  state_dir: /var/lib/steward
+  shutdown_timeout: 1m
+services:
+  api:
+    name: The API
+    argv: [python3, app.py, --port, 8080]
+    cwd: srv
+    env: { PORT: 8080, DEBUG: true, RATIO: 1.50, NAME: api, EMPTY: "" }
+    env_file: .env
+    required_env: [API_KEY]
+    tags: [backend, http]
+    autostart: false
+    restart: on-failure
+    backoff: [250ms, 1s]
+    max_restarts: 3
+    restart_window: 1h
+    stop_signal: int
+    stop_timeout: 0
+    startup:
+      command: [test, -f, ready]
+      failure_threshold: 30
+    readiness:
+      http: { url: "https://127.0.0.1:8443/health", expect_status: 204 }
+      interval: 500ms
+      timeout: 2s
+      initial_delay: 1s
+      failure_threshold: 4
+      success_threshold: 2
+    liveness:
+      command: pg_isready -h 127.0.0.1
+    log_lines: 50
+    log_file: logs/api.log
+    log_max_size: 512KiB
+    log_max_files: 0
+"#,
+    )]);
+    let api = service(&config, "api");
+    check_definition(api).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(api.name, "The API");
+    assert_eq!(
+        api.command,
+        CommandSpec::Argv(vec![
+            "python3".into(),
+            "app.py".into(),
+            "--port".into(),
+            "8080".into()
+        ])
+    );
+    assert_eq!(api.cwd, dir.path().join("srv"));
+    let env: Vec<(&str, &str)> = api
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        env,
+        [
+            ("DEBUG", "true"),
+            ("EMPTY", ""),
+            ("NAME", "api"),
+            ("PORT", "8080"),
+            ("RATIO", "1.50")
+        ]
+    );
+    assert_eq!(api.env_file, Some(dir.path().join(".env")));
+    assert_eq!(api.required_env, ["API_KEY"]);
+    assert_eq!(api.tags, ["backend", "http"]);
+    assert!(!api.autostart);
+    assert_eq!(api.restart, RestartPolicy::Transient);
+    assert_eq!(
+        api.backoff,
+        [Duration::from_millis(250), Duration::from_secs(1)]
+    );
+    assert_eq!(api.max_restarts, 3);
+    assert_eq!(api.restart_window, Duration::from_secs(3600));
+    assert_eq!(api.stop_signal, Signal::SIGINT);
+    assert_eq!(api.stop_timeout, Duration::ZERO);
+    let startup = api.startup.as_ref().expect("startup");
+    assert_eq!(
+        startup.check,
+        ProbeCheck::Command {
+            command: CommandSpec::Argv(vec!["test".into(), "-f".into(), "ready".into()])
+        }
+    );
+    assert_eq!(startup.failure_threshold, 30);
+    let readiness = api.readiness.as_ref().expect("readiness");
+    assert_eq!(
+        readiness.check,
+        ProbeCheck::Http {
+            url: "https://127.0.0.1:8443/health".into(),
+            expect_status: 204
+        }
+    );
+    assert_eq!(readiness.interval, Duration::from_millis(500));
+    assert_eq!(readiness.timeout, Duration::from_secs(2));
+    assert_eq!(readiness.initial_delay, Duration::from_secs(1));
+    assert_eq!(
+        (readiness.failure_threshold, readiness.success_threshold),
+        (4, 2)
+    );
+    let liveness = api.liveness.as_ref().expect("liveness");
+    assert_eq!(
+        liveness.check,
+        ProbeCheck::Command {
+            command: CommandSpec::Line("pg_isready -h 127.0.0.1".into())
+        }
+    );
+    assert_eq!(api.log_lines, 50);
+    assert_eq!(api.log_file, Some(dir.path().join("logs/api.log")));
+    assert_eq!(api.log_max_size, 512 * 1024);
+    assert_eq!(api.log_max_files, 0);
+
+    assert_eq!(config.settings.listen, "0.0.0.0:9000");
+    assert_eq!(config.settings.token_env.as_deref(), Some("MY_TOKEN"));
+    assert_eq!(config.settings.state_dir, PathBuf::from("/var/lib/steward"));
+    assert_eq!(config.settings.shutdown_timeout, Duration::from_secs(60));
+}
+
+#[test]
+fn restart_policy_aliases() {
+    let (_dir, config) = load_ok(&[(
+        "services.yml",
+        &services_yml(
+            "  a: { command: x, restart: always }\n  b: { command: x, restart: on-failure }\n  c: { command: x, restart: never }\n  d: { command: x, restart: Transient }\n  e: { command: x, restart: temporary }\n",
+        ),
+    )]);
+    let policies: Vec<RestartPolicy> = config.services.iter().map(|s| s.restart).collect();
+    use RestartPolicy::*;
+    assert_eq!(
+        policies,
+        [Permanent, Transient, Temporary, Transient, Temporary]
+    );
+}
+
+#[test]
+fn sizes_accept_binary_units_and_plain_bytes() {
+    let (_dir, config) = load_ok(&[(
+        "services.yml",
+        &services_yml(
+            "  a: { command: x, log_max_size: 10MiB }\n  b: { command: x, log_max_size: 512KiB }\n  c: { command: x, log_max_size: 1GiB }\n  d: { command: x, log_max_size: 1048576 }\n",
+        ),
+    )]);
+    let sizes: Vec<u64> = config.services.iter().map(|s| s.log_max_size).collect();
+    assert_eq!(sizes, [10 << 20, 512 << 10, 1 << 30, 1_048_576]);
+}
+
+#[test]
+fn a_command_line_is_kept_as_written() {
+    let line = r#"sh -c 'echo "$HOME" | tr a-z A-Z'  # not a comment inside quotes"#;
+    let yaml = format!(
+        "  a:\n    command: {}\n",
+        serde_json::to_string(line).expect("json")
+    );
+    let (_dir, config) = load_ok(&[("services.yml", &services_yml(&yaml))]);
+    assert_eq!(config.services[0].command, CommandSpec::Line(line.into()));
+}
+
+// ---------------------------------------------------------------- files and paths
+
+#[test]
+fn relative_paths_resolve_against_the_defining_file() {
+    let (dir, config) = load_ok(&[
+        (
+            "services.yml",
+            &services_yml("  top:\n    command: x\n    cwd: ./web\n"),
+        ),
+        (
+            "services.d/extra.yml",
+            &services_yml(
+                "  sub:\n    command: x\n    cwd: ../shared\n    env_file: sub.env\n    log_file: logs/sub.log\n  plain:\n    command: x\n  absolute:\n    command: x\n    cwd: /tmp\n",
+            ),
+        ),
+    ]);
+    let d = dir.path();
+    assert_eq!(service(&config, "top").cwd, d.join("web"));
+    let sub = service(&config, "sub");
+    assert_eq!(sub.cwd, d.join("services.d/../shared"));
+    assert_eq!(sub.env_file, Some(d.join("services.d/sub.env")));
+    assert_eq!(sub.log_file, Some(d.join("services.d/logs/sub.log")));
+    assert_eq!(sub.source_file, Some(d.join("services.d/extra.yml")));
+    assert_eq!(service(&config, "plain").cwd, d.join("services.d"));
+    assert_eq!(service(&config, "absolute").cwd, PathBuf::from("/tmp"));
+    for s in &config.services {
+        assert!(s.cwd.is_absolute(), "{:?}", s.cwd);
+    }
+}
+
+#[test]
+fn a_relative_config_dir_gives_absolute_definitions() {
+    // Loading through a relative path must still give absolute paths in definitions.
+    let dir = config_dir(&[("services.yml", &services_yml("  a: { command: x }\n"))]);
+    let cwd = std::env::current_dir().expect("cwd");
+    let relative = pathdiff(dir.path(), &cwd);
+    let config = load_dir(&relative).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.dir.is_absolute());
+    assert!(config.services[0].cwd.is_absolute());
+}
+
+/// `target` relative to `base` (both absolute), through `..` as needed.
+fn pathdiff(target: &Path, base: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for _ in base.components().skip(1) {
+        out.push("..");
+    }
+    out.join(target.strip_prefix("/").expect("absolute"))
+}
+
+#[test]
+fn services_d_files_load_in_name_order() {
+    let (_dir, config) = load_ok(&[
+        ("services.yml", &services_yml("  main: { command: x }\n")),
+        (
+            "services.d/b.yml",
+            &services_yml("  from-b: { command: x }\n"),
+        ),
+        (
+            "services.d/a.yml",
+            &services_yml("  from-a1: { command: x }\n  from-a2: { command: x }\n"),
+        ),
+        (
+            "services.d/10-first.yml",
+            &services_yml("  from-10: { command: x }\n"),
+        ),
+        ("services.d/notes.txt", "not yaml at all: ["),
+        ("services.d/.hidden.yml", "broken: ["),
+    ]);
+    let ids: Vec<&str> = config.services.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["main", "from-10", "from-a1", "from-a2", "from-b"]);
+}
+
+#[test]
+fn an_empty_or_missing_services_d_is_fine() {
+    let (_dir, config) = load_ok(&[("services.yml", &services_yml("  a: { command: x }\n"))]);
+    assert_eq!(config.services.len(), 1);
+    let dir = config_dir(&[("services.yml", &services_yml("  a: { command: x }\n"))]);
+    std::fs::create_dir(dir.path().join("services.d")).expect("mkdir");
+    let config = load_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.services.len(), 1);
+}
+
+#[test]
+fn a_file_without_services_is_fine() {
+    let (_dir, config) = load_ok(&[
+        (
+            "services.yml",
+            "version: 1\nsettings:\n  listen: 127.0.0.1:7171\n",
+        ),
+        ("services.d/empty.yml", "version: 1\nservices: {}\n"),
+    ]);
+    assert!(config.services.is_empty());
+    assert_eq!(config.settings.listen, "127.0.0.1:7171");
+}
+
+// ---------------------------------------------------------------- error messages
+
+#[test]
+fn error_yaml_syntax() {
+    insta::assert_snapshot!(load_err(&[(
+        "services.yml",
+        &services_yml("  web:\n    command: [python3, app.py\n  api:\n    command: x\n"),
+    )]));
+}
+
+#[test]
+fn error_bad_indentation() {
+    insta::assert_snapshot!(load_err(&[(
+        "services.yml",
+        &services_yml("  web:\n    command: x\n   tags: [a]\n"),
+    )]));
+}
+
+#[test]
+fn error_unknown_keys_suggest_the_nearest() {
+    insta::assert_snapshot!(load_err(&[
+        (
+            "services.yml",
+            "version: 1\nsettings:\n  lsten: 127.0.0.1:7070\nservice:\n  web: {}\n"
+        ),
+        (
+            "services.d/api.yml",
+            &services_yml(
+                "  api:\n    comand: ./api\n  w1:\n    command: x\n    readiness:\n      tcp: 127.0.0.1:80\n      intervl: 2s\n  w2:\n    command: x\n    liveness:\n      http: { uri: \"http://x/\" }\n  w3:\n    cmd: x\n  w4:\n    command: x\n    xyzzy: 1\n",
+            ),
+        ),
+    ]));
+}
+
+#[test]
+fn error_keys_of_a_later_issue_are_not_supported_yet() {
+    let mut body = String::new();
+    for (i, key) in [
+        "depends_on: { db: { condition: healthy } }",
+        "install: make",
+        "source: { git: \"https://example.org/x.git\" }",
+        "detached: true",
+        "stop_command: docker compose down",
+        "pid_file: run.pid",
+        "write_env_file: true",
+        "user: www-data",
+        "group: www-data",
+    ]
+    .iter()
+    .enumerate()
+    {
+        body.push_str(&format!("  s{i}:\n    command: x\n    {key}\n"));
+    }
+    insta::assert_snapshot!(load_err(&[("services.yml", &services_yml(&body))]));
+}
+
+#[test]
+fn error_bad_ids() {
+    insta::assert_snapshot!(load_err(&[(
+        "services.yml",
+        &services_yml(
+            "  Web:\n    command: x\n  my.api:\n    command: x\n  -x:\n    command: x\n  \"\":\n    command: x\n",
+        ),
+    )]));
+}
+
+#[test]
+fn error_command_and_argv() {
+    insta::assert_snapshot!(load_err(&[(
+        "services.yml",
+        &services_yml(
+            "  both:\n    command: python3 app.py\n    argv: [python3, app.py]\n  neither:\n    tags: [x]\n  empty:\n  blank:\n    command: \"  \"\n  nolist:\n    argv: []\n  list-command:\n    command: [python3, app.py]\n  scalar: python3 app.py\n",
+        ),
+    )]));
+}
+
+#[test]
+fn error_bad_durations() {
+    insta::assert_snapshot!(load_err(&[(
+        "services.yml",
+        &services_yml(
+            "  web:\n    command: x\n    stop_timeout: 10\n    restart_window: 5 minutes please\n    backoff: [1s, 2x, 3]\n    readiness:\n      tcp: 127.0.0.1:80\n      interval: 0s\n      timeout: -1s\n",
+        ),
+    )]));
+}
+
+#[test]
+fn error_bad_restart_policy() {
+    insta::assert_snapshot!(load_err(&[(
+        "services.yml",
+        &services_yml(
+            "  a: { command: x, restart: permanant }\n  b: { command: x, restart: \"no\" }\n  c: { command: x, restart: sometimes }\n",
+        ),
+    )]));
+}
+
+#[test]
+fn error_bad_probes() {
+    insta::assert_snapshot!(load_err(&[(
+        "services.yml",
+        &services_yml(
+            "  two:\n    command: x\n    readiness:\n      http: { url: \"http://127.0.0.1:80/\" }\n      tcp: 127.0.0.1:80\n  none:\n    command: x\n    liveness:\n      interval: 1s\n  bad-values:\n    command: x\n    readiness:\n      http: { url: \"127.0.0.1/health\", expect_status: 999 }\n    liveness:\n      tcp: localhost\n      failure_threshold: 0\n    startup:\n      http: {}\n  scalar:\n    command: x\n    readiness: tcp 127.0.0.1:80\n",
+        ),
+    )]));
+}
+
+#[test]
+fn error_bad_signal() {
+    insta::assert_snapshot!(load_err(&[(
+        "services.yml",
+        &services_yml(
+            "  a: { command: x, stop_signal: SIGTREM }\n  b: { command: x, stop_signal: 15 }\n",
+        ),
+    )]));
+}
+
+#[test]
+fn error_bad_values() {
+    insta::assert_snapshot!(load_err(&[(
+        "services.yml",
+        &services_yml(
+            "  web:\n    command: x\n    autostart: yes\n  api:\n    command: x\n    max_restarts: -1\n    log_lines: 0\n    log_max_size: 10XB\n    log_max_files: many\n  env:\n    command: x\n    cwd: ~/src\n    env:\n      PORT:\n      BAD NAME: 1\n    required_env: [\"A=B\"]\n  tags:\n    command: x\n    tags: frontend\n",
+        ),
+    )]));
+}
+
+#[test]
+fn error_duplicate_id_names_both_files() {
+    insta::assert_snapshot!(load_err(&[
+        ("services.yml", &services_yml("  web:\n    command: x\n")),
+        (
+            "services.d/a.yml",
+            &services_yml("  api:\n    command: x\n  web:\n    command: y\n")
+        ),
+        (
+            "services.d/b.yml",
+            &services_yml("  api:\n    command: z\n  api:\n    command: z\n")
+        ),
+    ]));
+}
+
+#[test]
+fn error_in_two_files_are_reported_together() {
+    insta::assert_snapshot!(load_err(&[
+        (
+            "services.yml",
+            &services_yml("  web:\n    command: x\n    restart: sometimes\n")
+        ),
+        (
+            "services.d/api.yml",
+            &services_yml("  api:\n    comand: x\n")
+        ),
+        ("services.d/jobs.yml", "version: 1\nservices:\n  job: [\n"),
+    ]));
+}
+
+#[test]
+fn error_version_missing_or_wrong() {
+    insta::assert_snapshot!(load_err(&[
+        ("services.yml", "services:\n  web: { command: x }\n"),
+        ("services.d/a.yml", "version: 2\nservices: {}\n"),
+        ("services.d/b.yml", "version:\nservices: {}\n"),
+        ("services.d/c.yml", ""),
+        ("services.d/d.yml", "version: 1.0\n"),
+    ]));
+}
+
+#[test]
+fn error_file_level_problems() {
+    insta::assert_snapshot!(load_err(&[
+        (
+            "services.yml",
+            "version: 1\nsettings:\n  listen: localhost\n  token_env: \"MY TOKEN\"\n  shutdown_timeout: 30\n  state_dir: \"\"\n"
+        ),
+        (
+            "services.d/a.yml",
+            "version: 1\nsettings:\n  listen: 127.0.0.1:7070\nservices: [web]\n"
+        ),
+        ("services.d/b.yml", "- version: 1\n"),
+        ("services.d/c.yml", "version: 1\n---\nversion: 1\n"),
+        ("services.d/d.yaml", "version: 1\n"),
+        (
+            "services.d/e.yml",
+            "version: 1\nservices:\n  web: &w { command: x }\n  api: *nowhere\n"
+        ),
+    ]));
+}
+
+#[test]
+fn error_settings_must_be_a_map() {
+    insta::assert_snapshot!(load_err(&[(
+        "services.yml",
+        "version: 1\nsettings: fast\n"
+    )]));
+}
+
+#[test]
+fn error_missing_services_yml_and_folder() {
+    let dir = config_dir(&[("services.d/a.yml", &services_yml("  a: { command: x }\n"))]);
+    let errors = load_dir(dir.path()).expect_err("no services.yml");
+    insta::assert_snapshot!(render(&errors, dir.path()));
+    let errors = load_dir(&dir.path().join("nope")).expect_err("no folder");
+    assert_eq!(errors.0.len(), 1);
+    assert!(errors.0[0].message.contains("does not exist"), "{errors}");
+}
+
+#[test]
+fn error_not_utf8() {
+    let dir = config_dir(&[]);
+    std::fs::write(
+        dir.path().join("services.yml"),
+        b"version: 1\nservices:\n  a: { command: \xff }\n",
+    )
+    .expect("write");
+    let errors = load_dir(dir.path()).expect_err("not utf-8");
+    insta::assert_snapshot!(render(&errors, dir.path()));
+}
+
+#[test]
+fn every_error_names_file_line_column_and_a_hint() {
+    let dir = config_dir(&[
+        (
+            "services.yml",
+            &services_yml(
+                "  a:\n    comand: x\n  B: { command: x }\n  c: { command: x, stop_timeout: 1 }\n",
+            ),
+        ),
+        (
+            "services.d/x.yml",
+            "version: 3\nservices:\n  d: { argv: [] }\n  e: { command: x, restart: sometimes, autostart: maybe }\n",
+        ),
+    ]);
+    let errors = load_dir(dir.path()).expect_err("bad");
+    assert_eq!(errors.0.len(), 7, "{errors}");
+    for e in &errors.0 {
+        assert!(e.file.is_some(), "{e}");
+        assert!(e.line >= 1 && e.column >= 1, "{e}");
+        assert!(e.hint.as_deref().is_some_and(|h| !h.is_empty()), "{e}");
+    }
+}
+
+// ---------------------------------------------------------------- docs stay true
+
+#[test]
+fn complete_examples_in_the_configuration_docs_load() {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/CONFIGURATION.md"),
+    )
+    .expect("docs/CONFIGURATION.md");
+    let mut checked = 0;
+    let mut rest = doc.as_str();
+    while let Some(start) = rest.find("```yaml\n") {
+        let after = &rest[start + "```yaml\n".len()..];
+        let end = after.find("```").expect("closed code block");
+        let block = &after[..end];
+        rest = &after[end + 3..];
+        if block.starts_with("version: 1") {
+            let dir = config_dir(&[("services.yml", block)]);
+            if let Err(e) = load_dir(dir.path()) {
+                panic!("example in docs/CONFIGURATION.md does not load:\n{block}\n{e}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "only {checked} complete examples found");
+}
+
+// ---------------------------------------------------------------- never panic
+
+/// Text built from YAML-ish pieces: keys of the schema, indentation, flow syntax, anchors,
+/// odd scalars. Most of it is invalid; none of it may panic the loader.
+fn yamlish() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("version: 1\n".to_string()),
+        Just("services:\n".to_string()),
+        Just("settings:\n".to_string()),
+        Just("  web:\n".to_string()),
+        Just("    command: x\n".to_string()),
+        Just("    argv: [a, 1, true]\n".to_string()),
+        Just("    readiness:\n      http: { url: \"http://h:1/\" }\n".to_string()),
+        Just("    env: { A: 1, B: }\n".to_string()),
+        Just("    backoff: [1s, 2x]\n".to_string()),
+        Just("- ".to_string()),
+        Just("&a ".to_string()),
+        Just("*a".to_string()),
+        Just("<<: *a\n".to_string()),
+        Just("!!str ".to_string()),
+        Just("? ".to_string()),
+        Just("{".to_string()),
+        Just("}".to_string()),
+        Just("[".to_string()),
+        Just("]".to_string()),
+        Just("\"".to_string()),
+        Just("'".to_string()),
+        Just("---\n".to_string()),
+        Just("\t".to_string()),
+        Just("\n".to_string()),
+        Just(": ".to_string()),
+        "[a-z_ ]{0,12}".prop_map(|s| s),
+        any::<char>().prop_map(|c| c.to_string()),
+    ];
+    prop::collection::vec(piece, 0..40).prop_map(|pieces| pieces.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+    #[test]
+    fn random_bytes_never_panic_the_loader(
+        main in prop::collection::vec(any::<u8>(), 0..512),
+        extra in prop::collection::vec(any::<u8>(), 0..512),
+    ) {
+        let dir = config_dir(&[]);
+        std::fs::write(dir.path().join("services.yml"), &main).expect("write");
+        std::fs::create_dir(dir.path().join("services.d")).expect("mkdir");
+        std::fs::write(dir.path().join("services.d/x.yml"), &extra).expect("write");
+        let _ = load_dir(dir.path());
+    }
+
+    #[test]
+    fn yamlish_text_never_panics_and_errors_are_located(main in yamlish(), extra in yamlish()) {
+        let dir = config_dir(&[("services.yml", &main), ("services.d/x.yml", &extra)]);
+        let loaded = load_dir(dir.path());
+        if let Ok(config) = &loaded {
+            // What the loader accepts, the runtime's own check accepts too.
+            for def in &config.services {
+                prop_assert!(check_definition(def).is_ok(), "{:?}", def);
+            }
+        }
+        if let Err(errors) = loaded {
+            prop_assert!(!errors.0.is_empty());
+            for e in &errors.0 {
+                prop_assert!(e.file.is_some() && e.line >= 1 && e.column >= 1, "{}", e);
+                prop_assert!(e.hint.is_some(), "{}", e);
+            }
+        }
+    }
+}
+
+#[test]
+fn hostile_inputs_are_refused_with_an_error() {
+    let deep = format!(
+        "version: 1\nservices:\n  a:\n    argv: {}{}\n",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let mut bomb =
+        String::from("version: 1\nx0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..10 {
+        let prev = i - 1;
+        bomb.push_str(&format!(
+            "x{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"
+        ));
+    }
+    bomb.push_str("services:\n  a:\n    env: *a9\n");
+    let huge = format!("version: 1\n# {}\n", "x".repeat(5 * 1024 * 1024));
+    for (name, text) in [("deep", deep), ("alias bomb", bomb), ("huge", huge)] {
+        let dir = config_dir(&[("services.yml", &text)]);
+        let errors = load_dir(dir.path()).expect_err(name);
+        let last = errors.0.last().expect("an error").to_string();
+        assert!(
+            last.contains("limit") || last.contains("bytes"),
+            "{name}: {last}"
+        );
+    }
+}
