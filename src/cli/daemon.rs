@@ -143,11 +143,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 booting = false;
                 match result {
                     Ok(batch) => {
-                        for (id, result) in batch {
-                            if let Err(e) = result {
-                                warn!(service = %id, error = %e, "could not start");
-                            }
-                        }
+                        // Each failure is already printed as its `failed` event.
+                        let failed = batch.iter().filter(|(_, r)| r.is_err()).count();
+                        info!(services = batch.len(), failed, "boot finished");
                     }
                     Err(e) => warn!(error = %e, "starting the services failed"),
                 }
@@ -263,6 +261,7 @@ fn log_event(e: &Event) {
     macro_rules! event {
         ($level:ident) => {
             tracing::$level!(
+                target: "steward::events",
                 seq = e.seq,
                 service = %e.service,
                 kind = e.kind.as_str(),

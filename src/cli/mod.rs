@@ -268,3 +268,42 @@ pub fn out_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     out(&text)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_clap_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_are_accepted_after_the_subcommand() {
+        let cli =
+            Cli::try_parse_from(["steward", "status", "web", "--json", "--url", "http://h:1"]);
+        let cli = cli.unwrap_or_else(|e| panic!("{e}"));
+        assert!(cli.global.json);
+        assert_eq!(cli.global.url, "http://h:1");
+    }
+
+    /// docs/CLI.md cannot show a flag that does not exist.
+    #[test]
+    fn every_command_line_in_the_docs_parses() {
+        let docs = include_str!("../../docs/CLI.md");
+        let mut checked = 0;
+        for line in docs.lines() {
+            let Some(args) = line.strip_prefix("$ steward") else {
+                continue;
+            };
+            let argv = std::iter::once("steward").chain(args.split_whitespace());
+            if let Err(e) = Cli::try_parse_from(argv) {
+                panic!("docs/CLI.md: `{line}` does not parse:\n{e}");
+            }
+            checked += 1;
+        }
+        assert!(checked >= 15, "only {checked} command lines found");
+    }
+}
