@@ -11,4 +11,9 @@ pub mod signal;
 pub mod spawn;
 pub mod usage;
 
-pub use spawn::SpawnPlan;
+pub use command_line::argv_for;
+pub use environment::{check_cwd, resolve};
+pub use pipe_reader::{LineDecoder, read_lines};
+pub use signal::{ProcessGroupGuard, parse_signal, signal_group, signal_name};
+pub use spawn::{SpawnPlan, spawn};
+pub use usage::UsageSampler;

@@ -1,5 +1,22 @@
-//! Spawning a service process.
+//! Spawning a service process: its own process group, bound to die with steward.
+//!
+//! The child starts with `process_group(0)`, so it leads a new group whose id is its pid
+//! and every signal steward sends addresses the group (DESIGN §1). In the forked child,
+//! before exec, `PR_SET_PDEATHSIG(SIGKILL)` asks the kernel to kill it when its parent
+//! goes away, so a killed steward leaves no service behind.
+//!
+//! Linux delivers the parent-death signal when the *thread* that forked the child exits,
+//! not the process. Call [`spawn`] from an async task on a long-lived runtime worker (as
+//! the PortManager does), never from `spawn_blocking`, whose threads come and go.
+
+use std::io::{Error, ErrorKind};
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
+use std::process::Stdio;
+
+use nix::sys::signal::Signal;
+
+use crate::process::environment::check_dir;
 
 /// Everything needed to spawn one process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,4 +27,154 @@ pub struct SpawnPlan {
     pub cwd: PathBuf,
     /// The complete environment (nothing else is inherited).
     pub env: Vec<(String, String)>,
+}
+
+/// Spawns `plan` with stdin, stdout and stderr piped, in a new process group (pgid ==
+/// pid), with `PR_SET_PDEATHSIG(SIGKILL)`.
+///
+/// The child is not killed when the returned handle is dropped: its owner keeps a
+/// [`ProcessGroupGuard`](crate::process::signal::ProcessGroupGuard) for that. Errors say
+/// what to fix: a missing working directory, a program that is not found or not
+/// executable.
+pub fn spawn(plan: &SpawnPlan) -> std::io::Result<tokio::process::Child> {
+    let Some((program, args)) = plan.argv.split_first() else {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "empty command: give `command` or `argv` a program",
+        ));
+    };
+    check_dir(&plan.cwd).map_err(|why| Error::new(ErrorKind::NotFound, why))?;
+
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .current_dir(&plan.cwd)
+        .env_clear()
+        .envs(plan.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    bind_to_parent(command.as_std_mut());
+
+    command
+        .spawn()
+        .map_err(|e| explain_spawn_error(e, program, plan))
+}
+
+/// Makes the child die with this process: `PR_SET_PDEATHSIG(SIGKILL)` before exec.
+#[allow(unsafe_code)]
+fn bind_to_parent(command: &mut std::process::Command) {
+    // Read before the fork: in the child, `getppid()` must still name this process.
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe operations are allowed. It makes two raw syscalls (prctl and
+    // getppid), touches no lock and allocates nothing (errors are built from a raw errno).
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(Error::from)?;
+            // The parent may have died between fork and prctl; then the signal will never
+            // come. Failing here makes the child `_exit` before exec.
+            if nix::unistd::getppid() != parent {
+                return Err(Error::from_raw_os_error(nix::libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+fn explain_spawn_error(error: Error, program: &str, plan: &SpawnPlan) -> Error {
+    let path = plan
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    let message = match error.kind() {
+        ErrorKind::NotFound if program.contains('/') => format!(
+            "program `{program}` not found (relative to {}): fix `command` / `argv` or `cwd`",
+            plan.cwd.display()
+        ),
+        ErrorKind::NotFound => format!(
+            "program `{program}` not found in PATH ({path}): install it, give its full path, or fix PATH in `env`"
+        ),
+        ErrorKind::PermissionDenied => format!(
+            "program `{program}` is not executable ({error}): check its permissions (chmod +x) or fix `command` / `argv`"
+        ),
+        _ => format!(
+            "cannot start `{program}` in {}: {error}",
+            plan.cwd.display()
+        ),
+    };
+    Error::new(error.kind(), message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(argv: &[&str], cwd: &str) -> SpawnPlan {
+        SpawnPlan {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            cwd: cwd.into(),
+            env: std::env::vars().collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_cwd_is_named() {
+        let err = spawn(&plan(&["true"], "/nonexistent/steward-cwd")).expect_err("must fail");
+        let text = err.to_string();
+        assert!(
+            text.contains("/nonexistent/steward-cwd") && text.contains("does not exist"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_program_is_named() {
+        let err = spawn(&plan(&["steward-no-such-program"], "/")).expect_err("must fail");
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        let text = err.to_string();
+        assert!(
+            text.contains("`steward-no-such-program` not found in PATH"),
+            "{text}"
+        );
+        let err = spawn(&plan(&["./nope"], "/")).expect_err("must fail");
+        assert!(err.to_string().contains("`./nope` not found"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn empty_argv_is_refused() {
+        let err = spawn(&plan(&[], "/")).expect_err("must fail");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    }
+
+    #[tokio::test]
+    async fn child_leads_its_own_group_with_a_clean_environment() {
+        let mut p = plan(
+            &[
+                "sh",
+                "-c",
+                "echo \"$ONLY\" \"${HOME:-unset}\"; cat /proc/self/stat",
+            ],
+            "/",
+        );
+        p.env = vec![
+            ("ONLY".into(), "this".into()),
+            ("PATH".into(), "/usr/bin:/bin".into()),
+        ];
+        let child = spawn(&p).expect("spawns");
+        let pid = child.id().expect("pid");
+        let out = child.wait_with_output().await.expect("output");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("this unset"));
+        // `cat` is a child of sh; its stat names its pgrp (field 5), which must be sh's pid.
+        let stat = lines.next().expect("stat line");
+        let after_comm = stat.rsplit_once(')').expect("comm").1;
+        let pgrp = after_comm.split_whitespace().nth(2).expect("pgrp");
+        assert_eq!(pgrp, pid.to_string());
+    }
 }

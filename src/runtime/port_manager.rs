@@ -2,22 +2,67 @@
 //!
 //! Spawns the process in its own group, reads its pipes as lines (batched to the
 //! LogBuffer), reports the exit to the Server after both pipes are drained, signals the
-//! group on stop / kill / pause, and writes to stdin.
+//! group on stop / kill / pause, and writes to stdin. An exit of the process is not a
+//! failure of this actor: it is reported to the Server, which applies the restart policy.
+//!
+//! One process at a time. For each spawned process, four tasks run beside the actor:
+//!
+//! * two **pipe readers** (stdout, stderr) send every read's complete lines as one
+//!   [`LogBufferMsg::Lines`] batch straight to the LogBuffer;
+//! * a **stdin writer** writes [`PortManagerMsg::Input`] bytes in order and replies once
+//!   each write is done;
+//! * a **waiter** awaits the exit of the process, then:
+//!   1. SIGKILLs whatever is left in its process group: a service's orphans (a shell's
+//!      background jobs, workers that outlive their master) die with it, like systemd's
+//!      `KillMode=control-group`;
+//!   2. waits for both readers to reach end of file, so a last line without a newline is
+//!      kept; if something that left the group still holds a pipe open, it gives up after
+//!      [`DRAIN_TIMEOUT`] and drops what is unread;
+//!   3. casts [`LogBufferMsg::Flush`], then makes one `Tail { n: 0 }` call to the
+//!      LogBuffer as a barrier: when it answers, every line was appended;
+//!   4. tells this actor ([`PortManagerMsg::Exited`]), which casts
+//!      [`ServerMsg::ProcessExited`] to the Server.
+//!
+//! So the Server hears of an exit only after the output is in the ring.
+//!
+//! Cleanup never depends on a message arriving: the state holds a [`ProcessGroupGuard`],
+//! so when this actor stops, or panics (ractor then skips `post_stop` but drops the
+//! state), the whole group is SIGKILLed.
 
+use std::os::unix::process::ExitStatusExt as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use chrono::Utc;
 use nix::sys::signal::Signal;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::concurrency::JoinHandle;
+use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
+use tokio::io::AsyncWriteExt as _;
+use tokio::process::{Child, ChildStdin};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
 
-use crate::process::SpawnPlan;
+use crate::logs::LogStream;
+use crate::process::signal::raw_signal_name;
+use crate::process::{ProcessGroupGuard, SpawnPlan, read_lines, signal_group, signal_name};
 use crate::runtime::log_buffer::LogBufferMsg;
 use crate::runtime::server::ServerMsg;
+use crate::state::ExitInfo;
+
+/// How long the waiter waits for the pipes to reach end of file after the process group
+/// was killed. Only a process that left the group (`setsid`) and kept the pipe open makes
+/// it wait that long.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the waiter waits for the LogBuffer to confirm it appended the last lines.
+const LOG_BARRIER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Messages to a PortManager. `run` is the Server's number for one spawned process;
 /// messages about another run are ignored.
 #[derive(Debug)]
 pub enum PortManagerMsg {
-    /// Spawn the process; replies with its pid.
+    /// Spawn the process; replies with its pid. Refused while a process runs.
     Spawn {
         /// The run number this process will carry.
         run: u64,
@@ -26,7 +71,8 @@ pub enum PortManagerMsg {
         /// The pid, or why the spawn failed.
         reply: RpcReplyPort<Result<u32, String>>,
     },
-    /// Graceful stop: `signal` to the group, SIGKILL to the group after `timeout`.
+    /// Graceful stop: `signal` to the group, then SIGCONT (so a paused group can act on
+    /// it), SIGKILL to the group after `timeout` (the exit then has `forced_kill: true`).
     Stop {
         /// Which run.
         run: u64,
@@ -46,7 +92,7 @@ pub enum PortManagerMsg {
         run: u64,
         /// The signal.
         signal: Signal,
-        /// Done, or why not.
+        /// Done, or why not (a stale run, a process that already exited).
         reply: RpcReplyPort<Result<(), String>>,
     },
     /// Write bytes to the process's stdin as they are.
@@ -58,6 +104,20 @@ pub enum PortManagerMsg {
     },
     /// Makes the actor panic (chaos testing of the supervision tree).
     Panic(String),
+    /// Internal, sent by the PortManager's own waiter task: the process of `run` exited,
+    /// its group was killed and its pipes drained. Other actors must not send it.
+    Exited {
+        /// Which run.
+        run: u64,
+        /// How it ended.
+        exit: ExitInfo,
+    },
+    /// Internal, sent by the PortManager's own timer: the `stop_timeout` of `run` expired.
+    /// Other actors must not send it.
+    StopTimeout {
+        /// Which run.
+        run: u64,
+    },
 }
 
 /// Arguments of a PortManager.
@@ -73,7 +133,41 @@ pub struct PortManagerArgs {
 
 /// State of a PortManager.
 #[derive(Debug)]
-pub struct PortManagerState {}
+pub struct PortManagerState {
+    service: String,
+    server: ActorRef<ServerMsg>,
+    log_buffer: ActorRef<LogBufferMsg>,
+    /// The process of the current run, from spawn until its exit is reported.
+    current: Option<RunningProcess>,
+}
+
+/// A write request for the stdin task: the bytes and who to tell when they are written.
+type StdinWrite = (Vec<u8>, RpcReplyPort<Result<(), String>>);
+
+/// One spawned process, as the actor sees it.
+#[derive(Debug)]
+struct RunningProcess {
+    run: u64,
+    pid: u32,
+    /// SIGKILLs the group if this is dropped while the process runs (actor stopped or
+    /// panicked). Disarmed when the exit is reported: the waiter has killed the group.
+    group: ProcessGroupGuard,
+    /// Set by the waiter as soon as the leader is reaped. From then on the group is being
+    /// killed and its number may be reused, so nothing more is sent to it.
+    reaped: Arc<AtomicBool>,
+    /// Queue of the stdin writer task; dropping it closes the child's stdin.
+    stdin: mpsc::UnboundedSender<StdinWrite>,
+    /// Pending stop timers, aborted at exit. The earliest one that fires wins.
+    stop_timers: Vec<JoinHandle<Result<(), MessagingErr<PortManagerMsg>>>>,
+    /// Set when a stop timer had to SIGKILL the group.
+    forced_kill: bool,
+}
+
+impl RunningProcess {
+    fn is_reaped(&self) -> bool {
+        self.reaped.load(Ordering::Acquire)
+    }
+}
 
 /// The PortManager actor.
 #[derive(Debug, Default)]
@@ -87,20 +181,346 @@ impl Actor for PortManager {
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
-        _args: PortManagerArgs,
+        args: PortManagerArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(PortManagerState {})
+        Ok(PortManagerState {
+            service: args.service,
+            server: args.server,
+            log_buffer: args.log_buffer,
+            current: None,
+        })
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
-        _state: &mut Self::State,
+        state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        if let PortManagerMsg::Panic(why) = msg {
-            panic!("{why}");
+        match msg {
+            PortManagerMsg::Spawn { run, plan, reply } => {
+                let _ = reply.send(on_spawn(&myself, state, run, &plan));
+            }
+            PortManagerMsg::Stop {
+                run,
+                signal,
+                timeout,
+            } => on_stop(&myself, state, run, signal, timeout),
+            PortManagerMsg::Kill { run } => on_kill(state, run),
+            PortManagerMsg::Signal { run, signal, reply } => {
+                let _ = reply.send(on_signal(state, run, signal));
+            }
+            PortManagerMsg::Input { data, reply } => on_input(state, data, reply),
+            PortManagerMsg::Panic(why) => panic!("{why}"),
+            PortManagerMsg::Exited { run, exit } => on_exited(state, run, exit),
+            PortManagerMsg::StopTimeout { run } => on_stop_timeout(state, run),
         }
         Ok(())
     }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(mut current) = state.current.take() {
+            warn!(
+                service = %state.service,
+                run = current.run,
+                pid = current.pid,
+                "port manager stopping with its process running: killing the process group"
+            );
+            if let Err(error) = current.group.kill() {
+                warn!(service = %state.service, pid = current.pid, %error, "could not kill process group");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The current process if it belongs to `run`.
+fn current_of(state: &mut PortManagerState, run: u64) -> Option<&mut RunningProcess> {
+    state.current.as_mut().filter(|c| c.run == run)
+}
+
+fn on_spawn(
+    myself: &ActorRef<PortManagerMsg>,
+    state: &mut PortManagerState,
+    run: u64,
+    plan: &SpawnPlan,
+) -> Result<u32, String> {
+    if let Some(current) = &state.current {
+        return Err(format!(
+            "the process of run {} (pid {}) is still running: stop it before spawning another",
+            current.run, current.pid
+        ));
+    }
+    let mut child = crate::process::spawn(plan).map_err(|e| e.to_string())?;
+    let Some(pid) = child.id() else {
+        return Err("the process exited before its pid could be read".to_string());
+    };
+    let group = ProcessGroupGuard::new(pid);
+
+    let readers = [
+        child
+            .stdout
+            .take()
+            .map(|out| spawn_reader(out, LogStream::Stdout, &state.log_buffer)),
+        child
+            .stderr
+            .take()
+            .map(|err| spawn_reader(err, LogStream::Stderr, &state.log_buffer)),
+    ];
+    let (stdin_tx, stdin_rx) = mpsc::unbounded_channel();
+    if let Some(stdin) = child.stdin.take() {
+        tokio::spawn(write_stdin(stdin, stdin_rx));
+    }
+    let reaped = Arc::new(AtomicBool::new(false));
+    tokio::spawn(watch_exit(Watch {
+        service: state.service.clone(),
+        run,
+        pid,
+        child,
+        readers: readers.into_iter().flatten().collect(),
+        reaped: reaped.clone(),
+        log_buffer: state.log_buffer.clone(),
+        port_manager: myself.clone(),
+    }));
+
+    info!(service = %state.service, run, pid, program = %plan.argv.first().map(String::as_str).unwrap_or(""), "spawned");
+    state.current = Some(RunningProcess {
+        run,
+        pid,
+        group,
+        reaped,
+        stdin: stdin_tx,
+        stop_timers: Vec::new(),
+        forced_kill: false,
+    });
+    Ok(pid)
+}
+
+fn on_stop(
+    myself: &ActorRef<PortManagerMsg>,
+    state: &mut PortManagerState,
+    run: u64,
+    signal: Signal,
+    timeout: Duration,
+) {
+    let service = state.service.clone();
+    let Some(current) = current_of(state, run) else {
+        debug!(service = %service, run, "stop for a run that is not running: ignored");
+        return;
+    };
+    if current.is_reaped() {
+        return;
+    }
+    info!(
+        service = %service,
+        run,
+        pid = current.pid,
+        signal = signal_name(signal),
+        timeout_ms = timeout.as_millis() as u64,
+        "stopping"
+    );
+    for sig in [signal, Signal::SIGCONT] {
+        if let Err(error) = current.group.signal(sig) {
+            warn!(service = %service, pid = current.pid, signal = signal_name(sig), %error, "could not signal process group");
+        }
+    }
+    let timer = myself.send_after(timeout, move || PortManagerMsg::StopTimeout { run });
+    current.stop_timers.push(timer);
+}
+
+fn on_stop_timeout(state: &mut PortManagerState, run: u64) {
+    let service = state.service.clone();
+    let Some(current) = current_of(state, run) else {
+        return;
+    };
+    if current.is_reaped() {
+        return;
+    }
+    warn!(service = %service, run, pid = current.pid, "stop_timeout expired: SIGKILL to the process group");
+    current.forced_kill = true;
+    if let Err(error) = current.group.signal(Signal::SIGKILL) {
+        warn!(service = %service, pid = current.pid, %error, "could not SIGKILL process group");
+    }
+}
+
+fn on_kill(state: &mut PortManagerState, run: u64) {
+    let service = state.service.clone();
+    let Some(current) = current_of(state, run) else {
+        debug!(service = %service, run, "kill for a run that is not running: ignored");
+        return;
+    };
+    if current.is_reaped() {
+        return;
+    }
+    info!(service = %service, run, pid = current.pid, "SIGKILL to the process group");
+    if let Err(error) = current.group.signal(Signal::SIGKILL) {
+        warn!(service = %service, pid = current.pid, %error, "could not SIGKILL process group");
+    }
+}
+
+fn on_signal(state: &mut PortManagerState, run: u64, signal: Signal) -> Result<(), String> {
+    let service = state.service.clone();
+    let Some(current) = current_of(state, run) else {
+        return Err(format!("run {run} is not the running process of {service}"));
+    };
+    if current.is_reaped() {
+        return Err(format!(
+            "the process of {service} (pid {}) has exited",
+            current.pid
+        ));
+    }
+    debug!(service = %service, run, pid = current.pid, signal = signal_name(signal), "signalling process group");
+    current.group.signal(signal).map_err(|e| {
+        format!(
+            "cannot send {} to process group {}: {e}",
+            signal_name(signal),
+            current.pid
+        )
+    })
+}
+
+fn on_input(state: &mut PortManagerState, data: Vec<u8>, reply: RpcReplyPort<Result<(), String>>) {
+    let Some(current) = state.current.as_ref().filter(|c| !c.is_reaped()) else {
+        let _ = reply.send(Err(format!("{} has no running process", state.service)));
+        return;
+    };
+    if let Err(mpsc::error::SendError((_, reply))) = current.stdin.send((data, reply)) {
+        let _ = reply.send(Err(format!("the stdin of {} is closed", state.service)));
+    }
+}
+
+fn on_exited(state: &mut PortManagerState, run: u64, exit: ExitInfo) {
+    let Some(mut current) = state.current.take_if(|c| c.run == run) else {
+        warn!(service = %state.service, run, "exit of a run that is not current: ignored");
+        return;
+    };
+    // The waiter SIGKILLed the group after reaping the leader; the number is no longer ours.
+    current.group.disarm();
+    for timer in &current.stop_timers {
+        timer.abort();
+    }
+    info!(
+        service = %state.service,
+        run,
+        pid = current.pid,
+        code = exit.code,
+        signal = exit.signal.as_deref(),
+        forced_kill = current.forced_kill,
+        "exited"
+    );
+    let msg = ServerMsg::ProcessExited {
+        run,
+        exit,
+        forced_kill: current.forced_kill,
+    };
+    if state.server.cast(msg).is_err() {
+        warn!(service = %state.service, run, "server is gone: exit not reported");
+    }
+}
+
+/// Starts a task that reads one pipe to end of file and casts its lines in batches.
+fn spawn_reader<R>(
+    pipe: R,
+    stream: LogStream,
+    log_buffer: &ActorRef<LogBufferMsg>,
+) -> tokio::task::JoinHandle<()>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    let log_buffer = log_buffer.clone();
+    tokio::spawn(async move {
+        // Lines keep being read (and dropped) while the LogBuffer is away, so the child
+        // never blocks on a full pipe.
+        let result = read_lines(pipe, stream, |batch| {
+            let _ = log_buffer.cast(LogBufferMsg::Lines(batch));
+        })
+        .await;
+        if let Err(error) = result {
+            debug!(?stream, %error, "pipe read failed");
+        }
+    })
+}
+
+async fn write_stdin(mut stdin: ChildStdin, mut queue: mpsc::UnboundedReceiver<StdinWrite>) {
+    while let Some((data, reply)) = queue.recv().await {
+        let written = match stdin.write_all(&data).await {
+            Ok(()) => stdin.flush().await,
+            Err(e) => Err(e),
+        };
+        let _ = reply.send(written.map_err(|e| format!("cannot write to stdin: {e}")));
+    }
+}
+
+/// What the waiter task needs.
+struct Watch {
+    service: String,
+    run: u64,
+    pid: u32,
+    child: Child,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+    reaped: Arc<AtomicBool>,
+    log_buffer: ActorRef<LogBufferMsg>,
+    port_manager: ActorRef<PortManagerMsg>,
+}
+
+/// Awaits the exit, kills the rest of the group, drains the pipes, then reports.
+async fn watch_exit(mut watch: Watch) {
+    let status = watch.child.wait().await;
+    let at = Utc::now();
+    watch.reaped.store(true, Ordering::Release);
+    // KillMode=control-group: what the leader left behind in its group dies with it.
+    if let Err(error) = signal_group(watch.pid, Signal::SIGKILL) {
+        warn!(service = %watch.service, pid = watch.pid, %error, "could not kill the rest of the process group");
+    }
+    let exit = match status {
+        Ok(status) => ExitInfo {
+            code: status.code(),
+            signal: status.signal().map(raw_signal_name),
+            at,
+        },
+        Err(error) => {
+            warn!(service = %watch.service, pid = watch.pid, %error, "could not read the exit status");
+            ExitInfo {
+                code: None,
+                signal: None,
+                at,
+            }
+        }
+    };
+
+    let drained = tokio::time::timeout(
+        DRAIN_TIMEOUT,
+        futures::future::join_all(watch.readers.iter_mut()),
+    )
+    .await;
+    if drained.is_err() {
+        warn!(
+            service = %watch.service,
+            pid = watch.pid,
+            "a process outside the group still holds the output pipes: unread output dropped"
+        );
+        for reader in &watch.readers {
+            reader.abort();
+        }
+    }
+    let _ = watch.log_buffer.cast(LogBufferMsg::Flush);
+    // Every batch was cast before this call, so its answer means they were all appended.
+    let barrier = watch
+        .log_buffer
+        .call(
+            |reply| LogBufferMsg::Tail { n: 0, reply },
+            Some(LOG_BARRIER_TIMEOUT),
+        )
+        .await;
+    if barrier.is_err() {
+        debug!(service = %watch.service, "log buffer did not confirm the last lines");
+    }
+    let _ = watch.port_manager.cast(PortManagerMsg::Exited {
+        run: watch.run,
+        exit,
+    });
 }

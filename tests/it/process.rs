@@ -1,1 +1,809 @@
-//! See main.rs.
+//! The PortManager actor and the process layer under it, with real processes.
+//!
+//! Each test spawns the real PortManager with two small stand-in actors for the Server
+//! and the LogBuffer; both forward what they receive, in order, into one channel, so a
+//! test sees the exact sequence "lines, flush, exit" the Server would. Every wait is
+//! bounded by a deadline; no sleep stands in for an event.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use ractor::{Actor, ActorProcessingErr, ActorRef, ActorStatus};
+use steward::config::{CommandSpec, ServiceDefinition};
+use steward::logs::{LogStream, MAX_LINE_BYTES, RawLine};
+use steward::process::{ProcessGroupGuard, SpawnPlan, argv_for, resolve, spawn};
+use steward::runtime::log_buffer::LogBufferMsg;
+use steward::runtime::port_manager::{PortManager, PortManagerArgs, PortManagerMsg};
+use steward::runtime::server::ServerMsg;
+use steward::state::ExitInfo;
+use tokio::io::AsyncBufReadExt as _;
+use tokio::sync::mpsc;
+
+use crate::support::{group_members, pid_alive, pid_state, wait_for};
+
+/// Generous bound for anything a test waits for; reaching it is a failure, not a timing.
+const DEADLINE: Duration = Duration::from_secs(30);
+/// Tells the test binary, re-executed by the pdeathsig test, to act as the host.
+const HOST_ENV: &str = "STEWARD_TEST_PDEATHSIG_HOST";
+/// How the host announces the pid of the child it spawned.
+const CHILD_PID_PREFIX: &str = "STEWARD_CHILD_PID=";
+
+/// What the stand-in actors received, in the order they received it.
+#[derive(Debug)]
+enum Seen {
+    Lines(Vec<RawLine>),
+    Flush,
+    Exited {
+        run: u64,
+        exit: ExitInfo,
+        forced_kill: bool,
+    },
+}
+
+/// Stands in for the Server: forwards `ProcessExited`.
+struct FakeServer;
+
+impl Actor for FakeServer {
+    type Msg = ServerMsg;
+    type State = mpsc::UnboundedSender<Seen>;
+    type Arguments = mpsc::UnboundedSender<Seen>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        tx: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(tx)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        tx: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if let ServerMsg::ProcessExited {
+            run,
+            exit,
+            forced_kill,
+        } = msg
+        {
+            let _ = tx.send(Seen::Exited {
+                run,
+                exit,
+                forced_kill,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Stands in for the LogBuffer: forwards batches and flushes, answers `Tail` with nothing.
+struct FakeLogBuffer;
+
+impl Actor for FakeLogBuffer {
+    type Msg = LogBufferMsg;
+    type State = mpsc::UnboundedSender<Seen>;
+    type Arguments = mpsc::UnboundedSender<Seen>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        tx: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(tx)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        tx: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            LogBufferMsg::Lines(batch) => {
+                let _ = tx.send(Seen::Lines(batch));
+            }
+            LogBufferMsg::Flush => {
+                let _ = tx.send(Seen::Flush);
+            }
+            LogBufferMsg::Tail { reply, .. } => {
+                let _ = reply.send(Vec::new());
+            }
+            LogBufferMsg::Panic(why) => panic!("{why}"),
+        }
+        Ok(())
+    }
+}
+
+/// How one process ended, with everything seen since the previous exit.
+#[derive(Debug)]
+struct Ended {
+    run: u64,
+    exit: ExitInfo,
+    forced_kill: bool,
+    lines: Vec<RawLine>,
+    /// True when a Flush was seen after the last batch and before the exit.
+    flushed_before_exit: bool,
+}
+
+impl Ended {
+    fn texts(&self, stream: LogStream) -> Vec<&str> {
+        self.lines
+            .iter()
+            .filter(|l| l.stream == stream)
+            .map(|l| l.line.as_str())
+            .collect()
+    }
+}
+
+/// A PortManager with its two stand-ins.
+struct Harness {
+    port: ActorRef<PortManagerMsg>,
+    rx: mpsc::UnboundedReceiver<Seen>,
+    /// Lines received since the last exit.
+    lines: Vec<RawLine>,
+    flushed: bool,
+    next_run: u64,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (server, _) = Actor::spawn(None, FakeServer, tx.clone())
+            .await
+            .expect("server");
+        let (log_buffer, _) = Actor::spawn(None, FakeLogBuffer, tx)
+            .await
+            .expect("log buffer");
+        let args = PortManagerArgs {
+            service: "test".to_string(),
+            server,
+            log_buffer,
+        };
+        let (port, _) = Actor::spawn(None, PortManager, args)
+            .await
+            .expect("port manager");
+        Harness {
+            port,
+            rx,
+            lines: Vec::new(),
+            flushed: false,
+            next_run: 1,
+        }
+    }
+
+    /// Spawns `plan` as a new run; `(run, pid)`.
+    async fn spawn_plan(&mut self, plan: SpawnPlan) -> Result<(u64, u32), String> {
+        let run = self.next_run;
+        self.next_run += 1;
+        let pid = self
+            .port
+            .call(
+                |reply| PortManagerMsg::Spawn { run, plan, reply },
+                Some(DEADLINE),
+            )
+            .await
+            .expect("port manager answers")
+            .expect("spawn reply")?;
+        Ok((run, pid))
+    }
+
+    async fn spawn(&mut self, argv: &[&str]) -> (u64, u32) {
+        self.spawn_plan(plan(argv)).await.expect("spawns")
+    }
+
+    async fn signal(&self, run: u64, signal: Signal) -> Result<(), String> {
+        self.port
+            .call(
+                |reply| PortManagerMsg::Signal { run, signal, reply },
+                Some(DEADLINE),
+            )
+            .await
+            .expect("port manager answers")
+            .expect("signal reply")
+    }
+
+    async fn input(&self, data: &[u8]) -> Result<(), String> {
+        let data = data.to_vec();
+        self.port
+            .call(
+                |reply| PortManagerMsg::Input { data, reply },
+                Some(DEADLINE),
+            )
+            .await
+            .expect("port manager answers")
+            .expect("input reply")
+    }
+
+    async fn next_seen(&mut self, what: &str) -> Seen {
+        match tokio::time::timeout(DEADLINE, self.rx.recv()).await {
+            Ok(Some(seen)) => seen,
+            Ok(None) => panic!("stand-ins are gone while waiting for {what}"),
+            Err(_) => panic!("timed out after {DEADLINE:?} waiting for {what}"),
+        }
+    }
+
+    /// Waits for a line matching `pred` (lines seen on the way are kept for `next_exit`).
+    async fn wait_line(&mut self, what: &str, pred: impl Fn(&RawLine) -> bool) -> RawLine {
+        if let Some(line) = self.lines.iter().find(|l| pred(l)) {
+            return line.clone();
+        }
+        loop {
+            match self.next_seen(what).await {
+                Seen::Lines(batch) => {
+                    self.flushed = false;
+                    let found = batch.iter().find(|l| pred(l)).cloned();
+                    self.lines.extend(batch);
+                    if let Some(line) = found {
+                        return line;
+                    }
+                }
+                Seen::Flush => self.flushed = true,
+                Seen::Exited { exit, .. } => {
+                    panic!("process exited ({exit:?}) while waiting for {what}")
+                }
+            }
+        }
+    }
+
+    /// Waits for the next exit report.
+    async fn next_exit(&mut self) -> Ended {
+        loop {
+            match self.next_seen("the exit").await {
+                Seen::Lines(batch) => {
+                    self.flushed = false;
+                    self.lines.extend(batch);
+                }
+                Seen::Flush => self.flushed = true,
+                Seen::Exited {
+                    run,
+                    exit,
+                    forced_kill,
+                } => {
+                    let ended = Ended {
+                        run,
+                        exit,
+                        forced_kill,
+                        lines: std::mem::take(&mut self.lines),
+                        flushed_before_exit: self.flushed,
+                    };
+                    self.flushed = false;
+                    return ended;
+                }
+            }
+        }
+    }
+}
+
+fn plan(argv: &[&str]) -> SpawnPlan {
+    SpawnPlan {
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        cwd: std::env::temp_dir(),
+        env: std::env::vars().collect(),
+    }
+}
+
+/// The process group of `pid`, from /proc.
+fn pgrp_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(2)?.parse().ok()
+}
+
+fn comm_of(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim_end().to_string())
+}
+
+async fn wait_until_dead(what: &str, pid: u32) {
+    wait_for(
+        what,
+        DEADLINE,
+        || async move { (!pid_alive(pid)).then_some(()) },
+    )
+    .await;
+}
+
+async fn wait_until_group_empty(pgid: u32) {
+    wait_for("the process group to be empty", DEADLINE, || async move {
+        group_members(pgid).is_empty().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn stdout_and_stderr_lines_are_tagged_and_in_order() {
+    let mut h = Harness::new().await;
+    let script = "i=0; while [ $i -lt 500 ]; do echo out$i; echo err$i >&2; i=$((i+1)); done";
+    let (run, _) = h.spawn(&["sh", "-c", script]).await;
+    let ended = h.next_exit().await;
+    assert_eq!(ended.run, run);
+    assert_eq!(ended.exit.code, Some(0));
+    let want_out: Vec<String> = (0..500).map(|i| format!("out{i}")).collect();
+    let want_err: Vec<String> = (0..500).map(|i| format!("err{i}")).collect();
+    assert_eq!(ended.texts(LogStream::Stdout), want_out);
+    assert_eq!(ended.texts(LogStream::Stderr), want_err);
+    assert!(ended.lines.iter().all(|l| !l.truncated));
+}
+
+#[tokio::test]
+async fn exit_code_and_signal_are_reported() {
+    let mut h = Harness::new().await;
+    h.spawn(&["sh", "-c", "exit 3"]).await;
+    let ended = h.next_exit().await;
+    assert_eq!(
+        (ended.exit.code, ended.exit.signal.as_deref()),
+        (Some(3), None)
+    );
+    assert!(!ended.forced_kill);
+
+    h.spawn(&["sh", "-c", "kill -USR1 $$"]).await;
+    let ended = h.next_exit().await;
+    assert_eq!(
+        (ended.exit.code, ended.exit.signal.as_deref()),
+        (None, Some("SIGUSR1"))
+    );
+
+    let (run, pid) = h.spawn(&["sleep", "300"]).await;
+    h.port.cast(PortManagerMsg::Kill { run }).expect("cast");
+    let ended = h.next_exit().await;
+    assert_eq!(
+        (ended.exit.code, ended.exit.signal.as_deref()),
+        (None, Some("SIGKILL"))
+    );
+    assert!(
+        !ended.forced_kill,
+        "a kill asked for is not a forced kill after stop_timeout"
+    );
+    assert!(!pid_alive(pid));
+}
+
+#[tokio::test]
+async fn last_line_without_newline_is_delivered_before_the_exit() {
+    let mut h = Harness::new().await;
+    h.spawn(&["printf", "first\\nlast without newline"]).await;
+    let ended = h.next_exit().await;
+    assert_eq!(
+        ended.texts(LogStream::Stdout),
+        ["first", "last without newline"],
+        "lines delivered before ProcessExited"
+    );
+    assert!(
+        ended.flushed_before_exit,
+        "LogBuffer was told to flush before the exit was reported"
+    );
+}
+
+#[tokio::test]
+async fn invalid_utf8_and_a_1mib_line_are_survived() {
+    let mut h = Harness::new().await;
+    let script = "printf 'bad \\377\\376 bytes\\n'; head -c 1048576 /dev/zero | tr '\\0' a; echo; echo after";
+    h.spawn(&["sh", "-c", script]).await;
+    let ended = h.next_exit().await;
+    assert_eq!(ended.exit.code, Some(0));
+    let out: Vec<&RawLine> = ended
+        .lines
+        .iter()
+        .filter(|l| l.stream == LogStream::Stdout)
+        .collect();
+    assert_eq!(
+        out.len(),
+        3,
+        "{:?}",
+        out.iter().map(|l| l.line.len()).collect::<Vec<_>>()
+    );
+    assert_eq!(out[0].line, "bad \u{fffd}\u{fffd} bytes");
+    assert!(!out[0].truncated);
+    let cut = format!(
+        "{}…[cut {} bytes]",
+        "a".repeat(MAX_LINE_BYTES),
+        1_048_576 - MAX_LINE_BYTES
+    );
+    assert!(out[1].truncated);
+    assert!(
+        out[1].line == cut,
+        "cut line is {} bytes",
+        out[1].line.len()
+    );
+    assert_eq!(out[2].line, "after");
+
+    // The actor is fine and spawns again.
+    assert_eq!(h.port.get_status(), ActorStatus::Running);
+    h.spawn(&["echo", "again"]).await;
+    assert_eq!(h.next_exit().await.texts(LogStream::Stdout), ["again"]);
+}
+
+#[tokio::test]
+async fn child_leads_its_own_process_group() {
+    let mut h = Harness::new().await;
+    let (run, pid) = h.spawn(&["sleep", "300"]).await;
+    assert_eq!(pgrp_of(pid), Some(pid));
+    assert_ne!(pgrp_of(std::process::id()), Some(pid));
+    h.port.cast(PortManagerMsg::Kill { run }).expect("cast");
+    h.next_exit().await;
+}
+
+#[tokio::test]
+async fn stop_ends_a_cooperative_process_without_sigkill() {
+    let mut h = Harness::new().await;
+    let (run, _) = h.spawn(&["sleep", "300"]).await;
+    h.port
+        .cast(PortManagerMsg::Stop {
+            run,
+            signal: Signal::SIGTERM,
+            timeout: DEADLINE,
+        })
+        .expect("cast");
+    let ended = h.next_exit().await;
+    assert_eq!(ended.exit.signal.as_deref(), Some("SIGTERM"));
+    assert!(!ended.forced_kill);
+}
+
+#[tokio::test]
+async fn stop_sigkills_a_child_that_ignores_sigterm_after_stop_timeout() {
+    let mut h = Harness::new().await;
+    // The trap makes sh and every child it starts ignore SIGTERM; the loop never ends.
+    let script = "trap '' TERM; echo ready; while :; do sleep 1; done";
+    let (run, pid) = h.spawn(&["sh", "-c", script]).await;
+    h.wait_line("ready", |l| l.line == "ready").await;
+    h.port
+        .cast(PortManagerMsg::Stop {
+            run,
+            signal: Signal::SIGTERM,
+            timeout: Duration::from_millis(200),
+        })
+        .expect("cast");
+    let ended = h.next_exit().await;
+    assert_eq!(ended.exit.signal.as_deref(), Some("SIGKILL"));
+    assert!(ended.forced_kill);
+    assert_eq!(group_members(pid), Vec::<u32>::new());
+}
+
+#[tokio::test]
+async fn stop_leaves_no_background_grandchild() {
+    let mut h = Harness::new().await;
+    let (run, pid) = h.spawn(&["sh", "-c", "sleep 300 & sleep 300"]).await;
+    let mut leftover = ProcessGroupGuard::new(pid);
+    let members = wait_for(
+        "the leader and its background sleep",
+        DEADLINE,
+        || async move {
+            let m = group_members(pid);
+            (m.len() >= 2).then_some(m)
+        },
+    )
+    .await;
+    h.port
+        .cast(PortManagerMsg::Stop {
+            run,
+            signal: Signal::SIGTERM,
+            timeout: DEADLINE,
+        })
+        .expect("cast");
+    let ended = h.next_exit().await;
+    assert!(!ended.forced_kill);
+    wait_until_group_empty(pid).await;
+    for member in members {
+        assert!(!pid_alive(member), "{member} survived the stop");
+    }
+    leftover.disarm();
+}
+
+#[tokio::test]
+async fn leader_crash_kills_leftover_grandchildren() {
+    let mut h = Harness::new().await;
+    // The grandchild holds stdout open, so the exit can only be reported once it is dead
+    // (or after the drain timeout, when the test then fails on it being alive).
+    let (_, pid) = h.spawn(&["sh", "-c", "sleep 300 & echo $!; exit 7"]).await;
+    // Cleans up if the test fails with the grandchild alive.
+    let mut leftover = ProcessGroupGuard::new(pid);
+    let ended = h.next_exit().await;
+    assert_eq!(ended.exit.code, Some(7));
+    let grandchild: u32 = ended.texts(LogStream::Stdout)[0]
+        .parse()
+        .expect("grandchild pid");
+    wait_until_dead("the orphaned grandchild", grandchild).await;
+    wait_until_group_empty(pid).await;
+    leftover.disarm();
+}
+
+#[tokio::test]
+async fn stdin_input_reaches_the_process() {
+    let mut h = Harness::new().await;
+    assert!(h.input(b"nobody\n").await.is_err(), "no process, no stdin");
+    let (run, _) = h.spawn(&["cat"]).await;
+    h.input(b"hello\n").await.expect("written");
+    h.input(b"two lines\nin one write\n")
+        .await
+        .expect("written");
+    h.wait_line("the second echo", |l| l.line == "in one write")
+        .await;
+    h.port.cast(PortManagerMsg::Kill { run }).expect("cast");
+    let ended = h.next_exit().await;
+    assert_eq!(
+        ended.texts(LogStream::Stdout),
+        ["hello", "two lines", "in one write"]
+    );
+}
+
+#[tokio::test]
+async fn sigstop_and_sigcont_pause_and_resume_the_group() {
+    let mut h = Harness::new().await;
+    let (run, pid) = h.spawn(&["sleep", "300"]).await;
+    h.signal(run, Signal::SIGSTOP).await.expect("stopped");
+    wait_for("state T", DEADLINE, || async move {
+        (pid_state(pid).as_deref() == Some("T")).then_some(())
+    })
+    .await;
+    h.signal(run, Signal::SIGCONT).await.expect("continued");
+    wait_for("state S", DEADLINE, || async move {
+        (pid_state(pid).as_deref() == Some("S")).then_some(())
+    })
+    .await;
+    assert!(
+        h.signal(run + 100, Signal::SIGSTOP).await.is_err(),
+        "stale run refused"
+    );
+    h.port.cast(PortManagerMsg::Kill { run }).expect("cast");
+    h.next_exit().await;
+}
+
+#[tokio::test]
+async fn stopping_a_paused_process_lets_it_act_on_the_stop_signal() {
+    let mut h = Harness::new().await;
+    // A handler runs only while the process runs: without the SIGCONT that follows the stop
+    // signal it would sit stopped until SIGKILL (forced_kill). The loop waits on stdin
+    // (held open by the PortManager) rather than forking: dash vforks, and a parent whose
+    // vforked child was stopped before exec sits in state D, never T.
+    let script = "trap 'echo got-term; exit 0' TERM; echo ready; while :; do read x; done";
+    let (run, pid) = h.spawn(&["sh", "-c", script]).await;
+    h.wait_line("ready", |l| l.line == "ready").await;
+    h.signal(run, Signal::SIGSTOP).await.expect("paused");
+    wait_for("state T", DEADLINE, || async move {
+        (pid_state(pid).as_deref() == Some("T")).then_some(())
+    })
+    .await;
+    h.port
+        .cast(PortManagerMsg::Stop {
+            run,
+            signal: Signal::SIGTERM,
+            timeout: Duration::from_secs(20),
+        })
+        .expect("cast");
+    let ended = h.next_exit().await;
+    assert_eq!(ended.exit.code, Some(0));
+    assert!(!ended.forced_kill);
+    assert!(ended.texts(LogStream::Stdout).contains(&"got-term"));
+}
+
+#[tokio::test]
+async fn one_process_at_a_time_and_stale_runs_are_ignored() {
+    let mut h = Harness::new().await;
+    let (run, pid) = h.spawn(&["sleep", "300"]).await;
+    let err = h
+        .spawn_plan(plan(&["sleep", "1"]))
+        .await
+        .expect_err("refused");
+    assert!(err.contains("still running"), "{err}");
+    h.port
+        .cast(PortManagerMsg::Kill { run: run + 100 })
+        .expect("cast");
+    h.port
+        .cast(PortManagerMsg::Stop {
+            run: run + 100,
+            signal: Signal::SIGKILL,
+            timeout: Duration::ZERO,
+        })
+        .expect("cast");
+    // Answered after the two casts above were handled (one mailbox, in order).
+    h.signal(run, Signal::SIGCONT).await.expect("current run");
+    assert!(
+        pid_alive(pid),
+        "a stale kill or stop must not touch the current process"
+    );
+    h.port.cast(PortManagerMsg::Kill { run }).expect("cast");
+    assert_eq!(h.next_exit().await.run, run);
+}
+
+#[tokio::test]
+async fn stopping_the_actor_kills_the_group() {
+    let mut h = Harness::new().await;
+    let (_, pid) = h.spawn(&["sh", "-c", "sleep 300 & sleep 300"]).await;
+    let mut leftover = ProcessGroupGuard::new(pid);
+    wait_for(
+        "the leader and its background sleep",
+        DEADLINE,
+        || async move { (group_members(pid).len() >= 2).then_some(()) },
+    )
+    .await;
+    h.port
+        .stop_and_wait(None, Some(DEADLINE))
+        .await
+        .expect("stopped");
+    wait_until_group_empty(pid).await;
+    leftover.disarm();
+}
+
+#[tokio::test]
+async fn a_panicking_port_manager_leaves_no_process_behind() {
+    let mut h = Harness::new().await;
+    let (_, pid) = h.spawn(&["sh", "-c", "sleep 300 & sleep 300"]).await;
+    let mut leftover = ProcessGroupGuard::new(pid);
+    wait_for(
+        "the leader and its background sleep",
+        DEADLINE,
+        || async move { (group_members(pid).len() >= 2).then_some(()) },
+    )
+    .await;
+    h.port
+        .cast(PortManagerMsg::Panic("injected".into()))
+        .expect("cast");
+    wait_until_group_empty(pid).await;
+    leftover.disarm();
+}
+
+#[tokio::test]
+async fn plain_word_commands_are_execd_directly() {
+    let mut h = Harness::new().await;
+    let argv = argv_for(&CommandSpec::Line("sleep 300".into()));
+    let (run, pid) = h
+        .spawn_plan(SpawnPlan { argv, ..plan(&[]) })
+        .await
+        .expect("spawns");
+    assert_eq!(comm_of(pid).as_deref(), Some("sleep"));
+    h.port.cast(PortManagerMsg::Kill { run }).expect("cast");
+    h.next_exit().await;
+
+    // A shell line runs under sh (dash does not exec the last command of a list).
+    let argv = argv_for(&CommandSpec::Line("sleep 300; true".into()));
+    let (run, pid) = h
+        .spawn_plan(SpawnPlan { argv, ..plan(&[]) })
+        .await
+        .expect("spawns");
+    assert_eq!(comm_of(pid).as_deref(), Some("sh"));
+    h.port.cast(PortManagerMsg::Kill { run }).expect("cast");
+    h.next_exit().await;
+}
+
+#[tokio::test]
+async fn resolved_environment_reaches_the_process() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join(".env"),
+        "export FROM_FILE='from file'\nBOTH=file\n",
+    )
+    .expect("write");
+    let mut def = ServiceDefinition::new("envtest", CommandSpec::Line("unused".into()));
+    def.cwd = dir.path().to_path_buf();
+    def.env_file = Some(dir.path().join(".env"));
+    def.env.insert("BOTH".into(), "env".into());
+    def.required_env = vec![
+        "STEWARD_TEST_REQUIRED_A".into(),
+        "FROM_FILE".into(),
+        "STEWARD_TEST_REQUIRED_B".into(),
+    ];
+    assert_eq!(
+        resolve(&def),
+        Err("missing required environment variable(s) STEWARD_TEST_REQUIRED_A, STEWARD_TEST_REQUIRED_B: \
+             set them in env, env_file or steward's environment"
+            .to_string())
+    );
+    def.required_env = vec!["FROM_FILE".into()];
+    let env = resolve(&def).expect("resolves");
+
+    let mut h = Harness::new().await;
+    let plan = SpawnPlan {
+        argv: vec![
+            "sh".into(),
+            "-c".into(),
+            "echo \"$FROM_FILE|$BOTH|$(pwd)\"".into(),
+        ],
+        cwd: def.cwd.clone(),
+        env,
+    };
+    h.spawn_plan(plan).await.expect("spawns");
+    let ended = h.next_exit().await;
+    let cwd = dir.path().canonicalize().expect("canonical");
+    assert_eq!(
+        ended.texts(LogStream::Stdout),
+        [format!("from file|env|{}", cwd.display())]
+    );
+}
+
+#[tokio::test]
+async fn missing_cwd_and_missing_program_are_explained() {
+    let mut h = Harness::new().await;
+    let err = h
+        .spawn_plan(SpawnPlan {
+            cwd: "/nonexistent/steward-test-dir".into(),
+            ..plan(&["true"])
+        })
+        .await
+        .expect_err("missing cwd");
+    assert!(
+        err.contains("/nonexistent/steward-test-dir") && err.contains("does not exist"),
+        "{err}"
+    );
+
+    let err = h
+        .spawn_plan(plan(&["steward-test-no-such-program"]))
+        .await
+        .expect_err("not found");
+    assert!(
+        err.contains("`steward-test-no-such-program` not found"),
+        "{err}"
+    );
+
+    // A failed spawn leaves the actor ready for the next one.
+    h.spawn(&["true"]).await;
+    assert_eq!(h.next_exit().await.exit.code, Some(0));
+}
+
+/// Not a test on its own: the body of the pdeathsig test's host process. It spawns a child
+/// from an async task, prints its pid and blocks until it is killed.
+#[test]
+fn pdeathsig_host() {
+    if std::env::var_os(HOST_ENV).is_none() {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let child = tokio::spawn(async { spawn(&plan(&["sleep", "300"])) })
+            .await
+            .expect("task")
+            .expect("spawn");
+        let pid = child.id().expect("pid");
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{CHILD_PID_PREFIX}{pid}").expect("print");
+        out.flush().expect("flush");
+        drop(out);
+        std::future::pending::<()>().await;
+        drop(child);
+    });
+}
+
+#[tokio::test]
+async fn pdeathsig_kills_the_child_when_its_host_dies() {
+    let exe = std::env::current_exe().expect("test binary");
+    let mut host = tokio::process::Command::new(exe)
+        .args([
+            "process::pdeathsig_host",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(HOST_ENV, "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("host starts");
+    let stdout = host.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let child_pid: u32 = tokio::time::timeout(DEADLINE, async {
+        while let Some(line) = lines.next_line().await.expect("read") {
+            // libtest prints the test name on the same line first.
+            if let Some((_, pid)) = line.split_once(CHILD_PID_PREFIX) {
+                return pid.trim().parse().expect("pid");
+            }
+        }
+        panic!("host ended without printing the child pid");
+    })
+    .await
+    .expect("host prints the child pid");
+    // If the child outlives the test, the guard kills it (the child leads its group).
+    let mut leftover = ProcessGroupGuard::new(child_pid);
+    assert!(pid_alive(child_pid));
+
+    host.start_kill().expect("SIGKILL the host");
+    host.wait().await.expect("host reaped");
+    wait_until_dead("the child of the killed host", child_pid).await;
+    leftover.disarm();
+}
