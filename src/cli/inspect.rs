@@ -41,8 +41,8 @@ fn print(answer: &Value, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A bare 404 (not an API error body) means the daemon predates the route: say so rather
-/// than print an HTTP status.
+/// A 404 for the route itself (not for a service) means the daemon predates the route:
+/// say so rather than print an HTTP status.
 fn missing_route(command: &'static str) -> impl Fn(ClientError) -> anyhow::Error {
     move |e| match e {
         ClientError::Unexpected {
@@ -54,6 +54,13 @@ fn missing_route(command: &'static str) -> impl Fn(ClientError) -> anyhow::Error
         } => anyhow::anyhow!(
             "the daemon at {base} does not support `steward {command}` ({method} {path} answered 404 without an API error; upgrade the daemon)"
         ),
+        ClientError::Api {
+            status: 404,
+            message,
+            ..
+        } if message.starts_with("no route") => {
+            anyhow::anyhow!("the daemon does not support `steward {command}` yet ({message})")
+        }
         other => other.into(),
     }
 }

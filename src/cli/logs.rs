@@ -23,6 +23,12 @@ struct LogsBody {
     lines: Vec<LogLine>,
 }
 
+/// A gap record on an event stream.
+#[derive(Debug, Deserialize)]
+struct Gap {
+    gap: u64,
+}
+
 /// The part of `GET /api/v1/status` that `events` needs.
 #[derive(Debug, Deserialize)]
 struct StatusBody {
@@ -100,12 +106,15 @@ pub async fn events(client: &Client, args: &EventsArgs, json: bool) -> anyhow::R
         .await?;
     while let Some(data) = stream.next().await? {
         let Ok(event) = serde_json::from_str::<Event>(&data) else {
-            // Not an event: a gap notice (events lost to a slow reader, or gone from the
-            // ring). Pass it on as the daemon worded it.
+            // Not an event: a gap record (`{"gap": N}`: events lost to a slow reader, or
+            // already gone from the ring).
             if json {
                 out(&format!("{data}\n"))?;
             } else {
-                eprintln!("steward: events missed: {data}");
+                match serde_json::from_str::<Gap>(&data) {
+                    Ok(Gap { gap }) => eprintln!("steward: {gap} event(s) missed"),
+                    Err(_) => eprintln!("steward: unexpected record from the daemon: {data}"),
+                }
             }
             continue;
         };

@@ -10,22 +10,48 @@ use crate::cli::client::{Client, ClientError};
 use crate::cli::style::Paint;
 use crate::cli::{StatusArgs, out, out_json, table};
 
-/// `GET /api/v1/services/{id}`: a service's state (its `definition` is not needed here).
+/// `GET /api/v1/services/{id}`: a service's state and its definition, either nested
+/// (`{"state": …, "definition": …}`) or with the state's fields at the top level next to
+/// `definition`. Both are read, so the client does not hang on one layout.
 #[derive(Debug, Deserialize)]
-pub struct ServiceDetail {
-    /// The state.
-    pub state: ServiceState,
+#[serde(untagged)]
+enum DetailBody {
+    /// `{"state": ServiceState, "definition": …}`.
+    Nested {
+        /// The state.
+        state: ServiceState,
+    },
+    /// `{…ServiceState, "definition": …}`.
+    Flat(ServiceState),
+}
+
+/// `GET /api/v1/services`: a JSON array of states, or `{"services": [...]}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ListBody {
+    /// `[ServiceState, …]`.
+    Bare(Vec<ServiceState>),
+    /// `{"services": [ServiceState, …]}`.
+    Wrapped {
+        /// The states.
+        services: Vec<ServiceState>,
+    },
 }
 
 /// One service's state.
 pub async fn get_state(client: &Client, id: &str) -> Result<ServiceState, ClientError> {
-    let detail: ServiceDetail = client.get(&["api", "v1", "services", id], &[]).await?;
-    Ok(detail.state)
+    let body: DetailBody = client.get(&["api", "v1", "services", id], &[]).await?;
+    Ok(match body {
+        DetailBody::Nested { state } | DetailBody::Flat(state) => state,
+    })
 }
 
 /// Every service's state, in definition order.
 pub async fn list(client: &Client) -> Result<Vec<ServiceState>, ClientError> {
-    client.get(&["api", "v1", "services"], &[]).await
+    let body: ListBody = client.get(&["api", "v1", "services"], &[]).await?;
+    Ok(match body {
+        ListBody::Bare(services) | ListBody::Wrapped { services } => services,
+    })
 }
 
 /// Runs `steward status`.

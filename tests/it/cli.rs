@@ -233,7 +233,10 @@ impl Daemon {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        request.send().await.ok()?.json().await.ok()
+        // The list is a bare array or `{"services": [...]}`: read either.
+        let body: serde_json::Value = request.send().await.ok()?.json().await.ok()?;
+        let list = body.get("services").cloned().unwrap_or(body);
+        serde_json::from_value(list).ok()
     }
 
     async fn state(&self, id: &str) -> Option<ServiceState> {
