@@ -108,7 +108,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         listen,
         token: token.clone(),
     };
-    let listener = api::bind(&options).await?;
+    // The error's message already includes its cause: keep it to one line (no chain).
+    let listener = api::bind(&options)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let bound = listener.local_addr().unwrap_or(listen);
     let budget = config.settings.shutdown_timeout;
 
