@@ -160,8 +160,14 @@ struct Daemon {
 impl Daemon {
     /// Starts `steward up --config DIR --listen 127.0.0.1:PORT EXTRA...` with `env`.
     fn spawn(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::spawn_on("127.0.0.1", dir, extra, env)
+    }
+
+    /// Starts `steward up --config DIR --listen HOST:PORT EXTRA...` with `env`; the client
+    /// side always talks to 127.0.0.1:PORT.
+    fn spawn_on(host: &str, dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
+        let listen = format!("{host}:{port}");
         let mut command = StdCommand::new(env!("CARGO_BIN_EXE_steward"));
         command
             .args(["up", "--config"])
@@ -182,7 +188,7 @@ impl Daemon {
         let stdout = Lines::of(child.stdout.take().expect("stdout"));
         Daemon {
             child,
-            url: format!("http://{listen}"),
+            url: format!("http://127.0.0.1:{port}"),
             token: None,
             log,
             _stdout: stdout,
@@ -765,6 +771,25 @@ async fn a_daemon_with_token_env_wants_the_token() {
     assert_eq!(
         states_of(&ok(&output, "status with STEWARD_TOKEN")).len(),
         2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_loopback_daemon_serves_with_a_token_from_token_env() {
+    let dir = config_dir(TWO_SERVICES);
+    let mut daemon = Daemon::spawn_on(
+        "0.0.0.0",
+        dir.path(),
+        &["--token-env", "CLI_TEST_FLAG_TOKEN"],
+        &[("CLI_TEST_FLAG_TOKEN", "flag-token")],
+    );
+    daemon.token = Some("flag-token".to_string());
+    daemon.wait_live().await;
+    daemon.wait_running(&["ticker", "sleeper"]).await;
+    fails(&daemon.run(&["status"]), "status without the token");
+    ok(
+        &daemon.run(&["--token", "flag-token", "status"]),
+        "status --token",
     );
 }
 
