@@ -1,18 +1,40 @@
 //! LogBuffer: appends a service's pipe lines to its ring and its optional log file.
+//!
+//! In OTP terms this is the worker that owns writes to an ETS table it does not own: the
+//! [`LogRing`] belongs to the root (so history survives a one-for-all restart of the
+//! service's actors), while the LogBuffer numbers and appends lines, feeds subscribers
+//! through the ring, and keeps the `log_file` sink.
+//!
+//! The file is written through a large buffer and flushed at least every
+//! [`FLUSH_INTERVAL`] while it holds unflushed lines, on [`LogBufferMsg::Flush`], in
+//! `post_stop`, and when the state is dropped (a panic skips `post_stop`, not `Drop`). The
+//! flush timer is one `send_after` armed only when the buffer becomes dirty, so an idle
+//! service costs no wake-ups. A failing file (disk full, permissions, a bad path) never
+//! stops the ring: the failure is logged once per streak, and the file is reopened on the
+//! next batch.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
+use crate::log_file::LogFileSink;
 use crate::logs::{LogLine, LogRing, RawLine};
+
+/// Longest time a written line waits in the file buffer.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// Retry delay for flushing a buffer the file refuses (disk full): slower than
+/// [`FLUSH_INTERVAL`], so a broken disk is not hammered.
+const FLUSH_RETRY: Duration = Duration::from_secs(1);
 
 /// Messages to a LogBuffer.
 #[derive(Debug)]
 pub enum LogBufferMsg {
     /// A batch of lines read from the pipes, in order.
     Lines(Vec<RawLine>),
-    /// Flush the log file now (sent at process exit, and by the actor's own timer).
+    /// Flush the log file now (sent at process exit, or by anyone who needs the file
+    /// current).
     Flush,
     /// The last `n` lines.
     Tail {
@@ -23,6 +45,9 @@ pub enum LogBufferMsg {
     },
     /// Makes the actor panic (chaos testing of the supervision tree).
     Panic(String),
+    /// Internal: the actor's own flush timer fired. Only the LogBuffer sends it, to itself;
+    /// others send [`LogBufferMsg::Flush`].
+    FlushTick,
 }
 
 /// Where and how to keep a log file.
@@ -47,10 +72,28 @@ pub struct LogBufferArgs {
     pub file: Option<LogFileSpec>,
 }
 
-/// State of a LogBuffer.
+/// State of a LogBuffer. Dropping it flushes the log file (through [`LogFileSink`]'s
+/// `Drop`), which is what saves the buffered lines when a panic skips `post_stop`.
 #[derive(Debug)]
 pub struct LogBufferState {
+    service: String,
     ring: Arc<LogRing>,
+    /// `None` when the service has no `log_file`.
+    file: Option<FileOutput>,
+}
+
+/// The file side of a LogBuffer: the sink while it is open, and the bookkeeping that keeps
+/// a failing file from costing the ring anything.
+#[derive(Debug)]
+struct FileOutput {
+    spec: LogFileSpec,
+    /// `None` until the file could be opened (retried at every batch).
+    sink: Option<LogFileSink>,
+    /// A [`LogBufferMsg::FlushTick`] is on its way. There is at most one, and none while
+    /// nothing is buffered: this is what makes an idle service free.
+    tick_armed: bool,
+    /// The file failed and we said so; quiet until a flush succeeds again.
+    failing: bool,
 }
 
 /// The LogBuffer actor.
@@ -67,25 +110,129 @@ impl Actor for LogBuffer {
         _myself: ActorRef<Self::Msg>,
         args: LogBufferArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(LogBufferState { ring: args.ring })
+        let file = args.file.map(|spec| {
+            let mut output = FileOutput {
+                spec,
+                sink: None,
+                tick_armed: false,
+                failing: false,
+            };
+            // A file that cannot be opened must not keep the service from starting.
+            output.open(&args.service);
+            output
+        });
+        Ok(LogBufferState {
+            service: args.service,
+            ring: args.ring,
+            file,
+        })
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            LogBufferMsg::Lines(batch) => {
-                state.ring.append(batch);
-            }
-            LogBufferMsg::Flush => {}
+            LogBufferMsg::Lines(batch) => on_lines(&myself, state, batch),
+            LogBufferMsg::Flush => on_flush(&myself, state),
             LogBufferMsg::Tail { n, reply } => {
+                // The asker may have given up waiting; nothing to do then.
                 let _ = reply.send(state.ring.tail(n));
             }
             LogBufferMsg::Panic(why) => panic!("{why}"),
+            LogBufferMsg::FlushTick => {
+                if let Some(file) = &mut state.file {
+                    file.tick_armed = false;
+                }
+                on_flush(&myself, state);
+            }
         }
         Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(file) = &mut state.file {
+            file.flush(&state.service);
+        }
+        Ok(())
+    }
+}
+
+fn on_lines(myself: &ActorRef<LogBufferMsg>, state: &mut LogBufferState, batch: Vec<RawLine>) {
+    if batch.is_empty() {
+        return;
+    }
+    let lines = state.ring.append(batch);
+    if let Some(file) = &mut state.file {
+        file.write(&state.service, &lines);
+        file.arm_tick(myself, FLUSH_INTERVAL);
+    }
+}
+
+fn on_flush(myself: &ActorRef<LogBufferMsg>, state: &mut LogBufferState) {
+    if let Some(file) = &mut state.file {
+        file.flush(&state.service);
+        // Still dirty means the file refused the bytes: try again later, not at once.
+        file.arm_tick(myself, FLUSH_RETRY);
+    }
+}
+
+impl FileOutput {
+    fn open(&mut self, service: &str) {
+        match LogFileSink::open(&self.spec.path, self.spec.max_size, self.spec.max_files) {
+            Ok(sink) => self.sink = Some(sink),
+            Err(error) => self.failed(service, error),
+        }
+    }
+
+    fn write(&mut self, service: &str, lines: &[LogLine]) {
+        if self.sink.is_none() {
+            self.open(service);
+        }
+        let result = match &mut self.sink {
+            Some(sink) => sink.write_batch(lines),
+            None => return,
+        };
+        if let Err(error) = result {
+            self.failed(service, error);
+        }
+    }
+
+    fn flush(&mut self, service: &str) {
+        let Some(sink) = &mut self.sink else { return };
+        match sink.flush() {
+            Ok(()) => {
+                if self.failing {
+                    self.failing = false;
+                    tracing::info!(service = %service, path = %self.spec.path.display(), "log file writable again");
+                }
+            }
+            Err(error) => self.failed(service, error),
+        }
+    }
+
+    /// Schedules one flush tick after `delay` if lines wait in the buffer and none is
+    /// scheduled yet.
+    fn arm_tick(&mut self, myself: &ActorRef<LogBufferMsg>, delay: Duration) {
+        let dirty = self.sink.as_ref().is_some_and(LogFileSink::has_unflushed);
+        if dirty && !self.tick_armed {
+            self.tick_armed = true;
+            // The timer task ends by itself; if the actor is gone by then the send fails
+            // quietly, and the state's Drop has already flushed.
+            drop(myself.send_after(delay, || LogBufferMsg::FlushTick));
+        }
+    }
+
+    fn failed(&mut self, service: &str, error: std::io::Error) {
+        if !self.failing {
+            self.failing = true;
+            tracing::warn!(service = %service, %error, "log file unavailable; lines stay in the ring and are not written until it works again");
+        }
     }
 }

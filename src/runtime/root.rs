@@ -485,14 +485,37 @@ async fn in_order(targets: Vec<Target>, action: ControlAction) -> BatchResult {
     out
 }
 
-/// Sends a verb to every service in the given order without waiting in between, then
-/// gathers the replies as they come (stop signals go out in order, processes exit in
-/// parallel).
+/// Applies a verb to every service in the given order without waiting for one to finish
+/// before the next: each Server has handled its message (stop signal sent, event
+/// emitted) before the next service is asked, and the replies are gathered as the
+/// processes exit, in parallel.
 async fn pipelined(targets: Vec<Target>, action: ControlAction) -> BatchResult {
-    let calls = targets
-        .iter()
-        .map(|(id, sup)| async move { (id.clone(), control(sup, id, action).await) });
-    futures::future::join_all(calls).await
+    let mut pending = Vec::with_capacity(targets.len());
+    for (id, sup) in targets {
+        let (tx, rx) = ractor::concurrency::oneshot();
+        let sent = sup
+            .cast(ServiceSupervisorMsg::Control(
+                action.into_server_msg(tx.into()),
+            ))
+            .is_ok();
+        if sent {
+            // Wait until this Server has acted before asking the next one.
+            let _ = sup
+                .call(|r| ServiceSupervisorMsg::Control(ServerMsg::Sync(r)), None)
+                .await;
+        }
+        pending.push((id, rx));
+    }
+    let replies = pending.into_iter().map(|(id, rx)| async move {
+        let result = rx.await.unwrap_or_else(|_| {
+            Err(ControlError::Unavailable {
+                id: id.clone(),
+                reason: "the service's actors did not answer".to_string(),
+            })
+        });
+        (id, result)
+    });
+    futures::future::join_all(replies).await
 }
 
 /// Sends one control verb to a service supervisor and waits for the Server's reply.

@@ -99,6 +99,9 @@ pub enum ServerMsg {
         /// Which restart (stale timers are ignored).
         attempt_token: u64,
     },
+    /// Replies once every message sent before it has been handled (used to send stop
+    /// signals to many services strictly in order without waiting for their exits).
+    Sync(RpcReplyPort<()>),
     /// Makes the actor panic (chaos testing of the supervision tree).
     Panic(String),
 }
@@ -275,6 +278,9 @@ impl Actor for Server {
                     );
                     state.start("automatic restart").await;
                 }
+            }
+            ServerMsg::Sync(reply) => {
+                let _ = reply.send(());
             }
             ServerMsg::Panic(why) => panic!("{why}"),
         }

@@ -112,6 +112,8 @@ async fn too_many_actor_failures_fail_the_service_but_not_the_runtime() {
             .inject_panic("fragile", ActorKind::PortManager)
             .await
             .expect("inject");
+        // Recovered: the actors were restarted and the process is back.
+        event_of(&mut events, "fragile", EventKind::Restarting).await;
         event_of(&mut events, "fragile", EventKind::Started).await;
     }
     let last_pid = steward
