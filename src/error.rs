@@ -120,6 +120,14 @@ pub enum ControlError {
         /// Why.
         reason: String,
     },
+    /// Stopping this service would pull the rug from under running dependents.
+    #[error("service `{id}` is needed by running service(s) {}: stop them first, or stop with cascade", dependents.join(", "))]
+    DependentsRunning {
+        /// The service.
+        id: String,
+        /// The running services that depend on it.
+        dependents: Vec<String>,
+    },
     /// The service could not be started (missing environment, bad cwd, spawn error, …).
     #[error("service `{id}` could not start: {reason}")]
     StartFailed {
@@ -159,6 +167,7 @@ impl ControlError {
             ControlError::InvalidDefinition(_) => "invalid_definition",
             ControlError::Running(_) => "conflict",
             ControlError::NotRunning { .. } => "conflict",
+            ControlError::DependentsRunning { .. } => "conflict",
             ControlError::DependencyFailed { .. } => "dependency_failed",
             ControlError::StartFailed { .. } => "start_failed",
             ControlError::Unavailable { .. } => "unavailable",

@@ -100,8 +100,11 @@ impl Steward {
         &self,
         definition: ServiceDefinition,
     ) -> Result<ServiceState, ControlError> {
-        self.ask(|reply| RootMsg::Define { definition, reply })
-            .await?
+        self.ask(|reply| RootMsg::Define {
+            definition: Box::new(definition),
+            reply,
+        })
+        .await?
     }
 
     /// Defines many services without starting any; all are checked before any is defined.
@@ -135,6 +138,15 @@ impl Steward {
     /// Restarts a service; returns once the new process is spawned.
     pub async fn restart(&self, id: &str) -> Result<ServiceState, ControlError> {
         self.control(id, ControlAction::Restart).await
+    }
+
+    /// Stops a service and, first, every running service that depends on it.
+    pub async fn stop_cascade(&self, id: &str) -> Result<BatchResult, ControlError> {
+        self.ask(|reply| RootMsg::StopCascade {
+            id: id.to_string(),
+            reply,
+        })
+        .await
     }
 
     /// SIGKILLs a service's process group; returns once it is gone.

@@ -23,6 +23,7 @@
 
 pub mod api;
 pub mod config;
+pub mod dependencies;
 pub mod error;
 pub mod events;
 mod handle;

@@ -3,15 +3,54 @@
 //! [`router`] builds the app so tests can drive it without a socket; [`bind`] opens the
 //! listener (refusing a non-loopback address without a token); [`serve`] runs it until a
 //! shutdown future resolves.
+//!
+//! Every route is listed once, in [`ROUTES`]: the router is built from that table, and the
+//! OpenAPI document served at `/api/v1/openapi.json` is checked against it by a test, so
+//! the three cannot drift apart.
+//!
+//! * `error` — [`ApiError`], the one place errors are shaped (`{"error": {code, message}}`);
+//! * `extract` — extractors whose rejections are JSON 400s;
+//! * `auth` — the bearer token on `/api/*` and `/metrics`;
+//! * `health`, `lifecycle`, `services`, `logs`, `events`, `explain` — the handlers;
+//! * `sse` — Server-Sent Events plumbing shared by logs and events;
+//! * `metrics` — the Prometheus recorder and the scrape-time gauges;
+//! * `openapi` — the OpenAPI 3.1 document;
+//! * `view` — JSON views of definitions (durations as text, secrets redacted).
+
+mod auth;
+mod error;
+mod events;
+mod explain;
+mod extract;
+mod health;
+mod lifecycle;
+mod logs;
+pub mod metrics;
+mod openapi;
+mod services;
+mod sse;
+pub mod view;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::State;
+use axum::http::{Method, Uri};
+use axum::response::Response;
+use axum::routing::{MethodRouter, delete, get, post};
 use tokio::net::TcpListener;
 
 use crate::Steward;
+use crate::runtime::root::ControlAction;
+use extract::ApiPath;
+
+pub use error::{ApiError, Problem};
+pub use metrics::install_recorder;
+pub use openapi::document as openapi_document;
 
 /// How the API is served.
 #[derive(Debug, Clone)]
@@ -20,6 +59,17 @@ pub struct ApiOptions {
     pub listen: SocketAddr,
     /// Bearer token required on `/api/*` and `/metrics` (None: no auth, loopback only).
     pub token: Option<String>,
+}
+
+/// Everything [`router_with`] needs besides the runtime.
+#[derive(Debug, Clone, Default)]
+pub struct ApiConfig {
+    /// Bearer token required on `/api/*` and `/metrics` (None: no auth).
+    pub token: Option<String>,
+    /// The daemon's config directory: relative paths (`cwd`, `env_file`, `log_file`) of a
+    /// service defined with `POST /api/v1/services` are resolved against it, as if the
+    /// service were in `services.yml`. None: the current directory.
+    pub config_dir: Option<PathBuf>,
 }
 
 /// Why the API could not be served.
@@ -44,6 +94,47 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+/// Every route of the API as `(method, path)`, path in axum's syntax. The router is built
+/// from this table and the OpenAPI document is tested against it.
+///
+/// Not here yet: `GET /` (the dashboard), `GET /api/v1/tools` and `POST
+/// /api/v1/tools/{name}` (agent tools) and `POST /api/v1/reload` (needs config diffing).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/health/live"),
+    ("GET", "/health/ready"),
+    ("GET", "/api/v1/status"),
+    ("GET", "/api/v1/services"),
+    ("POST", "/api/v1/services"),
+    ("GET", "/api/v1/services/{id}"),
+    ("DELETE", "/api/v1/services/{id}"),
+    ("POST", "/api/v1/services/{id}/start"),
+    ("POST", "/api/v1/services/{id}/stop"),
+    ("POST", "/api/v1/services/{id}/restart"),
+    ("POST", "/api/v1/services/{id}/kill"),
+    ("POST", "/api/v1/services/{id}/pause"),
+    ("POST", "/api/v1/services/{id}/resume"),
+    ("POST", "/api/v1/services/{id}/input"),
+    ("GET", "/api/v1/services/{id}/logs"),
+    ("GET", "/api/v1/services/{id}/explain"),
+    ("GET", "/api/v1/events"),
+    ("POST", "/api/v1/lifecycle/start"),
+    ("POST", "/api/v1/lifecycle/stop"),
+    ("POST", "/api/v1/lifecycle/pause"),
+    ("POST", "/api/v1/lifecycle/resume"),
+    ("POST", "/api/v1/lifecycle/restart"),
+    ("GET", "/metrics"),
+    ("GET", "/api/v1/openapi.json"),
+];
+
+/// What every handler gets.
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    /// The runtime.
+    pub steward: Steward,
+    /// Base directory for definitions sent over the API.
+    pub config_dir: Arc<PathBuf>,
+}
+
 /// Opens the listener, refusing a non-loopback address without a token.
 pub async fn bind(options: &ApiOptions) -> Result<TcpListener, ServeError> {
     if !options.listen.ip().is_loopback() && options.token.is_none() {
@@ -57,20 +148,153 @@ pub async fn bind(options: &ApiOptions) -> Result<TcpListener, ServeError> {
         })
 }
 
-/// The whole app: every route of DESIGN §6.
+/// The whole app: every route of [`ROUTES`]; definitions sent over the API resolve
+/// relative paths against the current directory. See [`router_with`].
 pub fn router(steward: Steward, token: Option<String>) -> Router {
-    let _ = (steward, token);
-    Router::new().route("/health/live", get(|| async { "ok" }))
+    router_with(
+        steward,
+        ApiConfig {
+            token,
+            config_dir: None,
+        },
+    )
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves.
+/// The whole app, configured.
+pub fn router_with(steward: Steward, config: ApiConfig) -> Router {
+    // Core metrics (restarts, probe latency) go to the facade from now on.
+    install_recorder();
+    let config_dir = config
+        .config_dir
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let state = AppState {
+        steward,
+        config_dir: Arc::new(config_dir),
+    };
+    let mut app = Router::new();
+    for &(method, path) in ROUTES {
+        match endpoint(method, path) {
+            Some(handler) => app = app.route(path, handler),
+            None => tracing::error!(method, path, "a listed route has no handler"),
+        }
+    }
+    app.method_not_allowed_fallback(method_not_allowed)
+        .fallback(no_route)
+        .layer(axum::middleware::from_fn_with_state(
+            auth::TokenGuard::new(config.token),
+            auth::require_token,
+        ))
+        .layer(axum::middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// Logs every request at debug level once its response head is ready (a stream's
+/// duration is not known then; its opening is what is logged).
+async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    tracing::debug!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "HTTP request"
+    );
+    response
+}
+
+/// The handler of one listed route.
+fn endpoint(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
+    use ControlAction::*;
+    let control = |action| {
+        post(move |s: State<AppState>, id: ApiPath<String>| services::control(s, id, action))
+    };
+    let lifecycle = |action| post(move |s: State<AppState>| lifecycle::run(s, action));
+    Some(match (method, path) {
+        ("GET", "/health/live") => get(health::live),
+        ("GET", "/health/ready") => get(health::ready),
+        ("GET", "/api/v1/status") => get(lifecycle::status),
+        ("GET", "/api/v1/services") => get(services::list),
+        ("POST", "/api/v1/services") => post(services::define),
+        ("GET", "/api/v1/services/{id}") => get(services::get_one),
+        ("DELETE", "/api/v1/services/{id}") => delete(services::remove),
+        ("POST", "/api/v1/services/{id}/start") => control(Start),
+        ("POST", "/api/v1/services/{id}/stop") => control(Stop),
+        ("POST", "/api/v1/services/{id}/restart") => control(Restart),
+        ("POST", "/api/v1/services/{id}/kill") => control(Kill),
+        ("POST", "/api/v1/services/{id}/pause") => control(Pause),
+        ("POST", "/api/v1/services/{id}/resume") => control(Resume),
+        ("POST", "/api/v1/services/{id}/input") => post(services::input),
+        ("GET", "/api/v1/services/{id}/logs") => get(logs::logs),
+        ("GET", "/api/v1/services/{id}/explain") => get(explain::explain),
+        ("GET", "/api/v1/events") => get(events::events),
+        ("POST", "/api/v1/lifecycle/start") => lifecycle(Start),
+        ("POST", "/api/v1/lifecycle/stop") => lifecycle(Stop),
+        ("POST", "/api/v1/lifecycle/pause") => lifecycle(Pause),
+        ("POST", "/api/v1/lifecycle/resume") => lifecycle(Resume),
+        ("POST", "/api/v1/lifecycle/restart") => lifecycle(Restart),
+        ("GET", "/metrics") => get(metrics::scrape),
+        ("GET", "/api/v1/openapi.json") => get(openapi::serve),
+        _ => return None,
+    })
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NotFound(format!(
+        "no route for {method} {}; see /api/v1/openapi.json",
+        uri.path()
+    ))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!(
+        "{} does not accept {method}; see /api/v1/openapi.json",
+        uri.path()
+    ))
+}
+
+/// How long open connections (event and log streams, which never end by themselves) may
+/// run on after the shutdown future resolves before they are closed.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Serves `app` on `listener` until `shutdown` resolves. Requests in flight then get
+/// [`SHUTDOWN_GRACE`] to finish; streams still open after that are cut (an EventSource
+/// reconnects with `Last-Event-ID` and resumes where it stopped).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let (fired, on_fire) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = fired.send(());
+    });
+    let grace = async move {
+        if on_fire.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result?,
+        () = grace => tracing::info!(grace = ?SHUTDOWN_GRACE, "closing the HTTP streams still open"),
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_route_has_a_handler() {
+        for &(method, path) in ROUTES {
+            assert!(endpoint(method, path).is_some(), "{method} {path}");
+        }
+    }
 }

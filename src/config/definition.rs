@@ -171,6 +171,47 @@ impl ProbeSpec {
     }
 }
 
+/// When a dependency counts as met (DESIGN §2 `depends_on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum DependencyCondition {
+    /// Its process was spawned.
+    #[default]
+    Started,
+    /// It is ready (running, and its readiness probe, if any, passed).
+    Healthy,
+    /// It exited with code 0 (a one-shot job such as a migration).
+    Completed,
+}
+
+impl DependencyCondition {
+    /// `started`, `healthy` or `completed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DependencyCondition::Started => "started",
+            DependencyCondition::Healthy => "healthy",
+            DependencyCondition::Completed => "completed",
+        }
+    }
+}
+
+/// One entry of `depends_on`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Dependency {
+    /// The service depended on.
+    pub service: String,
+    /// When it counts as met.
+    pub condition: DependencyCondition,
+}
+
+/// Where a service's code comes from (`source:`): cloned into `state_dir/src/<id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SourceSpec {
+    /// A git URL or local path (`file://` works).
+    pub git: String,
+    /// Branch, tag or commit (default: the remote's HEAD).
+    pub reference: Option<String>,
+}
+
 /// A service, resolved and validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceDefinition {
@@ -220,6 +261,25 @@ pub struct ServiceDefinition {
     pub log_max_files: u32,
     /// The file that defines the service (`None` when defined in code or over the API).
     pub source_file: Option<PathBuf>,
+    /// Services that must meet a condition before this one starts.
+    pub depends_on: Vec<Dependency>,
+    /// Run once before the first start (and again when it or `source` changes).
+    pub install: Option<CommandSpec>,
+    /// Cloned into `state_dir/src/<id>` when `cwd` is missing.
+    pub source: Option<SourceSpec>,
+    /// `command` launches something and exits (e.g. `docker compose up -d`); liveness then
+    /// comes from probes and stop runs `stop_command`.
+    pub detached: bool,
+    /// How to stop a detached service.
+    pub stop_command: Option<CommandSpec>,
+    /// Where a detached service writes its pid, absolute.
+    pub pid_file: Option<PathBuf>,
+    /// Write the variables of `env_file` and `env` to `<cwd>/.env` (mode 0600) before start.
+    pub write_env_file: bool,
+    /// Run as this user (steward must be root).
+    pub user: Option<String>,
+    /// Run as this group (default: the user's primary group).
+    pub group: Option<String>,
 }
 
 /// Default backoff delays.
@@ -262,6 +322,15 @@ impl ServiceDefinition {
             log_max_size: 10 * 1024 * 1024,
             log_max_files: 5,
             source_file: None,
+            depends_on: Vec::new(),
+            install: None,
+            source: None,
+            detached: false,
+            stop_command: None,
+            pid_file: None,
+            write_env_file: false,
+            user: None,
+            group: None,
         }
     }
 

@@ -16,8 +16,9 @@ mod units;
 mod validate;
 
 pub use definition::{
-    CommandSpec, Config, DEFAULT_BACKOFF, FunctionProbe, ProbeCheck, ProbeFuture, ProbeKind,
-    ProbeSpec, RestartPolicy, ServiceDefinition, Settings,
+    CommandSpec, Config, DEFAULT_BACKOFF, Dependency, DependencyCondition, FunctionProbe,
+    ProbeCheck, ProbeFuture, ProbeKind, ProbeSpec, RestartPolicy, ServiceDefinition, Settings,
+    SourceSpec,
 };
 pub use load::load_dir;
 pub use validate::{check_definition, definition_from_json, is_valid_id};

@@ -21,6 +21,7 @@ use serde::Serialize;
 use tracing::{error, warn};
 
 use crate::config::{self, ServiceDefinition};
+use crate::dependencies;
 use crate::error::ControlError;
 use crate::events::{Event, EventKind, EventSubscription};
 use crate::logs::{LogLine, LogRing, LogSubscription};
@@ -108,8 +109,8 @@ pub struct RuntimeStatus {
 pub enum RootMsg {
     /// Define a service; starts it when `autostart` is true (the default).
     Define {
-        /// The definition.
-        definition: ServiceDefinition,
+        /// The definition (boxed: it is large and the other messages are small).
+        definition: Box<ServiceDefinition>,
         /// The new state (after the start, if it was started).
         reply: RpcReplyPort<Result<ServiceState, ControlError>>,
     },
@@ -127,7 +128,17 @@ pub enum RootMsg {
         /// Done, or why not.
         reply: RpcReplyPort<Result<(), ControlError>>,
     },
-    /// Start, stop, restart, kill, pause or resume one service.
+    /// Stop a service and, first, every running service that depends on it (dependents
+    /// first).
+    StopCascade {
+        /// The service.
+        id: String,
+        /// One result per stopped service.
+        reply: RpcReplyPort<BatchResult>,
+    },
+    /// Start, stop, restart, kill, pause or resume one service. Starting a service starts
+    /// what it depends on first; stopping one that running services depend on is refused
+    /// (see `StopCascade`).
     Control {
         /// The service.
         id: String,
@@ -269,7 +280,12 @@ impl Actor for Root {
         match msg {
             RootMsg::Define { definition, reply } => {
                 let autostart = definition.autostart;
-                match state.define(&myself, definition).await {
+                let checked = state.check_dependencies(&[&definition]);
+                let defined = match checked {
+                    Ok(()) => state.define(&myself, *definition).await,
+                    Err(e) => Err(e),
+                };
+                match defined {
                     Ok(id) if autostart => state.forward(
                         &id,
                         |r| ServiceSupervisorMsg::Control(ServerMsg::Start(r)),
@@ -289,11 +305,23 @@ impl Actor for Root {
             RootMsg::Remove { id, reply } => {
                 let _ = reply.send(state.remove(&id).await);
             }
-            RootMsg::Control { id, action, reply } => state.forward(
-                &id,
-                move |r| ServiceSupervisorMsg::Control(action.into_server_msg(r)),
-                reply,
-            ),
+            RootMsg::Control { id, action, reply } => state.control(id, action, reply),
+            RootMsg::StopCascade { id, reply } => {
+                if !state.supervisors.contains_key(&id) {
+                    let _ = reply.send(vec![(id.clone(), Err(ControlError::NotFound(id)))]);
+                } else {
+                    let graph = state.graph();
+                    let mut ids: Vec<String> = dependencies::dependents_of(&id, &graph)
+                        .into_iter()
+                        .filter(|d| state.is_active(d))
+                        .collect();
+                    ids.push(id);
+                    let levels = state.level_targets(dependencies::stop_levels(&ids, &graph));
+                    tokio::spawn(async move {
+                        let _ = reply.send(by_levels(levels, ControlAction::Stop).await);
+                    });
+                }
+            }
             RootMsg::Get { id, reply } => {
                 let info = state.state_of(&id).and_then(|st| {
                     let definition = state
@@ -341,20 +369,20 @@ impl Actor for Root {
                 }
             },
             RootMsg::StartAll { reply } => {
-                let targets = state.targets(true, false);
+                let starts = state.start_plan();
                 tokio::spawn(async move {
-                    let _ = reply.send(in_order(targets, ControlAction::Start).await);
+                    let _ = reply.send(by_levels(starts, ControlAction::Start).await);
                 });
             }
             RootMsg::StopAll { reply } => {
-                let targets = state.targets(false, true);
+                let stops = state.stop_plan();
                 tokio::spawn(async move {
-                    let _ = reply.send(pipelined(targets, ControlAction::Stop).await);
+                    let _ = reply.send(by_levels(stops, ControlAction::Stop).await);
                 });
             }
             RootMsg::Lifecycle { action, reply } => {
-                let starts = state.targets(true, false);
-                let stops = state.targets(false, true);
+                let starts = state.start_plan();
+                let stops = state.stop_plan();
                 let everyone = state.targets(false, false);
                 match action {
                     ControlAction::Pause => state.tables.set_runtime_state(RuntimeState::Paused),
@@ -365,12 +393,12 @@ impl Actor for Root {
                 }
                 tokio::spawn(async move {
                     let result = match action {
-                        ControlAction::Start => in_order(starts, ControlAction::Start).await,
-                        ControlAction::Stop => pipelined(stops, ControlAction::Stop).await,
-                        ControlAction::Kill => pipelined(stops, ControlAction::Kill).await,
+                        ControlAction::Start => by_levels(starts, ControlAction::Start).await,
+                        ControlAction::Stop => by_levels(stops, ControlAction::Stop).await,
+                        ControlAction::Kill => by_levels(stops, ControlAction::Kill).await,
                         ControlAction::Restart => {
-                            pipelined(stops, ControlAction::Stop).await;
-                            in_order(starts, ControlAction::Start).await
+                            by_levels(stops, ControlAction::Stop).await;
+                            by_levels(starts, ControlAction::Start).await
                         }
                         ControlAction::Pause => pipelined(everyone, ControlAction::Pause).await,
                         ControlAction::Resume => in_order(everyone, ControlAction::Resume).await,
@@ -475,6 +503,26 @@ impl Actor for Root {
 
 type Target = (String, ActorRef<ServiceSupervisorMsg>);
 
+/// Applies a verb level by level: a start waits for every service of a level to be
+/// spawned (in parallel) before the next level; a stop sends the signals of a level in
+/// order and waits for those processes to exit before the next level.
+async fn by_levels(levels: Vec<Vec<Target>>, action: ControlAction) -> BatchResult {
+    let mut out = Vec::new();
+    for level in levels {
+        let results = match action {
+            ControlAction::Start | ControlAction::Restart | ControlAction::Resume => {
+                let calls = level
+                    .iter()
+                    .map(|(id, sup)| async move { (id.clone(), control(sup, id, action).await) });
+                futures::future::join_all(calls).await
+            }
+            _ => pipelined(level, action).await,
+        };
+        out.extend(results);
+    }
+    out
+}
+
 /// Applies a verb to each service one after the other (start order).
 async fn in_order(targets: Vec<Target>, action: ControlAction) -> BatchResult {
     let mut out = Vec::with_capacity(targets.len());
@@ -540,6 +588,158 @@ async fn control(
 }
 
 impl RootState {
+    fn graph(&self) -> dependencies::Graph {
+        dependencies::graph(
+            self.tables
+                .definitions
+                .iter()
+                .map(|d| d.value().clone())
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|d| d.as_ref()),
+        )
+    }
+
+    fn is_active(&self, id: &str) -> bool {
+        self.tables
+            .states
+            .get(id)
+            .is_some_and(|r| r.status.is_active())
+    }
+
+    fn level_targets(&self, levels: Vec<Vec<String>>) -> Vec<Vec<Target>> {
+        levels
+            .into_iter()
+            .map(|level| {
+                level
+                    .into_iter()
+                    .filter_map(|id| self.supervisors.get(&id).map(|s| (id.clone(), s.clone())))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|level| !level.is_empty())
+            .collect()
+    }
+
+    /// The autostart services and what they need, in start levels.
+    fn start_plan(&self) -> Vec<Vec<Target>> {
+        let graph = self.graph();
+        let mut ids: Vec<String> = Vec::new();
+        for id in &self.order {
+            if self.tables.definitions.get(id).is_some_and(|d| d.autostart) {
+                for needed in dependencies::needed_by(id, &graph) {
+                    if !ids.contains(&needed) {
+                        ids.push(needed);
+                    }
+                }
+                if !ids.contains(id) {
+                    ids.push(id.clone());
+                }
+            }
+        }
+        // Keep definition order inside levels.
+        ids.sort_by_key(|id| self.order.iter().position(|o| o == id));
+        self.level_targets(dependencies::start_levels(&ids, &graph))
+    }
+
+    /// Every service, dependents first; within a level, the reverse of definition order.
+    fn stop_plan(&self) -> Vec<Vec<Target>> {
+        let graph = self.graph();
+        let ids: Vec<String> = self.order.iter().rev().cloned().collect();
+        self.level_targets(dependencies::stop_levels(&ids, &graph))
+    }
+
+    /// One service's control verb: dependencies are started first; a stop that would
+    /// leave running dependents behind is refused.
+    fn control(&self, id: String, action: ControlAction, reply: ControlReply) {
+        let graph = self.graph();
+        match action {
+            ControlAction::Stop | ControlAction::Kill => {
+                let dependents: Vec<String> = dependencies::dependents_of(&id, &graph)
+                    .into_iter()
+                    .filter(|d| self.is_active(d))
+                    .collect();
+                if !dependents.is_empty() && self.is_active(&id) {
+                    let _ = reply.send(Err(ControlError::DependentsRunning { id, dependents }));
+                    return;
+                }
+            }
+            ControlAction::Start | ControlAction::Restart => {
+                let needed = dependencies::needed_by(&id, &graph);
+                if !needed.is_empty() {
+                    let levels = self.level_targets(dependencies::start_levels(&needed, &graph));
+                    let target = self.supervisors.get(&id).cloned();
+                    tokio::spawn(async move {
+                        for level in levels {
+                            let calls = level.iter().map(|(dep, sup)| {
+                                let by = id.clone();
+                                async move {
+                                    let _ = sup
+                                        .call(
+                                            |r| {
+                                                ServiceSupervisorMsg::Control(
+                                                    ServerMsg::StartNeeded { by, reply: r },
+                                                )
+                                            },
+                                            None,
+                                        )
+                                        .await;
+                                    dep.clone()
+                                }
+                            });
+                            futures::future::join_all(calls).await;
+                        }
+                        match target {
+                            Some(sup) => {
+                                let _ = sup.cast(ServiceSupervisorMsg::Control(
+                                    action.into_server_msg(reply),
+                                ));
+                            }
+                            None => {
+                                let _ = reply.send(Err(ControlError::NotFound(id)));
+                            }
+                        }
+                    });
+                    return;
+                }
+            }
+            ControlAction::Pause | ControlAction::Resume => {}
+        }
+        self.forward(
+            &id,
+            move |r| ServiceSupervisorMsg::Control(action.into_server_msg(r)),
+            reply,
+        )
+    }
+
+    /// Checks `depends_on` of definitions about to be added against what is defined
+    /// (and among themselves): targets exist, no cycle.
+    fn check_dependencies(&self, defs: &[&ServiceDefinition]) -> Result<(), ControlError> {
+        let mut graph = self.graph();
+        for def in defs {
+            graph.insert(
+                def.id.clone(),
+                def.depends_on.iter().map(|d| d.service.clone()).collect(),
+            );
+        }
+        for def in defs {
+            for dep in &def.depends_on {
+                if !graph.contains_key(&dep.service) {
+                    return Err(ControlError::InvalidDefinition(format!(
+                        "service `{}` depends on `{}`, which is not defined",
+                        def.id, dep.service
+                    )));
+                }
+            }
+        }
+        if let Some(cycle) = dependencies::find_cycle(&graph) {
+            return Err(ControlError::InvalidDefinition(format!(
+                "dependency cycle: {}",
+                cycle.join(" → ")
+            )));
+        }
+        Ok(())
+    }
+
     /// Supervisors in definition order (reversed with `reverse`), only autostart ones with
     /// `autostart_only`.
     fn targets(&self, autostart_only: bool, reverse: bool) -> Vec<Target> {
@@ -651,6 +851,7 @@ impl RootState {
                 return Err(ControlError::AlreadyExists(def.id.clone()));
             }
         }
+        self.check_dependencies(&definitions.iter().collect::<Vec<_>>())?;
         for def in definitions {
             self.define(myself, def).await?;
         }

@@ -29,7 +29,8 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tracing::{info, warn};
 
-use crate::config::{ProbeKind, RestartPolicy, ServiceDefinition};
+use crate::config::{Dependency, ProbeKind, RestartPolicy, ServiceDefinition};
+use crate::dependencies::{Verdict, condition_met};
 use crate::error::ControlError;
 use crate::events::{Event, EventKind};
 use crate::process::{self, SpawnPlan};
@@ -57,6 +58,13 @@ pub enum ServerMsg {
     },
     /// Start the process (a no-op when it runs). Replies once it is spawned, or failed.
     Start(ControlReply),
+    /// Start because another service needs it (the event says so). Replies like `Start`.
+    StartNeeded {
+        /// The service that needs this one.
+        by: String,
+        /// The state once spawned.
+        reply: ControlReply,
+    },
     /// Stop gracefully. Replies once it is stopped.
     Stop(ControlReply),
     /// Stop, then start. Replies once the new process is spawned.
@@ -93,6 +101,20 @@ pub enum ServerMsg {
         healthy: bool,
         /// Words for the event (`liveness http 503 ×3`).
         cause: String,
+    },
+    /// From the dependency watcher: every `depends_on` condition holds.
+    DependenciesMet {
+        /// Which wait (stale ones are ignored).
+        token: u64,
+    },
+    /// From the dependency watcher: a dependency will not meet its condition.
+    DependencyFailed {
+        /// Which wait.
+        token: u64,
+        /// The dependency.
+        dependency: String,
+        /// Why, in words.
+        reason: String,
     },
     /// Timer: the backoff delay before a restart has passed.
     RestartDue {
@@ -146,6 +168,10 @@ pub struct ServerState {
     restart_token: u64,
     /// The backoff delay passed while the runtime was paused; resume restarts it.
     restart_deferred: bool,
+    /// The current wait for dependencies (stale watcher messages carry older tokens).
+    dependency_token: u64,
+    /// The task watching the dependencies, while the service waits for them.
+    dependency_watch: Option<tokio::task::JoinHandle<()>>,
     /// Why the current process is being taken down by steward itself (liveness, startup).
     kill_cause: Option<String>,
     /// Readiness / liveness verdicts of the current process.
@@ -201,6 +227,8 @@ impl Actor for Server {
             next_backoff: 0,
             restart_token: 0,
             restart_deferred: false,
+            dependency_token: 0,
+            dependency_watch: None,
             kill_cause: None,
             readiness: Health::Unknown,
             liveness: Health::Unknown,
@@ -229,15 +257,33 @@ impl Actor for Server {
                         Event::new(&state.def.id, EventKind::Restarting).cause(cause.clone()),
                     );
                     state.intent = Intent::Run;
-                    state.start(&cause).await;
+                    state.start(&myself, &cause).await;
                 }
             }
-            ServerMsg::Start(reply) => state.on_start(reply).await,
+            ServerMsg::Start(reply) => state.on_start(&myself, reply, "start requested").await,
+            ServerMsg::StartNeeded { by, reply } => {
+                let cause = format!("needed by {by}");
+                state.on_start(&myself, reply, &cause).await
+            }
+            ServerMsg::DependenciesMet { token } => {
+                if token == state.dependency_token && state.dependency_watch.take().is_some() {
+                    state.spawn_process("dependencies met").await;
+                }
+            }
+            ServerMsg::DependencyFailed {
+                token,
+                dependency,
+                reason,
+            } => {
+                if token == state.dependency_token && state.dependency_watch.take().is_some() {
+                    state.fail_dependency(dependency, reason);
+                }
+            }
             ServerMsg::Stop(reply) => state.on_stop(reply, false),
             ServerMsg::Kill(reply) => state.on_stop(reply, true),
-            ServerMsg::Restart(reply) => state.on_restart(reply).await,
+            ServerMsg::Restart(reply) => state.on_restart(&myself, reply).await,
             ServerMsg::Pause(reply) => state.on_pause(reply).await,
-            ServerMsg::Resume(reply) => state.on_resume(reply).await,
+            ServerMsg::Resume(reply) => state.on_resume(&myself, reply).await,
             ServerMsg::Input { data, reply } => state.on_input(data, reply).await,
             ServerMsg::ProcessExited {
                 run,
@@ -276,7 +322,7 @@ impl Actor for Server {
                         Event::new(&state.def.id, EventKind::Restarting)
                             .cause(format!("backoff elapsed after {cause}")),
                     );
-                    state.start("automatic restart").await;
+                    state.start(&myself, "automatic restart").await;
                 }
             }
             ServerMsg::Sync(reply) => {
@@ -301,6 +347,9 @@ impl Actor for Server {
         }
         for w in state.stop_waiters.drain(..) {
             let _ = w.send(Err(unavailable()));
+        }
+        if let Some(watch) = state.dependency_watch.take() {
+            watch.abort();
         }
         Ok(())
     }
@@ -359,8 +408,11 @@ impl ServerState {
         }
     }
 
-    async fn on_start(&mut self, reply: ControlReply) {
+    async fn on_start(&mut self, myself: &ActorRef<ServerMsg>, reply: ControlReply, cause: &str) {
         match self.status() {
+            ServiceStatus::Starting if self.dependency_watch.is_some() => {
+                self.start_waiters.push(reply);
+            }
             ServiceStatus::Running | ServiceStatus::Paused | ServiceStatus::Starting => {
                 let _ = reply.send(self.snapshot());
             }
@@ -376,13 +428,58 @@ impl ServerState {
                 self.next_backoff = 0;
                 self.intent = Intent::Run;
                 self.start_waiters.push(reply);
-                self.start("start requested").await;
+                self.start(myself, cause).await;
             }
         }
     }
 
+    /// Starts the service: waits for its dependencies first when it has any, then spawns.
+    async fn start(&mut self, myself: &ActorRef<ServerMsg>, cause: &str) {
+        if self.def.depends_on.is_empty() {
+            return self.spawn_process(cause).await;
+        }
+        let waiting_for = self
+            .def
+            .depends_on
+            .iter()
+            .map(|d| format!("{}: {}", d.service, d.condition.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.transition(
+            ServiceStatus::Starting,
+            Event::new(&self.def.id, EventKind::Starting)
+                .cause(format!("{cause}; waiting for {waiting_for}")),
+        );
+        self.dependency_token += 1;
+        if let Some(old) = self.dependency_watch.take() {
+            old.abort();
+        }
+        self.dependency_watch = Some(tokio::spawn(watch_dependencies(
+            self.tables.clone(),
+            self.def.depends_on.clone(),
+            myself.clone(),
+            self.dependency_token,
+        )));
+    }
+
+    fn fail_dependency(&mut self, dependency: String, reason: String) {
+        let cause = format!("dependency {dependency} {reason}");
+        warn!(service = %self.def.id, %cause, "could not start");
+        self.intent = Intent::Stop;
+        self.transition(
+            ServiceStatus::Failed,
+            Event::new(&self.def.id, EventKind::Failed).cause(cause),
+        );
+        let err = ControlError::DependencyFailed {
+            id: self.def.id.clone(),
+            dependency,
+            reason,
+        };
+        self.reply_starts(Err(err));
+    }
+
     /// Spawns a process for the service; replies to every start waiter.
-    async fn start(&mut self, cause: &str) {
+    async fn spawn_process(&mut self, cause: &str) {
         let id = self.def.id.clone();
         self.transition(
             ServiceStatus::Starting,
@@ -474,6 +571,23 @@ impl ServerState {
 
     fn on_stop(&mut self, reply: ControlReply, kill: bool) {
         let id = self.def.id.clone();
+        if let Some(watch) = self.dependency_watch.take() {
+            // Still waiting for dependencies: nothing runs yet, just stop waiting.
+            watch.abort();
+            self.intent = Intent::Stop;
+            self.transition(
+                ServiceStatus::Stopped,
+                Event::new(&id, EventKind::Stopped)
+                    .cause("stop requested while waiting for dependencies"),
+            );
+            let unavailable = ControlError::Unavailable {
+                id: id.clone(),
+                reason: "stopped while waiting for its dependencies".to_string(),
+            };
+            self.reply_starts(Err(unavailable));
+            let _ = reply.send(self.snapshot());
+            return;
+        }
         match self.status() {
             ServiceStatus::Backoff => {
                 self.restart_token += 1;
@@ -527,7 +641,7 @@ impl ServerState {
         }
     }
 
-    async fn on_restart(&mut self, reply: ControlReply) {
+    async fn on_restart(&mut self, myself: &ActorRef<ServerMsg>, reply: ControlReply) {
         if self.alive {
             let id = self.def.id.clone();
             let pid = self.row(|r| r.pid).flatten();
@@ -547,7 +661,7 @@ impl ServerState {
             );
             self.take_down(false);
         } else {
-            self.on_start(reply).await;
+            self.on_start(myself, reply, "restart requested").await;
         }
     }
 
@@ -593,7 +707,7 @@ impl ServerState {
         }
     }
 
-    async fn on_resume(&mut self, reply: ControlReply) {
+    async fn on_resume(&mut self, myself: &ActorRef<ServerMsg>, reply: ControlReply) {
         if self.status() == ServiceStatus::Backoff && self.restart_deferred {
             self.restart_deferred = false;
             self.start_waiters.push(reply);
@@ -601,7 +715,7 @@ impl ServerState {
                 Event::new(&self.def.id, EventKind::Restarting)
                     .cause("runtime resumed; the backoff delay had passed"),
             );
-            self.start("automatic restart").await;
+            self.start(myself, "automatic restart").await;
             return;
         }
         if self.status() != ServiceStatus::Paused {
@@ -795,7 +909,7 @@ impl ServerState {
                 self.emit(exited);
                 self.reply_stops();
                 self.intent = Intent::Run;
-                self.start("restart requested").await;
+                self.start(myself, "restart requested").await;
             }
             Intent::Run => {
                 let what = kill_cause.unwrap_or_else(|| exit.describe());
@@ -853,6 +967,74 @@ fn exit_restarts(what: &str, exit: &ExitInfo, policy: RestartPolicy) -> bool {
         RestartPolicy::Temporary => false,
     }
 }
+
+/// Watches the dependencies' status rows until every condition holds (→
+/// `DependenciesMet`) or one never will (→ `DependencyFailed`), re-checking after every
+/// event of the runtime.
+async fn watch_dependencies(
+    tables: Arc<Tables>,
+    deps: Vec<Dependency>,
+    server: ActorRef<ServerMsg>,
+    token: u64,
+) {
+    // Subscribe before the first check so no change falls between the two.
+    let mut events = tables.events.subscribe(None);
+    let deadline = tokio::time::Instant::now() + DEPENDENCY_WAIT_LIMIT;
+    loop {
+        let mut all_met = true;
+        for dep in &deps {
+            let verdict = match tables.states.get(&dep.service) {
+                Some(row) => condition_met(&row, dep.condition),
+                None => Verdict::Failed("is not defined".to_string()),
+            };
+            match verdict {
+                Verdict::Met => {}
+                Verdict::Waiting => all_met = false,
+                Verdict::Failed(reason) => {
+                    let _ = server.cast(ServerMsg::DependencyFailed {
+                        token,
+                        dependency: dep.service.clone(),
+                        reason,
+                    });
+                    return;
+                }
+            }
+        }
+        if all_met {
+            let _ = server.cast(ServerMsg::DependenciesMet { token });
+            return;
+        }
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => return,
+            Err(_) => {
+                let pending = deps
+                    .iter()
+                    .filter(|d| {
+                        tables
+                            .states
+                            .get(&d.service)
+                            .is_none_or(|row| condition_met(&row, d.condition) != Verdict::Met)
+                    })
+                    .map(|d| d.service.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let _ = server.cast(ServerMsg::DependencyFailed {
+                    token,
+                    dependency: pending,
+                    reason: format!(
+                        "did not meet its condition within {}",
+                        humantime::format_duration(DEPENDENCY_WAIT_LIMIT)
+                    ),
+                });
+                return;
+            }
+        }
+    }
+}
+
+/// How long a service waits for its dependencies' conditions before it fails.
+pub const DEPENDENCY_WAIT_LIMIT: Duration = Duration::from_secs(300);
 
 /// Counts a restart in the `steward_restarts_total{service, reason}` metric
 /// (`crash`, `liveness`, `manual`, `dependency`).

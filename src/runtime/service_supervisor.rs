@@ -144,7 +144,10 @@ impl Actor for ServiceSupervisor {
         match msg {
             ServiceSupervisorMsg::Control(msg) => {
                 if state.children.is_none()
-                    && matches!(msg, ServerMsg::Start(_) | ServerMsg::Restart(_))
+                    && matches!(
+                        msg,
+                        ServerMsg::Start(_) | ServerMsg::StartNeeded { .. } | ServerMsg::Restart(_)
+                    )
                 {
                     // Gave up earlier; a start asks for a fresh generation.
                     state.intensity.reset();
@@ -367,7 +370,8 @@ fn reply_unavailable(msg: ServerMsg, id: &str) {
         | ServerMsg::Restart(r)
         | ServerMsg::Kill(r)
         | ServerMsg::Pause(r)
-        | ServerMsg::Resume(r) => {
+        | ServerMsg::Resume(r)
+        | ServerMsg::StartNeeded { reply: r, .. } => {
             let _ = r.send(Err(err()));
         }
         ServerMsg::Input { reply, .. } => {

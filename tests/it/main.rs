@@ -1,10 +1,14 @@
 //! steward's integration tests: one binary, one module per area. Every test runs real
 //! processes on this machine and waits for events with deadlines, never bare sleeps.
 
+/// The HTTP API: shapes through the router, SSE and full flows against a real server.
+mod api;
 /// The `steward` binary end to end: validate, up, shutdown, and every client command.
 mod cli;
 /// Loading and validating YAML definitions; error messages (snapshots).
 mod config;
+/// `depends_on`: start order by condition, stop order, cascade, failures, validation.
+mod dependencies;
 /// Probes and the HealthChecker against real HTTP/TCP servers and commands.
 mod health;
 /// Service lifecycle through the public API: start, stop, crash, restart policies, backoff.

@@ -111,6 +111,7 @@ impl Actor for FakeLogBuffer {
             LogBufferMsg::Tail { reply, .. } => {
                 let _ = reply.send(Vec::new());
             }
+            LogBufferMsg::FlushTick => {}
             LogBufferMsg::Panic(why) => panic!("{why}"),
         }
         Ok(())

@@ -187,8 +187,9 @@ async fn children_die_with_the_host_process() {
             .lines()
             .map_while(Result::ok)
             .find_map(|l| {
-                l.strip_prefix("CHILD_PID=")
-                    .and_then(|p| p.trim().parse::<u32>().ok())
+                // libtest prints `test name ... ` before the test's own output, on the same line.
+                let (_, pid) = l.split_once("CHILD_PID=")?;
+                pid.trim().parse::<u32>().ok()
             })
     })
     .await

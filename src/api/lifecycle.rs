@@ -1,0 +1,84 @@
+//! The runtime as a whole: `GET /api/v1/status` and `POST /api/v1/lifecycle/{verb}`.
+//!
+//! A lifecycle verb goes to every service (`start` to the autostart ones, in definition
+//! order; `stop` to all, dependents first; `pause` freezes every service and holds restarts
+//! back until `resume`). One service refusing does not fail the request: the answer lists
+//! each service's outcome, as the library's `BatchResult` does.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::runtime::RuntimeState;
+use crate::runtime::root::{ControlAction, RuntimeStatus};
+use crate::state::ServiceState;
+
+/// `GET /api/v1/status`.
+pub async fn status(State(app): State<AppState>) -> Result<Json<RuntimeStatus>, ApiError> {
+    Ok(Json(app.steward.status().await?))
+}
+
+/// The outcome of a verb for one service.
+#[derive(Debug, Serialize)]
+pub struct ServiceOutcome {
+    id: String,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<ServiceState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<OutcomeError>,
+}
+
+/// Why a verb failed for one service, in the API's error shape.
+#[derive(Debug, Serialize)]
+pub struct OutcomeError {
+    code: &'static str,
+    message: String,
+}
+
+/// The body of a lifecycle answer.
+#[derive(Debug, Serialize)]
+pub struct LifecycleOutcome {
+    action: ControlAction,
+    runtime: RuntimeState,
+    results: Vec<ServiceOutcome>,
+}
+
+/// `POST /api/v1/lifecycle/{verb}`.
+pub async fn run(
+    State(app): State<AppState>,
+    action: ControlAction,
+) -> Result<Json<LifecycleOutcome>, ApiError> {
+    tracing::info!(?action, "runtime-wide lifecycle requested over HTTP");
+    let batch = app.steward.lifecycle(action).await?;
+    let results = batch
+        .into_iter()
+        .map(|(id, result)| match result {
+            Ok(state) => ServiceOutcome {
+                id,
+                ok: true,
+                state: Some(state),
+                error: None,
+            },
+            Err(e) => {
+                let api = ApiError::from(e);
+                ServiceOutcome {
+                    id,
+                    ok: false,
+                    state: None,
+                    error: Some(OutcomeError {
+                        code: api.code(),
+                        message: api.to_string(),
+                    }),
+                }
+            }
+        })
+        .collect();
+    Ok(Json(LifecycleOutcome {
+        action,
+        runtime: app.steward.tables().runtime_state(),
+        results,
+    }))
+}

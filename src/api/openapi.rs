@@ -1,0 +1,532 @@
+//! The OpenAPI 3.1 document of the API, served at `GET /api/v1/openapi.json`.
+//!
+//! Written by hand with `serde_json::json!` rather than derived: the API is small, and a
+//! hand-written document says what a client needs (which errors, which SSE shape) in
+//! words. A test checks that every route of [`super::ROUTES`] is documented and that the
+//! document has no route the router lacks.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+/// `GET /api/v1/openapi.json`.
+pub async fn serve() -> Json<Value> {
+    Json(document())
+}
+
+fn error_ref(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    })
+}
+
+fn json_ok(description: &str, schema: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
+    })
+}
+
+fn sse_ok(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"text/event-stream": {"schema": {"type": "string"}}}
+    })
+}
+
+fn id_param() -> Value {
+    json!({
+        "name": "id", "in": "path", "required": true,
+        "description": "Service id (`[a-z0-9][a-z0-9_-]*`).",
+        "schema": {"type": "string"}
+    })
+}
+
+fn query(name: &str, schema: Value, description: &str) -> Value {
+    json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
+}
+
+fn last_event_id() -> Value {
+    json!({
+        "name": "Last-Event-ID", "in": "header", "required": false,
+        "description": "Sent by a reconnecting EventSource; counts as `since` and wins over the query.",
+        "schema": {"type": "integer", "minimum": 0}
+    })
+}
+
+/// A control verb on one service.
+fn control(verb: &str, does: &str) -> Value {
+    json!({
+        "post": {
+            "tags": ["services"],
+            "operationId": format!("service_{verb}"),
+            "summary": does,
+            "parameters": [id_param()],
+            "responses": {
+                "200": json_ok("The service's state once the action is done.", "ServiceState"),
+                "401": error_ref("Token missing or wrong."),
+                "404": error_ref("No such service (`not_found`)."),
+                "409": error_ref("Refused in the current state (`conflict`, `start_failed`, `dependency_failed`, `unavailable`)."),
+            }
+        }
+    })
+}
+
+/// A runtime-wide verb.
+fn lifecycle(verb: &str, does: &str) -> Value {
+    json!({
+        "post": {
+            "tags": ["runtime"],
+            "operationId": format!("lifecycle_{verb}"),
+            "summary": does,
+            "responses": {
+                "200": json_ok("One outcome per service; one refusal does not fail the request.", "LifecycleOutcome"),
+                "401": error_ref("Token missing or wrong."),
+            }
+        }
+    })
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    let mut add = |path: &str, item: Value| {
+        match (paths.get_mut(path), item) {
+            (Some(Value::Object(existing)), Value::Object(more)) => existing.extend(more),
+            (_, item) => {
+                paths.insert(path.to_string(), item);
+            }
+        };
+    };
+
+    add(
+        "/health/live",
+        json!({"get": {
+            "tags": ["health"], "operationId": "health_live", "security": [],
+            "summary": "200 while the runtime's root supervisor answers (liveness probe). Never needs the token.",
+            "responses": {
+                "200": {"description": "Alive.", "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"live": {"type": "boolean"}, "state": {"$ref": "#/components/schemas/RuntimeState"}}}}}},
+                "503": {"description": "The runtime does not answer.", "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"live": {"type": "boolean"}, "reason": {"type": "string"}}}}}}
+            }
+        }}),
+    );
+    add(
+        "/health/ready",
+        json!({"get": {
+            "tags": ["health"], "operationId": "health_ready", "security": [],
+            "summary": "200 when every autostart service is ready or exited with code 0; 503 otherwise and while the runtime is paused or stopping. Never needs the token.",
+            "responses": {
+                "200": json_ok("Ready.", "Readiness"),
+                "503": json_ok("Not ready; `not_ready` lists the services that hold it back.", "Readiness"),
+            }
+        }}),
+    );
+    add(
+        "/api/v1/status",
+        json!({"get": {
+            "tags": ["runtime"], "operationId": "status",
+            "summary": "The runtime: state, uptime, version, counts by status, restarts total.",
+            "responses": {
+                "200": json_ok("The runtime's status.", "RuntimeStatus"),
+                "401": error_ref("Token missing or wrong."),
+            }
+        }}),
+    );
+    add(
+        "/api/v1/services",
+        json!({
+            "get": {
+                "tags": ["services"], "operationId": "service_list",
+                "summary": "Every service's state, in definition order.",
+                "parameters": [query("tag", json!({"type": "string"}), "Only services with this tag.")],
+                "responses": {
+                    "200": json_ok("The states.", "ServiceList"),
+                    "400": error_ref("Bad query (`bad_request`)."),
+                    "401": error_ref("Token missing or wrong."),
+                }
+            },
+            "post": {
+                "tags": ["services"], "operationId": "service_define",
+                "summary": "Define a service at run time (started when `autostart`, the default). The body is one service of services.yml as JSON, plus its `id`; relative paths resolve against the daemon's config directory.",
+                "parameters": [query("persist", json!({"type": "boolean"}), "Not in this release: answered with 400.")],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DefinitionInput"}}}},
+                "responses": {
+                    "201": json_ok("Defined; the state after the start (a start that failed shows as status `failed` with its reason).", "ServiceState"),
+                    "400": error_ref("Malformed JSON, or `persist=true` (`bad_request`)."),
+                    "401": error_ref("Token missing or wrong."),
+                    "409": error_ref("A service with this id exists (`already_exists`)."),
+                    "422": error_ref("The definition is invalid (`invalid_definition`); `errors` lists every problem."),
+                }
+            }
+        }),
+    );
+    add(
+        "/api/v1/services/{id}",
+        json!({
+            "get": {
+                "tags": ["services"], "operationId": "service_get",
+                "summary": "One service: its state's fields plus `definition` (durations as text, secret-looking env values as \"***\").",
+                "parameters": [id_param()],
+                "responses": {
+                    "200": json_ok("State and definition.", "ServiceDetail"),
+                    "401": error_ref("Token missing or wrong."),
+                    "404": error_ref("No such service (`not_found`)."),
+                }
+            },
+            "delete": {
+                "tags": ["services"], "operationId": "service_remove",
+                "summary": "Remove a service that is not running.",
+                "parameters": [id_param()],
+                "responses": {
+                    "200": {"description": "Removed.", "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["removed"], "properties": {"removed": {"type": "string"}}}}}},
+                    "401": error_ref("Token missing or wrong."),
+                    "404": error_ref("No such service (`not_found`)."),
+                    "409": error_ref("The service is running; stop it first (`conflict`)."),
+                }
+            }
+        }),
+    );
+    for (verb, does) in [
+        (
+            "start",
+            "Start the service; answers once its process is spawned.",
+        ),
+        (
+            "stop",
+            "Stop the service gracefully; answers once its process group is gone.",
+        ),
+        (
+            "restart",
+            "Stop then start (never counts towards max_restarts).",
+        ),
+        (
+            "kill",
+            "SIGKILL the process group now; the service ends `stopped`.",
+        ),
+        ("pause", "SIGSTOP the process group and suspend probes."),
+        ("resume", "SIGCONT the process group and resume probes."),
+    ] {
+        add(
+            &format!("/api/v1/services/{{id}}/{verb}"),
+            control(verb, does),
+        );
+    }
+    add(
+        "/api/v1/services/{id}/input",
+        json!({"post": {
+            "tags": ["services"], "operationId": "service_input",
+            "summary": "Write the body's bytes to the process's stdin, as they are (no newline added).",
+            "parameters": [id_param()],
+            "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+            "responses": {
+                "200": {"description": "Written.", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["written"], "properties": {"written": {"type": "integer"}}}}}},
+                "401": error_ref("Token missing or wrong."),
+                "404": error_ref("No such service (`not_found`)."),
+                "409": error_ref("Not running, or stdin closed (`conflict`, `input_failed`)."),
+            }
+        }}),
+    );
+    add(
+        "/api/v1/services/{id}/logs",
+        json!({"get": {
+            "tags": ["services"], "operationId": "service_logs",
+            "summary": "The service's log lines. With `follow=true`: Server-Sent Events, each event's data one LogLine (SSE id = seq), after a backlog of `tail` lines or every line after `since`; lost lines arrive as an event named `gap` with data {\"gap\": N}.",
+            "parameters": [
+                id_param(),
+                query("tail", json!({"type": "integer", "minimum": 0, "default": 100}), "Lines of backlog."),
+                query("since", json!({"type": "integer", "minimum": 0}), "Only lines after this seq (then `tail` is ignored)."),
+                query("follow", json!({"type": "boolean", "default": false}), "Stream as Server-Sent Events."),
+                last_event_id(),
+            ],
+            "responses": {
+                "200": {
+                    "description": "The lines (JSON), or the stream (text/event-stream) with `follow=true`.",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Logs"}},
+                        "text/event-stream": {"schema": {"type": "string"}}
+                    }
+                },
+                "400": error_ref("Bad query such as `tail=abc` (`bad_request`)."),
+                "401": error_ref("Token missing or wrong."),
+                "404": error_ref("No such service (`not_found`)."),
+            }
+        }}),
+    );
+    add(
+        "/api/v1/services/{id}/explain",
+        json!({"get": {
+            "tags": ["services"], "operationId": "service_explain",
+            "summary": "Why the service is in its state: a one-sentence summary, its recent events with causes, last exit, probes, last 20 log lines.",
+            "parameters": [id_param()],
+            "responses": {
+                "200": json_ok("The explanation.", "Explanation"),
+                "401": error_ref("Token missing or wrong."),
+                "404": error_ref("No such service (`not_found`)."),
+            }
+        }}),
+    );
+    add(
+        "/api/v1/events",
+        json!({"get": {
+            "tags": ["runtime"], "operationId": "events",
+            "summary": "Server-Sent Events: each event's data one Event (SSE id = seq). With `since`, the events after it still in the ring (the last 1000) come first, then live ones; `since=0` replays the whole ring. Lost events arrive as an event named `gap` with data {\"gap\": N}.",
+            "parameters": [
+                query("service", json!({"type": "string"}), "Only this service's events."),
+                query("since", json!({"type": "integer", "minimum": 0}), "Replay the events after this seq first."),
+                last_event_id(),
+            ],
+            "responses": {
+                "200": sse_ok("The event stream."),
+                "400": error_ref("Bad query (`bad_request`)."),
+                "401": error_ref("Token missing or wrong."),
+            }
+        }}),
+    );
+    for (verb, does) in [
+        (
+            "start",
+            "Start every autostart service, in definition order.",
+        ),
+        (
+            "stop",
+            "Stop every service, dependents first; the daemon stays up.",
+        ),
+        (
+            "pause",
+            "Freeze every service and hold restarts back; /health/ready answers 503 until resume.",
+        ),
+        ("resume", "Thaw every service."),
+        (
+            "restart",
+            "Stop every service, then start the autostart ones.",
+        ),
+    ] {
+        add(&format!("/api/v1/lifecycle/{verb}"), lifecycle(verb, does));
+    }
+    add(
+        "/metrics",
+        json!({"get": {
+            "tags": ["runtime"], "operationId": "metrics",
+            "summary": "Prometheus text format (metric names start with `steward_`; see docs/HTTP_API.md).",
+            "responses": {
+                "200": {"description": "The metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                "401": error_ref("Token missing or wrong."),
+            }
+        }}),
+    );
+    add(
+        "/api/v1/openapi.json",
+        json!({"get": {
+            "tags": ["runtime"], "operationId": "openapi",
+            "summary": "This document.",
+            "responses": {
+                "200": {"description": "OpenAPI 3.1.", "content": {"application/json": {"schema": {"type": "object"}}}},
+                "401": error_ref("Token missing or wrong."),
+            }
+        }}),
+    );
+
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "steward HTTP API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Control a steward runtime: services, logs, events, lifecycle, metrics. When the daemon has a token, /api/* and /metrics need `Authorization: Bearer <token>`; /health/* never does. Errors are {\"error\": {\"code\", \"message\"}}."
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas(),
+        }
+    })
+}
+
+fn schemas() -> Value {
+    let status = json!({"type": "string", "enum": [
+        "pending", "installing", "starting", "running", "paused", "stopping",
+        "stopped", "exited", "backoff", "failed"]});
+    let health = json!({"type": "string", "enum": ["unknown", "healthy", "unhealthy"]});
+    let nullable_string = json!({"type": ["string", "null"]});
+    let probe = json!({"type": ["object", "null"], "properties": {
+        "http": {"type": "object", "properties": {"url": {"type": "string"}, "expect_status": {"type": "integer"}}},
+        "tcp": {"type": "string"},
+        "command": {"type": "string"},
+        "function": {"type": "string"},
+        "interval": {"type": "string"}, "timeout": {"type": "string"}, "initial_delay": {"type": "string"},
+        "failure_threshold": {"type": "integer"}, "success_threshold": {"type": "integer"}
+    }});
+    json!({
+        "Error": {
+            "type": "object", "required": ["error"],
+            "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+                "code": {"type": "string", "enum": [
+                    "bad_request", "unauthorized", "not_found", "method_not_allowed", "conflict",
+                    "already_exists", "payload_too_large", "invalid_definition", "dependency_failed",
+                    "start_failed", "unavailable", "input_failed", "internal"]},
+                "message": {"type": "string"},
+                "errors": {"type": "array", "description": "With invalid_definition: every problem.",
+                    "items": {"type": "object", "required": ["message"], "properties": {
+                        "message": {"type": "string"}, "hint": {"type": "string"}}}}
+            }}}
+        },
+        "ServiceStatus": status,
+        "Health": health,
+        "RuntimeState": {"type": "string", "enum": ["running", "paused", "stopping"]},
+        "ExitInfo": {"type": "object", "properties": {
+            "code": {"type": ["integer", "null"]},
+            "signal": nullable_string,
+            "at": {"type": "string", "format": "date-time"}
+        }},
+        "ServiceState": {
+            "type": "object",
+            "required": ["id", "name", "status", "health", "ready", "restart_count", "changed_at", "tags"],
+            "properties": {
+                "id": {"type": "string"},
+                "name": {"type": "string"},
+                "status": {"$ref": "#/components/schemas/ServiceStatus"},
+                "health": {"$ref": "#/components/schemas/Health"},
+                "ready": {"type": "boolean"},
+                "pid": {"type": ["integer", "null"]},
+                "last_exit": {"oneOf": [{"$ref": "#/components/schemas/ExitInfo"}, {"type": "null"}]},
+                "restart_count": {"type": "integer", "description": "Automatic restarts (crash, liveness)."},
+                "started_at": {"type": ["string", "null"], "format": "date-time"},
+                "changed_at": {"type": "string", "format": "date-time"},
+                "reason": nullable_string,
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "cpu_percent": {"type": ["number", "null"]},
+                "rss_bytes": {"type": ["integer", "null"]}
+            }
+        },
+        "ServiceList": {"type": "object", "required": ["services"], "properties": {
+            "services": {"type": "array", "items": {"$ref": "#/components/schemas/ServiceState"}}}},
+        "Definition": {
+            "type": "object",
+            "description": "A definition in the YAML schema's shape: durations as text, signals by name, secret-looking env values as \"***\".",
+            "properties": {
+                "id": {"type": "string"}, "name": {"type": "string"},
+                "command": {"type": "string"}, "argv": {"type": "array", "items": {"type": "string"}},
+                "cwd": {"type": "string"},
+                "env": {"type": "object", "additionalProperties": {"type": "string"}},
+                "env_file": nullable_string,
+                "required_env": {"type": "array", "items": {"type": "string"}},
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "autostart": {"type": "boolean"},
+                "restart": {"type": "string", "enum": ["permanent", "transient", "temporary"]},
+                "backoff": {"type": "array", "items": {"type": "string"}},
+                "max_restarts": {"type": "integer"}, "restart_window": {"type": "string"},
+                "stop_signal": {"type": "string"}, "stop_timeout": {"type": "string"},
+                "readiness": probe.clone(), "liveness": probe.clone(), "startup": probe,
+                "log_lines": {"type": "integer"}, "log_file": nullable_string,
+                "log_max_size": {"type": "integer"}, "log_max_files": {"type": "integer"},
+                "source_file": nullable_string
+            }
+        },
+        "ServiceDetail": {"allOf": [
+            {"$ref": "#/components/schemas/ServiceState"},
+            {"type": "object", "required": ["definition"], "properties": {
+                "definition": {"$ref": "#/components/schemas/Definition"}}}
+        ]},
+        "DefinitionInput": {
+            "type": "object", "required": ["id"],
+            "description": "One service of services.yml as JSON, plus `id`: exactly one of `command` and `argv`; every other key as in docs/CONFIGURATION.md. Unknown keys are rejected.",
+            "properties": {
+                "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$"},
+                "command": {"type": "string"},
+                "argv": {"type": "array", "items": {"type": "string"}}
+            },
+            "additionalProperties": true
+        },
+        "RuntimeStatus": {"type": "object", "properties": {
+            "state": {"$ref": "#/components/schemas/RuntimeState"},
+            "started_at": {"type": "string", "format": "date-time"},
+            "uptime_secs": {"type": "integer"},
+            "version": {"type": "string"},
+            "services": {"type": "integer"},
+            "counts": {"type": "object", "description": "Services by status (only statuses that occur).",
+                "additionalProperties": {"type": "integer"}},
+            "restarts_total": {"type": "integer"},
+            "last_event_seq": {"type": "integer"}
+        }},
+        "LifecycleOutcome": {"type": "object", "properties": {
+            "action": {"type": "string", "enum": ["start", "stop", "restart", "kill", "pause", "resume"]},
+            "runtime": {"$ref": "#/components/schemas/RuntimeState"},
+            "results": {"type": "array", "items": {"type": "object", "required": ["id", "ok"], "properties": {
+                "id": {"type": "string"},
+                "ok": {"type": "boolean"},
+                "state": {"$ref": "#/components/schemas/ServiceState"},
+                "error": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
+            }}}
+        }},
+        "Readiness": {"type": "object", "required": ["ready", "runtime", "not_ready"], "properties": {
+            "ready": {"type": "boolean"},
+            "runtime": {"$ref": "#/components/schemas/RuntimeState"},
+            "not_ready": {"type": "array", "items": {"type": "object", "properties": {
+                "id": {"type": "string"},
+                "status": {"$ref": "#/components/schemas/ServiceStatus"},
+                "health": {"$ref": "#/components/schemas/Health"},
+                "reason": {"type": "string"}
+            }}}
+        }},
+        "LogLine": {"type": "object", "required": ["seq", "ts", "stream", "line", "truncated"], "properties": {
+            "seq": {"type": "integer", "description": "Per-service, from 1, without holes."},
+            "ts": {"type": "string", "format": "date-time"},
+            "stream": {"type": "string", "enum": ["stdout", "stderr"]},
+            "line": {"type": "string"},
+            "truncated": {"type": "boolean", "description": "Cut at 16 KiB; the line ends with `…[cut N bytes]`."}
+        }},
+        "Logs": {"type": "object", "required": ["service", "lines"], "properties": {
+            "service": {"type": "string"},
+            "lines": {"type": "array", "items": {"$ref": "#/components/schemas/LogLine"}},
+            "gap": {"type": "integer", "description": "With `since`: asked-for lines already gone from the ring."}
+        }},
+        "Event": {"type": "object", "required": ["seq", "ts", "service", "kind"], "properties": {
+            "seq": {"type": "integer"},
+            "ts": {"type": "string", "format": "date-time"},
+            "service": {"type": "string"},
+            "kind": {"type": "string", "enum": [
+                "defined", "removed", "installing", "starting", "started", "ready", "health_changed",
+                "exited", "backoff", "restarting", "paused", "resumed", "stopping", "stopped",
+                "failed", "log_dropped"]},
+            "pid": {"type": "integer"},
+            "exit_code": {"type": "integer"},
+            "signal": {"type": "string"},
+            "health": {"$ref": "#/components/schemas/Health"},
+            "delay_ms": {"type": "integer"},
+            "dropped": {"type": "integer"},
+            "cause": {"type": "string"}
+        }},
+        "Explanation": {"type": "object", "properties": {
+            "service": {"type": "string"},
+            "summary": {"type": "string"},
+            "state": {"$ref": "#/components/schemas/ServiceState"},
+            "last_exit": {"oneOf": [{"$ref": "#/components/schemas/ExitInfo"}, {"type": "null"}]},
+            "probes": {"type": "object", "properties": {
+                "startup": {"type": ["object", "null"]}, "readiness": {"type": ["object", "null"]}, "liveness": {"type": ["object", "null"]}}},
+            "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+            "logs": {"type": "array", "items": {"$ref": "#/components/schemas/LogLine"}}
+        }}
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schema_reference_resolves() {
+        let doc = document();
+        let text = doc.to_string();
+        let schemas = doc["components"]["schemas"]
+            .as_object()
+            .expect("schemas object");
+        for piece in text.split("#/components/schemas/").skip(1) {
+            let name: String = piece.chars().take_while(|c| c.is_alphanumeric()).collect();
+            assert!(schemas.contains_key(&name), "dangling $ref to {name}");
+        }
+    }
+}

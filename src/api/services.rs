@@ -1,0 +1,180 @@
+//! The service routes: list, define, get, remove, control verbs, stdin input.
+//!
+//! Each handler is one library call on the [`crate::Steward`] handle. Control verbs and
+//! define answer with the service's state once the action is done (a start returns once
+//! the process is spawned, a stop once it is gone).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{ApiPath, ApiQuery, JsonBody, RawBody};
+use super::view::DefinitionView;
+use crate::config;
+use crate::error::ControlError;
+use crate::runtime::root::ControlAction;
+use crate::state::ServiceState;
+
+/// Query of `GET /api/v1/services`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    /// Only services with this tag.
+    tag: Option<String>,
+}
+
+/// The body of `GET /api/v1/services`.
+#[derive(Debug, Serialize)]
+pub struct ServiceList {
+    services: Vec<ServiceState>,
+}
+
+/// `GET /api/v1/services[?tag=T]`.
+pub async fn list(
+    State(app): State<AppState>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<ServiceList>, ApiError> {
+    let services = match query.tag {
+        Some(tag) => app.steward.list_by_tag(&tag).await?,
+        None => app.steward.list().await?,
+    };
+    Ok(Json(ServiceList { services }))
+}
+
+/// Query of `POST /api/v1/services`.
+#[derive(Debug, Deserialize)]
+pub struct DefineQuery {
+    /// Write the definition to `services.d/<id>.yml` (not in this release).
+    #[serde(default)]
+    persist: bool,
+}
+
+/// `POST /api/v1/services[?persist=true]`: the body is one service in the YAML schema,
+/// as JSON, plus its `id`. 201 with the new state (after the start, when `autostart`).
+pub async fn define(
+    State(app): State<AppState>,
+    ApiQuery(query): ApiQuery<DefineQuery>,
+    JsonBody(body): JsonBody<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    if query.persist {
+        return Err(ApiError::bad_request(
+            "persisting a definition (`?persist=true`) comes with a later release; define it \
+             without `persist`, and add it to config/services.d/<id>.yml to keep it across restarts",
+        ));
+    }
+    let id = body_id(&body)?;
+    let definition = config::definition_from_json(&id, &body, &app.config_dir)?;
+    tracing::info!(service = %id, "defining a service over HTTP");
+    let state = match app.steward.define(definition).await {
+        Ok(state) => state,
+        // The service is defined; its start failed, and its state says why.
+        Err(ControlError::StartFailed { .. } | ControlError::DependencyFailed { .. }) => {
+            app.steward.get(&id).await?.state
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok((StatusCode::CREATED, Json(state)).into_response())
+}
+
+/// The `id` of a definition body.
+fn body_id(body: &serde_json::Value) -> Result<String, ApiError> {
+    let invalid = |message: String| {
+        ApiError::InvalidDefinition {
+        message: format!("invalid definition: {message}"),
+        errors: vec![super::error::Problem {
+            message,
+            hint: Some(
+                "send {\"id\": \"web\", \"command\": \"…\"} with the keys of a service in services.yml"
+                    .to_string(),
+            ),
+        }],
+    }
+    };
+    let object = body
+        .as_object()
+        .ok_or_else(|| invalid("the body must be a JSON object".to_string()))?;
+    match object.get("id") {
+        Some(serde_json::Value::String(id)) if config::is_valid_id(id) => Ok(id.clone()),
+        Some(serde_json::Value::String(id)) => Err(invalid(format!(
+            "`{id}` is not a valid service id: use lowercase letters, digits, `_` and `-`, starting with a letter or digit"
+        ))),
+        Some(other) => Err(invalid(format!("`id` must be a string, not {other}"))),
+        None => Err(invalid("the body needs an `id`".to_string())),
+    }
+}
+
+/// The body of `GET /api/v1/services/{id}`: the state's fields plus the definition.
+#[derive(Debug, Serialize)]
+pub struct ServiceDetail {
+    #[serde(flatten)]
+    state: ServiceState,
+    definition: DefinitionView,
+}
+
+/// `GET /api/v1/services/{id}`.
+pub async fn get_one(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ServiceDetail>, ApiError> {
+    let info = app.steward.get(&id).await?;
+    Ok(Json(ServiceDetail {
+        state: info.state,
+        definition: DefinitionView::of(&info.definition),
+    }))
+}
+
+/// The body of `DELETE /api/v1/services/{id}`.
+#[derive(Debug, Serialize)]
+pub struct Removed {
+    removed: String,
+}
+
+/// `DELETE /api/v1/services/{id}` (409 while the service runs).
+pub async fn remove(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Removed>, ApiError> {
+    tracing::info!(service = %id, "removing a service over HTTP");
+    app.steward.remove(&id).await?;
+    Ok(Json(Removed { removed: id }))
+}
+
+/// `POST /api/v1/services/{id}/{verb}`: the state once the verb is done.
+pub async fn control(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    action: ControlAction,
+) -> Result<Json<ServiceState>, ApiError> {
+    tracing::info!(service = %id, ?action, "control requested over HTTP");
+    let steward = &app.steward;
+    let state = match action {
+        ControlAction::Start => steward.start(&id).await?,
+        ControlAction::Stop => steward.stop(&id).await?,
+        ControlAction::Restart => steward.restart(&id).await?,
+        ControlAction::Kill => steward.kill(&id).await?,
+        ControlAction::Pause => steward.pause(&id).await?,
+        ControlAction::Resume => steward.resume(&id).await?,
+    };
+    Ok(Json(state))
+}
+
+/// The body of `POST /api/v1/services/{id}/input`.
+#[derive(Debug, Serialize)]
+pub struct Written {
+    written: usize,
+}
+
+/// `POST /api/v1/services/{id}/input`: the body's bytes to the process's stdin, as they
+/// are (no newline added).
+pub async fn input(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    RawBody(bytes): RawBody,
+) -> Result<Json<Written>, ApiError> {
+    let written = bytes.len();
+    app.steward.input(&id, bytes.to_vec()).await?;
+    Ok(Json(Written { written }))
+}
