@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use steward::api::{self, ApiOptions};
+use steward::api::{self, ApiConfig, ApiOptions};
 use steward::config::Config;
 use steward::events::{Event, EventKind};
 use steward::{ControlAction, EventItem, Steward};
@@ -114,6 +114,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let bound = listener.local_addr().unwrap_or(listen);
     let budget = config.settings.shutdown_timeout;
+    let config_dir = config.dir.clone();
 
     let steward = Steward::spawn().await?;
     let printed = print_events(&steward).await?;
@@ -124,7 +125,14 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let (close_api, api_closed) = oneshot::channel::<()>();
     let mut server = tokio::spawn(api::serve(
         listener,
-        api::router(steward.clone(), token),
+        // Services defined over the API resolve relative paths like those in services.yml.
+        api::router_with(
+            steward.clone(),
+            ApiConfig {
+                token,
+                config_dir: Some(config_dir),
+            },
+        ),
         async {
             let _ = api_closed.await;
         },
