@@ -3,6 +3,8 @@
 
 /// The HTTP API: shapes through the router, SSE and full flows against a real server.
 mod api;
+/// The `steward` binary end to end: validate, up, shutdown, and every client command.
+mod cli;
 /// Loading and validating YAML definitions; error messages (snapshots).
 mod config;
 /// `depends_on`: start order by condition, stop order, cascade, failures, validation.
