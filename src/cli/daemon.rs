@@ -116,7 +116,11 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let budget = config.settings.shutdown_timeout;
     let config_dir = config.dir.clone();
 
-    let steward = Steward::spawn().await?;
+    // Crash recovery first: whatever a killed steward left running is stopped before
+    // anything starts again (matched by process group and start time).
+    let state_dir = config.settings.state_dir.clone();
+    Steward::recover(&state_dir).await;
+    let steward = Steward::spawn_with_state(Some(state_dir)).await?;
     let printed = print_events(&steward).await?;
     steward
         .define_all(config.services)
