@@ -21,4 +21,4 @@ pub use definition::{
     SourceSpec,
 };
 pub use load::load_dir;
-pub use validate::{check_definition, definition_from_json, is_valid_id};
+pub use validate::{check_definition, check_dependencies, definition_from_json, is_valid_id};
