@@ -5,6 +5,7 @@
 //! * `model` — the file schema as serde types (unknown keys rejected);
 //! * `load` — reading files with serde-saphyr (the one module that knows the YAML crate);
 //! * `validate` — turning the file schema into definitions, collecting every error;
+//! * `save` — a definition back to YAML (`services.d/<id>.yml`), loading back identical;
 //! * `units` — durations (`10s`) and sizes (`10MiB`);
 //! * `problem` — a positioned problem before it is tied to its file.
 
@@ -12,6 +13,7 @@ mod definition;
 mod load;
 mod model;
 mod problem;
+mod save;
 mod units;
 mod validate;
 
@@ -21,4 +23,5 @@ pub use definition::{
     SourceSpec,
 };
 pub use load::load_dir;
+pub use save::{save_service, service_to_yaml};
 pub use validate::{check_definition, check_dependencies, definition_from_json, is_valid_id};
