@@ -7,9 +7,11 @@
 //! * `validate` — turning the file schema into definitions, collecting every error;
 //! * `save` — a definition back to YAML (`services.d/<id>.yml`), loading back identical;
 //! * `units` — durations (`10s`) and sizes (`10MiB`);
+//! * `diff` — reload plans: start / stop / restart / keep, each with why;
 //! * `problem` — a positioned problem before it is tied to its file.
 
 mod definition;
+mod diff;
 mod load;
 mod model;
 mod problem;
@@ -22,6 +24,7 @@ pub use definition::{
     ProbeCheck, ProbeFuture, ProbeKind, ProbeSpec, RestartPolicy, ServiceDefinition, Settings,
     SourceSpec,
 };
+pub use diff::{PlanAction, PlanEntry, ReloadPlan, changed_keys, fingerprint, plan_reload};
 pub use load::load_dir;
 pub use save::{save_service, service_to_yaml};
 pub use validate::{check_definition, check_dependencies, definition_from_json, is_valid_id};
