@@ -107,6 +107,15 @@ fn the_example_config_loads() {
     let worker = service(&config, "worker");
     assert!(matches!(&worker.command, CommandSpec::Argv(argv) if argv[0] == "sh"));
     assert!(!worker.tags.is_empty());
+    assert_eq!(
+        worker.depends_on,
+        [Dependency {
+            service: "web".into(),
+            condition: DependencyCondition::Healthy
+        }]
+    );
+    let all: Vec<&ServiceDefinition> = config.services.iter().collect();
+    check_dependencies(&all).unwrap_or_else(|e| panic!("{e}"));
 
     let hello = service(&config, "hello");
     assert_eq!(hello.restart, RestartPolicy::Temporary);
