@@ -11,7 +11,7 @@ use std::time::Duration;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, RpcReplyPort};
 
-use crate::config::{self, Config, ServiceDefinition};
+use crate::config::{self, Config, ReloadPlan, ServiceDefinition};
 use crate::error::{BootError, ControlError};
 use crate::events::EventSubscription;
 use crate::logs::{LogLine, LogSubscription};
@@ -39,7 +39,16 @@ impl Steward {
     /// Spawns an empty runtime that keeps pid files under `state_dir` (so a later
     /// runtime can clean up after this one if it dies; see [`Steward::recover`]).
     pub async fn spawn_with_state(state_dir: Option<PathBuf>) -> Result<Steward, BootError> {
-        let tables = Arc::new(Tables::with_state_dir(state_dir));
+        Steward::spawn_with_dirs(state_dir, None).await
+    }
+
+    /// Spawns an empty runtime with a state directory (pid files) and the config
+    /// directory that [`Steward::reload`] reads and [`Steward::save`] writes.
+    pub async fn spawn_with_dirs(
+        state_dir: Option<PathBuf>,
+        config_dir: Option<PathBuf>,
+    ) -> Result<Steward, BootError> {
+        let tables = Arc::new(Tables::with_dirs(state_dir, config_dir));
         let (root, _) = Actor::spawn(
             None,
             Root,
@@ -57,7 +66,7 @@ impl Steward {
     pub async fn boot(config: Config) -> Result<Steward, BootError> {
         let state_dir = config.settings.state_dir.clone();
         Steward::recover(&state_dir).await;
-        let steward = Steward::spawn_with_state(Some(state_dir)).await?;
+        let steward = Steward::spawn_with_dirs(Some(state_dir), Some(config.dir.clone())).await?;
         steward.define_all(config.services).await?;
         // A service that fails to start is reported in its state and events; boot goes on.
         steward.start_all().await?;
@@ -175,6 +184,23 @@ impl Steward {
     /// Restarts a service; returns once the new process is spawned.
     pub async fn restart(&self, id: &str) -> Result<ServiceState, ControlError> {
         self.control(id, ControlAction::Restart).await
+    }
+
+    /// Re-reads the config directory and applies the difference: new services defined (and
+    /// started if autostart), removed ones stopped and removed, changed ones replaced (and
+    /// restarted if they were running), unchanged ones untouched. With `dry_run`, only
+    /// returns the plan. A config with errors changes nothing.
+    pub async fn reload(&self, dry_run: bool) -> Result<ReloadPlan, ControlError> {
+        self.ask(|reply| RootMsg::Reload { dry_run, reply }).await?
+    }
+
+    /// Writes a service's definition to `<config dir>/services.d/<id>.yml`.
+    pub async fn save(&self, id: &str) -> Result<PathBuf, ControlError> {
+        self.ask(|reply| RootMsg::Save {
+            id: id.to_string(),
+            reply,
+        })
+        .await?
     }
 
     /// Stops a service and, first, every running service that depends on it.

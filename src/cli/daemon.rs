@@ -78,6 +78,7 @@ fn summary(dir: &Path, config: &Config) -> String {
 struct Signals {
     term: Signal,
     int: Signal,
+    hup: Signal,
 }
 
 impl Signals {
@@ -85,14 +86,16 @@ impl Signals {
         Ok(Signals {
             term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
             int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
         })
     }
 
-    /// The name of the next signal.
+    /// The name of the next signal (SIGTERM, SIGINT or SIGHUP).
     async fn next(&mut self) -> &'static str {
         tokio::select! {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",
+            _ = self.hup.recv() => "SIGHUP",
         }
     }
 }
@@ -120,7 +123,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     // anything starts again (matched by process group and start time).
     let state_dir = config.settings.state_dir.clone();
     Steward::recover(&state_dir).await;
-    let steward = Steward::spawn_with_state(Some(state_dir)).await?;
+    let steward = Steward::spawn_with_dirs(Some(state_dir), Some(config.dir.clone())).await?;
     let printed = print_events(&steward).await?;
     steward
         .define_all(config.services)
@@ -165,7 +168,20 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                     Err(e) => warn!(error = %e, "starting the services failed"),
                 }
             }
-            name = signals.next() => break name,
+            name = signals.next() => {
+                if name != "SIGHUP" {
+                    break name;
+                }
+                info!("SIGHUP: reloading the configuration");
+                match steward.reload(false).await {
+                    Ok(plan) => {
+                        for entry in &plan.entries {
+                            info!(service = %entry.id, action = ?entry.action, why = %entry.why, "reload");
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "reload refused; nothing changed"),
+                }
+            }
             served = &mut server => {
                 match served {
                     Ok(Ok(())) => error!("the HTTP API stopped unexpectedly"),

@@ -39,6 +39,8 @@ pub struct Tables {
     /// Where pid files (crash recovery) and other runtime state live; `None` keeps no
     /// state on disk.
     pub state_dir: Option<PathBuf>,
+    /// The config directory reloads read and saves write (`None`: no file config).
+    pub config_dir: Option<PathBuf>,
     runtime_state: AtomicU8,
 }
 
@@ -62,8 +64,14 @@ impl Tables {
 
     /// Empty tables keeping runtime state (pid files) under `state_dir`.
     pub fn with_state_dir(state_dir: Option<PathBuf>) -> Self {
+        Self::with_dirs(state_dir, None)
+    }
+
+    /// Empty tables with a state directory and a config directory.
+    pub fn with_dirs(state_dir: Option<PathBuf>, config_dir: Option<PathBuf>) -> Self {
         Tables {
             state_dir,
+            config_dir,
             events: Arc::new(EventBus::new()),
             definitions: DashMap::new(),
             states: DashMap::new(),

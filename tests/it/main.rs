@@ -19,6 +19,8 @@ mod logs;
 mod process;
 /// Crash recovery: pid files, leftover process groups of a killed steward, adoption.
 mod recovery;
+/// Reload (difference applied, dry run, broken config) and save.
+mod reload;
 /// The actor tree: one-for-all restarts, intensity, panic injection.
 mod supervision;
 /// Shared helpers: deadlines, temp configs.
