@@ -435,6 +435,16 @@ impl ServerState {
 
     /// Starts the service: waits for its dependencies first when it has any, then spawns.
     async fn start(&mut self, myself: &ActorRef<ServerMsg>, cause: &str) {
+        if let Some(key) = not_run_yet(&self.def) {
+            self.transition(
+                ServiceStatus::Starting,
+                Event::new(&self.def.id, EventKind::Starting).cause(cause),
+            );
+            return self.fail_start(format!(
+                "`{key}` is validated but not carried out by this release of steward: \
+                 run that step by hand and remove `{key}`, or wait for the release that runs it"
+            ));
+        }
         if self.def.depends_on.is_empty() {
             return self.spawn_process(cause).await;
         }
@@ -1002,6 +1012,21 @@ fn exit_restarts(what: &str, exit: &ExitInfo, policy: RestartPolicy) -> bool {
         RestartPolicy::Permanent => true,
         RestartPolicy::Transient => by_probe || restart::wants_restart(policy, exit),
         RestartPolicy::Temporary => false,
+    }
+}
+
+/// The first key of the definition that this release parses but does not carry out
+/// (install steps, cloning sources, detached launchers): such a service fails to start
+/// with a reason instead of running without the step it asked for.
+fn not_run_yet(def: &ServiceDefinition) -> Option<&'static str> {
+    if def.detached {
+        Some("detached")
+    } else if def.source.is_some() {
+        Some("source")
+    } else if def.install.is_some() {
+        Some("install")
+    } else {
+        None
     }
 }
 
