@@ -42,6 +42,40 @@ async fn wait_for_members(pgid: u32, count: usize) {
     .await;
 }
 
+/// Re-executes this test binary as the host `test` (with `env` = the state dir) and
+/// returns it with the pid it prints after `prefix`.
+async fn start_host(
+    test: &str,
+    env: &str,
+    state_dir: &Path,
+    prefix: &str,
+) -> (tokio::process::Child, u32) {
+    let exe = std::env::current_exe().expect("test binary");
+    let mut host = tokio::process::Command::new(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(env, state_dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("host starts");
+    let stdout = host.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let pid = tokio::time::timeout(DEADLINE, async {
+        while let Some(line) = lines.next_line().await.expect("read") {
+            // libtest prints the test name on the same line first.
+            if let Some((_, pid)) = line.split_once(prefix) {
+                return pid.trim().parse().expect("pid");
+            }
+        }
+        panic!("host ended without printing a pid");
+    })
+    .await
+    .expect("host prints a pid");
+    (host, pid)
+}
+
 /// Not a test on its own: the body of the host process. It spawns a shell with a
 /// background child from an async task, writes the record, prints the leader's pid and
 /// blocks until it is killed.
@@ -74,34 +108,13 @@ fn recovery_host() {
 #[tokio::test]
 async fn a_killed_stewards_leftover_group_is_stopped_at_the_next_boot() {
     let state = tempfile::tempdir().expect("state dir");
-    let exe = std::env::current_exe().expect("test binary");
-    let mut host = tokio::process::Command::new(exe)
-        .args([
-            "recovery::recovery_host",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(HOST_STATE_DIR_ENV, state.path())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("host starts");
-    let stdout = host.stdout.take().expect("stdout");
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let leader: u32 = tokio::time::timeout(DEADLINE, async {
-        while let Some(line) = lines.next_line().await.expect("read") {
-            // libtest prints the test name on the same line first.
-            if let Some((_, pid)) = line.split_once(LEADER_PID_PREFIX) {
-                return pid.trim().parse().expect("pid");
-            }
-        }
-        panic!("host ended without printing the leader's pid");
-    })
-    .await
-    .expect("host prints the leader's pid");
+    let (mut host, leader) = start_host(
+        "recovery::recovery_host",
+        HOST_STATE_DIR_ENV,
+        state.path(),
+        LEADER_PID_PREFIX,
+    )
+    .await;
     // If recovery fails, the guard still kills the group at the end of the test.
     let mut leftover = ProcessGroupGuard::new(leader);
     // The shell and its two sleeps.
@@ -305,33 +318,13 @@ fn runtime_host() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runtime_booted_after_a_killed_one_cleans_up_and_starts_once() {
     let state = tempfile::tempdir().expect("state dir");
-    let exe = std::env::current_exe().expect("test binary");
-    let mut host = tokio::process::Command::new(exe)
-        .args([
-            "recovery::runtime_host",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(RUNTIME_HOST_ENV, state.path())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("host starts");
-    let stdout = host.stdout.take().expect("stdout");
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let old: u32 = tokio::time::timeout(DEADLINE, async {
-        while let Some(line) = lines.next_line().await.expect("read") {
-            if let Some((_, pid)) = line.split_once(SERVICE_PID_PREFIX) {
-                return pid.trim().parse().expect("pid");
-            }
-        }
-        panic!("host ended without printing the service pid");
-    })
-    .await
-    .expect("host prints the service pid");
+    let (mut host, old) = start_host(
+        "recovery::runtime_host",
+        RUNTIME_HOST_ENV,
+        state.path(),
+        SERVICE_PID_PREFIX,
+    )
+    .await;
     let mut leftover = ProcessGroupGuard::new(old);
     wait_for_members(old, 3).await;
     host.start_kill().expect("SIGKILL the host");
