@@ -470,13 +470,8 @@ impl Actor for Root {
         event: SupervisionEvent,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, why) = match &event {
-            SupervisionEvent::ActorFailed(cell, err) => (cell, format!("panicked: {err}")),
-            SupervisionEvent::ActorTerminated(cell, _, reason) => (
-                cell,
-                format!("stopped ({})", reason.as_deref().unwrap_or("no reason")),
-            ),
-            _ => return Ok(()),
+        let Some((cell, why)) = super::describe_exit(&event, "stopped") else {
+            return Ok(());
         };
         // A supervisor the root stopped itself (remove, shutdown) is no longer listed.
         let Some(id) = state.by_actor.remove(&cell.get_id()) else {
@@ -490,17 +485,7 @@ impl Actor for Root {
         });
         if let Err(limit) = intensity.record(Instant::now()) {
             let reason = format!("{cause}; gave up: {limit} supervisor restarts");
-            if let Some(mut row) = state.tables.states.get_mut(&id) {
-                row.status = ServiceStatus::Failed;
-                row.pid = None;
-                row.ready = false;
-                row.reason = Some(reason.clone());
-                row.changed_at = chrono::Utc::now();
-            }
-            state
-                .tables
-                .events
-                .emit(Event::new(&id, EventKind::Failed).cause(reason));
+            state.tables.mark_failed(&id, reason);
             return Ok(());
         }
         if let Some(def) = state.tables.definitions.get(&id).map(|d| d.clone()) {

@@ -106,6 +106,19 @@ impl Tables {
         self.runtime_state.store(v, Ordering::SeqCst);
     }
 
+    /// Marks a service `failed` because its supervision gave up, and emits the event.
+    pub(crate) fn mark_failed(&self, id: &str, reason: String) {
+        if let Some(mut row) = self.states.get_mut(id) {
+            row.status = crate::state::ServiceStatus::Failed;
+            row.pid = None;
+            row.ready = false;
+            row.reason = Some(reason.clone());
+            row.changed_at = Utc::now();
+        }
+        self.events
+            .emit(crate::events::Event::new(id, crate::events::EventKind::Failed).cause(reason));
+    }
+
     /// A copy of a service's status row, with CPU and RSS filled in when it runs.
     pub fn state_with_usage(&self, id: &str) -> Option<ServiceState> {
         let mut state = self.states.get(id)?.clone();
