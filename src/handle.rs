@@ -4,17 +4,18 @@
 //! same messages itself (see [`Steward::root`]). Dropping the handle does not stop the
 //! runtime; [`Steward::shutdown`] does, stopping every service first.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, RpcReplyPort};
 
-use crate::config::{self, Config, ServiceDefinition};
+use crate::config::{self, Config, ReloadPlan, ServiceDefinition};
 use crate::error::{BootError, ControlError};
 use crate::events::EventSubscription;
 use crate::logs::{LogLine, LogSubscription};
+use crate::process;
 use crate::runtime::root::{
     BatchResult, ControlAction, Root, RootArgs, RootMsg, RuntimeStatus, ServiceInfo,
 };
@@ -32,7 +33,22 @@ impl Steward {
     /// Spawns an empty runtime (a root supervisor with no services) in the current tokio
     /// runtime.
     pub async fn spawn() -> Result<Steward, BootError> {
-        let tables = Arc::new(Tables::new());
+        Steward::spawn_with_state(None).await
+    }
+
+    /// Spawns an empty runtime that keeps pid files under `state_dir` (so a later
+    /// runtime can clean up after this one if it dies; see [`Steward::recover`]).
+    pub async fn spawn_with_state(state_dir: Option<PathBuf>) -> Result<Steward, BootError> {
+        Steward::spawn_with_dirs(state_dir, None).await
+    }
+
+    /// Spawns an empty runtime with a state directory (pid files) and the config
+    /// directory that [`Steward::reload`] reads and [`Steward::save`] writes.
+    pub async fn spawn_with_dirs(
+        state_dir: Option<PathBuf>,
+        config_dir: Option<PathBuf>,
+    ) -> Result<Steward, BootError> {
+        let tables = Arc::new(Tables::with_dirs(state_dir, config_dir));
         let (root, _) = Actor::spawn(
             None,
             Root,
@@ -48,11 +64,41 @@ impl Steward {
     /// Spawns a runtime with every service of `config` defined, and starts the autostart
     /// ones in definition order.
     pub async fn boot(config: Config) -> Result<Steward, BootError> {
-        let steward = Steward::spawn().await?;
+        let state_dir = config.settings.state_dir.clone();
+        Steward::recover(&state_dir).await;
+        let steward = Steward::spawn_with_dirs(Some(state_dir), Some(config.dir.clone())).await?;
         steward.define_all(config.services).await?;
         // A service that fails to start is reported in its state and events; boot goes on.
         steward.start_all().await?;
         Ok(steward)
+    }
+
+    /// Crash recovery: stops what a previous runtime that kept its pid files in
+    /// `state_dir` left running (matched by process group and start time, never by name),
+    /// so nothing is started twice. Call it before booting services from the same
+    /// `state_dir`; [`Steward::boot`] does.
+    pub async fn recover(state_dir: &Path) -> Vec<process::pid_file::Recovered> {
+        let dir = state_dir.to_path_buf();
+        let recovered = tokio::task::spawn_blocking(move || process::pid_file::recover(&dir))
+            .await
+            .unwrap_or_default();
+        for r in &recovered {
+            match r {
+                process::pid_file::Recovered::Stopped { record, forced, .. } => tracing::warn!(
+                    service = %record.service,
+                    pid = record.pid,
+                    forced,
+                    "stopped a process left by a previous steward"
+                ),
+                process::pid_file::Recovered::Adopt(record) => tracing::warn!(
+                    service = %record.service,
+                    pid = record.pid,
+                    "a detached process of a previous steward is still running (adoption comes with detached services)"
+                ),
+                _ => {}
+            }
+        }
+        recovered
     }
 
     /// Loads `dir` (services.yml + services.d/*.yml) and boots it.
@@ -138,6 +184,23 @@ impl Steward {
     /// Restarts a service; returns once the new process is spawned.
     pub async fn restart(&self, id: &str) -> Result<ServiceState, ControlError> {
         self.control(id, ControlAction::Restart).await
+    }
+
+    /// Re-reads the config directory and applies the difference: new services defined (and
+    /// started if autostart), removed ones stopped and removed, changed ones replaced (and
+    /// restarted if they were running), unchanged ones untouched. With `dry_run`, only
+    /// returns the plan. A config with errors changes nothing.
+    pub async fn reload(&self, dry_run: bool) -> Result<ReloadPlan, ControlError> {
+        self.ask(|reply| RootMsg::Reload { dry_run, reply }).await?
+    }
+
+    /// Writes a service's definition to `<config dir>/services.d/<id>.yml`.
+    pub async fn save(&self, id: &str) -> Result<PathBuf, ControlError> {
+        self.ask(|reply| RootMsg::Save {
+            id: id.to_string(),
+            reply,
+        })
+        .await?
     }
 
     /// Stops a service and, first, every running service that depends on it.

@@ -1,115 +1,71 @@
-//! The `steward` binary: parses flags, sets up tracing, and runs the library.
+//! The `steward` binary: parses flags, sets up tracing, runs one command, exits with its
+//! code.
 //!
-//! `steward up` boots the services of a config directory and runs in the foreground,
-//! printing every event, until SIGINT or SIGTERM, then stops every service gracefully.
-//! `steward validate` checks a config directory and prints every error with file:line:col.
+//! `steward up` boots the services of a config directory, serves the HTTP API and runs in
+//! the foreground until SIGINT or SIGTERM; the client commands (`status`, `start`, `logs`,
+//! …) talk to that daemon over HTTP. Everything is in [`cli`]; this file only wires it up.
+//! Errors are printed as one `steward: …` message (with their causes) and exit 1.
 
-use std::path::{Path, PathBuf};
+mod cli;
+
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::Context;
-use clap::{Parser, Subcommand};
-use steward::{EventItem, Steward};
-use tokio::signal::unix::{SignalKind, signal};
-use tracing::{info, warn};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
 
-#[derive(Debug, Parser)]
-#[command(name = "steward", version, about = "An OTP-style service supervisor")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Boot the services of a config directory and run in the foreground.
-    Up {
-        /// Directory holding services.yml and services.d/.
-        #[arg(long, default_value = "config")]
-        config: PathBuf,
-    },
-    /// Check a config directory without starting anything.
-    Validate {
-        /// Directory holding services.yml and services.d/.
-        #[arg(long, default_value = "config")]
-        config: PathBuf,
-    },
-}
+use crate::cli::{Cli, Command, LogFormat};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STEWARD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_tracing(&cli.command);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
+        Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("steward: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let result = match cli.command {
-        Command::Up { config } => runtime.block_on(up(&config)),
-        Command::Validate { config } => validate(&config),
-    };
+    let result = runtime.block_on(cli::run(cli));
+    // Do not wait on tasks still holding a connection (a follower's stream).
+    runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("steward: {e:#}");
+            eprintln!("steward: {}", format!("{e:#}").trim_end());
             ExitCode::FAILURE
         }
     }
 }
 
-fn validate(dir: &Path) -> anyhow::Result<()> {
-    let config = steward::config::load_dir(dir)?;
-    println!(
-        "{}: {} service{} defined, no errors",
-        dir.display(),
-        config.services.len(),
-        if config.services.len() == 1 { "" } else { "s" }
-    );
-    Ok(())
+/// `up` logs what the runtime does (info by default, human or JSON); client commands log
+/// only warnings. `STEWARD_LOG` (an `EnvFilter` directive) overrides the level.
+fn init_tracing(command: &Command) {
+    let (default_level, format) = match command {
+        Command::Up(args) => ("info", args.log_format),
+        _ => ("warn", LogFormat::Human),
+    };
+    let filter =
+        EnvFilter::try_from_env("STEWARD_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
-async fn up(dir: &Path) -> anyhow::Result<()> {
-    let config = steward::config::load_dir(dir)?;
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let steward = Steward::spawn().await?;
-    let mut events = steward.subscribe_events(None).await?;
-    let printer = tokio::spawn(async move {
-        while let Some(item) = events.recv().await {
-            match item {
-                EventItem::Event(e) => info!(
-                    seq = e.seq,
-                    service = %e.service,
-                    kind = e.kind.as_str(),
-                    pid = e.pid,
-                    exit_code = e.exit_code,
-                    cause = e.cause.as_deref(),
-                    "event"
-                ),
-                EventItem::Gap { missed } => warn!(missed, "event printer fell behind"),
-            }
-        }
-    });
-    steward.define_all(config.services).await?;
-    steward.start_all().await?;
-    info!(config = %dir.display(), "steward is up; press Ctrl-C to stop");
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM: stopping every service"),
-        _ = int.recv() => info!("SIGINT: stopping every service"),
-    }
-    steward.shutdown().await?;
-    printer.abort();
-    info!("every service stopped; bye");
-    Ok(())
+/// `steward logs -f | head` ends with a closed stdout: a normal way to stop reading.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

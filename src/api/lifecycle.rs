@@ -82,3 +82,33 @@ pub async fn run(
         results,
     }))
 }
+
+/// Query of `POST /api/v1/reload`.
+#[derive(Debug, serde::Deserialize)]
+pub struct ReloadQuery {
+    /// Only return the plan.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// The body of a reload answer.
+#[derive(Debug, Serialize)]
+pub struct ReloadOutcome {
+    /// Whether the plan was carried out.
+    applied: bool,
+    /// One entry per service: `id`, `action`, `why`.
+    entries: Vec<crate::config::PlanEntry>,
+}
+
+/// `POST /api/v1/reload[?dry_run=true]`.
+pub async fn reload(
+    State(app): State<AppState>,
+    super::extract::ApiQuery(query): super::extract::ApiQuery<ReloadQuery>,
+) -> Result<Json<ReloadOutcome>, ApiError> {
+    tracing::info!(dry_run = query.dry_run, "reload requested over HTTP");
+    let plan = app.steward.reload(query.dry_run).await?;
+    Ok(Json(ReloadOutcome {
+        applied: !query.dry_run,
+        entries: plan.entries,
+    }))
+}

@@ -122,6 +122,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/lifecycle/pause"),
     ("POST", "/api/v1/lifecycle/resume"),
     ("POST", "/api/v1/lifecycle/restart"),
+    ("POST", "/api/v1/reload"),
     ("GET", "/metrics"),
     ("GET", "/api/v1/openapi.json"),
 ];
@@ -236,6 +237,7 @@ fn endpoint(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("POST", "/api/v1/lifecycle/pause") => lifecycle(Pause),
         ("POST", "/api/v1/lifecycle/resume") => lifecycle(Resume),
         ("POST", "/api/v1/lifecycle/restart") => lifecycle(Restart),
+        ("POST", "/api/v1/reload") => post(lifecycle::reload),
         ("GET", "/metrics") => get(metrics::scrape),
         ("GET", "/api/v1/openapi.json") => get(openapi::serve),
         _ => return None,

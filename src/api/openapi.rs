@@ -150,11 +150,11 @@ pub fn document() -> Value {
             "post": {
                 "tags": ["services"], "operationId": "service_define",
                 "summary": "Define a service at run time (started when `autostart`, the default). The body is one service of services.yml as JSON, plus its `id`; relative paths resolve against the daemon's config directory.",
-                "parameters": [query("persist", json!({"type": "boolean"}), "Not in this release: answered with 400.")],
+                "parameters": [query("persist", json!({"type": "boolean"}), "Also write the definition to `<config dir>/services.d/<id>.yml`, which loads back to the same definition.")],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DefinitionInput"}}}},
                 "responses": {
                     "201": json_ok("Defined; the state after the start (a start that failed shows as status `failed` with its reason).", "ServiceState"),
-                    "400": error_ref("Malformed JSON, or `persist=true` (`bad_request`)."),
+                    "400": error_ref("Malformed JSON (`bad_request`)."),
                     "401": error_ref("Token missing or wrong."),
                     "409": error_ref("A service with this id exists (`already_exists`)."),
                     "422": error_ref("The definition is invalid (`invalid_definition`); `errors` lists every problem."),
@@ -307,6 +307,20 @@ pub fn document() -> Value {
     ] {
         add(&format!("/api/v1/lifecycle/{verb}"), lifecycle(verb, does));
     }
+    add(
+        "/api/v1/reload",
+        json!({"post": {
+            "tags": ["runtime"], "operationId": "reload",
+            "summary": "Re-read the config directory and apply the difference: new services defined (and started when autostart), removed ones stopped and removed, changed ones replaced (restarted if they ran), unchanged ones untouched. A config with errors changes nothing.",
+            "parameters": [query("dry_run", json!({"type": "boolean"}), "Only return the plan.")],
+            "responses": {
+                "200": {"description": "The plan: one entry per service with `id`, `action` (`start`, `stop`, `restart`, `keep`) and `why`; `applied` says whether it was carried out.", "content": {"application/json": {"schema": {"type": "object"}}}},
+                "400": error_ref("Bad query (`bad_request`)."),
+                "401": error_ref("Token missing or wrong."),
+                "422": error_ref("The config has errors (`invalid_definition`); nothing changed."),
+            }
+        }}),
+    );
     add(
         "/metrics",
         json!({"get": {

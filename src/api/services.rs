@@ -47,7 +47,7 @@ pub async fn list(
 /// Query of `POST /api/v1/services`.
 #[derive(Debug, Deserialize)]
 pub struct DefineQuery {
-    /// Write the definition to `services.d/<id>.yml` (not in this release).
+    /// Also write the definition to `<config dir>/services.d/<id>.yml`.
     #[serde(default)]
     persist: bool,
 }
@@ -59,14 +59,9 @@ pub async fn define(
     ApiQuery(query): ApiQuery<DefineQuery>,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
-    if query.persist {
-        return Err(ApiError::bad_request(
-            "persisting a definition (`?persist=true`) comes with a later release; define it \
-             without `persist`, and add it to config/services.d/<id>.yml to keep it across restarts",
-        ));
-    }
     let id = body_id(&body)?;
     let definition = config::definition_from_json(&id, &body, &app.config_dir)?;
+    let to_save = query.persist.then(|| definition.clone());
     tracing::info!(service = %id, "defining a service over HTTP");
     let state = match app.steward.define(definition).await {
         Ok(state) => state,
@@ -76,6 +71,15 @@ pub async fn define(
         }
         Err(e) => return Err(e.into()),
     };
+    if let Some(definition) = to_save {
+        // Defined first, so an id that is taken never overwrites someone's file.
+        let path = config::save_service(&definition, &app.config_dir).map_err(|e| {
+            ApiError::from(ControlError::InvalidDefinition(format!(
+                "`{id}` is defined but could not be persisted: {e}"
+            )))
+        })?;
+        tracing::info!(service = %id, path = %path.display(), "definition persisted");
+    }
     Ok((StatusCode::CREATED, Json(state)).into_response())
 }
 

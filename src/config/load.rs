@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::model::Pos;
 use crate::config::problem::Problem;
-use crate::config::validate::{self, FileContext};
+use crate::config::validate::{self, DependencyEdge, DependencyNode, FileContext};
 use crate::config::{Config, ServiceDefinition, Settings};
 use crate::error::{ConfigError, ConfigErrors};
 
@@ -72,12 +72,19 @@ pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
     let mut services: Vec<ServiceDefinition> = Vec::new();
     // id → where it was first defined, for the duplicate check across files.
     let mut first_definition: HashMap<String, (PathBuf, Pos)> = HashMap::new();
+    // Every id in definition order, and the `depends_on` entries, for the check across files.
+    let mut known_ids: Vec<String> = Vec::new();
+    let mut dependency_nodes: Vec<DependencyNode> = Vec::new();
 
-    for file in &files {
+    // Each file's errors, kept apart so that the checks across files can join them in
+    // line order.
+    let mut per_file: Vec<Vec<ConfigError>> = files.iter().map(|_| Vec::new()).collect();
+
+    for (file, file_errors) in files.iter().zip(per_file.iter_mut()) {
         let text = match read_text(file) {
             Ok(text) => text,
             Err(e) => {
-                errors.push(e);
+                file_errors.push(e);
                 continue;
             }
         };
@@ -93,6 +100,23 @@ pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
             };
             let outcome = validate::convert_file(raw, &ctx);
             problems.extend(outcome.problems);
+            for (id, entries) in outcome.dependencies {
+                // A duplicate id's entries would be reported against the wrong service.
+                if first_definition.contains_key(&id) {
+                    continue;
+                }
+                dependency_nodes.push(DependencyNode {
+                    id,
+                    edges: entries
+                        .into_iter()
+                        .map(|(target, pos)| DependencyEdge {
+                            target,
+                            file: Some(file.shown.clone()),
+                            pos,
+                        })
+                        .collect(),
+                });
+            }
             if let Some(file_settings) = outcome.settings {
                 settings = file_settings;
             }
@@ -111,6 +135,7 @@ pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
                         .hint("ids are unique across services.yml and services.d; rename one or remove it"),
                     ),
                     None => {
+                        known_ids.push(id.clone());
                         first_definition.insert(id, (file.shown.clone(), pos));
                         if let Some(definition) = definition {
                             services.push(definition);
@@ -119,12 +144,25 @@ pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
                 }
             }
         }
-        problems.sort_by_key(|p| p.pos);
-        errors.extend(
+        file_errors.extend(
             problems
                 .into_iter()
                 .map(|p| p.into_error(Some(&file.shown))),
         );
+    }
+
+    for error in validate::graph_errors(&dependency_nodes, &known_ids) {
+        match files
+            .iter()
+            .position(|f| error.file.as_deref() == Some(f.shown.as_path()))
+        {
+            Some(i) => per_file[i].push(error),
+            None => errors.push(error),
+        }
+    }
+    for mut file_errors in per_file {
+        file_errors.sort_by_key(|e| (e.line, e.column));
+        errors.extend(file_errors);
     }
 
     if errors.is_empty() {

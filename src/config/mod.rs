@@ -5,13 +5,17 @@
 //! * `model` — the file schema as serde types (unknown keys rejected);
 //! * `load` — reading files with serde-saphyr (the one module that knows the YAML crate);
 //! * `validate` — turning the file schema into definitions, collecting every error;
+//! * `save` — a definition back to YAML (`services.d/<id>.yml`), loading back identical;
 //! * `units` — durations (`10s`) and sizes (`10MiB`);
+//! * `diff` — reload plans: start / stop / restart / keep, each with why;
 //! * `problem` — a positioned problem before it is tied to its file.
 
 mod definition;
+mod diff;
 mod load;
 mod model;
 mod problem;
+mod save;
 mod units;
 mod validate;
 
@@ -20,5 +24,7 @@ pub use definition::{
     ProbeCheck, ProbeFuture, ProbeKind, ProbeSpec, RestartPolicy, ServiceDefinition, Settings,
     SourceSpec,
 };
+pub use diff::{PlanAction, PlanEntry, ReloadPlan, changed_keys, fingerprint, plan_reload};
 pub use load::load_dir;
-pub use validate::{check_definition, definition_from_json, is_valid_id};
+pub use save::{save_service, service_to_yaml};
+pub use validate::{check_definition, check_dependencies, definition_from_json, is_valid_id};

@@ -13,9 +13,9 @@
 //! one more collected error rather than the end of the service's parse. Only the shape
 //! (map, list, scalar) and the keys are checked while parsing.
 //!
-//! The keys of the service-dependency issue (`depends_on`, `install`, `source`, `detached`,
-//! `stop_command`, `pid_file`, `write_env_file`, `user`, `group`) are deliberately absent:
-//! `load` reports them as "not supported yet".
+//! `depends_on` takes two shapes, as in docker compose: a map of ids to
+//! `{condition: …}` blocks, or a plain list of ids (condition `started`); see
+//! [`DependsOnValue`].
 
 use std::fmt;
 
@@ -141,6 +141,101 @@ pub(crate) struct RawService {
     /// Old sink files kept.
     #[serde(default)]
     pub log_max_files: Option<Sp<String>>,
+    /// Services this one waits for: a map of ids to conditions, or a list of ids.
+    #[serde(default)]
+    pub depends_on: Option<Sp<DependsOnValue>>,
+    /// Run once before the first start: a command line or an argv list.
+    #[serde(default)]
+    pub install: Option<Sp<CommandValue>>,
+    /// `{git: URL, ref: REF}`.
+    #[serde(default)]
+    pub source: Option<Sp<RawSource>>,
+    /// `true` or `false`.
+    #[serde(default)]
+    pub detached: Option<Sp<String>>,
+    /// How a detached service is stopped: a command line or an argv list.
+    #[serde(default)]
+    pub stop_command: Option<Sp<CommandValue>>,
+    /// Relative to the defining file.
+    #[serde(default)]
+    pub pid_file: Option<Sp<String>>,
+    /// `true` or `false`.
+    #[serde(default)]
+    pub write_env_file: Option<Sp<String>>,
+    /// A user name (or uid).
+    #[serde(default)]
+    pub user: Option<Sp<String>>,
+    /// A group name (or gid).
+    #[serde(default)]
+    pub group: Option<Sp<String>>,
+}
+
+/// The `source:` block of a service.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSource {
+    /// A git URL, or a local path relative to the defining file.
+    #[serde(default)]
+    pub git: Option<Sp<String>>,
+    /// Branch, tag or commit.
+    #[serde(default, rename = "ref")]
+    pub reference: Option<Sp<String>>,
+}
+
+/// One dependency in the map form: `db: { condition: healthy }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDependency {
+    /// `started` (default), `healthy` or `completed`.
+    #[serde(default)]
+    pub condition: Option<Sp<String>>,
+}
+
+/// `depends_on` as written.
+#[derive(Debug)]
+pub(crate) enum DependsOnValue {
+    /// `depends_on: { db: { condition: healthy }, cache: {} }`; a value left empty
+    /// (`cache:`) means the default condition.
+    Map(Vec<(Sp<String>, Option<Sp<RawDependency>>)>),
+    /// `depends_on: [db, cache]`: each with condition `started`.
+    List(Vec<Sp<String>>),
+}
+
+impl<'de> Deserialize<'de> for DependsOnValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DependsOnVisitor;
+
+        impl<'de> Visitor<'de> for DependsOnVisitor {
+            type Value = DependsOnValue;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of service ids to conditions, or a list of service ids")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DependsOnValue, A::Error> {
+                let mut out = Vec::new();
+                while let Some(key) = map.next_key::<Sp<String>>()? {
+                    let value = map.next_value::<Option<Sp<RawDependency>>>()?;
+                    out.push((key, value));
+                }
+                Ok(DependsOnValue::Map(out))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<DependsOnValue, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Sp<String>>()? {
+                    items.push(item);
+                }
+                Ok(DependsOnValue::List(items))
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<DependsOnValue, E> {
+                Ok(DependsOnValue::List(Vec::new()))
+            }
+        }
+
+        deserializer.deserialize_any(DependsOnVisitor)
+    }
 }
 
 /// A probe block (`readiness`, `liveness`, `startup`): exactly one check plus schedule.
@@ -301,7 +396,22 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "log_file",
     "log_max_size",
     "log_max_files",
+    "depends_on",
+    "install",
+    "source",
+    "detached",
+    "stop_command",
+    "pid_file",
+    "write_env_file",
+    "user",
+    "group",
 ];
+
+/// The keys of a `source:` block.
+pub(crate) const SOURCE_KEYS: &[&str] = &["git", "ref"];
+
+/// The keys of one dependency in the map form of `depends_on`.
+pub(crate) const DEPENDENCY_KEYS: &[&str] = &["condition"];
 
 /// The keys of a probe block.
 pub(crate) const PROBE_KEYS: &[&str] = &[
@@ -323,19 +433,6 @@ pub(crate) const SETTINGS_KEYS: &[&str] = &["listen", "token_env", "state_dir", 
 
 /// The top-level keys of a file.
 pub(crate) const FILE_KEYS: &[&str] = &["version", "settings", "services"];
-
-/// Keys of DESIGN §2 that arrive with the dependencies issue; rejected with a clear message.
-pub(crate) const NOT_YET_KEYS: &[&str] = &[
-    "depends_on",
-    "install",
-    "source",
-    "detached",
-    "stop_command",
-    "pid_file",
-    "write_env_file",
-    "user",
-    "group",
-];
 
 /// What one top-level entry held after parsing.
 #[derive(Debug)]

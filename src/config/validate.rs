@@ -1,7 +1,8 @@
 //! Validation: turning the raw file schema into [`ServiceDefinition`]s with every semantic
 //! check (ids, exactly one of `command`/`argv`, durations, sizes, restart policy and its
-//! aliases, signals, probes, paths), and checking definitions built in code or sent over
-//! the API against the same rules.
+//! aliases, signals, probes, paths, `depends_on`, install/source/detached), and checking
+//! definitions built in code or sent over the API against the same rules. Checks that
+//! need every service at once (dependency targets and cycles) are in `dependencies`.
 //!
 //! Checks never stop at the first problem: a service with a bad duration and a bad signal
 //! gets both reported, each at its own line and column. Values are interpreted here, not
@@ -20,9 +21,13 @@ use crate::config::{CommandSpec, ProbeKind, ServiceDefinition, Settings};
 use crate::error::ConfigErrors;
 
 mod checker;
+mod dependencies;
+mod launch;
 mod probes;
 
 use checker::Checker;
+pub use dependencies::check_dependencies;
+pub(crate) use dependencies::{DependencyEdge, DependencyNode, graph_errors};
 use probes::host_port;
 
 /// The largest `log_lines` accepted: the ring is memory, `log_file` is for long history.
@@ -40,8 +45,11 @@ pub fn is_valid_id(id: &str) -> bool {
 
 /// Checks a definition made in code (or over the API) against the rules the file loader
 /// applies: id pattern, non-empty command, absolute paths, thresholds ≥ 1, intervals and
-/// timeouts > 0, a non-empty backoff list, `log_lines` ≥ 1, … Every problem is returned,
-/// each naming the service and the field.
+/// timeouts > 0, a non-empty backoff list, `log_lines` ≥ 1, a detached service has a
+/// `stop_command` (and only a detached one has `stop_command` or `pid_file`), no
+/// dependency on itself, … Every problem is returned, each naming the service and the
+/// field. Whether the dependencies exist and form no cycle needs the other services: see
+/// [`check_dependencies`].
 pub fn check_definition(def: &ServiceDefinition) -> Result<(), ConfigErrors> {
     let mut problems = Vec::new();
     let mut c = Checker {
@@ -138,6 +146,22 @@ pub fn check_definition(def: &ServiceDefinition) -> Result<(), ConfigErrors> {
             "give a size such as `10MiB`",
         );
     }
+    for (i, dep) in def.depends_on.iter().enumerate() {
+        if dep.service == def.id {
+            c.problems.push(
+                Problem::new(none, format!("service `{}` depends on itself", def.id))
+                    .hint("remove this entry: a service cannot wait for its own start"),
+            );
+        } else if def.depends_on[..i].iter().any(|d| d.service == dep.service) {
+            c.field(
+                none,
+                "depends_on",
+                &format!("`{}` is listed twice", dep.service),
+                "keep one entry per service",
+            );
+        }
+    }
+    c.launch_definition(def);
     if problems.is_empty() {
         Ok(())
     } else {
@@ -238,6 +262,9 @@ pub(crate) struct FileOutcome {
     pub settings: Option<Settings>,
     /// Every service id with the position of its key, and the definition when it is valid.
     pub services: Vec<(String, Pos, Option<ServiceDefinition>)>,
+    /// The `depends_on` entries of every service that has readable ones (even when
+    /// something else in the service is wrong), for the check across files.
+    pub dependencies: Vec<(String, Vec<(String, Pos)>)>,
     /// Everything wrong with it.
     pub problems: Vec<Problem>,
 }
@@ -282,6 +309,7 @@ pub(crate) fn convert_file(raw: RawFile, ctx: &FileContext) -> FileOutcome {
     }
 
     let mut services = Vec::new();
+    let mut dependencies = Vec::new();
     for RawEntry { id, body } in &raw.services {
         let pos = Pos::of(id);
         let id_ok = match id_problem(pos, &id.value) {
@@ -292,7 +320,13 @@ pub(crate) fn convert_file(raw: RawFile, ctx: &FileContext) -> FileOutcome {
             }
         };
         let definition = match body {
-            RawBody::Parsed(service) => convert_service(id, service, ctx, &mut problems),
+            RawBody::Parsed(service) => {
+                let mut edges = Vec::new();
+                let definition =
+                    convert_service_with_edges(id, service, ctx, &mut problems, &mut edges);
+                dependencies.push((id.value.clone(), edges));
+                definition
+            }
             RawBody::Empty => {
                 problems.push(
                     Problem::new(pos, format!("service `{}` is empty", id.value))
@@ -307,6 +341,7 @@ pub(crate) fn convert_file(raw: RawFile, ctx: &FileContext) -> FileOutcome {
     FileOutcome {
         settings,
         services,
+        dependencies,
         problems,
     }
 }
@@ -385,6 +420,18 @@ fn convert_service(
     raw: &RawService,
     ctx: &FileContext,
     problems: &mut Vec<Problem>,
+) -> Option<ServiceDefinition> {
+    convert_service_with_edges(id, raw, ctx, problems, &mut Vec::new())
+}
+
+/// [`convert_service`], also giving the readable `depends_on` entries with their
+/// positions in `edges`.
+fn convert_service_with_edges(
+    id: &Sp<String>,
+    raw: &RawService,
+    ctx: &FileContext,
+    problems: &mut Vec<Problem>,
+    edges: &mut Vec<(String, Pos)>,
 ) -> Option<ServiceDefinition> {
     let before = problems.len();
     let id_pos = Pos::of(id);
@@ -521,6 +568,56 @@ fn convert_service(
         && let Some(files) = c.number(files, "log_max_files", 0, 1000)
     {
         def.log_max_files = files as u32;
+    }
+    if let Some(depends_on) = &raw.depends_on {
+        let entries = c.depends_on(&id.value, depends_on);
+        edges.extend(entries.iter().map(|(dep, pos)| (dep.service.clone(), *pos)));
+        def.depends_on = entries.into_iter().map(|(dep, _)| dep).collect();
+    }
+    if let Some(install) = &raw.install {
+        def.install = c.command_value("install", install);
+    }
+    if let Some(source) = &raw.source {
+        def.source = c.source(base, source);
+    }
+    let mut detached_readable = true;
+    if let Some(detached) = &raw.detached {
+        match c.boolean(detached, "detached") {
+            Some(detached) => def.detached = detached,
+            None => detached_readable = false,
+        }
+    }
+    if let Some(stop_command) = &raw.stop_command {
+        def.stop_command = c.command_value("stop_command", stop_command);
+    }
+    if let Some(pid_file) = &raw.pid_file {
+        def.pid_file = c.path(base, "pid_file", pid_file);
+    }
+    if let Some(write) = &raw.write_env_file
+        && let Some(write) = c.boolean(write, "write_env_file")
+    {
+        def.write_env_file = write;
+    }
+    if let Some(user) = &raw.user {
+        def.user = c.account("user", user);
+    }
+    if let Some(group) = &raw.group {
+        def.group = c.account("group", group);
+    }
+    // Only when both sides read well: a bad `stop_command` is already reported.
+    if detached_readable
+        && (raw.stop_command.is_none() || def.stop_command.is_some())
+        && (raw.pid_file.is_none() || def.pid_file.is_some())
+    {
+        let at = |pos: Option<Pos>| pos.unwrap_or(id_pos);
+        c.detached_rules(
+            &def,
+            [
+                at(raw.detached.as_ref().map(Pos::of)),
+                at(raw.stop_command.as_ref().map(Pos::of)),
+                at(raw.pid_file.as_ref().map(Pos::of)),
+            ],
+        );
     }
 
     (problems.len() == before).then_some(def)

@@ -1,19 +1,28 @@
 //! Everything that talks to the OS about processes: building the argv, spawning in a
 //! process group with `PR_SET_PDEATHSIG`, signalling groups, reading pipes as lines,
-//! resolving the environment and sampling CPU and memory from `/proc`.
+//! resolving the environment (and writing `.env`, masking secrets), switching users,
+//! keeping pid files for crash recovery and sampling CPU and memory from `/proc`.
 //!
 //! This is the only module allowed `unsafe` (for `pre_exec`); each use has a SAFETY note.
 
 pub mod command_line;
+pub mod env_file_writer;
 pub mod environment;
+pub mod pid_file;
 pub mod pipe_reader;
+pub mod secrets;
 pub mod signal;
 pub mod spawn;
 pub mod usage;
+pub mod user;
 
 pub use command_line::argv_for;
+pub use env_file_writer::write_env_file;
 pub use environment::{check_cwd, resolve};
+pub use pid_file::{PidRecord, Recovered, recover, start_time};
 pub use pipe_reader::{LineDecoder, read_lines};
+pub use secrets::{is_secret_key, mask_env};
 pub use signal::{ProcessGroupGuard, parse_signal, signal_group, signal_name};
 pub use spawn::{SpawnPlan, spawn};
 pub use usage::UsageSampler;
+pub use user::{ResolvedUser, resolve_user};

@@ -5,6 +5,10 @@
 //! before exec, `PR_SET_PDEATHSIG(SIGKILL)` asks the kernel to kill it when its parent
 //! goes away, so a killed steward leaves no service behind.
 //!
+//! With a [`ResolvedUser`] the child first drops to that user (`setgroups`, `setgid`,
+//! `setuid`) and only then sets the parent-death signal, which the kernel clears on a
+//! credential change (DESIGN §10).
+//!
 //! Linux delivers the parent-death signal when the *thread* that forked the child exits,
 //! not the process. Call [`spawn`] from an async task on a long-lived runtime worker (as
 //! the PortManager does), never from `spawn_blocking`, whose threads come and go.
@@ -17,6 +21,7 @@ use std::process::Stdio;
 use nix::sys::signal::Signal;
 
 use crate::process::environment::check_dir;
+use crate::process::user::{ResolvedUser, switch_refusal};
 
 /// Everything needed to spawn one process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +32,40 @@ pub struct SpawnPlan {
     pub cwd: PathBuf,
     /// The complete environment (nothing else is inherited).
     pub env: Vec<(String, String)>,
+    /// Run as this user (`user:` / `group:`); `None` runs as steward's own user.
+    pub user: Option<ResolvedUser>,
+}
+
+impl SpawnPlan {
+    /// A plan that runs as steward's own user.
+    pub fn new(argv: Vec<String>, cwd: PathBuf, env: Vec<(String, String)>) -> Self {
+        SpawnPlan {
+            argv,
+            cwd,
+            env,
+            user: None,
+        }
+    }
+
+    /// Runs the plan as `user`, and sets `HOME`, `USER` and `LOGNAME` to that user's,
+    /// except those among `explicit` (the service's own `env`, which wins).
+    pub fn run_as(
+        mut self,
+        user: ResolvedUser,
+        explicit: &std::collections::BTreeMap<String, String>,
+    ) -> Self {
+        for (key, value) in user.identity_env() {
+            if explicit.contains_key(&key) {
+                continue;
+            }
+            match self.env.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = value,
+                None => self.env.push((key, value)),
+            }
+        }
+        self.user = Some(user);
+        self
+    }
 }
 
 /// Spawns `plan` with stdin, stdout and stderr piped, in a new process group (pgid ==
@@ -44,6 +83,19 @@ pub fn spawn(plan: &SpawnPlan) -> std::io::Result<tokio::process::Child> {
         ));
     };
     check_dir(&plan.cwd).map_err(|why| Error::new(ErrorKind::NotFound, why))?;
+    let switch_to = match &plan.user {
+        Some(user) => {
+            let euid = nix::unistd::geteuid().as_raw();
+            let egid = nix::unistd::getegid().as_raw();
+            if let Some(reason) = switch_refusal(euid, egid, user) {
+                return Err(Error::new(ErrorKind::PermissionDenied, reason));
+            }
+            // A non-root steward asked to run as itself changes nothing (and could not
+            // call setgroups); root always switches, which also sheds its own groups.
+            (euid == 0).then_some(user)
+        }
+        None => None,
+    };
 
     let mut command = tokio::process::Command::new(program);
     command
@@ -56,23 +108,47 @@ pub fn spawn(plan: &SpawnPlan) -> std::io::Result<tokio::process::Child> {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(false);
-    bind_to_parent(command.as_std_mut());
+    bind_to_parent(command.as_std_mut(), switch_to);
 
     command
         .spawn()
         .map_err(|e| explain_spawn_error(e, program, plan))
 }
 
-/// Makes the child die with this process: `PR_SET_PDEATHSIG(SIGKILL)` before exec.
+/// Makes the child drop to `user` (when given) and then die with this process:
+/// `PR_SET_PDEATHSIG(SIGKILL)` after the credential change, just before exec.
 #[allow(unsafe_code)]
-fn bind_to_parent(command: &mut std::process::Command) {
+fn bind_to_parent(command: &mut std::process::Command, user: Option<&ResolvedUser>) {
     // Read before the fork: in the child, `getppid()` must still name this process.
     let parent = nix::unistd::getpid();
+    // Built before the fork, so the child only reads them.
+    let credentials = user.map(|u| {
+        let groups: Vec<nix::unistd::Gid> = u
+            .groups
+            .iter()
+            .map(|g| nix::unistd::Gid::from_raw(*g))
+            .collect();
+        (
+            groups,
+            nix::unistd::Gid::from_raw(u.gid),
+            nix::unistd::Uid::from_raw(u.uid),
+        )
+    });
     // SAFETY: the closure runs in the forked child before exec, where only
-    // async-signal-safe operations are allowed. It makes two raw syscalls (prctl and
-    // getppid), touches no lock and allocates nothing (errors are built from a raw errno).
+    // async-signal-safe operations are allowed. It makes raw syscalls only (setgroups,
+    // setgid, setuid, prctl, getppid) on data prepared before the fork, touches no lock
+    // and allocates nothing (errors are built from a raw errno). glibc's setuid/setgid
+    // broadcast to other threads, but the forked child has a single thread; std's own
+    // `CommandExt::uid` makes the same calls at the same point.
     unsafe {
         command.pre_exec(move || {
+            if let Some((groups, gid, uid)) = &credentials {
+                // Groups and gid first: once the uid is dropped they can no longer change.
+                nix::unistd::setgroups(groups).map_err(Error::from)?;
+                nix::unistd::setgid(*gid).map_err(Error::from)?;
+                nix::unistd::setuid(*uid).map_err(Error::from)?;
+            }
+            // After setuid: a credential change clears the parent-death signal.
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(Error::from)?;
             // The parent may have died between fork and prctl; then the signal will never
             // come. Failing here makes the child `_exit` before exec.
@@ -115,11 +191,11 @@ mod tests {
     use super::*;
 
     fn plan(argv: &[&str], cwd: &str) -> SpawnPlan {
-        SpawnPlan {
-            argv: argv.iter().map(|s| s.to_string()).collect(),
-            cwd: cwd.into(),
-            env: std::env::vars().collect(),
-        }
+        SpawnPlan::new(
+            argv.iter().map(|s| s.to_string()).collect(),
+            cwd.into(),
+            std::env::vars().collect(),
+        )
     }
 
     #[tokio::test]

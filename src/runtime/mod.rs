@@ -50,3 +50,21 @@ impl ActorKind {
         }
     }
 }
+
+/// The actor and a description of why it ended, for the supervision events a supervisor
+/// acts on (a failure, or a stop it did not ask for); `None` for the others.
+fn describe_exit<'a>(
+    event: &'a ractor::SupervisionEvent,
+    stopped: &str,
+) -> Option<(&'a ractor::ActorCell, String)> {
+    match event {
+        ractor::SupervisionEvent::ActorFailed(cell, err) => {
+            Some((cell, format!("panicked: {err}")))
+        }
+        ractor::SupervisionEvent::ActorTerminated(cell, _, reason) => Some((
+            cell,
+            format!("{stopped} ({})", reason.as_deref().unwrap_or("no reason")),
+        )),
+        _ => None,
+    }
+}

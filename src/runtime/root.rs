@@ -20,7 +20,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 use serde::Serialize;
 use tracing::{error, warn};
 
-use crate::config::{self, ServiceDefinition};
+use crate::config::{self, PlanAction, ReloadPlan, ServiceDefinition};
 use crate::dependencies;
 use crate::error::ControlError;
 use crate::events::{Event, EventKind, EventSubscription};
@@ -127,6 +127,20 @@ pub enum RootMsg {
         id: String,
         /// Done, or why not.
         reply: RpcReplyPort<Result<(), ControlError>>,
+    },
+    /// Re-read the config directory and apply the difference (or only plan it).
+    Reload {
+        /// Only return the plan.
+        dry_run: bool,
+        /// The plan (applied unless `dry_run`), or the config's errors.
+        reply: RpcReplyPort<Result<ReloadPlan, ControlError>>,
+    },
+    /// Write a service's definition to `<config dir>/services.d/<id>.yml`.
+    Save {
+        /// The service.
+        id: String,
+        /// The file written.
+        reply: RpcReplyPort<Result<std::path::PathBuf, ControlError>>,
     },
     /// Stop a service and, first, every running service that depends on it (dependents
     /// first).
@@ -246,6 +260,8 @@ pub struct RootState {
     supervisors: HashMap<String, ActorRef<ServiceSupervisorMsg>>,
     by_actor: HashMap<ActorId, String>,
     intensity: HashMap<String, RestartIntensity>,
+    /// Fingerprint of each definition (and its env_file) when it was defined, for reloads.
+    fingerprints: HashMap<String, u64>,
 }
 
 /// The root supervisor actor.
@@ -268,6 +284,7 @@ impl Actor for Root {
             supervisors: HashMap::new(),
             by_actor: HashMap::new(),
             intensity: HashMap::new(),
+            fingerprints: HashMap::new(),
         })
     }
 
@@ -306,6 +323,19 @@ impl Actor for Root {
                 let _ = reply.send(state.remove(&id).await);
             }
             RootMsg::Control { id, action, reply } => state.control(id, action, reply),
+            RootMsg::Reload { dry_run, reply } => state.reload(&myself, dry_run, reply),
+            RootMsg::Save { id, reply } => {
+                let saved = match (&state.tables.config_dir, state.tables.definitions.get(&id)) {
+                    (_, None) => Err(ControlError::NotFound(id)),
+                    (None, Some(_)) => Err(ControlError::InvalidDefinition(
+                        "this runtime has no config directory to save into".to_string(),
+                    )),
+                    (Some(dir), Some(def)) => config::save_service(&def, dir).map_err(|e| {
+                        ControlError::InvalidDefinition(format!("could not save `{id}`: {e}"))
+                    }),
+                };
+                let _ = reply.send(saved);
+            }
             RootMsg::StopCascade { id, reply } => {
                 if !state.supervisors.contains_key(&id) {
                     let _ = reply.send(vec![(id.clone(), Err(ControlError::NotFound(id)))]);
@@ -440,13 +470,8 @@ impl Actor for Root {
         event: SupervisionEvent,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, why) = match &event {
-            SupervisionEvent::ActorFailed(cell, err) => (cell, format!("panicked: {err}")),
-            SupervisionEvent::ActorTerminated(cell, _, reason) => (
-                cell,
-                format!("stopped ({})", reason.as_deref().unwrap_or("no reason")),
-            ),
-            _ => return Ok(()),
+        let Some((cell, why)) = super::describe_exit(&event, "stopped") else {
+            return Ok(());
         };
         // A supervisor the root stopped itself (remove, shutdown) is no longer listed.
         let Some(id) = state.by_actor.remove(&cell.get_id()) else {
@@ -460,17 +485,7 @@ impl Actor for Root {
         });
         if let Err(limit) = intensity.record(Instant::now()) {
             let reason = format!("{cause}; gave up: {limit} supervisor restarts");
-            if let Some(mut row) = state.tables.states.get_mut(&id) {
-                row.status = ServiceStatus::Failed;
-                row.pid = None;
-                row.ready = false;
-                row.reason = Some(reason.clone());
-                row.changed_at = chrono::Utc::now();
-            }
-            state
-                .tables
-                .events
-                .emit(Event::new(&id, EventKind::Failed).cause(reason));
+            state.tables.mark_failed(&id, reason);
             return Ok(());
         }
         if let Some(def) = state.tables.definitions.get(&id).map(|d| d.clone()) {
@@ -588,6 +603,151 @@ async fn control(
 }
 
 impl RootState {
+    /// Plans a reload from the config directory and, unless `dry_run`, applies it in a
+    /// task that sends this root the same messages a person would (stop, remove, define,
+    /// start), so the root never blocks on a stop.
+    fn reload(
+        &self,
+        myself: &ActorRef<RootMsg>,
+        dry_run: bool,
+        reply: RpcReplyPort<Result<ReloadPlan, ControlError>>,
+    ) {
+        let Some(dir) = self.tables.config_dir.clone() else {
+            let _ = reply.send(Err(ControlError::InvalidDefinition(
+                "this runtime was not booted from a config directory".to_string(),
+            )));
+            return;
+        };
+        let next = match config::load_dir(&dir) {
+            Ok(next) => next,
+            Err(errors) => {
+                let _ = reply.send(Err(ControlError::InvalidDefinition(errors.to_string())));
+                return;
+            }
+        };
+        let current: Vec<(Arc<ServiceDefinition>, u64)> = self
+            .order
+            .iter()
+            .filter_map(|id| {
+                let def = self.tables.definitions.get(id)?.clone();
+                Some((def, self.fingerprints.get(id).copied().unwrap_or(0)))
+            })
+            .collect();
+        let plan = config::plan_reload(&current, &next);
+        if dry_run || plan.is_noop() {
+            let _ = reply.send(Ok(plan));
+            return;
+        }
+        let root = myself.clone();
+        let tables = self.tables.clone();
+        let mut next_defs: HashMap<String, ServiceDefinition> = next
+            .services
+            .into_iter()
+            .map(|d| (d.id.clone(), d))
+            .collect();
+        tokio::spawn(async move {
+            let ask = |msg: ControlAction, id: String| {
+                let root = root.clone();
+                async move {
+                    let _ = root
+                        .call(
+                            |r| RootMsg::Control {
+                                id,
+                                action: msg,
+                                reply: r,
+                            },
+                            None,
+                        )
+                        .await;
+                }
+            };
+            let mut to_define = Vec::new();
+            let mut to_start = Vec::new();
+            let mut dependents_to_restart: Vec<String> = Vec::new();
+            for entry in &plan.entries {
+                let was_active = tables
+                    .states
+                    .get(&entry.id)
+                    .is_some_and(|r| r.status.is_active());
+                match entry.action {
+                    PlanAction::Keep => {}
+                    PlanAction::Stop | PlanAction::Restart => {
+                        // Dependents of a replaced service are stopped with it, and
+                        // started again afterwards.
+                        if let Ok(CallResult::Success(stopped)) = root
+                            .call(
+                                |r| RootMsg::StopCascade {
+                                    id: entry.id.clone(),
+                                    reply: r,
+                                },
+                                None,
+                            )
+                            .await
+                        {
+                            for (other, _) in stopped {
+                                if other != entry.id && !dependents_to_restart.contains(&other) {
+                                    dependents_to_restart.push(other);
+                                }
+                            }
+                        }
+                        let _ = root
+                            .call(
+                                |r| RootMsg::Remove {
+                                    id: entry.id.clone(),
+                                    reply: r,
+                                },
+                                None,
+                            )
+                            .await;
+                        if entry.action == PlanAction::Restart {
+                            if let Some(def) = next_defs.remove(&entry.id) {
+                                if was_active {
+                                    to_start.push(def.id.clone());
+                                }
+                                to_define.push(def);
+                            }
+                        }
+                    }
+                    PlanAction::Start => {
+                        if let Some(def) = next_defs.remove(&entry.id) {
+                            if def.autostart {
+                                to_start.push(def.id.clone());
+                            }
+                            to_define.push(def);
+                        }
+                    }
+                }
+            }
+            let defined = root
+                .call(
+                    |r| RootMsg::DefineAll {
+                        definitions: to_define,
+                        reply: r,
+                    },
+                    None,
+                )
+                .await;
+            if !matches!(defined, Ok(CallResult::Success(Ok(())))) {
+                warn!(?defined, "reload could not define every new service");
+            }
+            let removed: Vec<&str> = plan
+                .entries
+                .iter()
+                .filter(|e| e.action == PlanAction::Stop)
+                .map(|e| e.id.as_str())
+                .collect();
+            for id in dependents_to_restart {
+                if !removed.contains(&id.as_str()) && !to_start.contains(&id) {
+                    to_start.push(id);
+                }
+            }
+            for id in to_start {
+                ask(ControlAction::Start, id).await;
+            }
+            let _ = reply.send(Ok(plan));
+        });
+    }
+
     fn graph(&self) -> dependencies::Graph {
         dependencies::graph(
             self.tables
@@ -817,6 +977,8 @@ impl RootState {
     ) -> Result<String, ControlError> {
         self.check(&def)?;
         let id = def.id.clone();
+        self.fingerprints
+            .insert(id.clone(), config::fingerprint(&def));
         let def = Arc::new(def);
         self.tables.rings.insert(
             id.clone(),
@@ -905,6 +1067,7 @@ impl RootState {
 
     fn forget(&mut self, id: &str) {
         self.order.retain(|o| o != id);
+        self.fingerprints.remove(id);
         self.intensity.remove(id);
         self.tables.definitions.remove(id);
         self.tables.states.remove(id);

@@ -435,6 +435,16 @@ impl ServerState {
 
     /// Starts the service: waits for its dependencies first when it has any, then spawns.
     async fn start(&mut self, myself: &ActorRef<ServerMsg>, cause: &str) {
+        if let Some(key) = not_run_yet(&self.def) {
+            self.transition(
+                ServiceStatus::Starting,
+                Event::new(&self.def.id, EventKind::Starting).cause(cause),
+            );
+            return self.fail_start(format!(
+                "`{key}` is validated but not carried out by this release of steward: \
+                 run that step by hand and remove `{key}`, or wait for the release that runs it"
+            ));
+        }
         if self.def.depends_on.is_empty() {
             return self.spawn_process(cause).await;
         }
@@ -494,11 +504,26 @@ impl ServerState {
         let Some(port) = self.port.clone() else {
             return self.fail_start("the service's process manager is not attached".to_string());
         };
-        let plan = SpawnPlan {
-            argv: process::command_line::argv_for(&self.def.command),
-            cwd: self.def.cwd.clone(),
-            env: env.clone(),
+        let user = match &self.def.user {
+            Some(name) => match process::resolve_user(name, self.def.group.as_deref()) {
+                Ok(user) => Some(user),
+                Err(reason) => return self.fail_start(reason),
+            },
+            None => None,
         };
+        if self.def.write_env_file {
+            if let Err(reason) = process::write_env_file(&self.def) {
+                return self.fail_start(reason);
+            }
+        }
+        let mut plan = SpawnPlan::new(
+            process::command_line::argv_for(&self.def.command),
+            self.def.cwd.clone(),
+            env.clone(),
+        );
+        if let Some(user) = user {
+            plan = plan.run_as(user, &self.def.env);
+        }
         let run = self.run + 1;
         let spawned = port
             .call(
@@ -518,6 +543,7 @@ impl ServerState {
         };
         self.run = run;
         self.alive = true;
+        self.record_pid(pid);
         self.kill_cause = None;
         self.spawned_at = Some(Instant::now());
         self.readiness = Health::Unknown;
@@ -549,6 +575,26 @@ impl ServerState {
         }
         let result = self.snapshot();
         self.reply_starts(result);
+    }
+
+    /// Writes the pid file that lets the next boot find this process if steward dies.
+    fn record_pid(&self, pid: u32) {
+        let Some(dir) = &self.tables.state_dir else {
+            return;
+        };
+        let written = process::pid_file::PidRecord::of_process(&self.def.id, pid, false)
+            .and_then(|record| process::pid_file::write(dir, &record));
+        if let Err(e) = written {
+            warn!(service = %self.def.id, pid, error = %e, "could not write the pid file");
+        }
+    }
+
+    fn forget_pid(&self) {
+        if let Some(dir) = &self.tables.state_dir {
+            if let Err(e) = process::pid_file::remove(dir, &self.def.id) {
+                warn!(service = %self.def.id, error = %e, "could not remove the pid file");
+            }
+        }
     }
 
     fn fail_start(&mut self, reason: String) {
@@ -855,6 +901,7 @@ impl ServerState {
     async fn on_exit(&mut self, myself: &ActorRef<ServerMsg>, exit: ExitInfo, forced_kill: bool) {
         let id = self.def.id.clone();
         self.alive = false;
+        self.forget_pid();
         let ran_for = self
             .spawned_at
             .take()
@@ -965,6 +1012,21 @@ fn exit_restarts(what: &str, exit: &ExitInfo, policy: RestartPolicy) -> bool {
         RestartPolicy::Permanent => true,
         RestartPolicy::Transient => by_probe || restart::wants_restart(policy, exit),
         RestartPolicy::Temporary => false,
+    }
+}
+
+/// The first key of the definition that this release parses but does not carry out
+/// (install steps, cloning sources, detached launchers): such a service fails to start
+/// with a reason instead of running without the step it asked for.
+fn not_run_yet(def: &ServiceDefinition) -> Option<&'static str> {
+    if def.detached {
+        Some("detached")
+    } else if def.source.is_some() {
+        Some("source")
+    } else if def.install.is_some() {
+        Some("install")
+    } else {
+        None
     }
 }
 

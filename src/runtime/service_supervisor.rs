@@ -29,14 +29,12 @@ use tracing::{error, warn};
 
 use crate::config::ServiceDefinition;
 use crate::error::ControlError;
-use crate::events::{Event, EventKind};
 use crate::restart::RestartIntensity;
 use crate::runtime::health_checker::{HealthChecker, HealthCheckerArgs, HealthCheckerMsg};
 use crate::runtime::log_buffer::{LogBuffer, LogBufferArgs, LogBufferMsg, LogFileSpec};
 use crate::runtime::port_manager::{PortManager, PortManagerArgs, PortManagerMsg};
 use crate::runtime::server::{Server, ServerArgs, ServerMsg};
 use crate::runtime::{ActorKind, Tables};
-use crate::state::ServiceStatus;
 
 /// Actor restarts allowed within [`ACTOR_RESTART_WINDOW`] before the service is failed.
 pub const ACTOR_MAX_RESTARTS: u32 = 3;
@@ -198,16 +196,8 @@ impl Actor for ServiceSupervisor {
         event: SupervisionEvent,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, why) = match &event {
-            SupervisionEvent::ActorFailed(cell, err) => (cell, format!("panicked: {err}")),
-            SupervisionEvent::ActorTerminated(cell, _, reason) => (
-                cell,
-                format!(
-                    "stopped unexpectedly ({})",
-                    reason.as_deref().unwrap_or("no reason")
-                ),
-            ),
-            _ => return Ok(()),
+        let Some((cell, why)) = super::describe_exit(&event, "stopped unexpectedly") else {
+            return Ok(());
         };
         // Events from an older generation (children this supervisor stopped itself) are
         // expected and ignored.
@@ -232,17 +222,7 @@ impl Actor for ServiceSupervisor {
         }
         if let Err(limit) = state.intensity.record(Instant::now()) {
             let reason = format!("{cause}; gave up: {limit} actor restarts");
-            if let Some(mut row) = state.tables.states.get_mut(&id) {
-                row.status = ServiceStatus::Failed;
-                row.pid = None;
-                row.ready = false;
-                row.reason = Some(reason.clone());
-                row.changed_at = chrono::Utc::now();
-            }
-            state
-                .tables
-                .events
-                .emit(Event::new(&id, EventKind::Failed).cause(reason));
+            state.tables.mark_failed(&id, reason);
             return Ok(());
         }
         let recover = if was_active {

@@ -5,6 +5,7 @@
 //! writer (a service's status row is written only by its Server; its ring is appended to
 //! only by its LogBuffer); everyone else reads.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -35,6 +36,11 @@ pub struct Tables {
     pub usage: UsageSampler,
     /// When the runtime started.
     pub started_at: DateTime<Utc>,
+    /// Where pid files (crash recovery) and other runtime state live; `None` keeps no
+    /// state on disk.
+    pub state_dir: Option<PathBuf>,
+    /// The config directory reloads read and saves write (`None`: no file config).
+    pub config_dir: Option<PathBuf>,
     runtime_state: AtomicU8,
 }
 
@@ -53,7 +59,19 @@ pub enum RuntimeState {
 impl Tables {
     /// Empty tables.
     pub fn new() -> Self {
+        Self::with_state_dir(None)
+    }
+
+    /// Empty tables keeping runtime state (pid files) under `state_dir`.
+    pub fn with_state_dir(state_dir: Option<PathBuf>) -> Self {
+        Self::with_dirs(state_dir, None)
+    }
+
+    /// Empty tables with a state directory and a config directory.
+    pub fn with_dirs(state_dir: Option<PathBuf>, config_dir: Option<PathBuf>) -> Self {
         Tables {
+            state_dir,
+            config_dir,
             events: Arc::new(EventBus::new()),
             definitions: DashMap::new(),
             states: DashMap::new(),
@@ -86,6 +104,19 @@ impl Tables {
             RuntimeState::Stopping => 2,
         };
         self.runtime_state.store(v, Ordering::SeqCst);
+    }
+
+    /// Marks a service `failed` because its supervision gave up, and emits the event.
+    pub(crate) fn mark_failed(&self, id: &str, reason: String) {
+        if let Some(mut row) = self.states.get_mut(id) {
+            row.status = crate::state::ServiceStatus::Failed;
+            row.pid = None;
+            row.ready = false;
+            row.reason = Some(reason.clone());
+            row.changed_at = Utc::now();
+        }
+        self.events
+            .emit(crate::events::Event::new(id, crate::events::EventKind::Failed).cause(reason));
     }
 
     /// A copy of a service's status row, with CPU and RSS filled in when it runs.

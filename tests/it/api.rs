@@ -489,21 +489,51 @@ async fn bad_query_is_400_bad_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn persisting_a_definition_is_refused_with_a_clear_message() {
-    let (steward, app) = runtime().await;
+async fn persisting_a_definition_writes_a_file_that_loads_back() {
+    let dir = tempfile::tempdir().expect("config dir");
+    std::fs::write(
+        dir.path().join("services.yml"),
+        "version: 1\nservices: {}\n",
+    )
+    .expect("services.yml");
+    let steward = Steward::spawn().await.expect("runtime");
+    let app = api::router_with(
+        steward.clone(),
+        api::ApiConfig {
+            token: None,
+            config_dir: Some(dir.path().to_path_buf()),
+        },
+    );
     let reply = post(
         &app,
         "/api/v1/services?persist=true",
-        r#"{"id": "pe-svc", "command": "sleep 300"}"#,
+        r#"{"id": "pe-svc", "command": "sleep 300", "stop_timeout": "3s", "tags": ["kept"]}"#,
     )
     .await;
-    reply.assert_error(400, "bad_request");
-    assert!(
-        reply.json["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("later release"))
+    assert_eq!(reply.status, 201, "{:?}", reply.json);
+    let loaded = steward::config::load_dir(dir.path()).expect("the saved file loads");
+    let saved = loaded
+        .services
+        .iter()
+        .find(|d| d.id == "pe-svc")
+        .expect("saved");
+    let live = steward.get("pe-svc").await.expect("get").definition;
+    assert_eq!(saved.stop_timeout, live.stop_timeout);
+    assert_eq!(saved.tags, live.tags);
+    assert_eq!(saved.command, live.command);
+    // A taken id is refused before anything is written over.
+    let before = std::fs::read(dir.path().join("services.d/pe-svc.yml")).expect("file");
+    let reply = post(
+        &app,
+        "/api/v1/services?persist=true",
+        r#"{"id": "pe-svc", "command": "sleep 1"}"#,
+    )
+    .await;
+    reply.assert_error(409, "already_exists");
+    assert_eq!(
+        std::fs::read(dir.path().join("services.d/pe-svc.yml")).expect("file"),
+        before
     );
-    assert_eq!(get(&app, "/api/v1/services/pe-svc").await.status, 404);
     steward.shutdown().await.expect("shutdown");
 }
 

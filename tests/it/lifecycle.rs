@@ -404,3 +404,68 @@ async fn shutdown_stops_every_process() {
         assert!(group_members(pid).is_empty());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_user_fails_the_start_with_a_reason() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut def = service("as-ghost", "sleep 300");
+    def.user = Some("steward-no-such-user".into());
+    let err = steward.define(def).await.expect_err("must not start");
+    assert!(
+        err.to_string()
+            .contains("unknown user `steward-no-such-user`"),
+        "{err}"
+    );
+    steward.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_env_file_writes_the_service_variables_before_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut def = service("compose", "cat .env; exec sleep 300");
+    def.cwd = dir.path().to_path_buf();
+    def.write_env_file = true;
+    def.env
+        .insert("GREETING".into(), "hello \"world\" $HOME".into());
+    steward.define(def).await.expect("define");
+    let line = wait_for("the .env line in the log", SOON, || async {
+        let lines = steward.logs("compose", 10).await.ok()?;
+        lines
+            .into_iter()
+            .find(|l| l.line.starts_with("GREETING="))
+            .map(|l| l.line)
+    })
+    .await;
+    assert_eq!(line, r#"GREETING="hello \"world\" \$HOME""#);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join(".env"))
+            .expect(".env")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    steward.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_this_release_does_not_run_fail_the_start_instead_of_being_skipped() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut def = service("needs-install", "sleep 300");
+    def.install = Some(steward::CommandSpec::Line("make".into()));
+    let err = steward.define(def).await.expect_err("must not start");
+    assert!(
+        err.to_string()
+            .contains("`install` is validated but not carried out"),
+        "{err}"
+    );
+    assert!(
+        steward
+            .get("needs-install")
+            .await
+            .expect("get")
+            .state
+            .pid
+            .is_none()
+    );
+    steward.shutdown().await.expect("shutdown");
+}

@@ -3,6 +3,8 @@
 
 /// The HTTP API: shapes through the router, SSE and full flows against a real server.
 mod api;
+/// The `steward` binary end to end: validate, up, shutdown, and every client command.
+mod cli;
 /// Loading and validating YAML definitions; error messages (snapshots).
 mod config;
 /// `depends_on`: start order by condition, stop order, cascade, failures, validation.
@@ -15,6 +17,10 @@ mod lifecycle;
 mod logs;
 /// Spawning, process groups, pipes, signals, pdeathsig.
 mod process;
+/// Crash recovery: pid files, leftover process groups of a killed steward, adoption.
+mod recovery;
+/// Reload (difference applied, dry run, broken config) and save.
+mod reload;
 /// The actor tree: one-for-all restarts, intensity, panic injection.
 mod supervision;
 /// Shared helpers: deadlines, temp configs.

@@ -12,7 +12,9 @@ use nix::sys::signal::Signal;
 use ractor::{Actor, ActorProcessingErr, ActorRef, ActorStatus};
 use steward::config::{CommandSpec, ServiceDefinition};
 use steward::logs::{LogStream, MAX_LINE_BYTES, RawLine};
-use steward::process::{ProcessGroupGuard, SpawnPlan, argv_for, resolve, spawn};
+use steward::process::{
+    ProcessGroupGuard, ResolvedUser, SpawnPlan, argv_for, resolve, resolve_user, spawn,
+};
 use steward::runtime::log_buffer::LogBufferMsg;
 use steward::runtime::port_manager::{PortManager, PortManagerArgs, PortManagerMsg};
 use steward::runtime::server::ServerMsg;
@@ -28,6 +30,8 @@ const DEADLINE: Duration = Duration::from_secs(30);
 const HOST_ENV: &str = "STEWARD_TEST_PDEATHSIG_HOST";
 /// How the host announces the pid of the child it spawned.
 const CHILD_PID_PREFIX: &str = "STEWARD_CHILD_PID=";
+/// When set, the pdeathsig host runs its child as this user.
+const HOST_USER_ENV: &str = "STEWARD_TEST_PDEATHSIG_USER";
 
 /// What the stand-in actors received, in the order they received it.
 #[derive(Debug)]
@@ -279,11 +283,11 @@ impl Harness {
 }
 
 fn plan(argv: &[&str]) -> SpawnPlan {
-    SpawnPlan {
-        argv: argv.iter().map(|s| s.to_string()).collect(),
-        cwd: std::env::temp_dir(),
-        env: std::env::vars().collect(),
-    }
+    SpawnPlan::new(
+        argv.iter().map(|s| s.to_string()).collect(),
+        std::env::temp_dir(),
+        std::env::vars().collect(),
+    )
 }
 
 /// The process group of `pid`, from /proc.
@@ -696,15 +700,15 @@ async fn resolved_environment_reaches_the_process() {
     let env = resolve(&def).expect("resolves");
 
     let mut h = Harness::new().await;
-    let plan = SpawnPlan {
-        argv: vec![
+    let plan = SpawnPlan::new(
+        vec![
             "sh".into(),
             "-c".into(),
             "echo \"$FROM_FILE|$BOTH|$(pwd)\"".into(),
         ],
-        cwd: def.cwd.clone(),
+        def.cwd.clone(),
         env,
-    };
+    );
     h.spawn_plan(plan).await.expect("spawns");
     let ended = h.next_exit().await;
     let cwd = dir.path().canonicalize().expect("canonical");
@@ -743,19 +747,25 @@ async fn missing_cwd_and_missing_program_are_explained() {
     assert_eq!(h.next_exit().await.exit.code, Some(0));
 }
 
-/// Not a test on its own: the body of the pdeathsig test's host process. It spawns a child
-/// from an async task, prints its pid and blocks until it is killed.
+/// Not a test on its own: the body of the pdeathsig tests' host process. It spawns a child
+/// from an async task (as the user named by `HOST_USER_ENV`, if set), prints its pid and
+/// blocks until it is killed.
 #[test]
 fn pdeathsig_host() {
     if std::env::var_os(HOST_ENV).is_none() {
         return;
+    }
+    let mut child_plan = plan(&["sleep", "300"]);
+    if let Ok(name) = std::env::var(HOST_USER_ENV) {
+        let user = resolve_user(&name, None).expect("the test user exists");
+        child_plan = child_plan.run_as(user, &Default::default());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let child = tokio::spawn(async { spawn(&plan(&["sleep", "300"])) })
+        let child = tokio::spawn(async move { spawn(&child_plan) })
             .await
             .expect("task")
             .expect("spawn");
@@ -769,10 +779,13 @@ fn pdeathsig_host() {
     });
 }
 
-#[tokio::test]
-async fn pdeathsig_kills_the_child_when_its_host_dies() {
+/// Starts the test binary as a pdeathsig host (its child running as `user`, if given),
+/// SIGKILLs the host and checks that the child dies with it. Returns the child's uid as
+/// it was while the child ran.
+async fn child_dies_with_its_host(user: Option<&str>) -> u32 {
     let exe = std::env::current_exe().expect("test binary");
-    let mut host = tokio::process::Command::new(exe)
+    let mut command = tokio::process::Command::new(exe);
+    command
         .args([
             "process::pdeathsig_host",
             "--exact",
@@ -783,9 +796,11 @@ async fn pdeathsig_kills_the_child_when_its_host_dies() {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("host starts");
+        .kill_on_drop(true);
+    if let Some(user) = user {
+        command.env(HOST_USER_ENV, user);
+    }
+    let mut host = command.spawn().expect("host starts");
     let stdout = host.stdout.take().expect("stdout");
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     let child_pid: u32 = tokio::time::timeout(DEADLINE, async {
@@ -802,9 +817,296 @@ async fn pdeathsig_kills_the_child_when_its_host_dies() {
     // If the child outlives the test, the guard kills it (the child leads its group).
     let mut leftover = ProcessGroupGuard::new(child_pid);
     assert!(pid_alive(child_pid));
+    let uid = uid_of(child_pid).expect("the child's uid");
 
     host.start_kill().expect("SIGKILL the host");
     host.wait().await.expect("host reaped");
     wait_until_dead("the child of the killed host", child_pid).await;
     leftover.disarm();
+    uid
+}
+
+#[tokio::test]
+async fn pdeathsig_kills_the_child_when_its_host_dies() {
+    child_dies_with_its_host(None).await;
+}
+
+/// The real uid of `pid`, from /proc.
+fn uid_of(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A throwaway system user for one test, deleted on drop (also when the test fails).
+struct TestUser {
+    name: String,
+    user: ResolvedUser,
+    /// Its home directory, owned by it.
+    home: tempfile::TempDir,
+}
+
+impl TestUser {
+    /// Creates `steward-test-<pid>-<tag>` with a fresh home directory it owns; `None`
+    /// (with the reason printed) when this test cannot create users (not root).
+    fn create(tag: &str) -> Option<TestUser> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: creating a test user needs root");
+            return None;
+        }
+        let name = format!("steward-test-{}-{tag}", std::process::id());
+        let home = tempfile::tempdir().expect("home dir");
+        // Parallel tests may hold the passwd lock (useradd exits 10); try again then.
+        let mut attempts = 0;
+        loop {
+            let status = std::process::Command::new("useradd")
+                .args(["--system", "--no-create-home", "--shell", "/bin/sh"])
+                .arg("--home-dir")
+                .arg(home.path())
+                .arg(&name)
+                .status()
+                .expect("useradd runs");
+            if status.success() {
+                break;
+            }
+            attempts += 1;
+            assert!(
+                status.code() == Some(10) && attempts < 100,
+                "useradd {name} failed: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // From here on, drop deletes the user.
+        let mut created = TestUser {
+            user: ResolvedUser {
+                name: name.clone(),
+                uid: 0,
+                gid: 0,
+                groups: Vec::new(),
+                home: home.path().to_path_buf(),
+            },
+            name,
+            home,
+        };
+        created.user = resolve_user(&created.name, None).expect("resolves");
+        nix::unistd::chown(
+            created.home.path(),
+            Some(nix::unistd::Uid::from_raw(created.user.uid)),
+            Some(nix::unistd::Gid::from_raw(created.user.gid)),
+        )
+        .expect("chown home");
+        Some(created)
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        for _ in 0..100 {
+            match std::process::Command::new("userdel")
+                .arg(&self.name)
+                .status()
+            {
+                Ok(status) if status.code() == Some(10) => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Ok(status) if !status.success() => {
+                    eprintln!("userdel {} failed: {status}", self.name);
+                    return;
+                }
+                Ok(_) => return,
+                Err(e) => {
+                    eprintln!("userdel {} did not run: {e}", self.name);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_service_runs_as_its_user_with_that_users_home() {
+    let Some(test_user) = TestUser::create("id") else {
+        return;
+    };
+    let user = test_user.user.clone();
+    let plan = plan(&[
+        "sh",
+        "-c",
+        "id -u; id -g; id -G; echo \"$HOME|$USER|$LOGNAME\"",
+    ])
+    .run_as(user.clone(), &Default::default());
+    let child = spawn(&plan).expect("spawns");
+    let out = tokio::time::timeout(DEADLINE, child.wait_with_output())
+        .await
+        .expect("exits in time")
+        .expect("output");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    let home = user.home.display().to_string();
+    assert_eq!(
+        lines,
+        [
+            user.uid.to_string(),
+            user.gid.to_string(),
+            // root's own groups are shed: only the user's.
+            user.gid.to_string(),
+            format!("{home}|{0}|{0}", user.name),
+        ]
+    );
+}
+
+#[test]
+fn the_service_env_wins_over_the_users_identity() {
+    let user = ResolvedUser {
+        name: "postgres".into(),
+        uid: 105,
+        gid: 110,
+        groups: vec![110],
+        home: "/var/lib/postgresql".into(),
+    };
+    let mut explicit = std::collections::BTreeMap::new();
+    explicit.insert("HOME".to_string(), "/srv/app".to_string());
+    let env = vec![
+        ("HOME".to_string(), "/srv/app".to_string()),
+        ("USER".to_string(), "root".to_string()),
+    ];
+    let plan = SpawnPlan::new(vec!["true".into()], std::env::temp_dir(), env)
+        .run_as(user.clone(), &explicit);
+    assert_eq!(
+        plan.env,
+        [
+            ("HOME".to_string(), "/srv/app".to_string()),
+            ("USER".to_string(), "postgres".to_string()),
+            ("LOGNAME".to_string(), "postgres".to_string()),
+        ]
+    );
+    assert_eq!(plan.user, Some(user));
+}
+
+#[tokio::test]
+async fn pdeathsig_kills_a_switched_user_child_when_its_host_dies() {
+    let Some(test_user) = TestUser::create("pdeath") else {
+        return;
+    };
+    let uid = child_dies_with_its_host(Some(&test_user.name)).await;
+    assert_eq!(uid, test_user.user.uid, "the child ran as the test user");
+}
+
+/// The bin directory of an installed PostgreSQL (`/usr/lib/postgresql/<version>/bin`), the
+/// newest when there are several.
+fn postgres_bin_dir() -> Option<std::path::PathBuf> {
+    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|bin| bin.join("initdb").is_file() && bin.join("postgres").is_file())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+}
+
+/// A TCP port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("ephemeral port")
+        .port()
+}
+
+/// PostgreSQL refuses to run as root: it is the real-world case for `user:` (issue 4).
+#[tokio::test]
+async fn postgresql_runs_as_an_unprivileged_user() {
+    let Some(bin) = postgres_bin_dir() else {
+        eprintln!("skipped: PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb)");
+        return;
+    };
+    let Some(test_user) = TestUser::create("pg") else {
+        return;
+    };
+    let home = test_user.home.path().to_path_buf();
+    let data = home.join("data");
+    let as_user = |argv: Vec<String>| {
+        SpawnPlan::new(argv, home.clone(), std::env::vars().collect())
+            .run_as(test_user.user.clone(), &Default::default())
+    };
+    let tool = |name: &str| bin.join(name).display().to_string();
+
+    let initdb = spawn(&as_user(vec![
+        tool("initdb"),
+        "-D".into(),
+        data.display().to_string(),
+        "--no-locale".into(),
+        "-E".into(),
+        "UTF8".into(),
+        "-A".into(),
+        "trust".into(),
+        "-U".into(),
+        "steward".into(),
+    ]))
+    .expect("initdb spawns");
+    let out = tokio::time::timeout(Duration::from_secs(120), initdb.wait_with_output())
+        .await
+        .expect("initdb finishes")
+        .expect("initdb output");
+    assert!(
+        out.status.success(),
+        "initdb failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let port = free_port().to_string();
+    let server = spawn(&as_user(vec![
+        tool("postgres"),
+        "-D".into(),
+        data.display().to_string(),
+        "-k".into(),
+        home.display().to_string(),
+        "-p".into(),
+        port.clone(),
+        "-c".into(),
+        "listen_addresses=127.0.0.1".into(),
+    ]))
+    .expect("postgres spawns");
+    let pid = server.id().expect("pid");
+    let mut group = ProcessGroupGuard::new(pid);
+    // Drains its pipes while it runs, so its logging never blocks on a full pipe.
+    let finished = tokio::spawn(server.wait_with_output());
+
+    let pg_isready = tool("pg_isready");
+    wait_for("postgres to accept connections", DEADLINE, || {
+        let (pg_isready, port) = (pg_isready.clone(), port.clone());
+        async move {
+            tokio::process::Command::new(pg_isready)
+                .args(["-h", "127.0.0.1", "-p", &port, "-U", "steward"])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .await
+                .ok()
+                .filter(|s| s.success())
+                .map(|_| ())
+        }
+    })
+    .await;
+    assert_eq!(
+        uid_of(pid),
+        Some(test_user.user.uid),
+        "postgres runs as the test user"
+    );
+
+    // SIGINT is PostgreSQL's fast shutdown (SIGTERM would wait for clients).
+    group.signal(Signal::SIGINT).expect("SIGINT");
+    let out = tokio::time::timeout(DEADLINE, finished)
+        .await
+        .expect("postgres stops on SIGINT")
+        .expect("task")
+        .expect("output");
+    assert!(
+        out.status.success(),
+        "postgres exited with {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until_group_empty(pid).await;
+    group.disarm();
 }

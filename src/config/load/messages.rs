@@ -1,12 +1,13 @@
 //! The YAML parser's errors in steward's words: what is wrong, where (the service and the
 //! key), and how to fix it: the nearest valid key for a typo, the expected shape with an
-//! example for a type error, "not supported yet" for the keys of a later issue.
+//! example for a type error.
 
 use serde_saphyr::{DefaultMessageFormatter, Error as YamlError, MessageFormatter};
 
 use super::parse::Section;
 use crate::config::model::{
-    FILE_KEYS, HTTP_KEYS, NOT_YET_KEYS, PROBE_KEYS, Pos, SERVICE_KEYS, SETTINGS_KEYS,
+    DEPENDENCY_KEYS, FILE_KEYS, HTTP_KEYS, PROBE_KEYS, Pos, SERVICE_KEYS, SETTINGS_KEYS,
+    SOURCE_KEYS,
 };
 use crate::config::problem::{Problem, key_list, nearest};
 
@@ -213,8 +214,7 @@ fn message_of(error: &YamlError) -> String {
         .collect()
 }
 
-/// `unknown key `comand` in service `api`` with the nearest valid key, or the "not supported
-/// yet" message for the keys that arrive with a later issue.
+/// `unknown key `comand` in service `api`` with the nearest valid key.
 fn unknown_key(pos: Pos, field: &str, expected: &[&str], section: Option<&Section>) -> Problem {
     let service = match section {
         Some(Section::Service(id)) => Some(id.as_str()),
@@ -227,14 +227,13 @@ fn unknown_key(pos: Pos, field: &str, expected: &[&str], section: Option<&Sectio
         format!("the `http` check of {service_words}")
     } else if expected == SETTINGS_KEYS {
         "`settings`".to_string()
+    } else if expected == SOURCE_KEYS {
+        format!("the `source` of {service_words}")
+    } else if expected == DEPENDENCY_KEYS {
+        format!("a dependency of {service_words}")
     } else {
         service_words
     };
-    if NOT_YET_KEYS.contains(&field) && expected == SERVICE_KEYS {
-        return Problem::new(pos, format!("`{field}` is not supported yet (in {place})")).hint(
-            format!("remove `{field}`: it arrives with service dependencies in a later version of steward"),
-        );
-    }
     let problem = Problem::new(pos, format!("unknown key `{field}` in {place}"));
     let synonym = match field {
         "cmd" => Some("command"),
@@ -243,6 +242,9 @@ fn unknown_key(pos: Pos, field: &str, expected: &[&str], section: Option<&Sectio
         "environment" => Some("env"),
         "labels" => Some("tags"),
         "restart_policy" => Some("restart"),
+        "depends" | "dependencies" | "requires" | "after" => Some("depends_on"),
+        "branch" | "tag" | "rev" | "revision" => Some("ref"),
+        "url" | "repo" | "repository" => Some("git"),
         _ => None,
     }
     .filter(|s| expected.contains(s));
@@ -259,6 +261,7 @@ fn expected_in_words(expected: &str, key: Option<&str>) -> (String, String) {
         ("mapping start", Some("readiness" | "liveness" | "startup")) => "struct RawProbe",
         ("mapping start", Some("http")) => "struct RawHttp",
         ("mapping start", Some("env")) => "a map of variable names to values",
+        ("mapping start", Some("source")) => "struct RawSource",
         (other, _) => other,
     };
     let (what, hint): (&str, String) = match expected {
@@ -284,6 +287,18 @@ fn expected_in_words(expected: &str, key: Option<&str>) -> (String, String) {
         "struct RawHttp" => (
             "an http check (a map)",
             "write `http: { url: \"http://127.0.0.1:8080/health\" }`".to_string(),
+        ),
+        "struct RawSource" => (
+            "a source (a map)",
+            "write `source: { git: \"https://example.org/org/repo.git\", ref: main }`".to_string(),
+        ),
+        "struct RawDependency" => (
+            "a dependency (a map)",
+            "write `db: { condition: healthy }` (started, healthy or completed), or list the ids: `depends_on: [db]`".to_string(),
+        ),
+        "a map of service ids to conditions, or a list of service ids" => (
+            "a map of service ids to conditions, or a list of service ids",
+            "write `depends_on: { db: { condition: healthy } }` or `depends_on: [db, cache]`".to_string(),
         ),
         "struct RawSettings" => (
             "a map of settings",

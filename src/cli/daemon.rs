@@ -1,0 +1,317 @@
+//! `steward up` and `steward validate`: the daemon side of the binary.
+//!
+//! `up` runs in the foreground, in this order:
+//!
+//! 1. load the config (every error at once, file:line:col) and work out the API's address
+//!    and token (`--listen` / `settings.listen`, `--token-env` / `settings.token_env`);
+//! 2. bind the listener *before* starting anything, so a port in use or a non-loopback
+//!    address without a token fails the boot with no service started;
+//! 3. spawn the runtime, print its events through tracing, define every service, serve the
+//!    API, start the autostart services;
+//! 4. on SIGTERM or SIGINT, stop every service in reverse order within
+//!    `shutdown_timeout` (what is left is SIGKILLed), then exit 0 (DESIGN §10 "Shutdown").
+//!    A second SIGINT during that stop kills every process group at once and exits.
+//!
+//! The API keeps answering while the services stop, so `steward status` shows them
+//! `stopping`; it closes once the runtime is down.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use steward::api::{self, ApiConfig, ApiOptions};
+use steward::config::Config;
+use steward::events::{Event, EventKind};
+use steward::{ControlAction, EventItem, Steward};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::{oneshot, watch};
+use tracing::{error, info, warn};
+
+use crate::cli::{UpArgs, ValidateArgs, out, out_json};
+
+/// After the runtime is down: how long open API connections (a `logs -f` reader) get to
+/// close, and how long the event printer gets to print the last events.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// After a second SIGINT: how long the forced kill may take before steward exits anyway
+/// (children then still die with it through `PR_SET_PDEATHSIG`).
+const FORCED_KILL: Duration = Duration::from_secs(5);
+
+/// Runs `steward validate`: loads the config, prints a summary (or every error).
+pub fn validate(args: &ValidateArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let config = steward::config::load_dir(&args.config)?;
+    if json {
+        let ids: Vec<&str> = config.services.iter().map(|s| s.id.as_str()).collect();
+        out_json(&serde_json::json!({
+            "config": args.config.display().to_string(),
+            "services": ids,
+            "listen": config.settings.listen,
+            "errors": [],
+        }))?;
+    } else {
+        out(&summary(&args.config, &config))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `config: 3 services (web, worker, migrate), no errors; API on 127.0.0.1:7070`.
+fn summary(dir: &Path, config: &Config) -> String {
+    let n = config.services.len();
+    let ids: Vec<&str> = config.services.iter().map(|s| s.id.as_str()).collect();
+    let list = if ids.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", ids.join(", "))
+    };
+    format!(
+        "{}: {n} service{}{list}, no errors; API on {}\n",
+        dir.display(),
+        if n == 1 { "" } else { "s" },
+        config.settings.listen
+    )
+}
+
+/// SIGTERM and SIGINT, installed once at the start of `up` so that a signal during boot
+/// is handled like any other (never the default action, which would orphan children).
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+        })
+    }
+
+    /// The name of the next signal (SIGTERM, SIGINT or SIGHUP).
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+            _ = self.hup.recv() => "SIGHUP",
+        }
+    }
+}
+
+/// Runs `steward up` until a signal; see the module docs.
+pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let mut signals = Signals::install()?;
+    let config = steward::config::load_dir(&args.config)?;
+    let listen = resolve_listen(args.listen.as_deref().unwrap_or(&config.settings.listen)).await?;
+    let token_env = args.token_env.clone().or(config.settings.token_env.clone());
+    let token = read_token(token_env.as_deref())?;
+    let options = ApiOptions {
+        listen,
+        token: token.clone(),
+    };
+    // The error's message already includes its cause: keep it to one line (no chain).
+    let listener = api::bind(&options)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let bound = listener.local_addr().unwrap_or(listen);
+    let budget = config.settings.shutdown_timeout;
+    let config_dir = config.dir.clone();
+
+    // Crash recovery first: whatever a killed steward left running is stopped before
+    // anything starts again (matched by process group and start time).
+    let state_dir = config.settings.state_dir.clone();
+    Steward::recover(&state_dir).await;
+    let steward = Steward::spawn_with_dirs(Some(state_dir), Some(config.dir.clone())).await?;
+    let printed = print_events(&steward).await?;
+    steward
+        .define_all(config.services)
+        .await
+        .context("defining the services")?;
+    let (close_api, api_closed) = oneshot::channel::<()>();
+    let mut server = tokio::spawn(api::serve(
+        listener,
+        // Services defined over the API resolve relative paths like those in services.yml.
+        api::router_with(
+            steward.clone(),
+            ApiConfig {
+                token,
+                config_dir: Some(config_dir),
+            },
+        ),
+        async {
+            let _ = api_closed.await;
+        },
+    ));
+    info!(
+        listen = %bound,
+        auth = options.token.is_some(),
+        config = %args.config.display(),
+        "steward is up; SIGINT (Ctrl-C) or SIGTERM stops every service"
+    );
+
+    let mut failed = false;
+    let boot = steward.start_all();
+    tokio::pin!(boot);
+    let mut booting = true;
+    let signal_name = loop {
+        tokio::select! {
+            result = &mut boot, if booting => {
+                booting = false;
+                match result {
+                    Ok(batch) => {
+                        // Each failure is already printed as its `failed` event.
+                        let failed = batch.iter().filter(|(_, r)| r.is_err()).count();
+                        info!(services = batch.len(), failed, "boot finished");
+                    }
+                    Err(e) => warn!(error = %e, "starting the services failed"),
+                }
+            }
+            name = signals.next() => {
+                if name != "SIGHUP" {
+                    break name;
+                }
+                info!("SIGHUP: reloading the configuration");
+                match steward.reload(false).await {
+                    Ok(plan) => {
+                        for entry in &plan.entries {
+                            info!(service = %entry.id, action = ?entry.action, why = %entry.why, "reload");
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "reload refused; nothing changed"),
+                }
+            }
+            served = &mut server => {
+                match served {
+                    Ok(Ok(())) => error!("the HTTP API stopped unexpectedly"),
+                    Ok(Err(e)) => error!(error = %e, "the HTTP API failed"),
+                    Err(e) => error!(error = %e, "the HTTP API task failed"),
+                }
+                failed = true;
+                break "API failure";
+            }
+        }
+    };
+
+    info!(cause = signal_name, budget = %humantime::format_duration(budget), "stopping every service");
+    let shutdown = steward.clone().shutdown_within(budget);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            result = &mut shutdown => {
+                if let Err(e) = result {
+                    error!(error = %e, "shutdown failed");
+                    failed = true;
+                }
+                break;
+            }
+            name = signals.next() => {
+                if name == "SIGINT" {
+                    warn!("second SIGINT: killing every process group now");
+                    match tokio::time::timeout(FORCED_KILL, steward.lifecycle(ControlAction::Kill)).await {
+                        Ok(Ok(_)) => info!("every process group killed"),
+                        Ok(Err(e)) => error!(error = %e, "forced kill failed"),
+                        Err(_) => error!("forced kill did not finish; exiting anyway"),
+                    }
+                    break;
+                }
+                info!(cause = name, "already stopping; a second SIGINT kills everything at once");
+            }
+        }
+    }
+
+    let last = steward.tables().events.last_seq();
+    let mut printed = printed;
+    let _ = tokio::time::timeout(DRAIN, printed.wait_for(|seq| *seq >= last)).await;
+    let _ = close_api.send(());
+    if tokio::time::timeout(DRAIN, &mut server).await.is_err() {
+        // A follower (`logs -f`) holds its stream open; exiting closes it.
+        server.abort();
+    }
+    info!("bye");
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `127.0.0.1:7070`, `[::1]:7070` or `localhost:7070` → a socket address.
+async fn resolve_listen(listen: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(addr) = listen.parse() {
+        return Ok(addr);
+    }
+    tokio::net::lookup_host(listen)
+        .await
+        .with_context(|| {
+            format!("cannot resolve the listen address `{listen}` (expected HOST:PORT)")
+        })?
+        .next()
+        .with_context(|| format!("the listen address `{listen}` resolves to nothing"))
+}
+
+/// The bearer token from the variable `token_env` names. A named variable that is unset
+/// or empty is an error: starting without the auth the config asked for would be worse.
+fn read_token(token_env: Option<&str>) -> anyhow::Result<Option<String>> {
+    let Some(name) = token_env else {
+        return Ok(None);
+    };
+    match std::env::var(name) {
+        Ok(token) if !token.is_empty() => Ok(Some(token)),
+        _ => anyhow::bail!(
+            "the API token variable `{name}` (token_env) is not set: export {name}=<token>, or remove token_env to serve without auth on a loopback address"
+        ),
+    }
+}
+
+/// Prints every event of the runtime through tracing, as it happens. The returned watch
+/// holds the sequence number of the last event printed, so `up` can let the printer catch
+/// up before it exits.
+async fn print_events(steward: &Steward) -> anyhow::Result<watch::Receiver<u64>> {
+    let mut events = steward
+        .subscribe_events(None)
+        .await
+        .context("subscribing to the runtime's events")?;
+    let (printed, watcher) = watch::channel(0);
+    tokio::spawn(async move {
+        while let Some(item) = events.recv().await {
+            match item {
+                EventItem::Event(event) => {
+                    log_event(&event);
+                    printed.send_replace(event.seq);
+                }
+                EventItem::Gap { missed } => warn!(missed, "the event printer fell behind"),
+            }
+        }
+    });
+    Ok(watcher)
+}
+
+fn log_event(e: &Event) {
+    macro_rules! event {
+        ($level:ident) => {
+            tracing::$level!(
+                target: "steward::events",
+                seq = e.seq,
+                service = %e.service,
+                kind = e.kind.as_str(),
+                pid = e.pid,
+                exit_code = e.exit_code,
+                signal = e.signal.as_deref(),
+                health = e.health.map(|h| h.as_str()),
+                delay_ms = e.delay_ms,
+                dropped = e.dropped,
+                cause = e.cause.as_deref(),
+                "event"
+            )
+        };
+    }
+    // A crash shows as `backoff` (or `failed`); an exit by a stop signal is the normal end
+    // of a stop, so only a non-zero exit code is worth a warning on its own.
+    match e.kind {
+        EventKind::Failed | EventKind::LogDropped | EventKind::Backoff => event!(warn),
+        EventKind::Exited if e.exit_code.is_some_and(|c| c != 0) => event!(warn),
+        _ => event!(info),
+    }
+}

@@ -1,0 +1,809 @@
+//! The `steward` binary end to end: `validate` and `up` on temp config directories, and
+//! every client command against a real daemon on a free 127.0.0.1 port running real
+//! processes. One-shot commands run through `assert_cmd`; the daemon and the followers
+//! (`logs -f`, `events -f`) are `std::process` children whose output is read line by line
+//! with deadlines. Processes are checked in /proc, not trusted from the daemon's word.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as StdCommand, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use steward::events::{Event, EventKind};
+use steward::{ServiceState, ServiceStatus};
+
+use crate::support::{SOON, group_members, pid_alive, pid_state, wait_for};
+
+/// Longer than SOON: a daemon's boot includes spawning its services.
+const BOOT: Duration = Duration::from_secs(20);
+
+/// A ticking log writer and a quiet long sleeper: enough for every client command.
+const TWO_SERVICES: &str = r#"version: 1
+settings:
+  shutdown_timeout: 20s
+services:
+  ticker:
+    argv: [sh, -c, "echo ticker-up; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done"]
+    stop_timeout: 5s
+  sleeper:
+    command: sleep 600
+    stop_timeout: 5s
+"#;
+
+/// A port nobody listens on right now (bound, read, released).
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// A temp config directory holding `services_yml` as its services.yml.
+fn config_dir(services_yml: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("services.yml"), services_yml).expect("write services.yml");
+    dir
+}
+
+/// `steward ARGS`, with no daemon location or token inherited from the environment.
+fn steward(args: &[&str]) -> Output {
+    assert_cmd::Command::cargo_bin("steward")
+        .expect("the steward binary")
+        .env_remove("STEWARD_URL")
+        .env_remove("STEWARD_TOKEN")
+        .env_remove("NO_COLOR")
+        .args(args)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .expect("run steward")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts a command succeeded, showing its output when it did not; returns stdout.
+fn ok(output: &Output, what: &str) -> String {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
+        output.status,
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+/// Asserts a command failed with exit code 1; returns stderr.
+fn fails(output: &Output, what: &str) -> String {
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{what} should exit 1:\nstdout: {}\nstderr: {}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    text(&output.stderr)
+}
+
+/// Lines of a child's pipe, read on a thread, received with deadlines.
+struct Lines {
+    rx: Receiver<String>,
+    /// Everything read so far, for failure messages.
+    seen: Arc<Mutex<String>>,
+}
+
+impl Lines {
+    fn of(pipe: impl Read + Send + 'static) -> Lines {
+        let (tx, rx) = channel();
+        let seen = Arc::new(Mutex::new(String::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(mut log) = log.lock() {
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+                if tx.send(line).is_err() {
+                    // Nobody reads any more; keep draining so the child never blocks.
+                    continue;
+                }
+            }
+        });
+        Lines { rx, seen }
+    }
+
+    fn seen(&self) -> String {
+        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The first line (from now) that `pred` accepts; panics after `deadline`.
+    fn until(&self, what: &str, deadline: Duration, mut pred: impl FnMut(&str) -> bool) -> String {
+        let end = Instant::now() + deadline;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) if pred(&line) => return line,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "timed out after {deadline:?} waiting for {what}; read:\n{}",
+                        self.seen()
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!(
+                        "the stream ended while waiting for {what}; read:\n{}",
+                        self.seen()
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// A `steward up` child on a free port; stopped (SIGTERM, then SIGKILL) when dropped.
+struct Daemon {
+    child: Child,
+    url: String,
+    token: Option<String>,
+    /// The daemon's log (stderr).
+    log: Lines,
+    _stdout: Lines,
+    http: reqwest::Client,
+}
+
+impl Daemon {
+    /// Starts `steward up --config DIR --listen 127.0.0.1:PORT EXTRA...` with `env`.
+    fn spawn(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::spawn_on("127.0.0.1", dir, extra, env)
+    }
+
+    /// Starts `steward up --config DIR --listen HOST:PORT EXTRA...` with `env`; the client
+    /// side always talks to 127.0.0.1:PORT.
+    fn spawn_on(host: &str, dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let port = free_port();
+        let listen = format!("{host}:{port}");
+        let mut command = StdCommand::new(env!("CARGO_BIN_EXE_steward"));
+        command
+            .args(["up", "--config"])
+            .arg(dir)
+            .args(["--listen", &listen])
+            .args(extra)
+            .env_remove("STEWARD_URL")
+            .env_remove("STEWARD_TOKEN")
+            .env("STEWARD_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("spawn steward up");
+        let log = Lines::of(child.stderr.take().expect("stderr"));
+        let stdout = Lines::of(child.stdout.take().expect("stdout"));
+        Daemon {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            token: None,
+            log,
+            _stdout: stdout,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Boots TWO_SERVICES and waits until both run.
+    async fn two_services(dir: &Path) -> Daemon {
+        let mut daemon = Daemon::spawn(dir, &[], &[]);
+        daemon.wait_live().await;
+        daemon.wait_running(&["ticker", "sleeper"]).await;
+        daemon
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until `/health/live` answers (panics with the daemon's log if it exits).
+    async fn wait_live(&mut self) {
+        let url = format!("{}/health/live", self.url);
+        let deadline = Instant::now() + BOOT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "steward up exited ({status}) before answering:\n{}",
+                    self.log.seen()
+                );
+            }
+            if let Ok(response) = self.http.get(&url).send().await {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "steward up did not answer within {BOOT:?}:\n{}",
+                self.log.seen()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The states, read with a plain HTTP client (not the CLI under test).
+    async fn states(&self) -> Option<Vec<ServiceState>> {
+        let mut request = self.http.get(format!("{}/api/v1/services", self.url));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        // The list is a bare array or `{"services": [...]}`: read either.
+        let body: serde_json::Value = request.send().await.ok()?.json().await.ok()?;
+        let list = body.get("services").cloned().unwrap_or(body);
+        serde_json::from_value(list).ok()
+    }
+
+    async fn state(&self, id: &str) -> Option<ServiceState> {
+        self.states().await?.into_iter().find(|s| s.id == id)
+    }
+
+    /// Waits until every service in `ids` is running with a pid.
+    async fn wait_running(&self, ids: &[&str]) {
+        let what = format!("{ids:?} to run (daemon log:\n{})", self.log.seen());
+        wait_for(&what, BOOT, || async {
+            let states = self.states().await?;
+            ids.iter()
+                .all(|id| {
+                    states.iter().any(|s| {
+                        s.id == *id && s.status == ServiceStatus::Running && s.pid.is_some()
+                    })
+                })
+                .then_some(())
+        })
+        .await;
+    }
+
+    async fn pid_of(&self, id: &str) -> u32 {
+        self.state(id)
+            .await
+            .and_then(|s| s.pid)
+            .unwrap_or_else(|| panic!("{id} has no pid"))
+    }
+
+    /// `steward --url URL ARGS` (the global flag first; tests also put flags after).
+    fn run(&self, args: &[&str]) -> Output {
+        let mut all = vec!["--url", self.url.as_str()];
+        all.extend_from_slice(args);
+        steward(&all)
+    }
+
+    /// A client child with piped stdout, for the followers.
+    fn follow(&self, args: &[&str]) -> (Child, Lines) {
+        let mut child = StdCommand::new(env!("CARGO_BIN_EXE_steward"))
+            .args(["--url", &self.url])
+            .args(args)
+            .env_remove("STEWARD_URL")
+            .env_remove("STEWARD_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn a follower");
+        let lines = Lines::of(child.stdout.take().expect("stdout"));
+        (child, lines)
+    }
+
+    fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.pid() as i32), signal).expect("signal steward up");
+    }
+
+    /// Waits for the daemon to exit; returns its status.
+    async fn exit(&mut self, deadline: Duration) -> ExitStatus {
+        let child = &mut self.child;
+        let what = "steward up to exit";
+        wait_for(what, deadline, || {
+            let done = child.try_wait().ok().flatten();
+            async move { done }
+        })
+        .await
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        let end = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Kills a follower client and reaps it.
+fn stop_follower(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn states_of(stdout: &str) -> Vec<ServiceState> {
+    serde_json::from_str(stdout)
+        .unwrap_or_else(|e| panic!("not a JSON state list ({e}):\n{stdout}"))
+}
+
+// ---------------------------------------------------------------------------------------
+// validate and up, without a client
+
+#[test]
+fn validate_accepts_a_good_config_and_prints_a_summary() {
+    let dir = config_dir(TWO_SERVICES);
+    let config = dir.path().to_string_lossy().into_owned();
+    let stdout = ok(&steward(&["validate", "--config", &config]), "validate");
+    assert!(
+        stdout.contains("2 services (ticker, sleeper)") && stdout.contains("no errors"),
+        "{stdout}"
+    );
+}
+
+/// Two broken services in one file: both errors are reported, each with file:line:col.
+const TWO_ERRORS: &str = r#"version: 1
+services:
+  web:
+    comand: sleep 10
+  db:
+    command: sleep 10
+    stop_timeout: soon
+"#;
+
+fn assert_both_errors(stderr: &str, file: &Path) {
+    let file = file.display().to_string();
+    let located: Vec<&str> = stderr
+        .lines()
+        .filter(|l| {
+            l.trim_start()
+                .strip_prefix(&format!("{file}:"))
+                .and_then(|rest| {
+                    let mut parts = rest.splitn(3, ':');
+                    let line = parts.next()?.parse::<u32>().ok()?;
+                    let column = parts.next()?.parse::<u32>().ok()?;
+                    (line > 0 && column > 0).then_some(())
+                })
+                .is_some()
+        })
+        .collect();
+    assert_eq!(located.len(), 2, "two located errors expected:\n{stderr}");
+    assert!(located.iter().any(|l| l.contains("comand")), "{stderr}");
+    assert!(
+        located.iter().any(|l| l.contains("stop_timeout")),
+        "{stderr}"
+    );
+    assert!(
+        located.iter().any(|l| l.contains(&format!("{file}:4:"))),
+        "{stderr}"
+    );
+    assert!(
+        located.iter().any(|l| l.contains(&format!("{file}:7:"))),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_prints_every_error_with_file_line_col_and_exits_1() {
+    let dir = config_dir(TWO_ERRORS);
+    let config = dir.path().to_string_lossy().into_owned();
+    let stderr = fails(&steward(&["validate", "--config", &config]), "validate");
+    assert_both_errors(&stderr, &dir.path().join("services.yml"));
+}
+
+#[test]
+fn up_with_config_errors_prints_them_all_and_exits_1() {
+    let dir = config_dir(TWO_ERRORS);
+    let config = dir.path().to_string_lossy().into_owned();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let stderr = fails(
+        &steward(&["up", "--config", &config, "--listen", &listen]),
+        "up",
+    );
+    assert_both_errors(&stderr, &dir.path().join("services.yml"));
+}
+
+#[test]
+fn up_refuses_a_non_loopback_address_without_a_token() {
+    let dir = config_dir(TWO_SERVICES);
+    let config = dir.path().to_string_lossy().into_owned();
+    let listen = format!("0.0.0.0:{}", free_port());
+    let stderr = fails(
+        &steward(&["up", "--config", &config, "--listen", &listen]),
+        "up on 0.0.0.0",
+    );
+    assert!(
+        stderr.contains(&format!("refusing to listen on {listen} without a token"))
+            && stderr.contains("token_env"),
+        "the message says how to set a token:\n{stderr}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// client commands
+
+#[test]
+fn a_client_without_a_daemon_says_so_in_one_line_and_exits_1() {
+    let url = format!("http://127.0.0.1:{}", free_port());
+    for args in [
+        vec!["status"],
+        vec!["start", "web"],
+        vec!["logs", "web", "-f"],
+        vec!["events"],
+    ] {
+        let mut all = vec!["--url", url.as_str()];
+        all.extend(args);
+        let stderr = fails(&steward(&all), "a client without daemon");
+        assert_eq!(
+            stderr,
+            format!("steward: no daemon at {url} (is `steward up` running?)\n")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_boots_and_status_lists_the_services_plain_and_as_json() {
+    let dir = config_dir(TWO_SERVICES);
+    let daemon = Daemon::two_services(dir.path()).await;
+
+    let table = ok(&daemon.run(&["status"]), "status");
+    assert!(
+        !table.contains('\x1b'),
+        "piped output has no colors:\n{table}"
+    );
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "ID", "STATUS", "HEALTH", "PID", "UPTIME", "RESTARTS", "CPU", "MEM"
+        ]
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    for (row, id) in rows.iter().zip(["ticker", "sleeper"]) {
+        assert_eq!(&row[..2], [id, "running"], "{table}");
+        let pid: u32 = row[3].parse().expect("a pid column");
+        assert!(pid_alive(pid));
+    }
+
+    // The global flag after the subcommand, and a filter by id.
+    let json = ok(
+        &daemon.run(&["status", "sleeper", "--json"]),
+        "status --json",
+    );
+    let states = states_of(&json);
+    assert_eq!(states.len(), 1);
+    assert_eq!(states[0].id, "sleeper");
+    assert_eq!(states[0].status, ServiceStatus::Running);
+
+    let stderr = fails(&daemon.run(&["status", "nope"]), "status of an unknown id");
+    assert!(
+        stderr.starts_with("steward: ") && stderr.contains("nope"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_control_verb_waits_for_its_state() {
+    let dir = config_dir(TWO_SERVICES);
+    let daemon = Daemon::two_services(dir.path()).await;
+    let first = daemon.pid_of("sleeper").await;
+
+    let stdout = ok(&daemon.run(&["stop", "sleeper"]), "stop");
+    assert_eq!(stdout, "sleeper: stopped\n");
+    assert!(!pid_alive(first), "stop leaves no process");
+
+    let stdout = ok(&daemon.run(&["start", "sleeper"]), "start");
+    let started = daemon.pid_of("sleeper").await;
+    assert_eq!(stdout, format!("sleeper: running (pid {started})\n"));
+    assert!(pid_alive(started));
+
+    let stdout = ok(&daemon.run(&["pause", "sleeper"]), "pause");
+    assert!(stdout.starts_with("sleeper: paused"), "{stdout}");
+    assert_eq!(
+        pid_state(started).as_deref(),
+        Some("T"),
+        "SIGSTOP reached the process"
+    );
+
+    let stdout = ok(&daemon.run(&["resume", "sleeper"]), "resume");
+    assert!(stdout.starts_with("sleeper: running"), "{stdout}");
+    assert_ne!(
+        pid_state(started).as_deref(),
+        Some("T"),
+        "SIGCONT reached the process"
+    );
+
+    let json = ok(
+        &daemon.run(&["restart", "--json", "sleeper"]),
+        "restart --json",
+    );
+    let states = states_of(&json);
+    let restarted = states[0].pid.expect("a new pid");
+    assert_ne!(restarted, started, "restart runs a new process");
+    assert_eq!(states[0].status, ServiceStatus::Running);
+    assert!(!pid_alive(started));
+
+    let stdout = ok(&daemon.run(&["kill", "sleeper"]), "kill");
+    assert_eq!(stdout, "sleeper: stopped\n");
+    assert!(!pid_alive(restarted));
+
+    // Several ids at once: each is reported.
+    let stdout = ok(&daemon.run(&["stop", "ticker", "sleeper"]), "stop two");
+    assert_eq!(stdout, "ticker: stopped\nsleeper: stopped\n");
+
+    let stderr = fails(&daemon.run(&["start", "nope"]), "start of an unknown id");
+    assert!(
+        stderr.starts_with("steward: nope: start failed: ") && stderr.contains("nope"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_prints_the_last_n_lines() {
+    let dir = config_dir(TWO_SERVICES);
+    let daemon = Daemon::two_services(dir.path()).await;
+    // Wait until the ring holds more than we ask for.
+    wait_for("ticker to write 5 lines", SOON, || async {
+        let output = daemon.run(&["logs", "ticker", "-n", "100"]);
+        (output.status.success() && text(&output.stdout).lines().count() >= 5).then_some(())
+    })
+    .await;
+
+    let stdout = ok(&daemon.run(&["logs", "ticker", "-n", "2"]), "logs -n 2");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    let numbers: Vec<u64> = lines
+        .iter()
+        .map(|l| {
+            l.strip_prefix("tick ")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("not a tick line: {l}"))
+        })
+        .collect();
+    assert_eq!(numbers[1], numbers[0] + 1, "the last two lines, in order");
+
+    let json = ok(
+        &daemon.run(&["logs", "ticker", "-n", "3", "--json"]),
+        "logs --json",
+    );
+    let lines: Vec<steward::logs::LogLine> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one LogLine per line"))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_receives_live_lines() {
+    let dir = config_dir(TWO_SERVICES);
+    let daemon = Daemon::two_services(dir.path()).await;
+    let (child, lines) = daemon.follow(&["logs", "ticker", "-f", "-n", "1"]);
+    let tick = |line: &str| {
+        line.strip_prefix("tick ")
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    let backlog = lines.until("the backlog line", SOON, |_| true);
+    let after = tick(&backlog).unwrap_or(0);
+    // Only a live line can come after a one-line backlog.
+    lines.until("a live tick", SOON, |l| tick(l).is_some_and(|n| n > after));
+    stop_follower(child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_lists_the_history_and_follow_receives_live_events() {
+    let dir = config_dir(TWO_SERVICES);
+    let daemon = Daemon::two_services(dir.path()).await;
+
+    let history = ok(&daemon.run(&["events", "--json"]), "events");
+    let events: Vec<Event> = history
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one Event per line"))
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.service == "sleeper" && e.kind == EventKind::Started),
+        "{history}"
+    );
+    assert!(events.windows(2).all(|w| w[1].seq > w[0].seq), "in order");
+
+    let (child, lines) = daemon.follow(&["events", "-f", "--json", "--service", "sleeper"]);
+    // The replay comes first: once it shows, the stream is open.
+    lines.until("the replayed events", SOON, |_| true);
+    ok(&daemon.run(&["stop", "sleeper"]), "stop");
+    let line = lines.until("sleeper stopped", SOON, |l| {
+        serde_json::from_str::<Event>(l)
+            .is_ok_and(|e| e.service == "sleeper" && e.kind == EventKind::Stopped)
+    });
+    assert!(line.contains("\"seq\""), "{line}");
+    stop_follower(child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn define_adds_services_and_remove_takes_them_away() {
+    let dir = config_dir(TWO_SERVICES);
+    let daemon = Daemon::two_services(dir.path()).await;
+    let extra_dir = tempfile::tempdir().expect("temp dir");
+    let file: PathBuf = extra_dir.path().join("extra.yml");
+    std::fs::write(
+        &file,
+        "version: 1\nservices:\n  extra:\n    argv: [sh, -c, \"pwd; exec sleep 600\"]\n",
+    )
+    .expect("write extra.yml");
+
+    let stdout = ok(&daemon.run(&["define", &file.to_string_lossy()]), "define");
+    assert!(stdout.starts_with("defined extra: running"), "{stdout}");
+    daemon.wait_running(&["extra"]).await;
+    // Paths in the file are relative to it: its folder is the default cwd.
+    let folder = extra_dir.path().canonicalize().expect("canonical folder");
+    wait_for("extra to print its cwd", SOON, || async {
+        let output = daemon.run(&["logs", "extra"]);
+        let stdout = text(&output.stdout);
+        stdout
+            .lines()
+            .any(|l| Path::new(l) == folder || Path::new(l) == extra_dir.path())
+            .then_some(())
+    })
+    .await;
+
+    let stderr = fails(&daemon.run(&["remove", "extra"]), "remove while running");
+    assert!(stderr.contains("running"), "{stderr}");
+    ok(&daemon.run(&["stop", "extra"]), "stop extra");
+    let stdout = ok(&daemon.run(&["remove", "extra"]), "remove");
+    assert_eq!(stdout, "removed extra\n");
+    let states = states_of(&ok(&daemon.run(&["status", "--json"]), "status"));
+    assert!(states.iter().all(|s| s.id != "extra"));
+
+    let stdout = ok(&daemon.run(&["explain", "sleeper"]), "explain");
+    assert!(!stdout.trim().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_every_service_and_exits_0() {
+    let dir = config_dir(TWO_SERVICES);
+    let mut daemon = Daemon::two_services(dir.path()).await;
+    let states = states_of(&ok(&daemon.run(&["status", "--json"]), "status"));
+    let pids: Vec<u32> = states.iter().filter_map(|s| s.pid).collect();
+    assert_eq!(pids.len(), 2);
+
+    daemon.signal(Signal::SIGTERM);
+    let status = daemon.exit(BOOT).await;
+    assert_eq!(status.code(), Some(0), "log:\n{}", daemon.log.seen());
+    for pid in pids {
+        assert!(!pid_alive(pid), "process {pid} outlived steward");
+        assert!(
+            group_members(pid).is_empty(),
+            "group {pid} outlived steward"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigint_kills_every_group_at_once() {
+    // A service that ignores SIGTERM, with a stop budget longer than any test deadline:
+    // only the forced kill can end it in time.
+    let dir = config_dir(
+        r#"version: 1
+settings:
+  shutdown_timeout: 300s
+services:
+  stubborn:
+    argv: [sh, -c, "trap '' TERM; echo armed; while true; do sleep 0.1; done"]
+    stop_timeout: 300s
+"#,
+    );
+    let mut daemon = Daemon::spawn(dir.path(), &[], &[]);
+    daemon.wait_live().await;
+    daemon.wait_running(&["stubborn"]).await;
+    wait_for("the trap to be armed", SOON, || async {
+        let output = daemon.run(&["logs", "stubborn"]);
+        text(&output.stdout).contains("armed").then_some(())
+    })
+    .await;
+    let pid = daemon.pid_of("stubborn").await;
+
+    daemon.signal(Signal::SIGINT);
+    wait_for("stubborn to be stopping", SOON, || async {
+        daemon
+            .state("stubborn")
+            .await
+            .filter(|s| s.status == ServiceStatus::Stopping)
+    })
+    .await;
+    daemon.signal(Signal::SIGINT);
+    let status = daemon.exit(SOON).await;
+    assert_eq!(status.code(), Some(0), "log:\n{}", daemon.log.seen());
+    wait_for("the stubborn group to be gone", SOON, || async {
+        group_members(pid).is_empty().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_with_token_env_wants_the_token() {
+    let dir = config_dir(
+        &TWO_SERVICES.replace("settings:\n", "settings:\n  token_env: CLI_TEST_TOKEN\n"),
+    );
+    let mut daemon = Daemon::spawn(dir.path(), &[], &[("CLI_TEST_TOKEN", "s3cret")]);
+    daemon.token = Some("s3cret".to_string());
+    daemon.wait_live().await;
+    daemon.wait_running(&["ticker", "sleeper"]).await;
+
+    let stderr = fails(&daemon.run(&["status"]), "status without a token");
+    assert!(stderr.contains("--token"), "says how to pass one: {stderr}");
+    let stderr = fails(
+        &daemon.run(&["status", "--token", "wrong"]),
+        "status with a wrong token",
+    );
+    assert!(stderr.starts_with("steward: "), "{stderr}");
+    ok(
+        &daemon.run(&["status", "--token", "s3cret"]),
+        "status --token",
+    );
+    let output = assert_cmd::Command::cargo_bin("steward")
+        .expect("the steward binary")
+        .env("STEWARD_URL", &daemon.url)
+        .env("STEWARD_TOKEN", "s3cret")
+        .args(["status", "--json"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .expect("run steward");
+    assert_eq!(
+        states_of(&ok(&output, "status with STEWARD_TOKEN")).len(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_loopback_daemon_serves_with_a_token_from_token_env() {
+    let dir = config_dir(TWO_SERVICES);
+    let mut daemon = Daemon::spawn_on(
+        "0.0.0.0",
+        dir.path(),
+        &["--token-env", "CLI_TEST_FLAG_TOKEN"],
+        &[("CLI_TEST_FLAG_TOKEN", "flag-token")],
+    );
+    daemon.token = Some("flag-token".to_string());
+    daemon.wait_live().await;
+    daemon.wait_running(&["ticker", "sleeper"]).await;
+    fails(&daemon.run(&["status"]), "status without the token");
+    ok(
+        &daemon.run(&["--token", "flag-token", "status"]),
+        "status --token",
+    );
+}
+
+#[test]
+fn a_daemon_whose_token_variable_is_unset_refuses_to_start() {
+    let dir = config_dir(&TWO_SERVICES.replace(
+        "settings:\n",
+        "settings:\n  token_env: CLI_TEST_UNSET_TOKEN\n",
+    ));
+    let config = dir.path().to_string_lossy().into_owned();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let stderr = fails(
+        &steward(&["up", "--config", &config, "--listen", &listen]),
+        "up without the token variable",
+    );
+    assert!(stderr.contains("CLI_TEST_UNSET_TOKEN"), "{stderr}");
+}
