@@ -395,14 +395,17 @@ def generated(res, results_path=None):
     out.append(f"## Results of {res['date'][:10]}\n")
     out.append(f"Produced by `{res['command'].strip()}`"
                + (f" → [`{results_path}`](../{results_path})" if results_path else "")
-               + f", in {res['duration_s'] / 60:.1f} min (scenarios {res['scenarios_duration_s'] / 60:.1f} min).\n")
+               + f", in {res['duration_s'] / 60:.1f} min (scenarios {res['scenarios_duration_s'] / 60:.1f} min)"
+               + (f", steward at commit `{res['commit']}`" if res.get("commit") else "") + ".\n")
     out.append(f"Machine: {m['cores']} cores ({m.get('cpu', '?')}), {m['mem_gib']} GiB, Linux "
                f"{m['kernel']}; load average {res['load_before'][0]:.2f} before, "
                f"{res['load_after'][0]:.2f} after (the machine was shared with other builds). "
                f"Medians of {res['reps']} runs unless a table says otherwise.\n")
     out.append("| tool | version |")
     out.append("|---|---|")
-    for k, v in res["versions"].items():
+    order = ["steward"] + PEER_ORDER
+    for k, v in sorted(res["versions"].items(),
+                       key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)):
         out.append(f"| {k} | {v} |")
     for k, v in res.get("not_measured", {}).items():
         out.append(f"| {k} | not measured: {v} |")
