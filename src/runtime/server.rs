@@ -996,9 +996,16 @@ impl ServerState {
                 event.delay_ms = Some(delay.as_millis() as u64);
                 self.transition(ServiceStatus::Backoff, event);
                 let token = self.restart_token;
-                myself.send_after(delay, move || ServerMsg::RestartDue {
-                    attempt_token: token,
-                });
+                if delay.is_zero() {
+                    // A timer would round a zero delay up to the next tick (about 1 ms).
+                    let _ = myself.cast(ServerMsg::RestartDue {
+                        attempt_token: token,
+                    });
+                } else {
+                    myself.send_after(delay, move || ServerMsg::RestartDue {
+                        attempt_token: token,
+                    });
+                }
             }
         }
     }
