@@ -33,6 +33,7 @@ pub mod probe;
 pub mod process;
 pub mod restart;
 pub mod runtime;
+pub mod source;
 pub mod state;
 
 pub use config::{CommandSpec, ServiceDefinition};

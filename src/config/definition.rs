@@ -221,7 +221,8 @@ pub struct ServiceDefinition {
     pub name: String,
     /// What to run.
     pub command: CommandSpec,
-    /// Working directory, absolute.
+    /// Working directory, absolute. Empty with `source`: not given, the service runs in
+    /// `state_dir/src/<id>` (see [`crate::source`]).
     pub cwd: PathBuf,
     /// Variables set on top of steward's environment and `env_file` (later wins).
     pub env: BTreeMap<String, String>,

@@ -116,7 +116,8 @@ fn render(def: &ServiceDefinition, folder: Option<&Path>) -> String {
         CommandSpec::Line(line) => key(&mut out, "command", &quote(line)),
         CommandSpec::Argv(argv) => key(&mut out, "argv", &list(argv)),
     }
-    if folder != Some(def.cwd.as_path()) {
+    // An empty cwd is one left to the `source` (crate::source): no key, as it was read.
+    if folder != Some(def.cwd.as_path()) && !def.cwd.as_os_str().is_empty() {
         key(&mut out, "cwd", &path_text(&def.cwd, folder));
     }
     if !def.env.is_empty() {

@@ -75,8 +75,10 @@ pub fn check_definition(def: &ServiceDefinition) -> Result<(), ConfigErrors> {
             c.argv(none, "argv", &items);
         }
     }
+    // An empty cwd with a `source` means "not given" (crate::source).
+    let cwd_given = !crate::source::cwd_from_source(def);
     for (key, path) in [
-        ("cwd", Some(&def.cwd)),
+        ("cwd", cwd_given.then_some(&def.cwd)),
         ("env_file", def.env_file.as_ref()),
         ("log_file", def.log_file.as_ref()),
     ] {
@@ -446,7 +448,13 @@ fn convert_service_with_edges(
         id.value.clone(),
         command.unwrap_or(CommandSpec::Line(String::new())),
     );
-    def.cwd = base.clone();
+    // Without `cwd`, a `source` decides where the service runs (`state_dir/src/<id>`):
+    // an empty cwd says "not given" (crate::source).
+    def.cwd = if raw.source.is_some() && raw.cwd.is_none() {
+        PathBuf::new()
+    } else {
+        base.clone()
+    };
     def.source_file = ctx.source_file.clone();
 
     if let Some(name) = &raw.name {

@@ -8,6 +8,7 @@
 pub mod command_line;
 pub mod env_file_writer;
 pub mod environment;
+pub mod install_marker;
 pub mod pid_file;
 pub mod pipe_reader;
 pub mod secrets;

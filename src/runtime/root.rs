@@ -518,22 +518,22 @@ impl Actor for Root {
 
 type Target = (String, ActorRef<ServiceSupervisorMsg>);
 
-/// Applies a verb level by level: a start waits for every service of a level to be
-/// spawned (in parallel) before the next level; a stop sends the signals of a level in
-/// order and waits for those processes to exit before the next level.
+/// Applies a verb level by level. A start is pipelined across every level: each
+/// service's Server takes its start (dependencies first, in level order) before the next
+/// service is asked, but nobody waits for another's spawn: a service with dependencies
+/// waits for their conditions on its own (`starting`, "waiting for …"), so one slow
+/// `install` never holds back services that do not need it. A stop sends the signals of
+/// a level in order and waits for those processes to exit before the next level.
 async fn by_levels(levels: Vec<Vec<Target>>, action: ControlAction) -> BatchResult {
+    if matches!(
+        action,
+        ControlAction::Start | ControlAction::Restart | ControlAction::Resume
+    ) {
+        return pipelined(levels.into_iter().flatten().collect(), action).await;
+    }
     let mut out = Vec::new();
     for level in levels {
-        let results = match action {
-            ControlAction::Start | ControlAction::Restart | ControlAction::Resume => {
-                let calls = level
-                    .iter()
-                    .map(|(id, sup)| async move { (id.clone(), control(sup, id, action).await) });
-                futures::future::join_all(calls).await
-            }
-            _ => pipelined(level, action).await,
-        };
-        out.extend(results);
+        out.extend(pipelined(level, action).await);
     }
     out
 }

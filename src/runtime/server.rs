@@ -40,6 +40,8 @@ use crate::runtime::port_manager::PortManagerMsg;
 use crate::runtime::{RuntimeState, Tables};
 use crate::state::{ExitInfo, Health, ServiceState, ServiceStatus};
 
+mod install;
+
 /// The reply to a control message: the service's state once the action is done.
 pub type ControlReply = RpcReplyPort<Result<ServiceState, ControlError>>;
 
@@ -181,6 +183,8 @@ pub struct ServerState {
     start_waiters: Vec<ControlReply>,
     /// Replied once the process is gone.
     stop_waiters: Vec<ControlReply>,
+    /// The clone / install steps of the current start (install.rs), while they run.
+    setup: install::Setup,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -234,6 +238,7 @@ impl Actor for Server {
             liveness: Health::Unknown,
             start_waiters: Vec::new(),
             stop_waiters: Vec::new(),
+            setup: install::Setup::default(),
         })
     }
 
@@ -290,7 +295,9 @@ impl Actor for Server {
                 exit,
                 forced_kill,
             } => {
-                if run == state.run && state.alive {
+                if run == state.run && state.setup.is_running() {
+                    state.on_setup_exit(&myself, exit).await;
+                } else if run == state.run && state.alive {
                     state.on_exit(&myself, exit, forced_kill).await;
                 }
             }
@@ -413,6 +420,9 @@ impl ServerState {
             ServiceStatus::Starting if self.dependency_watch.is_some() => {
                 self.start_waiters.push(reply);
             }
+            ServiceStatus::Installing if self.setup.is_running() => {
+                self.start_waiters.push(reply);
+            }
             ServiceStatus::Running | ServiceStatus::Paused | ServiceStatus::Starting => {
                 let _ = reply.send(self.snapshot());
             }
@@ -433,7 +443,8 @@ impl ServerState {
         }
     }
 
-    /// Starts the service: waits for its dependencies first when it has any, then spawns.
+    /// Starts the service: clones and installs first when needed (install.rs), waits for
+    /// its dependencies when it has any, then spawns.
     async fn start(&mut self, myself: &ActorRef<ServerMsg>, cause: &str) {
         if let Some(key) = not_run_yet(&self.def) {
             self.transition(
@@ -444,6 +455,9 @@ impl ServerState {
                 "`{key}` is validated but not carried out by this release of steward: \
                  run that step by hand and remove `{key}`, or wait for the release that runs it"
             ));
+        }
+        if self.begin_setup(cause).await {
+            return; // a clone or install runs; its exit carries the start on
         }
         if self.def.depends_on.is_empty() {
             return self.spawn_process(cause).await;
@@ -617,6 +631,9 @@ impl ServerState {
 
     fn on_stop(&mut self, reply: ControlReply, kill: bool) {
         let id = self.def.id.clone();
+        if self.setup.is_running() {
+            return self.stop_setup(reply, kill);
+        }
         if let Some(watch) = self.dependency_watch.take() {
             // Still waiting for dependencies: nothing runs yet, just stop waiting.
             watch.abort();
@@ -1023,18 +1040,10 @@ fn exit_restarts(what: &str, exit: &ExitInfo, policy: RestartPolicy) -> bool {
 }
 
 /// The first key of the definition that this release parses but does not carry out
-/// (install steps, cloning sources, detached launchers): such a service fails to start
-/// with a reason instead of running without the step it asked for.
+/// (detached launchers): such a service fails to start with a reason instead of running
+/// without the step it asked for.
 fn not_run_yet(def: &ServiceDefinition) -> Option<&'static str> {
-    if def.detached {
-        Some("detached")
-    } else if def.source.is_some() {
-        Some("source")
-    } else if def.install.is_some() {
-        Some("install")
-    } else {
-        None
-    }
+    if def.detached { Some("detached") } else { None }
 }
 
 /// Watches the dependencies' status rows until every condition holds (→

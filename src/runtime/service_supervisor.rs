@@ -256,6 +256,9 @@ async fn spawn_children(
     recover: Option<String>,
 ) -> Result<Children, ActorProcessingErr> {
     let supervisor = myself.get_cell();
+    // The children run with the effective cwd (a `source` without `cwd` runs in
+    // `state_dir/src/<id>`); the table of definitions keeps the definition as given.
+    let def = &crate::source::effective_definition(def, tables.state_dir.as_deref());
     let ring = tables
         .rings
         .get(&def.id)

@@ -448,14 +448,14 @@ async fn write_env_file_writes_the_service_variables_before_start() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn steps_this_release_does_not_run_fail_the_start_instead_of_being_skipped() {
+async fn an_install_step_without_a_state_dir_fails_the_start_instead_of_being_skipped() {
     let steward = Steward::spawn().await.expect("runtime");
     let mut def = service("needs-install", "sleep 300");
     def.install = Some(steward::CommandSpec::Line("make".into()));
     let err = steward.define(def).await.expect_err("must not start");
     assert!(
         err.to_string()
-            .contains("`install` is validated but not carried out"),
+            .contains("`install` needs a state directory"),
         "{err}"
     );
     assert!(

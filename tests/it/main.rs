@@ -11,6 +11,8 @@ mod config;
 mod dependencies;
 /// Probes and the HealthChecker against real HTTP/TCP servers and commands.
 mod health;
+/// `install` and `source`: clone, install once per definition, failures, stop while installing.
+mod install;
 /// Service lifecycle through the public API: start, stop, crash, restart policies, backoff.
 mod lifecycle;
 /// The LogBuffer and the log file sink.
