@@ -117,7 +117,10 @@ fn render(def: &ServiceDefinition, folder: Option<&Path>) -> String {
         CommandSpec::Argv(argv) => key(&mut out, "argv", &list(argv)),
     }
     // An empty cwd is one left to the `source` (crate::source): no key, as it was read.
-    if folder != Some(def.cwd.as_path()) && !def.cwd.as_os_str().is_empty() {
+    // With a `source`, a cwd equal to the folder is written too: leaving it out would
+    // read back as "left to the source".
+    let given_cwd = !def.cwd.as_os_str().is_empty();
+    if given_cwd && (folder != Some(def.cwd.as_path()) || def.source.is_some()) {
         key(&mut out, "cwd", &path_text(&def.cwd, folder));
     }
     if !def.env.is_empty() {

@@ -339,3 +339,53 @@ async fn a_stop_while_installing_stops_the_install_group() {
     );
     steward.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_source_without_cwd_runs_its_process_probes_and_env_file_in_the_checkout() {
+    let repo = tempfile::tempdir().expect("tempdir");
+    repository(repo.path());
+    let config = tempfile::tempdir().expect("tempdir");
+    let yaml = format!(
+        "version: 1\nsettings:\n  state_dir: state\nservices:\n  app:\n    command: sleep 300\n    \
+         source: {{ git: \"file://{}\", ref: main }}\n    install: cat VERSION\n    \
+         write_env_file: true\n    env: {{ GREETING: hello }}\n    readiness:\n      \
+         command: test -f VERSION\n      interval: 50ms\n",
+        repo.path().display()
+    );
+    std::fs::write(config.path().join("services.yml"), yaml).expect("write");
+    let steward = Steward::boot_dir(config.path()).await.expect("boots");
+    let checkout = config.path().join("state/src/app");
+
+    // The definition keeps "no cwd"; the process runs in the checkout.
+    let info = steward.get("app").await.expect("get");
+    assert!(info.definition.cwd.as_os_str().is_empty());
+    let pid = info.state.pid.expect("running");
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/cwd")).expect("cwd of the process"),
+        checkout
+    );
+    // The readiness probe only passes where VERSION is: in the checkout.
+    wait_for("app ready", SOON, || async {
+        steward
+            .get("app")
+            .await
+            .ok()
+            .filter(|i| i.state.ready)
+            .map(|_| ())
+    })
+    .await;
+    assert!(
+        checkout.join(".env").is_file(),
+        "write_env_file in the checkout"
+    );
+    assert_eq!(
+        std::fs::read_to_string(checkout.join("VERSION")).expect("cloned"),
+        "v2\n"
+    );
+
+    // Saved, it still leaves the cwd to the source.
+    let saved = steward.save("app").await.expect("save");
+    let text = std::fs::read_to_string(saved).expect("saved file");
+    assert!(!text.contains("cwd"), "{text}");
+    steward.shutdown().await.expect("shutdown");
+}
