@@ -342,12 +342,13 @@ async fn a_stop_while_installing_stops_the_install_group() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_config_source_without_cwd_runs_its_process_probes_and_env_file_in_the_checkout() {
+    // A plain path as `git` (the first test uses a file:// URL).
     let repo = tempfile::tempdir().expect("tempdir");
     repository(repo.path());
     let config = tempfile::tempdir().expect("tempdir");
     let yaml = format!(
         "version: 1\nsettings:\n  state_dir: state\nservices:\n  app:\n    command: sleep 300\n    \
-         source: {{ git: \"file://{}\", ref: main }}\n    install: cat VERSION\n    \
+         source: {{ git: \"{}\", ref: main }}\n    install: cat VERSION\n    \
          write_env_file: true\n    env: {{ GREETING: hello }}\n    readiness:\n      \
          command: test -f VERSION\n      interval: 50ms\n",
         repo.path().display()
