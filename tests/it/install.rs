@@ -290,7 +290,7 @@ async fn a_slow_install_does_not_hold_back_the_other_services() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stop_while_installing_stops_the_install_group() {
+async fn a_stop_or_kill_while_installing_ends_the_install_group() {
     let state = tempfile::tempdir().expect("tempdir");
     let steward = Steward::spawn_with_state(Some(state.path().to_path_buf()))
         .await
@@ -330,13 +330,35 @@ async fn a_stop_while_installing_stops_the_install_group() {
         "the start was cut short"
     );
     assert!(!pid_alive(pid), "install shell {pid} still runs");
-    assert!(!pid_alive(child), "install child {child} still runs");
-    assert!(group_members(pid).is_empty());
+    // SIGKILLed with the group; the kernel may take a moment to show it dead in /proc.
+    wait_for("the install's child to be gone", SOON, || async {
+        (!pid_alive(child) && group_members(pid).is_empty()).then_some(())
+    })
+    .await;
     assert!(!state.path().join("installed/busy").exists(), "no marker");
     assert!(
         !state.path().join("pids/busy.json").exists(),
         "pid file removed"
     );
+
+    // No marker, so the next start installs again; a kill ends that install at once.
+    let start = tokio::spawn({
+        let steward = steward.clone();
+        async move { steward.start("busy").await }
+    });
+    let installing = next_event(&mut events, "busy installing again", SOON, |e| {
+        e.service == "busy" && e.kind == EventKind::Installing && e.pid != Some(pid)
+    })
+    .await;
+    let pid = installing.pid.expect("install pid");
+    let killed = steward.kill("busy").await.expect("kill");
+    assert_eq!(killed.status, ServiceStatus::Stopped);
+    assert!(start.await.expect("joined").is_err());
+    assert!(!pid_alive(pid), "install {pid} still runs");
+    wait_for("the install group to be gone", SOON, || async {
+        group_members(pid).is_empty().then_some(())
+    })
+    .await;
     steward.shutdown().await.expect("shutdown");
 }
 
