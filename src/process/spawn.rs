@@ -68,6 +68,37 @@ impl SpawnPlan {
     }
 }
 
+/// Which of the child's standard streams are piped to steward; the others are connected
+/// to `/dev/null`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pipes {
+    /// Pipe stdin (a service reads `POST …/input`).
+    pub stdin: bool,
+    /// Pipe stdout.
+    pub stdout: bool,
+    /// Pipe stderr.
+    pub stderr: bool,
+}
+
+impl Pipes {
+    /// All three piped: a service, whose output goes to its log ring.
+    pub const ALL: Pipes = Pipes {
+        stdin: true,
+        stdout: true,
+        stderr: true,
+    };
+    /// Only stderr piped: a command probe, whose last stderr line explains a failure.
+    pub const STDERR: Pipes = Pipes {
+        stdin: false,
+        stdout: false,
+        stderr: true,
+    };
+}
+
+fn stdio(piped: bool) -> Stdio {
+    if piped { Stdio::piped() } else { Stdio::null() }
+}
+
 /// Spawns `plan` with stdin, stdout and stderr piped, in a new process group (pgid ==
 /// pid), with `PR_SET_PDEATHSIG(SIGKILL)`.
 ///
@@ -76,6 +107,13 @@ impl SpawnPlan {
 /// what to fix: a missing working directory, a program that is not found or not
 /// executable.
 pub fn spawn(plan: &SpawnPlan) -> std::io::Result<tokio::process::Child> {
+    spawn_with(plan, Pipes::ALL)
+}
+
+/// [`spawn`] with only the streams in `pipes` piped (the others read from and write to
+/// `/dev/null`). Command probes use it, so they run exactly like the service: same cwd,
+/// environment and user, own process group, parent-death signal (DESIGN §10).
+pub fn spawn_with(plan: &SpawnPlan, pipes: Pipes) -> std::io::Result<tokio::process::Child> {
     let Some((program, args)) = plan.argv.split_first() else {
         return Err(Error::new(
             ErrorKind::InvalidInput,
@@ -103,9 +141,9 @@ pub fn spawn(plan: &SpawnPlan) -> std::io::Result<tokio::process::Child> {
         .current_dir(&plan.cwd)
         .env_clear()
         .envs(plan.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdin(stdio(pipes.stdin))
+        .stdout(stdio(pipes.stdout))
+        .stderr(stdio(pipes.stderr))
         .process_group(0)
         .kill_on_drop(false);
     bind_to_parent(command.as_std_mut(), switch_to);

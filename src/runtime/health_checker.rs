@@ -29,7 +29,8 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::AbortHandle;
 
 use crate::config::{ProbeKind, ServiceDefinition};
-use crate::probe::{ProbeContext, ProbeOutcome, run_probe};
+use crate::probe::{ProbeContext, ProbeOutcome, ProbeUser, run_probe};
+use crate::process::{self, SpawnPlan};
 use crate::runtime::server::ServerMsg;
 
 /// Messages to a HealthChecker.
@@ -94,8 +95,11 @@ pub struct HealthCheckerState {
 struct Watched {
     /// Echoed in verdicts so the Server can drop those of an older process.
     run: u64,
-    /// Command probes run with the service's environment.
+    /// Command probes run with the service's environment (plus, with `user:`, that
+    /// user's `HOME`, `USER` and `LOGNAME`, as the service got them).
     env: Arc<Vec<(String, String)>>,
+    /// Command probes run as the service's user; `Err` says why it could not be resolved.
+    user: ProbeUser,
     /// Which probes are due.
     phase: Phase,
     /// While true (process frozen), nothing runs.
@@ -208,14 +212,36 @@ fn on_watch(
         Phase::Steady
     };
     tracing::debug!(service = %state.definition.id, run, "probing a new run");
+    let (env, user) = probe_identity(&state.definition, env);
     state.watched = Some(Watched {
         run,
         env,
+        user,
         phase,
         suspended: false,
         tracks: HashMap::new(),
     });
     start_phase(myself, state, FirstRun::AfterInitialDelay);
+}
+
+/// Who command probes run as, and their environment: the service's user (looked up once
+/// per run, like the Server does before each spawn) with the identity variables a spawn as
+/// that user gets (DESIGN §10 "Probes and install run like the service").
+fn probe_identity(
+    def: &ServiceDefinition,
+    env: Arc<Vec<(String, String)>>,
+) -> (Arc<Vec<(String, String)>>, ProbeUser) {
+    let Some(name) = &def.user else {
+        return (env, Ok(None));
+    };
+    match process::resolve_user(name, def.group.as_deref()) {
+        Ok(user) => {
+            let plan = SpawnPlan::new(Vec::new(), def.cwd.clone(), env.as_ref().clone())
+                .run_as(user, &def.env);
+            (Arc::new(plan.env), Ok(plan.user))
+        }
+        Err(why) => (env, Err(why)),
+    }
 }
 
 fn on_unwatch(state: &mut HealthCheckerState) {
@@ -303,6 +329,7 @@ fn schedule(
         http: state.http.clone(),
         cwd: state.definition.cwd.clone(),
         env: Arc::clone(&watched.env),
+        user: watched.user.clone(),
     };
     let generation = state.generation;
     let myself = myself.clone();
