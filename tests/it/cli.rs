@@ -807,3 +807,107 @@ fn a_daemon_whose_token_variable_is_unset_refuses_to_start() {
     );
     assert!(stderr.contains("CLI_TEST_UNSET_TOKEN"), "{stderr}");
 }
+
+// ---------------------------------------------------------------------------------------
+// up --watch
+
+/// Writes `text` to `dir/file` the way editors do: a hidden temp file, then a rename.
+fn write_config(dir: &Path, file: &str, text: &str) {
+    let path = dir.join(file);
+    let folder = path.parent().expect("a folder");
+    std::fs::create_dir_all(folder).expect("mkdir");
+    let name = path.file_name().expect("a name").to_string_lossy();
+    let temp = folder.join(format!(".{name}.tmp"));
+    std::fs::write(&temp, text).expect("write temp");
+    std::fs::rename(&temp, &path).expect("rename into place");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_watch_reloads_when_config_files_change() {
+    let dir = config_dir("version: 1\nservices:\n  base:\n    command: sleep 600\n");
+    let mut daemon = Daemon::spawn(dir.path(), &["--watch"], &[]);
+    daemon.wait_live().await;
+    daemon.wait_running(&["base"]).await;
+    let base = daemon.pid_of("base").await;
+
+    // A new file: its service is defined and started.
+    let x_yml = "services.d/x.yml";
+    write_config(
+        dir.path(),
+        x_yml,
+        "version: 1\nservices:\n  x:\n    command: sleep 601\n",
+    );
+    daemon.wait_running(&["x"]).await;
+    let first = daemon.pid_of("x").await;
+
+    // A changed command: restarted, a new pid.
+    write_config(
+        dir.path(),
+        x_yml,
+        "version: 1\nservices:\n  x:\n    command: sleep 602\n",
+    );
+    let second = wait_for("x to run with a new pid", BOOT, || async {
+        let state = daemon.state("x").await?;
+        (state.status == ServiceStatus::Running)
+            .then_some(state.pid)
+            .flatten()
+            .filter(|pid| *pid != first)
+    })
+    .await;
+    assert!(!pid_alive(first), "the old process is gone");
+
+    // steward's own save (define --persist) writes services.d/saved.yml; the reload that
+    // follows finds the same definition and keeps the process.
+    let extra = tempfile::tempdir().expect("temp dir");
+    let file = extra.path().join("saved.yml");
+    std::fs::write(
+        &file,
+        "version: 1\nservices:\n  saved:\n    command: sleep 603\n",
+    )
+    .expect("write saved.yml");
+    ok(
+        &daemon.run(&["define", &file.to_string_lossy(), "--persist"]),
+        "define --persist",
+    );
+    daemon.wait_running(&["saved"]).await;
+    let saved = daemon.pid_of("saved").await;
+    assert!(dir.path().join("services.d/saved.yml").is_file());
+    daemon.log.until("the reload after the save", BOOT, |line| {
+        line.contains("reload") && line.contains("saved") && line.contains("Keep")
+    });
+    assert_eq!(
+        daemon.pid_of("saved").await,
+        saved,
+        "same definition, same pid"
+    );
+
+    // A broken file: nothing changes, the error is logged with file:line:col.
+    write_config(
+        dir.path(),
+        "services.d/broken.yml",
+        "version: 1\nservices:\n  y:\n    comand: sleep 604\n",
+    );
+    let error = daemon.log.until("the reload error", BOOT, |line| {
+        line.contains("broken.yml:4:")
+    });
+    assert!(error.contains("comand"), "{error}");
+    let states = daemon.states().await.expect("states");
+    assert!(states.iter().all(|s| s.id != "y"), "{states:?}");
+    assert_eq!(daemon.pid_of("x").await, second);
+    assert_eq!(daemon.pid_of("base").await, base);
+
+    // Both files gone: x is stopped and removed, the rest keeps running.
+    std::fs::remove_file(dir.path().join("services.d/broken.yml")).expect("rm broken.yml");
+    std::fs::remove_file(dir.path().join(x_yml)).expect("rm x.yml");
+    wait_for("x to be removed", BOOT, || async {
+        let states = daemon.states().await?;
+        states.iter().all(|s| s.id != "x").then_some(())
+    })
+    .await;
+    wait_for("x's process to end", SOON, || async {
+        (!pid_alive(second)).then_some(())
+    })
+    .await;
+    assert_eq!(daemon.pid_of("base").await, base);
+    assert_eq!(daemon.pid_of("saved").await, saved);
+}
