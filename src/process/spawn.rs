@@ -21,10 +21,11 @@ use std::process::Stdio;
 use nix::sys::signal::Signal;
 
 use crate::process::environment::check_dir;
+use crate::process::secrets::MaskedEnv;
 use crate::process::user::{ResolvedUser, switch_refusal};
 
-/// Everything needed to spawn one process.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Everything needed to spawn one process. Its `Debug` shows the environment's names only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SpawnPlan {
     /// Program and arguments.
     pub argv: Vec<String>,
@@ -34,6 +35,17 @@ pub struct SpawnPlan {
     pub env: Vec<(String, String)>,
     /// Run as this user (`user:` / `group:`); `None` runs as steward's own user.
     pub user: Option<ResolvedUser>,
+}
+
+impl std::fmt::Debug for SpawnPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpawnPlan")
+            .field("argv", &self.argv)
+            .field("cwd", &self.cwd)
+            .field("env", &MaskedEnv(&self.env))
+            .field("user", &self.user)
+            .finish()
+    }
 }
 
 impl SpawnPlan {
