@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::config::{CommandSpec, ProbeCheck, ProbeSpec, ServiceDefinition};
 use crate::process::mask_env;
+use crate::process::secrets::MASK;
 
 /// A duration as humantime text (`"10s"`, `"1m 30s"`).
 fn human(duration: Duration) -> String {
@@ -170,7 +171,7 @@ impl ProbeView {
         match &spec.check {
             ProbeCheck::Http { url, expect_status } => {
                 view.http = Some(HttpProbeView {
-                    url: url.clone(),
+                    url: mask_url_password(url),
                     expect_status: *expect_status,
                 })
             }
@@ -182,10 +183,34 @@ impl ProbeView {
     }
 }
 
+/// `url` with the password of its userinfo (`http://user:pass@host/`) shown as `***`.
+fn mask_url_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // Only fails for URLs that cannot have a password, which this one has.
+            let _ = parsed.set_password(Some(MASK));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::secrets::MASK as REDACTED;
+    const REDACTED: &str = MASK;
+
+    #[test]
+    fn a_probe_url_password_is_masked() {
+        assert_eq!(
+            mask_url_password("http://probe:hunter2@127.0.0.1:8080/health"),
+            "http://probe:***@127.0.0.1:8080/health"
+        );
+        assert_eq!(
+            mask_url_password("http://127.0.0.1:8080/health"),
+            "http://127.0.0.1:8080/health"
+        );
+    }
 
     #[test]
     fn secret_looking_variables_are_redacted_and_others_kept() {
