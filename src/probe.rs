@@ -22,6 +22,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::config::{CommandSpec, FunctionProbe, ProbeCheck};
 use crate::process::command_line::argv_for;
+use crate::process::secrets::MaskedEnv;
 use crate::process::signal::signal_group;
 use crate::process::spawn::{Pipes, SpawnPlan, spawn_with};
 use crate::process::user::ResolvedUser;
@@ -38,8 +39,9 @@ const STDERR_TAIL_BYTES: usize = 4096;
 const STDERR_GRACE: Duration = Duration::from_millis(50);
 
 /// What a probe run needs besides the check itself: probes run like the service (DESIGN
-/// §10), so command probes get the service's cwd, environment and user.
-#[derive(Debug, Clone)]
+/// §10), so command probes get the service's cwd, environment and user. Its `Debug` shows
+/// the environment's names only.
+#[derive(Clone)]
 pub struct ProbeContext {
     /// Shared HTTP client (plain http; connection pool shared by all probes).
     pub http: reqwest::Client,
@@ -52,6 +54,16 @@ pub struct ProbeContext {
     /// `Err` holds why the service's user could not be resolved: command probes then fail
     /// with that reason rather than run as steward's (often more powerful) user.
     pub user: ProbeUser,
+}
+
+impl std::fmt::Debug for ProbeContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProbeContext")
+            .field("cwd", &self.cwd)
+            .field("env", &MaskedEnv(&self.env))
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Who command probes run as: `Ok(Some(user))` the service's `user:`, `Ok(None)` steward's

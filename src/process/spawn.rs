@@ -217,6 +217,14 @@ fn explain_spawn_error(error: Error, program: &str, plan: &SpawnPlan) -> Error {
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.as_str())
         .unwrap_or("");
+    // The PATH is quoted only when it is steward's own: one set by an `env_file` must not
+    // show up in an event (its values are secret), and the plan no longer says where a
+    // different one came from.
+    let path = if std::env::var("PATH").is_ok_and(|own| own == path) {
+        path.to_string()
+    } else {
+        "the service's own, not shown".to_string()
+    };
     let message = match error.kind() {
         ErrorKind::NotFound if program.contains('/') => format!(
             "program `{program}` not found (relative to {}): fix `command` / `argv` or `cwd`",

@@ -30,11 +30,11 @@ use tokio::task::AbortHandle;
 
 use crate::config::{ProbeKind, ServiceDefinition};
 use crate::probe::{ProbeContext, ProbeOutcome, ProbeUser, run_probe};
+use crate::process::secrets::MaskedEnv;
 use crate::process::{self, SpawnPlan};
 use crate::runtime::server::ServerMsg;
 
-/// Messages to a HealthChecker.
-#[derive(Debug)]
+/// Messages to a HealthChecker. Their `Debug` shows an environment's names only.
 pub enum HealthCheckerMsg {
     /// A process started: begin probing it (startup first, if any).
     Watch {
@@ -60,6 +60,32 @@ pub enum HealthCheckerMsg {
         /// What the run found.
         outcome: ProbeOutcome,
     },
+}
+
+impl std::fmt::Debug for HealthCheckerMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HealthCheckerMsg::Watch { run, env } => f
+                .debug_struct("Watch")
+                .field("run", run)
+                .field("env", &MaskedEnv(env))
+                .finish(),
+            HealthCheckerMsg::Unwatch => f.write_str("Unwatch"),
+            HealthCheckerMsg::Suspend => f.write_str("Suspend"),
+            HealthCheckerMsg::Resume => f.write_str("Resume"),
+            HealthCheckerMsg::Panic(why) => f.debug_tuple("Panic").field(why).finish(),
+            HealthCheckerMsg::Outcome {
+                probe,
+                generation,
+                outcome,
+            } => f
+                .debug_struct("Outcome")
+                .field("probe", probe)
+                .field("generation", generation)
+                .field("outcome", outcome)
+                .finish(),
+        }
+    }
 }
 
 /// Arguments of a HealthChecker.
@@ -90,8 +116,8 @@ pub struct HealthCheckerState {
     tasks: ProbeTasks,
 }
 
-/// What the HealthChecker knows about the run it watches.
-#[derive(Debug)]
+/// What the HealthChecker knows about the run it watches. Its `Debug` shows the
+/// environment's names only.
 struct Watched {
     /// Echoed in verdicts so the Server can drop those of an older process.
     run: u64,
@@ -106,6 +132,19 @@ struct Watched {
     suspended: bool,
     /// Counters and last verdict per probe.
     tracks: HashMap<ProbeKind, ProbeTrack>,
+}
+
+impl std::fmt::Debug for Watched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watched")
+            .field("run", &self.run)
+            .field("env", &MaskedEnv(&self.env))
+            .field("user", &self.user)
+            .field("phase", &self.phase)
+            .field("suspended", &self.suspended)
+            .field("tracks", &self.tracks)
+            .finish()
+    }
 }
 
 /// Where a run is in its probe lifecycle.
@@ -485,6 +524,16 @@ pub(crate) fn verdict_cause(probe: ProbeKind, detail: &str, streak: u32) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_shows_env_names_only() {
+        let msg = HealthCheckerMsg::Watch {
+            run: 1,
+            env: Arc::new(vec![("DB_URL".into(), "postgres://u:pw@h/db".into())]),
+        };
+        let text = format!("{msg:?}");
+        assert!(text.contains("DB_URL") && !text.contains("pw@h"), "{text}");
+    }
 
     #[test]
     fn probe_track_reports_the_first_verdict_and_only_changes() {
