@@ -13,7 +13,6 @@
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +22,10 @@ use tokio::io::AsyncReadExt;
 
 use crate::config::{CommandSpec, FunctionProbe, ProbeCheck};
 use crate::process::command_line::argv_for;
+use crate::process::secrets::MaskedEnv;
 use crate::process::signal::signal_group;
+use crate::process::spawn::{Pipes, SpawnPlan, spawn_with};
+use crate::process::user::ResolvedUser;
 
 /// Longest stderr excerpt a command probe puts in its detail, in characters.
 const STDERR_EXCERPT_CHARS: usize = 120;
@@ -37,16 +39,36 @@ const STDERR_TAIL_BYTES: usize = 4096;
 const STDERR_GRACE: Duration = Duration::from_millis(50);
 
 /// What a probe run needs besides the check itself: probes run like the service (DESIGN
-/// §10), so command probes get the service's cwd and environment.
-#[derive(Debug, Clone)]
+/// §10), so command probes get the service's cwd, environment and user. Its `Debug` shows
+/// the environment's names only.
+#[derive(Clone)]
 pub struct ProbeContext {
     /// Shared HTTP client (plain http; connection pool shared by all probes).
     pub http: reqwest::Client,
     /// The service's working directory, where command probes run.
     pub cwd: PathBuf,
-    /// The service's complete resolved environment; command probes get exactly this.
+    /// The service's complete resolved environment; command probes get exactly this
+    /// (with `user:`, including that user's `HOME`, `USER` and `LOGNAME`).
     pub env: Arc<Vec<(String, String)>>,
+    /// The user command probes run as (`user:` / `group:`); `Ok(None)` is steward's own.
+    /// `Err` holds why the service's user could not be resolved: command probes then fail
+    /// with that reason rather than run as steward's (often more powerful) user.
+    pub user: ProbeUser,
 }
+
+impl std::fmt::Debug for ProbeContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProbeContext")
+            .field("cwd", &self.cwd)
+            .field("env", &MaskedEnv(&self.env))
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who command probes run as: `Ok(Some(user))` the service's `user:`, `Ok(None)` steward's
+/// own user, `Err` why the service's user could not be resolved.
+pub type ProbeUser = Result<Option<ResolvedUser>, String>;
 
 /// The result of one probe run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,25 +205,27 @@ async fn command_probe(
     ctx: &ProbeContext,
 ) -> (bool, String) {
     let argv = argv_for(command);
-    let Some((program, args)) = argv.split_first() else {
+    if argv.is_empty() {
         return (false, "command is empty".to_string());
+    }
+    let user = match &ctx.user {
+        Ok(user) => user.clone(),
+        Err(why) => return (false, format!("command failed to start: {why}")),
     };
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
-        .current_dir(&ctx.cwd)
-        .env_clear()
-        .envs(ctx.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        // If this future is dropped mid-run, tokio kills the leader and reaps it in the
-        // background; the guard below takes care of the rest of the group.
-        .kill_on_drop(true);
-    let mut child = match cmd.spawn() {
+    // The same spawning path as the service: own process group, the service's user, and
+    // PR_SET_PDEATHSIG set after the user switch, so a killed steward leaves no probe.
+    let plan = SpawnPlan {
+        argv,
+        cwd: ctx.cwd.clone(),
+        env: ctx.env.as_ref().clone(),
+        user,
+    };
+    let mut child = match spawn_with(&plan, Pipes::STDERR) {
         Ok(child) => child,
-        Err(e) => return (false, format!("command failed to start: {program}: {e}")),
+        Err(e) => return (false, format!("command failed to start: {e}")),
     };
+    // If this future is dropped mid-run the guard SIGKILLs the whole group, and tokio
+    // reaps the dropped leader in the background.
     let mut group = ProcessGroupGuard { pgid: child.id() };
     let mut stderr_tail = AbortOnDrop(
         child
@@ -345,6 +369,7 @@ mod tests {
             http: reqwest::Client::new(),
             cwd: std::env::temp_dir(),
             env: Arc::new(vec![("PATH".into(), "/usr/bin:/bin".into())]),
+            user: Ok(None),
         }
     }
 

@@ -167,7 +167,7 @@ pub fn document() -> Value {
         json!({
             "get": {
                 "tags": ["services"], "operationId": "service_get",
-                "summary": "One service: its state's fields plus `definition` (durations as text, secret-looking env values as \"***\").",
+                "summary": "One service: its state's fields plus `definition` (durations as text, env values whose name contains KEY, TOKEN, SECRET, PASSWORD, PASSWD or CREDENTIAL (any case) as \"***\").",
                 "parameters": [id_param()],
                 "responses": {
                     "200": json_ok("State and definition.", "ServiceDetail"),
@@ -420,7 +420,7 @@ fn schemas() -> Value {
             "services": {"type": "array", "items": {"$ref": "#/components/schemas/ServiceState"}}}},
         "Definition": {
             "type": "object",
-            "description": "A definition in the YAML schema's shape: durations as text, signals by name, secret-looking env values as \"***\".",
+            "description": "A definition in the YAML schema's shape: durations as text, signals by name, env values whose name contains KEY, TOKEN, SECRET, PASSWORD, PASSWD or CREDENTIAL (any case) as \"***\".",
             "properties": {
                 "id": {"type": "string"}, "name": {"type": "string"},
                 "command": {"type": "string"}, "argv": {"type": "array", "items": {"type": "string"}},

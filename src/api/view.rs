@@ -3,29 +3,20 @@
 //! [`DefinitionView`] shows a [`ServiceDefinition`] in the shape of the YAML schema (DESIGN
 //! §2): durations as humantime text (`"10s"`), signals by name, probes as
 //! `{"http": {…}, "interval": "2s", …}`. Values of environment variables whose name looks
-//! like a secret (it contains `KEY`, `TOKEN`, `SECRET` or `PASSWORD`, in any case) are
-//! shown as `"***"`: a definition is readable by anyone with API access, including the
-//! dashboard, and a credential has no business there.
+//! like a secret are shown as `"***"`, through [`process::mask_env`](crate::process::mask_env)
+//! (the one place that decides): a definition is readable by anyone with API access,
+//! including the dashboard, and a credential has no business there. Values from an
+//! `env_file` are never part of a definition (only its path is).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::config::{CommandSpec, ProbeCheck, ProbeSpec, ServiceDefinition};
-
-/// What a redacted value is replaced with.
-pub const REDACTED: &str = "***";
-
-/// Name fragments that mark an environment variable as secret (compared uppercase).
-const SECRET_MARKERS: [&str; 4] = ["KEY", "TOKEN", "SECRET", "PASSWORD"];
-
-/// True when an environment variable of this name holds a secret.
-pub fn is_secret_name(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    SECRET_MARKERS.iter().any(|m| upper.contains(m))
-}
+use crate::process::mask_env;
+use crate::process::secrets::MASK;
 
 /// A duration as humantime text (`"10s"`, `"1m 30s"`).
 fn human(duration: Duration) -> String {
@@ -104,14 +95,7 @@ impl DefinitionView {
             command,
             argv,
             cwd: path_text(&def.cwd),
-            env: def
-                .env
-                .iter()
-                .map(|(k, v)| {
-                    let shown = if is_secret_name(k) { REDACTED } else { v };
-                    (k.clone(), shown.to_string())
-                })
-                .collect(),
+            env: mask_env(&def.env, &BTreeSet::new()),
             env_file: def.env_file.as_deref().map(path_text),
             required_env: def.required_env.clone(),
             tags: def.tags.clone(),
@@ -187,7 +171,7 @@ impl ProbeView {
         match &spec.check {
             ProbeCheck::Http { url, expect_status } => {
                 view.http = Some(HttpProbeView {
-                    url: url.clone(),
+                    url: mask_url_password(url),
                     expect_status: *expect_status,
                 })
             }
@@ -199,9 +183,34 @@ impl ProbeView {
     }
 }
 
+/// `url` with the password of its userinfo (`http://user:pass@host/`) shown as `***`.
+fn mask_url_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // Only fails for URLs that cannot have a password, which this one has.
+            let _ = parsed.set_password(Some(MASK));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    const REDACTED: &str = MASK;
+
+    #[test]
+    fn a_probe_url_password_is_masked() {
+        assert_eq!(
+            mask_url_password("http://probe:hunter2@127.0.0.1:8080/health"),
+            "http://probe:***@127.0.0.1:8080/health"
+        );
+        assert_eq!(
+            mask_url_password("http://127.0.0.1:8080/health"),
+            "http://127.0.0.1:8080/health"
+        );
+    }
 
     #[test]
     fn secret_looking_variables_are_redacted_and_others_kept() {

@@ -8,7 +8,10 @@
 //!    address without a token fails the boot with no service started;
 //! 3. spawn the runtime, print its events through tracing, define every service, serve the
 //!    API, start the autostart services;
-//! 4. on SIGTERM or SIGINT, stop every service in reverse order within
+//! 4. on SIGHUP, and with `--watch` on each burst of changes to the config files (see
+//!    [`watch`](crate::cli::watch)), re-read the config and apply the difference; a config
+//!    with errors changes nothing and every error is logged;
+//! 5. on SIGTERM or SIGINT, stop every service in reverse order within
 //!    `shutdown_timeout` (what is left is SIGKILLed), then exit 0 (DESIGN §10 "Shutdown").
 //!    A second SIGINT during that stop kills every process group at once and exits.
 //!
@@ -16,7 +19,7 @@
 //! `stopping`; it closes once the runtime is down.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -29,6 +32,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{oneshot, watch};
 use tracing::{error, info, warn};
 
+use crate::cli::watch::ConfigWatcher;
 use crate::cli::{UpArgs, ValidateArgs, out, out_json};
 
 /// After the runtime is down: how long open API connections (a `logs -f` reader) get to
@@ -151,6 +155,13 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         "steward is up; SIGINT (Ctrl-C) or SIGTERM stops every service"
     );
 
+    // Started before the boot, so a change made while services start is not missed.
+    let mut watcher = None;
+    if args.watch {
+        let watching = ConfigWatcher::start(&args.config)?;
+        info!(config = %watching.dir().display(), "watching the config files; a change reloads them");
+        watcher = Some(watching);
+    }
     let mut failed = false;
     let boot = steward.start_all();
     tokio::pin!(boot);
@@ -173,13 +184,19 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                     break name;
                 }
                 info!("SIGHUP: reloading the configuration");
-                match steward.reload(false).await {
-                    Ok(plan) => {
-                        for entry in &plan.entries {
-                            info!(service = %entry.id, action = ?entry.action, why = %entry.why, "reload");
-                        }
+                reload(&steward).await;
+            }
+            change = next_change(&mut watcher) => {
+                match change {
+                    Some(files) => {
+                        let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+                        info!(files = %files.join(", "), "config changed: reloading");
+                        reload(&steward).await;
                     }
-                    Err(e) => warn!(error = %e, "reload refused; nothing changed"),
+                    None => {
+                        warn!("the config watcher stopped; changes now need a SIGHUP");
+                        watcher = None;
+                    }
                 }
             }
             served = &mut server => {
@@ -235,6 +252,38 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Re-reads the config and applies the difference (SIGHUP and `--watch`). A config with
+/// errors changes nothing; each error is logged on its own line, with file:line:col.
+async fn reload(steward: &Steward) {
+    match steward.reload(false).await {
+        Ok(plan) => {
+            for entry in &plan.entries {
+                info!(service = %entry.id, action = ?entry.action, why = %entry.why, "reload");
+            }
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            let summary = lines
+                .next()
+                .unwrap_or("reload failed")
+                .trim_end_matches(':');
+            warn!(error = %summary, "reload refused; nothing changed");
+            for problem in lines {
+                warn!(%problem, "reload refused");
+            }
+        }
+    }
+}
+
+/// The next burst of config changes; never resolves without a watcher.
+async fn next_change(watcher: &mut Option<ConfigWatcher>) -> Option<Vec<PathBuf>> {
+    match watcher {
+        Some(watching) => watching.next_change().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// `127.0.0.1:7070`, `[::1]:7070` or `localhost:7070` → a socket address.

@@ -27,6 +27,7 @@ pub mod sse;
 pub mod status;
 pub mod style;
 pub mod table;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -130,6 +131,10 @@ pub struct UpArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
+    /// Reload when services.yml or services.d/*.yml change (as SIGHUP does; one reload per
+    /// burst of changes).
+    #[arg(long)]
+    pub watch: bool,
 }
 
 /// `steward validate`.

@@ -103,9 +103,11 @@ pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, (usize, Strin
             .map(str::trim_start)
             .unwrap_or(line);
         let Some((key, rest)) = line.split_once('=') else {
+            // The line is not quoted back: it may hold a secret (DESIGN: env_file values
+            // never appear in steward's output).
             return Err((
                 number,
-                format!("expected KEY=VALUE, found `{}`", raw.trim()),
+                "expected KEY=VALUE (a line with no `=`)".to_string(),
             ));
         };
         let key = key.trim_end();
@@ -127,7 +129,7 @@ pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, (usize, Strin
                         if !after.is_empty() && !after.starts_with('#') {
                             return Err((
                                 number,
-                                format!("unexpected `{after}` after the closing quote"),
+                                format!("unexpected text after the closing quote of {key}"),
                             ));
                         }
                         break value;

@@ -39,9 +39,29 @@ pub fn mask_env(
         .collect()
 }
 
+/// Debug-prints a resolved environment as `{"KEY": "***", …}`: every value masked, since
+/// a resolved environment mixes steward's own, `env_file` and `env` values and no longer
+/// says which is which. For `Debug` impls of types that carry one (a spawn plan), so no
+/// `?plan` in a log line can show a secret.
+pub struct MaskedEnv<'a>(pub &'a [(String, String)]);
+
+impl std::fmt::Debug for MaskedEnv<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(key, _)| (key, MASK)))
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_masked_env_shows_names_only() {
+        let env = vec![("PORT".to_string(), "8080".to_string())];
+        assert_eq!(format!("{:?}", MaskedEnv(&env)), r#"{"PORT": "***"}"#);
+    }
 
     #[test]
     fn secret_names_are_recognised_in_any_case() {

@@ -21,10 +21,11 @@ use std::process::Stdio;
 use nix::sys::signal::Signal;
 
 use crate::process::environment::check_dir;
+use crate::process::secrets::MaskedEnv;
 use crate::process::user::{ResolvedUser, switch_refusal};
 
-/// Everything needed to spawn one process.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Everything needed to spawn one process. Its `Debug` shows the environment's names only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SpawnPlan {
     /// Program and arguments.
     pub argv: Vec<String>,
@@ -34,6 +35,17 @@ pub struct SpawnPlan {
     pub env: Vec<(String, String)>,
     /// Run as this user (`user:` / `group:`); `None` runs as steward's own user.
     pub user: Option<ResolvedUser>,
+}
+
+impl std::fmt::Debug for SpawnPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpawnPlan")
+            .field("argv", &self.argv)
+            .field("cwd", &self.cwd)
+            .field("env", &MaskedEnv(&self.env))
+            .field("user", &self.user)
+            .finish()
+    }
 }
 
 impl SpawnPlan {
@@ -68,6 +80,37 @@ impl SpawnPlan {
     }
 }
 
+/// Which of the child's standard streams are piped to steward; the others are connected
+/// to `/dev/null`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pipes {
+    /// Pipe stdin (a service reads `POST …/input`).
+    pub stdin: bool,
+    /// Pipe stdout.
+    pub stdout: bool,
+    /// Pipe stderr.
+    pub stderr: bool,
+}
+
+impl Pipes {
+    /// All three piped: a service, whose output goes to its log ring.
+    pub const ALL: Pipes = Pipes {
+        stdin: true,
+        stdout: true,
+        stderr: true,
+    };
+    /// Only stderr piped: a command probe, whose last stderr line explains a failure.
+    pub const STDERR: Pipes = Pipes {
+        stdin: false,
+        stdout: false,
+        stderr: true,
+    };
+}
+
+fn stdio(piped: bool) -> Stdio {
+    if piped { Stdio::piped() } else { Stdio::null() }
+}
+
 /// Spawns `plan` with stdin, stdout and stderr piped, in a new process group (pgid ==
 /// pid), with `PR_SET_PDEATHSIG(SIGKILL)`.
 ///
@@ -76,6 +119,13 @@ impl SpawnPlan {
 /// what to fix: a missing working directory, a program that is not found or not
 /// executable.
 pub fn spawn(plan: &SpawnPlan) -> std::io::Result<tokio::process::Child> {
+    spawn_with(plan, Pipes::ALL)
+}
+
+/// [`spawn`] with only the streams in `pipes` piped (the others read from and write to
+/// `/dev/null`). Command probes use it, so they run exactly like the service: same cwd,
+/// environment and user, own process group, parent-death signal (DESIGN §10).
+pub fn spawn_with(plan: &SpawnPlan, pipes: Pipes) -> std::io::Result<tokio::process::Child> {
     let Some((program, args)) = plan.argv.split_first() else {
         return Err(Error::new(
             ErrorKind::InvalidInput,
@@ -103,9 +153,9 @@ pub fn spawn(plan: &SpawnPlan) -> std::io::Result<tokio::process::Child> {
         .current_dir(&plan.cwd)
         .env_clear()
         .envs(plan.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdin(stdio(pipes.stdin))
+        .stdout(stdio(pipes.stdout))
+        .stderr(stdio(pipes.stderr))
         .process_group(0)
         .kill_on_drop(false);
     bind_to_parent(command.as_std_mut(), switch_to);
@@ -167,6 +217,14 @@ fn explain_spawn_error(error: Error, program: &str, plan: &SpawnPlan) -> Error {
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.as_str())
         .unwrap_or("");
+    // The PATH is quoted only when it is steward's own: one set by an `env_file` must not
+    // show up in an event (its values are secret), and the plan no longer says where a
+    // different one came from.
+    let path = if std::env::var("PATH").is_ok_and(|own| own == path) {
+        path.to_string()
+    } else {
+        "the service's own, not shown".to_string()
+    };
     let message = match error.kind() {
         ErrorKind::NotFound if program.contains('/') => format!(
             "program `{program}` not found (relative to {}): fix `command` / `argv` or `cwd`",

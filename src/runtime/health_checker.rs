@@ -29,11 +29,12 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::AbortHandle;
 
 use crate::config::{ProbeKind, ServiceDefinition};
-use crate::probe::{ProbeContext, ProbeOutcome, run_probe};
+use crate::probe::{ProbeContext, ProbeOutcome, ProbeUser, run_probe};
+use crate::process::secrets::MaskedEnv;
+use crate::process::{self, SpawnPlan};
 use crate::runtime::server::ServerMsg;
 
-/// Messages to a HealthChecker.
-#[derive(Debug)]
+/// Messages to a HealthChecker. Their `Debug` shows an environment's names only.
 pub enum HealthCheckerMsg {
     /// A process started: begin probing it (startup first, if any).
     Watch {
@@ -59,6 +60,32 @@ pub enum HealthCheckerMsg {
         /// What the run found.
         outcome: ProbeOutcome,
     },
+}
+
+impl std::fmt::Debug for HealthCheckerMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HealthCheckerMsg::Watch { run, env } => f
+                .debug_struct("Watch")
+                .field("run", run)
+                .field("env", &MaskedEnv(env))
+                .finish(),
+            HealthCheckerMsg::Unwatch => f.write_str("Unwatch"),
+            HealthCheckerMsg::Suspend => f.write_str("Suspend"),
+            HealthCheckerMsg::Resume => f.write_str("Resume"),
+            HealthCheckerMsg::Panic(why) => f.debug_tuple("Panic").field(why).finish(),
+            HealthCheckerMsg::Outcome {
+                probe,
+                generation,
+                outcome,
+            } => f
+                .debug_struct("Outcome")
+                .field("probe", probe)
+                .field("generation", generation)
+                .field("outcome", outcome)
+                .finish(),
+        }
+    }
 }
 
 /// Arguments of a HealthChecker.
@@ -89,19 +116,35 @@ pub struct HealthCheckerState {
     tasks: ProbeTasks,
 }
 
-/// What the HealthChecker knows about the run it watches.
-#[derive(Debug)]
+/// What the HealthChecker knows about the run it watches. Its `Debug` shows the
+/// environment's names only.
 struct Watched {
     /// Echoed in verdicts so the Server can drop those of an older process.
     run: u64,
-    /// Command probes run with the service's environment.
+    /// Command probes run with the service's environment (plus, with `user:`, that
+    /// user's `HOME`, `USER` and `LOGNAME`, as the service got them).
     env: Arc<Vec<(String, String)>>,
+    /// Command probes run as the service's user; `Err` says why it could not be resolved.
+    user: ProbeUser,
     /// Which probes are due.
     phase: Phase,
     /// While true (process frozen), nothing runs.
     suspended: bool,
     /// Counters and last verdict per probe.
     tracks: HashMap<ProbeKind, ProbeTrack>,
+}
+
+impl std::fmt::Debug for Watched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watched")
+            .field("run", &self.run)
+            .field("env", &MaskedEnv(&self.env))
+            .field("user", &self.user)
+            .field("phase", &self.phase)
+            .field("suspended", &self.suspended)
+            .field("tracks", &self.tracks)
+            .finish()
+    }
 }
 
 /// Where a run is in its probe lifecycle.
@@ -208,14 +251,36 @@ fn on_watch(
         Phase::Steady
     };
     tracing::debug!(service = %state.definition.id, run, "probing a new run");
+    let (env, user) = probe_identity(&state.definition, env);
     state.watched = Some(Watched {
         run,
         env,
+        user,
         phase,
         suspended: false,
         tracks: HashMap::new(),
     });
     start_phase(myself, state, FirstRun::AfterInitialDelay);
+}
+
+/// Who command probes run as, and their environment: the service's user (looked up once
+/// per run, like the Server does before each spawn) with the identity variables a spawn as
+/// that user gets (DESIGN §10 "Probes and install run like the service").
+fn probe_identity(
+    def: &ServiceDefinition,
+    env: Arc<Vec<(String, String)>>,
+) -> (Arc<Vec<(String, String)>>, ProbeUser) {
+    let Some(name) = &def.user else {
+        return (env, Ok(None));
+    };
+    match process::resolve_user(name, def.group.as_deref()) {
+        Ok(user) => {
+            let plan = SpawnPlan::new(Vec::new(), def.cwd.clone(), env.as_ref().clone())
+                .run_as(user, &def.env);
+            (Arc::new(plan.env), Ok(plan.user))
+        }
+        Err(why) => (env, Err(why)),
+    }
 }
 
 fn on_unwatch(state: &mut HealthCheckerState) {
@@ -303,6 +368,7 @@ fn schedule(
         http: state.http.clone(),
         cwd: state.definition.cwd.clone(),
         env: Arc::clone(&watched.env),
+        user: watched.user.clone(),
     };
     let generation = state.generation;
     let myself = myself.clone();
@@ -458,6 +524,16 @@ pub(crate) fn verdict_cause(probe: ProbeKind, detail: &str, streak: u32) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_shows_env_names_only() {
+        let msg = HealthCheckerMsg::Watch {
+            run: 1,
+            env: Arc::new(vec![("DB_URL".into(), "postgres://u:pw@h/db".into())]),
+        };
+        let text = format!("{msg:?}");
+        assert!(text.contains("DB_URL") && !text.contains("pw@h"), "{text}");
+    }
 
     #[test]
     fn probe_track_reports_the_first_verdict_and_only_changes() {

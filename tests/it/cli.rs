@@ -153,7 +153,8 @@ struct Daemon {
     token: Option<String>,
     /// The daemon's log (stderr).
     log: Lines,
-    _stdout: Lines,
+    /// The daemon's stdout (nothing is expected there).
+    stdout: Lines,
     http: reqwest::Client,
 }
 
@@ -191,7 +192,7 @@ impl Daemon {
             url: format!("http://127.0.0.1:{port}"),
             token: None,
             log,
-            _stdout: stdout,
+            stdout,
             http: reqwest::Client::new(),
         }
     }
@@ -806,4 +807,389 @@ fn a_daemon_whose_token_variable_is_unset_refuses_to_start() {
         "up without the token variable",
     );
     assert!(stderr.contains("CLI_TEST_UNSET_TOKEN"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------
+// up --watch
+
+/// Writes `text` to `dir/file` the way editors do: a hidden temp file, then a rename.
+fn write_config(dir: &Path, file: &str, text: &str) {
+    let path = dir.join(file);
+    let folder = path.parent().expect("a folder");
+    std::fs::create_dir_all(folder).expect("mkdir");
+    let name = path.file_name().expect("a name").to_string_lossy();
+    let temp = folder.join(format!(".{name}.tmp"));
+    std::fs::write(&temp, text).expect("write temp");
+    std::fs::rename(&temp, &path).expect("rename into place");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_watch_reloads_when_config_files_change() {
+    let dir = config_dir("version: 1\nservices:\n  base:\n    command: sleep 600\n");
+    let mut daemon = Daemon::spawn(dir.path(), &["--watch"], &[]);
+    daemon.wait_live().await;
+    daemon.wait_running(&["base"]).await;
+    let base = daemon.pid_of("base").await;
+
+    // A new file: its service is defined and started.
+    let x_yml = "services.d/x.yml";
+    write_config(
+        dir.path(),
+        x_yml,
+        "version: 1\nservices:\n  x:\n    command: sleep 601\n",
+    );
+    daemon.wait_running(&["x"]).await;
+    let first = daemon.pid_of("x").await;
+
+    // A changed command: restarted, a new pid.
+    write_config(
+        dir.path(),
+        x_yml,
+        "version: 1\nservices:\n  x:\n    command: sleep 602\n",
+    );
+    let second = wait_for("x to run with a new pid", BOOT, || async {
+        let state = daemon.state("x").await?;
+        (state.status == ServiceStatus::Running)
+            .then_some(state.pid)
+            .flatten()
+            .filter(|pid| *pid != first)
+    })
+    .await;
+    assert!(!pid_alive(first), "the old process is gone");
+
+    // steward's own save (define --persist) writes services.d/saved.yml; the reload that
+    // follows finds the same definition and keeps the process.
+    let extra = tempfile::tempdir().expect("temp dir");
+    let file = extra.path().join("saved.yml");
+    std::fs::write(
+        &file,
+        "version: 1\nservices:\n  saved:\n    command: sleep 603\n",
+    )
+    .expect("write saved.yml");
+    ok(
+        &daemon.run(&["define", &file.to_string_lossy(), "--persist"]),
+        "define --persist",
+    );
+    daemon.wait_running(&["saved"]).await;
+    let saved = daemon.pid_of("saved").await;
+    assert!(dir.path().join("services.d/saved.yml").is_file());
+    daemon.log.until("the reload after the save", BOOT, |line| {
+        line.contains("reload") && line.contains("saved") && line.contains("Keep")
+    });
+    assert_eq!(
+        daemon.pid_of("saved").await,
+        saved,
+        "same definition, same pid"
+    );
+
+    // A broken file: nothing changes, the error is logged with file:line:col.
+    write_config(
+        dir.path(),
+        "services.d/broken.yml",
+        "version: 1\nservices:\n  y:\n    comand: sleep 604\n",
+    );
+    let error = daemon.log.until("the reload error", BOOT, |line| {
+        line.contains("broken.yml:4:")
+    });
+    assert!(error.contains("comand"), "{error}");
+    let states = daemon.states().await.expect("states");
+    assert!(states.iter().all(|s| s.id != "y"), "{states:?}");
+    assert_eq!(daemon.pid_of("x").await, second);
+    assert_eq!(daemon.pid_of("base").await, base);
+
+    // Both files gone: x is stopped and removed, the rest keeps running.
+    std::fs::remove_file(dir.path().join("services.d/broken.yml")).expect("rm broken.yml");
+    std::fs::remove_file(dir.path().join(x_yml)).expect("rm x.yml");
+    wait_for("x to be removed", BOOT, || async {
+        let states = daemon.states().await?;
+        states.iter().all(|s| s.id != "x").then_some(())
+    })
+    .await;
+    wait_for("x's process to end", SOON, || async {
+        (!pid_alive(second)).then_some(())
+    })
+    .await;
+    assert_eq!(daemon.pid_of("base").await, base);
+    assert_eq!(daemon.pid_of("saved").await, saved);
+}
+
+// ---------------------------------------------------------------------------------------
+// Secrets never appear in steward's output
+
+/// Every secret the masking test plants; none may appear in anything steward shows.
+const SECRETS: [&str; 5] = [
+    "tok-s3cr3t-1",
+    "tok-s3cr3t-2",
+    "hunter2-s3cr3t",
+    "file-s3cr3t",
+    "save-s3cr3t",
+];
+
+fn vault_yml(token: &str) -> String {
+    format!(
+        r#"version: 1
+settings:
+  shutdown_timeout: 20s
+services:
+  vault:
+    argv: [sh, -c, "env > seen.$$.env; exec sleep 600"]
+    env: {{ API_TOKEN: {token}, PLAIN: visible-ok }}
+    env_file: vault.env
+    stop_timeout: 5s
+"#
+    )
+}
+
+/// Runs a client command that must succeed; keeps its stdout and stderr in `outputs`.
+fn cli(daemon: &Daemon, outputs: &mut Vec<(String, String)>, what: &str, args: &[&str]) -> String {
+    let output = daemon.run(args);
+    let stdout = ok(&output, what);
+    outputs.push((format!("{what} (stderr)"), text(&output.stderr)));
+    outputs.push((what.to_string(), stdout.clone()));
+    stdout
+}
+
+/// Asserts that `output` (named `what`) shows none of [`SECRETS`].
+fn assert_no_secret(what: &str, output: &str) {
+    for secret in SECRETS {
+        assert!(
+            !output.contains(secret),
+            "{what} shows the secret {secret}:\n{output}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_appear_in_any_output() {
+    let dir = config_dir(&vault_yml("tok-s3cr3t-1"));
+    std::fs::write(
+        dir.path().join("vault.env"),
+        "DB_PASSWORD=hunter2-s3cr3t\nFROM_FILE=file-s3cr3t\n",
+    )
+    .expect("write vault.env");
+    let mut daemon = Daemon::spawn(
+        dir.path(),
+        &[],
+        &[("STEWARD_LOG", "debug"), ("RUST_LOG", "debug")],
+    );
+    daemon.wait_live().await;
+    daemon.wait_running(&["vault"]).await;
+    // The service writes its environment to seen.<pid>.env (the shell execs, so its pid
+    // is the service's).
+    let saw_all = |pid: u32, values: &'static [&'static str]| {
+        let seen = dir.path().join(format!("seen.{pid}.env"));
+        async move {
+            let text = std::fs::read_to_string(&seen).ok()?;
+            values.iter().all(|v| text.contains(v)).then_some(())
+        }
+    };
+    let first = daemon.pid_of("vault").await;
+    wait_for("the service to see every value", SOON, || {
+        saw_all(
+            first,
+            &[
+                "tok-s3cr3t-1",
+                "hunter2-s3cr3t",
+                "file-s3cr3t",
+                "visible-ok",
+            ],
+        )
+    })
+    .await;
+
+    let mut outputs: Vec<(String, String)> = Vec::new();
+    cli(&daemon, &mut outputs, "restart", &["restart", "vault"]);
+    let second = daemon.pid_of("vault").await;
+    assert_ne!(second, first);
+    wait_for("the restarted service to see every value", SOON, || {
+        saw_all(second, &["tok-s3cr3t-1", "hunter2-s3cr3t", "file-s3cr3t"])
+    })
+    .await;
+
+    // A definition defined at run time and persisted keeps its real value on disk.
+    let extra = tempfile::tempdir().expect("temp dir");
+    let file = extra.path().join("keeper.yml");
+    std::fs::write(
+        &file,
+        "version: 1\nservices:\n  keeper:\n    command: sleep 600\n    env: { SAVE_TOKEN: save-s3cr3t }\n",
+    )
+    .expect("write keeper.yml");
+    cli(
+        &daemon,
+        &mut outputs,
+        "define --persist",
+        &["define", &file.to_string_lossy(), "--persist"],
+    );
+    let saved = std::fs::read_to_string(dir.path().join("services.d/keeper.yml"))
+        .expect("services.d/keeper.yml");
+    assert!(
+        saved.contains("save-s3cr3t"),
+        "save writes the real value:\n{saved}"
+    );
+
+    // A changed token: the plan says what changed, never the values.
+    std::fs::write(dir.path().join("services.yml"), vault_yml("tok-s3cr3t-2"))
+        .expect("rewrite services.yml");
+    let plan = cli(
+        &daemon,
+        &mut outputs,
+        "reload --dry-run",
+        &["reload", "--dry-run"],
+    );
+    assert!(plan.contains("env"), "{plan}");
+    cli(
+        &daemon,
+        &mut outputs,
+        "reload --dry-run --json",
+        &["reload", "--dry-run", "--json"],
+    );
+    cli(&daemon, &mut outputs, "reload", &["reload"]);
+    let third = wait_for("vault to run again after the reload", SOON, || async {
+        let state = daemon.state("vault").await?;
+        (state.status == ServiceStatus::Running)
+            .then_some(state.pid)
+            .flatten()
+            .filter(|pid| *pid != second)
+    })
+    .await;
+    wait_for("the reloaded service to see the new token", SOON, || {
+        saw_all(third, &["tok-s3cr3t-2", "hunter2-s3cr3t", "file-s3cr3t"])
+    })
+    .await;
+    daemon.wait_running(&["vault", "keeper"]).await;
+
+    // A broken env_file: the reason names the file and line, never the line's text.
+    std::fs::write(
+        dir.path().join("vault.env"),
+        "DB_PASSWORD hunter2-s3cr3t\nFROM_FILE=file-s3cr3t\n",
+    )
+    .expect("break vault.env");
+    let output = daemon.run(&["restart", "vault"]);
+    outputs.push(("restart, broken env_file".to_string(), text(&output.stdout)));
+    outputs.push((
+        "restart, broken env_file (stderr)".to_string(),
+        text(&output.stderr),
+    ));
+    let failed = wait_for("vault to fail on its env_file", SOON, || async {
+        daemon
+            .state("vault")
+            .await
+            .filter(|s| s.status == ServiceStatus::Failed)
+    })
+    .await;
+    let reason = failed.reason.unwrap_or_default();
+    assert!(reason.contains("vault.env:1"), "{reason}");
+
+    cli(&daemon, &mut outputs, "status", &["status"]);
+    cli(
+        &daemon,
+        &mut outputs,
+        "status --json",
+        &["status", "--json"],
+    );
+    cli(&daemon, &mut outputs, "events", &["events"]);
+    cli(
+        &daemon,
+        &mut outputs,
+        "events --json",
+        &["events", "--json"],
+    );
+    cli(&daemon, &mut outputs, "explain", &["explain", "vault"]);
+    cli(
+        &daemon,
+        &mut outputs,
+        "explain --json",
+        &["explain", "vault", "--json"],
+    );
+    cli(&daemon, &mut outputs, "logs", &["logs", "vault"]);
+
+    let http = reqwest::Client::new();
+    let mut detail = None;
+    for path in [
+        "/api/v1/services",
+        "/api/v1/services/vault",
+        "/api/v1/services/keeper",
+        "/api/v1/services/vault/explain",
+        "/api/v1/status",
+        "/api/v1/openapi.json",
+        "/metrics",
+    ] {
+        let body = http
+            .get(format!("{}{path}", daemon.url))
+            .send()
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .expect("body");
+        if path == "/api/v1/services/vault" {
+            detail = Some(body.clone());
+        }
+        outputs.push((format!("GET {path}"), body));
+    }
+    let plan = http
+        .post(format!("{}/api/v1/reload?dry_run=true", daemon.url))
+        .send()
+        .await
+        .expect("POST reload")
+        .text()
+        .await
+        .expect("body");
+    outputs.push(("POST /api/v1/reload?dry_run=true".to_string(), plan));
+    let mut events = http
+        .get(format!("{}/api/v1/events?since=0", daemon.url))
+        .send()
+        .await
+        .expect("GET events");
+    let mut ring = String::new();
+    // The ring is replayed first; the stream then follows, so read until the last event.
+    let last_seq = {
+        let output = daemon.run(&["events", "--json"]);
+        let events: Vec<Event> = text(&output.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        events.last().map(|e| e.seq).expect("some events")
+    };
+    let wanted = format!("\"seq\":{last_seq}");
+    while !ring.contains(&wanted) {
+        let chunk = tokio::time::timeout(SOON, events.chunk())
+            .await
+            .expect("the event ring in time")
+            .expect("read events")
+            .expect("the stream stays open");
+        ring.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(events);
+    outputs.push(("GET /api/v1/events (ring)".to_string(), ring));
+
+    // The definition view shows plain values, masks the secret, names the env_file.
+    let detail: serde_json::Value =
+        serde_json::from_str(&detail.expect("the detail")).expect("JSON detail");
+    let env = &detail["definition"]["env"];
+    assert_eq!(env["PLAIN"], "visible-ok", "{detail}");
+    assert_eq!(env["API_TOKEN"], "***", "{detail}");
+    assert!(
+        detail["definition"]["env_file"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("vault.env")),
+        "{detail}"
+    );
+
+    daemon.signal(Signal::SIGTERM);
+    daemon.exit(BOOT).await;
+    wait_for("the daemon's log to end", SOON, || async {
+        daemon.log.seen().contains("bye").then_some(())
+    })
+    .await;
+    let log = daemon.log.seen();
+    assert!(
+        log.contains("DEBUG"),
+        "the daemon logged at debug level:\n{log}"
+    );
+    outputs.push(("steward up (stderr)".to_string(), log));
+    outputs.push(("steward up (stdout)".to_string(), daemon.stdout.seen()));
+    for (what, output) in &outputs {
+        assert_no_secret(what, output);
+    }
 }

@@ -1433,3 +1433,26 @@ fn saving_writes_relative_paths_under_the_folder_and_leaves_no_temp_file() {
         .collect();
     assert_eq!(names, ["api.yml"]);
 }
+
+/// A malformed `env` (or secret-looking variable) is reported without quoting its value:
+/// config errors reach steward's log and the API, where secrets never appear.
+#[test]
+fn config_errors_never_quote_env_values() {
+    for env in [
+        "env: API_TOKEN=tok-s3cr3t",
+        "env: [API_TOKEN, tok-s3cr3t]",
+        "env:\n      API_TOKEN: {a: tok-s3cr3t}",
+    ] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            dir.path().join("services.yml"),
+            format!("version: 1\nservices:\n  a:\n    command: sleep 1\n    {env}\n"),
+        )
+        .expect("write");
+        let errors = steward::config::load_dir(dir.path())
+            .expect_err("invalid")
+            .to_string();
+        assert!(errors.contains("services.yml:"), "{errors}");
+        assert!(!errors.contains("tok-s3cr3t"), "{env}: {errors}");
+    }
+}

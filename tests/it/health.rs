@@ -359,6 +359,7 @@ fn context(cwd: &Path) -> ProbeContext {
         http: reqwest::Client::new(),
         cwd: cwd.to_path_buf(),
         env: Arc::new(std::env::vars().collect()),
+        user: Ok(None),
     }
 }
 
@@ -884,4 +885,144 @@ async fn panic_message_makes_the_checker_panic() {
         async move { matches!(checker.get_status(), ractor::ActorStatus::Stopped).then_some(()) }
     })
     .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Command probes run like the service (DESIGN §10): a whole runtime, real users.
+
+/// `nobody`, looked up; `None` (the test is skipped) unless steward's tests run as root,
+/// the only user that may switch.
+fn nobody() -> Option<steward::process::ResolvedUser> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: switching users needs root");
+        return None;
+    }
+    Some(steward::process::user::lookup_user("nobody", None).expect("the user nobody exists"))
+}
+
+/// A temp dir anyone may write to, for a service (and its probes) running as `nobody`.
+fn shared_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_probe_runs_as_the_services_user_with_its_identity() {
+    let Some(nobody) = nobody() else { return };
+    let dir = shared_dir();
+    let mut def = crate::support::service("as-nobody", "sleep 300");
+    def.cwd = dir.path().to_path_buf();
+    def.user = Some("nobody".into());
+    // Passes only as nobody, with nobody's HOME and USER, in the service's cwd and env.
+    let check = format!(
+        r#"[ "$(id -u)" = "{}" ] && [ "$(id -g)" = "{}" ] && [ "$HOME" = "{}" ] && [ "$USER" = nobody ] && [ "$FROM_ENV" = yes ] && [ "$(pwd)" = "{}" ]"#,
+        nobody.uid,
+        nobody.gid,
+        nobody.home.display(),
+        dir.path().display()
+    );
+    def.env.insert("FROM_ENV".into(), "yes".into());
+    let mut readiness = probe(ProbeCheck::Command {
+        command: CommandSpec::Line(check),
+    });
+    readiness.failure_threshold = 1;
+    def.readiness = Some(readiness);
+
+    let steward = steward::Steward::spawn().await.expect("runtime");
+    let mut events = steward.subscribe_events(None).await.expect("events");
+    steward.define(def).await.expect("define");
+    let ready =
+        crate::support::next_event(&mut events, "as-nobody ready or unhealthy", DEADLINE, |e| {
+            e.service == "as-nobody"
+                && (e.kind == steward::events::EventKind::Ready
+                    || e.health == Some(steward::Health::Unhealthy))
+        })
+        .await;
+    assert_eq!(
+        ready.kind,
+        steward::events::EventKind::Ready,
+        "the probe failed: {:?}",
+        ready.cause
+    );
+    assert!(steward.get("as-nobody").await.expect("get").state.ready);
+    steward.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_command_probe_leaves_no_process_behind() {
+    let Some(nobody) = nobody() else { return };
+    let dir = shared_dir();
+    let mut def = crate::support::service("slow-probe", "sleep 300");
+    def.cwd = dir.path().to_path_buf();
+    def.user = Some("nobody".into());
+    // Each run leaves a `sleep` grandchild in its group, records the pids, then hangs.
+    let mut readiness = probe(ProbeCheck::Command {
+        command: CommandSpec::Line(
+            "sleep 300 & echo $$ $! > run.tmp; mv run.tmp run.pids; sleep 300".into(),
+        ),
+    });
+    readiness.timeout = Duration::from_millis(300);
+    readiness.failure_threshold = 1;
+    def.readiness = Some(readiness);
+
+    let steward = steward::Steward::spawn().await.expect("runtime");
+    let mut events = steward.subscribe_events(None).await.expect("events");
+    steward.define(def).await.expect("define");
+    let pids_file = dir.path().join("run.pids");
+    let (shell, grandchild): (u32, u32) =
+        wait_for("a probe run with its grandchild", DEADLINE, || {
+            let pids_file = pids_file.clone();
+            async move {
+                let text = std::fs::read_to_string(&pids_file).ok()?;
+                let mut pids = text.split_whitespace().map(|p| p.parse::<u32>().ok());
+                let (shell, grandchild) = (pids.next()??, pids.next()??);
+                (!group_members(shell).is_empty()).then_some((shell, grandchild))
+            }
+        })
+        .await;
+    assert_eq!(
+        uid_of(grandchild),
+        Some(nobody.uid),
+        "the probe runs as the service's user"
+    );
+    // The run times out: its whole group is SIGKILLed, the grandchild included.
+    crate::support::next_event(&mut events, "the probe to time out", DEADLINE, |e| {
+        e.service == "slow-probe"
+            && e.cause
+                .as_deref()
+                .is_some_and(|c| c.contains("timed out after 300ms"))
+    })
+    .await;
+    wait_for(
+        "the timed-out run's group to be gone",
+        DEADLINE,
+        || async move {
+            (group_members(shell).is_empty() && !crate::support::pid_alive(grandchild))
+                .then_some(())
+        },
+    )
+    .await;
+    steward.shutdown().await.expect("shutdown");
+    // After shutdown no probe of any run is left either.
+    wait_for("no process of the test's probes", DEADLINE, || {
+        let pids_file = pids_file.clone();
+        async move {
+            let text = std::fs::read_to_string(&pids_file).ok()?;
+            let alive = text
+                .split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok())
+                .any(|pid| crate::support::pid_alive(pid) || !group_members(pid).is_empty());
+            (!alive).then_some(())
+        }
+    })
+    .await;
+}
+
+/// The real uid of `pid`, from /proc.
+fn uid_of(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -10,6 +10,7 @@ use crate::config::model::{
     SOURCE_KEYS,
 };
 use crate::config::problem::{Problem, key_list, nearest};
+use crate::process::is_secret_key;
 
 /// The error the parser reported, under any alias or snippet wrapper.
 pub(super) fn innermost(mut error: &YamlError) -> &YamlError {
@@ -89,6 +90,14 @@ pub(super) fn describe(error: &YamlError, context: &Context) -> Problem {
             }
             _ => {
                 let key = key_before(context.text, pos);
+                // What an `env` map or a secret-looking variable holds is never quoted back:
+                // errors reach logs and the API (DESIGN: secrets never appear in output).
+                let found = match key.as_deref() {
+                    Some(key) if key == "env" || is_secret_key(key) => {
+                        "a value not shown here (it may hold a secret)".to_string()
+                    }
+                    _ => found,
+                };
                 let (what, hint) = expected_in_words(expected, key.as_deref());
                 let for_key = key.map_or_else(String::new, |key| format!(" for `{key}`"));
                 Problem::new(pos, format!("expected {what}{for_key}{at}, found {found}")).hint(hint)
