@@ -40,6 +40,10 @@ use crate::runtime::port_manager::PortManagerMsg;
 use crate::runtime::{RuntimeState, Tables};
 use crate::state::{ExitInfo, Health, ServiceState, ServiceStatus};
 
+mod detached;
+
+pub use detached::DetachedNotice;
+
 /// The reply to a control message: the service's state once the action is done.
 pub type ControlReply = RpcReplyPort<Result<ServiceState, ControlError>>;
 
@@ -121,6 +125,8 @@ pub enum ServerMsg {
         /// Which restart (stale timers are ignored).
         attempt_token: u64,
     },
+    /// A detached service's own watch task and deadlines (see [`DetachedNotice`]).
+    Detached(DetachedNotice),
     /// Replies once every message sent before it has been handled (used to send stop
     /// signals to many services strictly in order without waiting for their exits).
     Sync(RpcReplyPort<()>),
@@ -181,6 +187,8 @@ pub struct ServerState {
     start_waiters: Vec<ControlReply>,
     /// Replied once the process is gone.
     stop_waiters: Vec<ControlReply>,
+    /// A detached service's launcher, daemon and stop path (unused otherwise).
+    detached: detached::Detached,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -205,7 +213,7 @@ impl Actor for Server {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         args: ServerArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let def = args.definition;
@@ -234,6 +242,7 @@ impl Actor for Server {
             liveness: Health::Unknown,
             start_waiters: Vec::new(),
             stop_waiters: Vec::new(),
+            detached: detached::Detached::new(myself),
         })
     }
 
@@ -290,10 +299,13 @@ impl Actor for Server {
                 exit,
                 forced_kill,
             } => {
-                if run == state.run && state.alive {
+                if state.def.detached {
+                    state.on_detached_exit(run, exit).await;
+                } else if run == state.run && state.alive {
                     state.on_exit(&myself, exit, forced_kill).await;
                 }
             }
+            ServerMsg::Detached(notice) => state.on_detached_notice(notice).await,
             ServerMsg::ProbeVerdict {
                 run,
                 probe,
@@ -435,6 +447,9 @@ impl ServerState {
 
     /// Starts the service: waits for its dependencies first when it has any, then spawns.
     async fn start(&mut self, myself: &ActorRef<ServerMsg>, cause: &str) {
+        if self.def.detached && self.adopt_left_behind() {
+            return;
+        }
         if let Some(key) = not_run_yet(&self.def) {
             self.transition(
                 ServiceStatus::Starting,
@@ -520,7 +535,8 @@ impl ServerState {
             process::command_line::argv_for(&self.def.command),
             self.def.cwd.clone(),
             env.clone(),
-        );
+        )
+        .detached(self.def.detached);
         if let Some(user) = user {
             plan = plan.run_as(user, &self.def.env);
         }
@@ -548,6 +564,9 @@ impl ServerState {
         self.spawned_at = Some(Instant::now());
         self.readiness = Health::Unknown;
         self.liveness = Health::Unknown;
+        if self.def.detached {
+            return self.launcher_spawned(pid, env);
+        }
         let ready = self.def.readiness.is_none();
         self.update(|r| {
             r.pid = Some(pid);
@@ -673,6 +692,9 @@ impl ServerState {
         if let Some(health) = &self.health {
             let _ = health.cast(HealthCheckerMsg::Unwatch);
         }
+        if self.def.detached {
+            return self.take_down_detached(kill);
+        }
         if let Some(port) = &self.port {
             let msg = if kill {
                 PortManagerMsg::Kill { run: self.run }
@@ -788,6 +810,9 @@ impl ServerState {
     }
 
     async fn signal(&self, signal: Signal) -> Result<(), ControlError> {
+        if self.def.detached {
+            return self.signal_daemon(signal);
+        }
         let unavailable = |reason: String| ControlError::Unavailable {
             id: self.def.id.clone(),
             reason,
@@ -1023,12 +1048,10 @@ fn exit_restarts(what: &str, exit: &ExitInfo, policy: RestartPolicy) -> bool {
 }
 
 /// The first key of the definition that this release parses but does not carry out
-/// (install steps, cloning sources, detached launchers): such a service fails to start
-/// with a reason instead of running without the step it asked for.
+/// (install steps, cloning sources): such a service fails to start with a reason instead
+/// of running without the step it asked for.
 fn not_run_yet(def: &ServiceDefinition) -> Option<&'static str> {
-    if def.detached {
-        Some("detached")
-    } else if def.source.is_some() {
+    if def.source.is_some() {
         Some("source")
     } else if def.install.is_some() {
         Some("install")
