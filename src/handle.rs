@@ -77,6 +77,12 @@ impl Steward {
     /// `state_dir` left running (matched by process group and start time, never by name),
     /// so nothing is started twice. Call it before booting services from the same
     /// `state_dir`; [`Steward::boot`] does.
+    ///
+    /// A detached service's daemon that still runs is not stopped: its record stays in
+    /// `state_dir/pids` ([`Recovered::Adopt`](process::pid_file::Recovered::Adopt)), and
+    /// when the service starts in a runtime with that `state_dir` it adopts the daemon
+    /// (`running`, cause "adopted from a previous steward") instead of running `command`
+    /// again.
     pub async fn recover(state_dir: &Path) -> Vec<process::pid_file::Recovered> {
         let dir = state_dir.to_path_buf();
         let recovered = tokio::task::spawn_blocking(move || process::pid_file::recover(&dir))
@@ -90,10 +96,10 @@ impl Steward {
                     forced,
                     "stopped a process left by a previous steward"
                 ),
-                process::pid_file::Recovered::Adopt(record) => tracing::warn!(
+                process::pid_file::Recovered::Adopt(record) => tracing::info!(
                     service = %record.service,
                     pid = record.pid,
-                    "a detached process of a previous steward is still running (adoption comes with detached services)"
+                    "a detached daemon of a previous steward still runs: its service adopts it when it starts"
                 ),
                 _ => {}
             }

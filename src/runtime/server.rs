@@ -19,6 +19,9 @@
 //!
 //! Manual actions (stop, kill, restart, start) never count towards `max_restarts` or the
 //! backoff (DESIGN §10).
+//!
+//! A detached service (`command` launches a daemon and exits) runs the same machine with
+//! its own launch, stop and adoption steps, kept in the `detached` submodule.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -403,6 +403,32 @@ async fn stop_runs_stop_command_and_leaves_nothing_behind() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_restart_runs_stop_command_then_command() {
+    let stage = Stage::new();
+    let guard = DaemonGuard::default();
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut def = stage.service("stack", false);
+    def.autostart = false;
+    steward.define(def).await.expect("define");
+    steward.start("stack").await.expect("start");
+    let first = guard.watch(ready(&steward, "stack").await.pid.expect("pid"));
+
+    let state = steward.restart("stack").await.expect("restart");
+    assert_eq!(state.status, ServiceStatus::Running);
+    let second = guard.watch(state.pid.expect("a new daemon pid"));
+    assert_ne!(second, first);
+    assert!(!pid_alive(first));
+    assert_eq!(
+        std::fs::read_to_string(stage.marker()).expect("marker"),
+        format!("stopped {first}\n")
+    );
+    assert_eq!(stage.launches(), 2);
+    assert_eq!(state.restart_count, 0, "a manual restart is not counted");
+    steward.shutdown().await.expect("shutdown");
+    assert!(!pid_alive(second));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_that_ignores_stop_command_gets_its_stop_signal_and_a_kill_stops_at_once() {
     let stage = Stage::new();
     let guard = DaemonGuard::default();
