@@ -9,9 +9,9 @@
 //! `setuid`) and only then sets the parent-death signal, which the kernel clears on a
 //! credential change (DESIGN §10).
 //!
-//! A detached service's launcher (a plan marked `detached`, e.g. `docker compose up -d`) is the one
-//! exception: it gets no parent-death signal, because what it leaves behind is meant to
-//! outlive it, and steward (DESIGN §1, §10 "Install, source, detached").
+//! A detached service's launcher (a plan marked `detached`, e.g. `docker compose up -d`)
+//! is the one exception: it gets no parent-death signal, because what it leaves behind is
+//! meant to outlive it, and steward (DESIGN §1, §10 "Install, source, detached").
 //!
 //! Linux delivers the parent-death signal when the *thread* that forked the child exits,
 //! not the process. Call [`spawn`] from an async task on a long-lived runtime worker (as

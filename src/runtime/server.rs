@@ -425,7 +425,7 @@ impl ServerState {
 
     async fn on_start(&mut self, myself: &ActorRef<ServerMsg>, reply: ControlReply, cause: &str) {
         match self.status() {
-            ServiceStatus::Starting if self.dependency_watch.is_some() => {
+            ServiceStatus::Starting if self.dependency_watch.is_some() || self.launching() => {
                 self.start_waiters.push(reply);
             }
             ServiceStatus::Running | ServiceStatus::Paused | ServiceStatus::Starting => {

@@ -62,6 +62,10 @@ const REAP_POLL: Duration = Duration::from_millis(50);
 /// (a process in uninterruptible sleep can take a while).
 const KILL_WAIT: Duration = Duration::from_secs(2);
 
+/// How long a launcher may run before its start counts as failed: a detached `command`
+/// must launch and exit (`docker compose up -d`, not `up`). As long as a dependency wait.
+const LAUNCH_LIMIT: Duration = super::DEPENDENCY_WAIT_LIMIT;
+
 /// The cause of the `started` event of a daemon found running by a new steward.
 const ADOPTED: &str = "adopted from a previous steward";
 
@@ -180,6 +184,11 @@ impl Drop for Follower {
 }
 
 impl ServerState {
+    /// True while a detached launcher runs (a start then waits for its end).
+    pub(super) fn launching(&self) -> bool {
+        matches!(self.detached.phase, Phase::Launching { teardown: false })
+    }
+
     /// The launcher is spawned (run `self.run`): the service stays `starting` until it
     /// exits; start waiters are answered then.
     pub(super) fn launcher_spawned(&mut self, pid: u32, env: Vec<(String, String)>) {
@@ -190,7 +199,10 @@ impl ServerState {
         d.killed = false;
         d.forced = false;
         d.launch_exit = None;
-        d.enter(Phase::Launching { teardown: false });
+        let token = d.enter(Phase::Launching { teardown: false });
+        d.myself.send_after(LAUNCH_LIMIT, move || {
+            ServerMsg::Detached(DetachedNotice::Deadline { token })
+        });
         self.update(|r| {
             r.pid = Some(pid);
             r.started_at = Some(Utc::now());
@@ -579,6 +591,19 @@ impl ServerState {
             Phase::Reaping { daemon } => {
                 warn!(service = %id, pid = daemon.pid, "the daemon is still there after SIGKILL");
                 self.finish().await;
+            }
+            Phase::Launching { teardown: false } if self.kill_cause.is_none() => {
+                let reason = format!(
+                    "failed start: the launcher did not exit within {} (a detached `command` must launch and exit, like `docker compose up -d`)",
+                    humantime::format_duration(LAUNCH_LIMIT)
+                );
+                warn!(service = %id, %reason, "detached launch failed");
+                self.reply_starts(Err(ControlError::StartFailed {
+                    id,
+                    reason: reason.clone(),
+                }));
+                self.kill_cause = Some(reason);
+                self.take_down(false);
             }
             Phase::Idle | Phase::Launching { .. } | Phase::Up { .. } => {}
         }
