@@ -17,7 +17,7 @@ use steward::config::{CommandSpec, ProbeCheck, ProbeSpec, ServiceDefinition};
 use steward::events::{EventKind, EventSubscription};
 use steward::process::pid_file::{self, Recovered};
 use steward::process::{signal_group, start_time};
-use steward::{ServiceStatus, Steward};
+use steward::{ActorKind, ServiceStatus, Steward};
 use tokio::io::AsyncBufReadExt as _;
 
 use crate::support::{SOON, group_members, next_event, pid_alive, status_becomes, wait_for};
@@ -538,6 +538,42 @@ async fn a_failing_launcher_is_a_failed_start_under_the_restart_policy() {
             .contains("launcher: refusing to launch")
     );
     steward.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_for_all_restart_of_the_actors_keeps_the_daemon_instead_of_launching_again() {
+    let stage = Stage::new();
+    let guard = DaemonGuard::default();
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut def = stage.service("stack", false);
+    def.autostart = false;
+    steward.define(def).await.expect("define");
+    steward.start("stack").await.expect("start");
+    let daemon = guard.watch(ready(&steward, "stack").await.pid.expect("pid"));
+
+    let mut events = steward.subscribe_events(None).await.expect("events");
+    steward
+        .inject_panic("stack", ActorKind::PortManager)
+        .await
+        .expect("inject");
+    let restarting = event(&mut events, "stack", EventKind::Restarting).await;
+    assert!(
+        restarting
+            .cause
+            .as_deref()
+            .is_some_and(|c| c.contains("one-for-all")),
+        "{restarting:?}"
+    );
+    let started = event(&mut events, "stack", EventKind::Started).await;
+    assert_eq!(started.pid, Some(daemon));
+    assert_eq!(
+        started.cause.as_deref(),
+        Some("adopted: still running after the service's actors restarted")
+    );
+    assert_eq!(ready(&steward, "stack").await.pid, Some(daemon));
+    assert_eq!(stage.launches(), 1, "nothing was launched twice");
+    steward.shutdown().await.expect("shutdown");
+    assert!(!pid_alive(daemon));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -69,6 +69,9 @@ const LAUNCH_LIMIT: Duration = super::DEPENDENCY_WAIT_LIMIT;
 /// The cause of the `started` event of a daemon found running by a new steward.
 const ADOPTED: &str = "adopted from a previous steward";
 
+/// The cause of the `started` event when the service's actors were restarted while it ran.
+const KEPT: &str = "adopted: still running after the service's actors restarted";
+
 /// Notices from a detached service's own follow task and timers. Stale ones (an older
 /// `token`) are ignored. Only the Server sends them to itself.
 #[derive(Debug)]
@@ -319,6 +322,11 @@ impl ServerState {
             r.health = Health::Unknown;
             r.ready = ready;
         });
+        let daemon = match &self.detached.phase {
+            Phase::Up { daemon } => daemon.clone(),
+            _ => None,
+        };
+        self.tables.detached_up.insert(id.clone(), daemon);
         self.transition(
             ServiceStatus::Running,
             Event::new(&id, EventKind::Started).pid(pid).cause(cause),
@@ -345,6 +353,9 @@ impl ServerState {
     fn daemon_found(&self, record: &PidRecord) {
         let pid = record.pid;
         self.update(|r| r.pid = Some(pid));
+        if let Some(mut up) = self.tables.detached_up.get_mut(&self.def.id) {
+            *up = Some(record.clone());
+        }
         if let Some(dir) = &self.tables.state_dir
             && let Err(e) = pid_file::write(dir, record)
         {
@@ -611,6 +622,7 @@ impl ServerState {
 
     /// The way down is over: report it like the exit of a process of steward's own.
     async fn finish(&mut self) {
+        self.tables.detached_up.remove(&self.def.id);
         let d = &mut self.detached;
         d.enter(Phase::Idle);
         let forced = std::mem::take(&mut d.forced);
@@ -665,27 +677,35 @@ impl ServerState {
         }
     }
 
-    /// At start: a daemon that a previous steward launched and left running (its record is
-    /// kept by crash recovery, or by a one-for-all restart of this service's actors) is
-    /// adopted instead of launched again. False when there is none.
+    /// At start: what is already up is adopted instead of launched again, so nothing runs
+    /// twice. That is a service whose actors were restarted (one-for-all) while it ran
+    /// (`Tables::detached_up`), or a daemon a previous, killed steward left running (its
+    /// record in `state_dir/pids`, kept by crash recovery). False when there is none.
     pub(super) fn adopt_left_behind(&mut self) -> bool {
-        let Some(dir) = self.tables.state_dir.clone() else {
-            return false;
+        let id = self.def.id.clone();
+        let (daemon, cause) = match self.tables.detached_up.get(&id).map(|e| e.clone()) {
+            Some(daemon) => (daemon, KEPT),
+            None => match self
+                .tables
+                .state_dir
+                .as_ref()
+                .map(|d| pid_file::read(d, &id))
+            {
+                Some(Ok(Some(record))) if record.detached => (Some(record), ADOPTED),
+                _ => return false,
+            },
         };
-        let record = match pid_file::read(&dir, &self.def.id) {
-            Ok(Some(record)) if record.detached => record,
-            _ => return false,
-        };
-        if !daemon::is_running(&record) {
+        if daemon.as_ref().is_some_and(|d| !daemon::is_running(d)) {
+            self.tables.detached_up.remove(&id);
             self.forget_pid();
             return false;
         }
         let env = process::resolve(&self.def).unwrap_or_else(|reason| {
-            warn!(service = %self.def.id, %reason, "probes of the adopted daemon get steward's environment");
+            warn!(service = %id, %reason, "probes of the adopted daemon get steward's environment");
             std::env::vars().collect()
         });
-        let pid = record.pid;
-        info!(service = %self.def.id, pid, "adopting the daemon a previous steward left running");
+        let pid = daemon.as_ref().map(|d| d.pid);
+        info!(service = %id, pid, %cause, "adopting a detached service that is up");
         self.run += 1;
         self.alive = true;
         self.kill_cause = None;
@@ -699,10 +719,8 @@ impl ServerState {
         d.killed = false;
         d.forced = false;
         d.launch_exit = None;
-        d.enter(Phase::Up {
-            daemon: Some(record),
-        });
-        self.went_up(Some(pid), ADOPTED.to_string());
+        d.enter(Phase::Up { daemon });
+        self.went_up(pid, cause.to_string());
         true
     }
 }
