@@ -618,10 +618,9 @@ fn detached_host() {
     });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_steward_adopts_the_daemon_a_killed_one_left_running() {
-    let stage = Stage::new();
-    let guard = DaemonGuard::default();
+/// Re-executes this binary as [`detached_host`] on `stage`; returns it with the pid of
+/// the daemon its steward launched (already shown to `guard`).
+async fn start_host(stage: &Stage, guard: &DaemonGuard) -> (tokio::process::Child, u32) {
     let exe = std::env::current_exe().expect("test binary");
     let mut host = tokio::process::Command::new(exe)
         .args([
@@ -651,6 +650,14 @@ async fn a_new_steward_adopts_the_daemon_a_killed_one_left_running() {
     .await
     .expect("the host prints the daemon's pid");
     guard.watch(daemon);
+    (host, daemon)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_steward_adopts_the_daemon_a_killed_one_left_running() {
+    let stage = Stage::new();
+    let guard = DaemonGuard::default();
+    let (mut host, daemon) = start_host(&stage, &guard).await;
 
     host.start_kill().expect("SIGKILL the host");
     host.wait().await.expect("host reaped");
@@ -691,5 +698,35 @@ async fn a_new_steward_adopts_the_daemon_a_killed_one_left_running() {
     steward.stop("stack").await.expect("stop");
     assert!(!pid_alive(daemon), "the adopted daemon is stopped cleanly");
     assert!(group_members(daemon).is_empty());
+    steward.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_whose_service_is_no_longer_detached_is_stopped_at_boot() {
+    let stage = Stage::new();
+    let guard = DaemonGuard::default();
+    let (mut host, daemon) = start_host(&stage, &guard).await;
+    host.start_kill().expect("SIGKILL the host");
+    host.wait().await.expect("host reaped");
+    assert!(pid_alive(daemon));
+
+    // The same id, now an ordinary service: nobody adopts the daemon.
+    let mut config = stack_config(&stage);
+    let def = &mut config.services[0];
+    def.detached = false;
+    def.stop_command = None;
+    def.pid_file = None;
+    def.readiness = None;
+    def.liveness = None;
+    def.startup = None;
+    def.autostart = false;
+    let steward = Steward::boot(config).await.expect("boot");
+    assert!(!pid_alive(daemon), "the unclaimed daemon was stopped");
+    assert!(group_members(daemon).is_empty());
+    assert_eq!(
+        pid_file::read(&stage.state_dir(), "stack").expect("read"),
+        None
+    );
+    assert_eq!(stage.launches(), 1);
     steward.shutdown().await.expect("shutdown");
 }
