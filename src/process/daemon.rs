@@ -51,9 +51,10 @@ pub fn is_running(record: &PidRecord) -> bool {
     pid_file::is_running(record.pid, record.start_time)
 }
 
-/// Sends `signal` to the daemon's process group, and to the daemon itself when it is no
-/// longer in that group. Returns `Ok(false)` (nothing sent) when the daemon is gone. The
-/// group is never signalled when it is steward's own (a daemon that did not leave it).
+/// Sends `signal` to the daemon's process group as it is now (a daemon may have moved to
+/// a new session since it was recorded). Returns `Ok(false)` (nothing sent) when the
+/// recorded process is gone. A group that is steward's own is never signalled: then only
+/// the daemon itself is.
 pub fn signal(record: &PidRecord, signal: Signal) -> io::Result<bool> {
     if !is_running(record) {
         return Ok(false);
@@ -62,9 +63,7 @@ pub fn signal(record: &PidRecord, signal: Signal) -> io::Result<bool> {
     let own = nix::unistd::getpgrp().as_raw();
     if group > 1 && i32::try_from(group).is_ok_and(|g| g != own) {
         signal_group(group, signal)?;
-        if group == record.pgid || !is_running(record) {
-            return Ok(true);
-        }
+        return Ok(true);
     }
     let pid = i32::try_from(record.pid)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;

@@ -1,6 +1,7 @@
-//! The Server's detached side: a service whose `command` launches something and exits
-//! (`docker compose up -d`, a daemonizing server), the way `docker compose up -d` is used
-//! (DESIGN §2 `detached`, `stop_command`, `pid_file`; §10 "Install, source, detached").
+//! The Server's detached side: a service whose `command` launches something and exits,
+//! like `docker compose up -d` or a server that daemonizes itself (DESIGN §2 `detached`,
+//! `stop_command`, `pid_file`; §10 "Install, source, detached"). In OTP terms the daemon
+//! is a process steward monitors but does not link to.
 //!
 //! ```text
 //!  starting ── launcher exits 0 ──▶ running (pid from pid_file, else null) ── probes decide
