@@ -145,6 +145,17 @@ pub enum ControlError {
         /// Why.
         reason: String,
     },
+    /// The action does not apply to this service as it is defined (e.g. pausing a detached
+    /// service whose pid steward does not know).
+    #[error("cannot {action} service `{id}`: {reason}")]
+    Unsupported {
+        /// The service.
+        id: String,
+        /// The refused action (`pause`, `resume`).
+        action: String,
+        /// Why, and what to change.
+        reason: String,
+    },
     /// Writing to the process's standard input failed.
     #[error("could not write to `{id}`'s stdin: {reason}")]
     Input {
@@ -168,6 +179,7 @@ impl ControlError {
             ControlError::Running(_) => "conflict",
             ControlError::NotRunning { .. } => "conflict",
             ControlError::DependentsRunning { .. } => "conflict",
+            ControlError::Unsupported { .. } => "conflict",
             ControlError::DependencyFailed { .. } => "dependency_failed",
             ControlError::StartFailed { .. } => "start_failed",
             ControlError::Unavailable { .. } => "unavailable",

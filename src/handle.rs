@@ -65,7 +65,8 @@ impl Steward {
     /// ones in definition order.
     pub async fn boot(config: Config) -> Result<Steward, BootError> {
         let state_dir = config.settings.state_dir.clone();
-        Steward::recover(&state_dir).await;
+        let recovered = Steward::recover(&state_dir).await;
+        Steward::stop_unclaimed_daemons(&state_dir, &recovered, &config.services).await;
         let steward = Steward::spawn_with_dirs(Some(state_dir), Some(config.dir.clone())).await?;
         steward.define_all(config.services).await?;
         // A service that fails to start is reported in its state and events; boot goes on.
@@ -77,6 +78,12 @@ impl Steward {
     /// `state_dir` left running (matched by process group and start time, never by name),
     /// so nothing is started twice. Call it before booting services from the same
     /// `state_dir`; [`Steward::boot`] does.
+    ///
+    /// A detached service's daemon that still runs is not stopped: its record stays in
+    /// `state_dir/pids` ([`Recovered::Adopt`](process::pid_file::Recovered::Adopt)), and
+    /// when the service starts in a runtime with that `state_dir` it adopts the daemon
+    /// (`running`, cause "adopted from a previous steward") instead of running `command`
+    /// again.
     pub async fn recover(state_dir: &Path) -> Vec<process::pid_file::Recovered> {
         let dir = state_dir.to_path_buf();
         let recovered = tokio::task::spawn_blocking(move || process::pid_file::recover(&dir))
@@ -90,15 +97,50 @@ impl Steward {
                     forced,
                     "stopped a process left by a previous steward"
                 ),
-                process::pid_file::Recovered::Adopt(record) => tracing::warn!(
+                process::pid_file::Recovered::Adopt(record) => tracing::info!(
                     service = %record.service,
                     pid = record.pid,
-                    "a detached process of a previous steward is still running (adoption comes with detached services)"
+                    "a detached daemon of a previous steward still runs: its service adopts it when it starts"
                 ),
                 _ => {}
             }
         }
         recovered
+    }
+
+    /// A daemon kept for adoption whose service is no longer defined as detached has no
+    /// one to adopt it: it is stopped like any leftover (its group gets SIGTERM, then
+    /// SIGKILL), since its `stop_command` is gone with the definition.
+    async fn stop_unclaimed_daemons(
+        state_dir: &Path,
+        recovered: &[process::pid_file::Recovered],
+        services: &[ServiceDefinition],
+    ) {
+        let mut unclaimed = 0;
+        for r in recovered {
+            let process::pid_file::Recovered::Adopt(record) = r else {
+                continue;
+            };
+            if services
+                .iter()
+                .any(|d| d.id == record.service && d.detached)
+            {
+                continue;
+            }
+            tracing::warn!(service = %record.service, pid = record.pid, "a detached daemon whose service is no longer detached: stopping it");
+            let leftover = process::PidRecord {
+                detached: false,
+                ..record.clone()
+            };
+            if let Err(e) = process::pid_file::write(state_dir, &leftover) {
+                tracing::warn!(service = %record.service, error = %e, "could not rewrite the pid file");
+            } else {
+                unclaimed += 1;
+            }
+        }
+        if unclaimed > 0 {
+            Steward::recover(state_dir).await;
+        }
     }
 
     /// Loads `dir` (services.yml + services.d/*.yml) and boots it.

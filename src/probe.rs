@@ -219,6 +219,7 @@ async fn command_probe(
         cwd: ctx.cwd.clone(),
         env: ctx.env.as_ref().clone(),
         user,
+        detached: false,
     };
     let mut child = match spawn_with(&plan, Pipes::STDERR) {
         Ok(child) => child,

@@ -39,8 +39,8 @@ pub fn cwd_from_source(def: &ServiceDefinition) -> bool {
 }
 
 /// The definition the service's actors run with: the same, except that a `cwd` left to
-/// the `source` becomes `state_dir/src/<id>`. Without a state directory it stays empty
-/// and the start fails with a reason that says so.
+/// the `source` becomes `state_dir/src/<id>` (and a relative `pid_file` is joined to it).
+/// Without a state directory it stays empty and the start fails with a reason that says so.
 pub fn effective_definition(
     def: &Arc<ServiceDefinition>,
     state_dir: Option<&Path>,
@@ -49,6 +49,11 @@ pub fn effective_definition(
         Some(dir) if cwd_from_source(def) => {
             let mut effective = ServiceDefinition::clone(def);
             effective.cwd = default_checkout(dir, &def.id);
+            if let Some(pid_file) = effective.pid_file.as_mut()
+                && pid_file.is_relative()
+            {
+                *pid_file = effective.cwd.join(&*pid_file);
+            }
             Arc::new(effective)
         }
         _ => def.clone(),

@@ -273,7 +273,8 @@ pub struct ServiceDefinition {
     pub detached: bool,
     /// How to stop a detached service.
     pub stop_command: Option<CommandSpec>,
-    /// Where a detached service writes its pid, absolute.
+    /// Where a detached service's daemon writes its pid (a relative path is taken from
+    /// `cwd`; files are resolved to absolute paths at load).
     pub pid_file: Option<PathBuf>,
     /// Write the variables of `env_file` and `env` to `<cwd>/.env` (mode 0600) before start.
     pub write_env_file: bool,

@@ -205,7 +205,8 @@ fn render(def: &ServiceDefinition, folder: Option<&Path>) -> String {
         key(&mut out, "stop_command", &command_text(stop_command));
     }
     if let Some(pid_file) = &def.pid_file {
-        key(&mut out, "pid_file", &path_text(pid_file, folder));
+        // Loaded relative to the service's cwd, so written relative to it.
+        key(&mut out, "pid_file", &path_text(pid_file, Some(&def.cwd)));
     }
     if def.write_env_file {
         key(&mut out, "write_env_file", "true");

@@ -599,7 +599,16 @@ fn convert_service_with_edges(
         def.stop_command = c.command_value("stop_command", stop_command);
     }
     if let Some(pid_file) = &raw.pid_file {
-        def.pid_file = c.path(base, "pid_file", pid_file);
+        // Where the daemon writes it: relative to the service's cwd, like its own paths.
+        // Without a cwd (a `source` checkout, placed at run time) it stays relative and is
+        // joined to the checkout when the service is supervised (`source::effective_definition`).
+        let cwd = def.cwd.clone();
+        def.pid_file =
+            c.path(&cwd, "pid_file", pid_file)
+                .map(|path| match cwd.as_os_str().is_empty() {
+                    true => PathBuf::from(pid_file.value.as_str()),
+                    false => path,
+                });
     }
     if let Some(write) = &raw.write_env_file
         && let Some(write) = c.boolean(write, "write_env_file")

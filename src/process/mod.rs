@@ -1,11 +1,12 @@
 //! Everything that talks to the OS about processes: building the argv, spawning in a
 //! process group with `PR_SET_PDEATHSIG`, signalling groups, reading pipes as lines,
 //! resolving the environment (and writing `.env`, masking secrets), switching users,
-//! keeping pid files for crash recovery and sampling CPU and memory from `/proc`.
+//! keeping pid files for crash recovery, following a detached service's daemon and sampling CPU and memory from `/proc`.
 //!
 //! This is the only module allowed `unsafe` (for `pre_exec`); each use has a SAFETY note.
 
 pub mod command_line;
+pub mod daemon;
 pub mod env_file_writer;
 pub mod environment;
 pub mod install_marker;

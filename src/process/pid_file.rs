@@ -152,6 +152,17 @@ pub fn start_time(pid: u32) -> Option<u64> {
     read_stat(pid).map(|s| s.start_time)
 }
 
+/// True while `pid` names a live (non-zombie) process that started at `start_time`: the
+/// same process, not a later one that got its number.
+pub fn is_running(pid: u32, start_time: u64) -> bool {
+    read_stat(pid).is_some_and(|s| s.state != 'Z' && s.start_time == start_time)
+}
+
+/// The process group of `pid`, or `None` when there is no such process.
+pub fn process_group(pid: u32) -> Option<u32> {
+    read_stat(pid).map(|s| s.pgrp)
+}
+
 /// Handles every record under `state_dir/pids` (see the module docs), waiting
 /// [`RECOVERY_GRACE`] between SIGTERM and SIGKILL. Blocks while it waits: call it before
 /// the services start, from a blocking context.

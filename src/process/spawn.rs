@@ -9,6 +9,10 @@
 //! `setuid`) and only then sets the parent-death signal, which the kernel clears on a
 //! credential change (DESIGN §10).
 //!
+//! A detached service's launcher (a plan marked `detached`, e.g. `docker compose up -d`)
+//! is the one exception: it gets no parent-death signal, because what it leaves behind is
+//! meant to outlive it, and steward (DESIGN §1, §10 "Install, source, detached").
+//!
 //! Linux delivers the parent-death signal when the *thread* that forked the child exits,
 //! not the process. Call [`spawn`] from an async task on a long-lived runtime worker (as
 //! the PortManager does), never from `spawn_blocking`, whose threads come and go.
@@ -35,6 +39,9 @@ pub struct SpawnPlan {
     pub env: Vec<(String, String)>,
     /// Run as this user (`user:` / `group:`); `None` runs as steward's own user.
     pub user: Option<ResolvedUser>,
+    /// A detached service's launcher: no `PR_SET_PDEATHSIG`, and its group is not killed
+    /// when it exits (what it launched is meant to outlive it).
+    pub detached: bool,
 }
 
 impl std::fmt::Debug for SpawnPlan {
@@ -56,7 +63,14 @@ impl SpawnPlan {
             cwd,
             env,
             user: None,
+            detached: false,
         }
+    }
+
+    /// Marks the plan as a detached service's launcher (no parent-death signal).
+    pub fn detached(mut self, detached: bool) -> Self {
+        self.detached = detached;
+        self
     }
 
     /// Runs the plan as `user`, and sets `HOME`, `USER` and `LOGNAME` to that user's,
@@ -112,7 +126,7 @@ fn stdio(piped: bool) -> Stdio {
 }
 
 /// Spawns `plan` with stdin, stdout and stderr piped, in a new process group (pgid ==
-/// pid), with `PR_SET_PDEATHSIG(SIGKILL)`.
+/// pid), with `PR_SET_PDEATHSIG(SIGKILL)` unless the plan is detached.
 ///
 /// The child is not killed when the returned handle is dropped: its owner keeps a
 /// [`ProcessGroupGuard`](crate::process::signal::ProcessGroupGuard) for that. Errors say
@@ -158,17 +172,21 @@ pub fn spawn_with(plan: &SpawnPlan, pipes: Pipes) -> std::io::Result<tokio::proc
         .stderr(stdio(pipes.stderr))
         .process_group(0)
         .kill_on_drop(false);
-    bind_to_parent(command.as_std_mut(), switch_to);
+    bind_to_parent(command.as_std_mut(), switch_to, !plan.detached);
 
     command
         .spawn()
         .map_err(|e| explain_spawn_error(e, program, plan))
 }
 
-/// Makes the child drop to `user` (when given) and then die with this process:
-/// `PR_SET_PDEATHSIG(SIGKILL)` after the credential change, just before exec.
+/// Makes the child drop to `user` (when given) and then, with `die_with_parent`, die with
+/// this process: `PR_SET_PDEATHSIG(SIGKILL)` after the credential change, just before exec.
 #[allow(unsafe_code)]
-fn bind_to_parent(command: &mut std::process::Command, user: Option<&ResolvedUser>) {
+fn bind_to_parent(
+    command: &mut std::process::Command,
+    user: Option<&ResolvedUser>,
+    die_with_parent: bool,
+) {
     // Read before the fork: in the child, `getppid()` must still name this process.
     let parent = nix::unistd::getpid();
     // Built before the fork, so the child only reads them.
@@ -197,6 +215,9 @@ fn bind_to_parent(command: &mut std::process::Command, user: Option<&ResolvedUse
                 nix::unistd::setgroups(groups).map_err(Error::from)?;
                 nix::unistd::setgid(*gid).map_err(Error::from)?;
                 nix::unistd::setuid(*uid).map_err(Error::from)?;
+            }
+            if !die_with_parent {
+                return Ok(());
             }
             // After setuid: a credential change clears the parent-death signal.
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(Error::from)?;

@@ -25,6 +25,10 @@
 //!
 //! So the Server hears of an exit only after the output is in the ring.
 //!
+//! A detached service's launcher (`SpawnPlan::detached`) is the exception to step 1: what
+//! it leaves in its group is the service, so the group is not killed, and a pipe still
+//! held by what it launched keeps feeding the log instead of being dropped.
+//!
 //! Cleanup never depends on a message arriving: the state holds a [`ProcessGroupGuard`],
 //! so when this actor stops, or panics (ractor then skips `post_stop` but drops the
 //! state), the whole group is SIGKILLed.
@@ -283,6 +287,7 @@ fn on_spawn(
         child,
         readers: readers.into_iter().flatten().collect(),
         reaped: reaped.clone(),
+        detached: plan.detached,
         log_buffer: state.log_buffer.clone(),
         port_manager: myself.clone(),
     }));
@@ -463,6 +468,8 @@ struct Watch {
     child: Child,
     readers: Vec<tokio::task::JoinHandle<()>>,
     reaped: Arc<AtomicBool>,
+    /// A detached launcher: its group outlives it.
+    detached: bool,
     log_buffer: ActorRef<LogBufferMsg>,
     port_manager: ActorRef<PortManagerMsg>,
 }
@@ -473,7 +480,9 @@ async fn watch_exit(mut watch: Watch) {
     let at = Utc::now();
     watch.reaped.store(true, Ordering::Release);
     // KillMode=control-group: what the leader left behind in its group dies with it.
-    if let Err(error) = signal_group(watch.pid, Signal::SIGKILL) {
+    if watch.detached {
+        debug!(service = %watch.service, pid = watch.pid, "detached launcher exited; its group is left alone");
+    } else if let Err(error) = signal_group(watch.pid, Signal::SIGKILL) {
         warn!(service = %watch.service, pid = watch.pid, %error, "could not kill the rest of the process group");
     }
     let exit = match status {
@@ -497,7 +506,10 @@ async fn watch_exit(mut watch: Watch) {
         futures::future::join_all(watch.readers.iter_mut()),
     )
     .await;
-    if drained.is_err() {
+    if drained.is_err() && watch.detached {
+        // The launched daemon holds the pipes: its readers go on feeding the log.
+        debug!(service = %watch.service, pid = watch.pid, "the launched process keeps the output pipes");
+    } else if drained.is_err() {
         warn!(
             service = %watch.service,
             pid = watch.pid,

@@ -19,6 +19,9 @@
 //!
 //! Manual actions (stop, kill, restart, start) never count towards `max_restarts` or the
 //! backoff (DESIGN §10).
+//!
+//! A detached service (`command` launches a daemon and exits) runs the same machine with
+//! its own launch, stop and adoption steps, kept in the `detached` submodule.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,7 +43,10 @@ use crate::runtime::port_manager::PortManagerMsg;
 use crate::runtime::{RuntimeState, Tables};
 use crate::state::{ExitInfo, Health, ServiceState, ServiceStatus};
 
+mod detached;
 mod install;
+
+pub use detached::DetachedNotice;
 
 /// The reply to a control message: the service's state once the action is done.
 pub type ControlReply = RpcReplyPort<Result<ServiceState, ControlError>>;
@@ -123,6 +129,8 @@ pub enum ServerMsg {
         /// Which restart (stale timers are ignored).
         attempt_token: u64,
     },
+    /// A detached service's own watch task and deadlines (see [`DetachedNotice`]).
+    Detached(DetachedNotice),
     /// Replies once every message sent before it has been handled (used to send stop
     /// signals to many services strictly in order without waiting for their exits).
     Sync(RpcReplyPort<()>),
@@ -185,6 +193,8 @@ pub struct ServerState {
     stop_waiters: Vec<ControlReply>,
     /// The clone / install steps of the current start (install.rs), while they run.
     setup: install::Setup,
+    /// A detached service's launcher, daemon and stop path (unused otherwise).
+    detached: detached::Detached,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -209,7 +219,7 @@ impl Actor for Server {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         args: ServerArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let def = args.definition;
@@ -239,6 +249,7 @@ impl Actor for Server {
             start_waiters: Vec::new(),
             stop_waiters: Vec::new(),
             setup: install::Setup::default(),
+            detached: detached::Detached::new(myself),
         })
     }
 
@@ -297,10 +308,13 @@ impl Actor for Server {
             } => {
                 if run == state.run && state.setup.is_running() {
                     state.on_setup_exit(&myself, exit).await;
+                } else if state.def.detached {
+                    state.on_detached_exit(run, exit).await;
                 } else if run == state.run && state.alive {
                     state.on_exit(&myself, exit, forced_kill).await;
                 }
             }
+            ServerMsg::Detached(notice) => state.on_detached_notice(notice).await,
             ServerMsg::ProbeVerdict {
                 run,
                 probe,
@@ -417,7 +431,7 @@ impl ServerState {
 
     async fn on_start(&mut self, myself: &ActorRef<ServerMsg>, reply: ControlReply, cause: &str) {
         match self.status() {
-            ServiceStatus::Starting if self.dependency_watch.is_some() => {
+            ServiceStatus::Starting if self.dependency_watch.is_some() || self.launching() => {
                 self.start_waiters.push(reply);
             }
             ServiceStatus::Installing if self.setup.is_running() => {
@@ -446,15 +460,8 @@ impl ServerState {
     /// Starts the service: clones and installs first when needed (install.rs), waits for
     /// its dependencies when it has any, then spawns.
     async fn start(&mut self, myself: &ActorRef<ServerMsg>, cause: &str) {
-        if let Some(key) = not_run_yet(&self.def) {
-            self.transition(
-                ServiceStatus::Starting,
-                Event::new(&self.def.id, EventKind::Starting).cause(cause),
-            );
-            return self.fail_start(format!(
-                "`{key}` is validated but not carried out by this release of steward: \
-                 run that step by hand and remove `{key}`, or wait for the release that runs it"
-            ));
+        if self.def.detached && self.adopt_left_behind() {
+            return;
         }
         if self.begin_setup(cause).await {
             return; // a clone or install runs; its exit carries the start on
@@ -534,7 +541,8 @@ impl ServerState {
             process::command_line::argv_for(&self.def.command),
             self.def.cwd.clone(),
             env.clone(),
-        );
+        )
+        .detached(self.def.detached);
         if let Some(user) = user {
             plan = plan.run_as(user, &self.def.env);
         }
@@ -562,6 +570,9 @@ impl ServerState {
         self.spawned_at = Some(Instant::now());
         self.readiness = Health::Unknown;
         self.liveness = Health::Unknown;
+        if self.def.detached {
+            return self.launcher_spawned(pid, env);
+        }
         let ready = self.def.readiness.is_none();
         self.update(|r| {
             r.pid = Some(pid);
@@ -690,6 +701,9 @@ impl ServerState {
         if let Some(health) = &self.health {
             let _ = health.cast(HealthCheckerMsg::Unwatch);
         }
+        if self.def.detached {
+            return self.take_down_detached(kill);
+        }
         if let Some(port) = &self.port {
             let msg = if kill {
                 PortManagerMsg::Kill { run: self.run }
@@ -805,6 +819,9 @@ impl ServerState {
     }
 
     async fn signal(&self, signal: Signal) -> Result<(), ControlError> {
+        if self.def.detached {
+            return self.signal_daemon(signal);
+        }
         let unavailable = |reason: String| ControlError::Unavailable {
             id: self.def.id.clone(),
             reason,
@@ -1037,13 +1054,6 @@ fn exit_restarts(what: &str, exit: &ExitInfo, policy: RestartPolicy) -> bool {
         RestartPolicy::Transient => by_probe || restart::wants_restart(policy, exit),
         RestartPolicy::Temporary => false,
     }
-}
-
-/// The first key of the definition that this release parses but does not carry out
-/// (detached launchers): such a service fails to start with a reason instead of running
-/// without the step it asked for.
-fn not_run_yet(def: &ServiceDefinition) -> Option<&'static str> {
-    if def.detached { Some("detached") } else { None }
 }
 
 /// Watches the dependencies' status rows until every condition holds (→

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ServiceDefinition;
 use crate::events::EventBus;
 use crate::logs::LogRing;
+use crate::process::pid_file::PidRecord;
 use crate::process::usage::UsageSampler;
 use crate::state::ServiceState;
 
@@ -41,6 +42,10 @@ pub struct Tables {
     pub state_dir: Option<PathBuf>,
     /// The config directory reloads read and saves write (`None`: no file config).
     pub config_dir: Option<PathBuf>,
+    /// Detached services that are up, with their daemon when `pid_file` named it. Written
+    /// by their Server; outlives a one-for-all restart of the service's actors, so the
+    /// new Server adopts what runs instead of launching it twice.
+    pub detached_up: DashMap<String, Option<PidRecord>>,
     runtime_state: AtomicU8,
 }
 
@@ -76,6 +81,7 @@ impl Tables {
             definitions: DashMap::new(),
             states: DashMap::new(),
             rings: DashMap::new(),
+            detached_up: DashMap::new(),
             http: reqwest::Client::builder()
                 .no_proxy()
                 .redirect(reqwest::redirect::Policy::none())

@@ -432,6 +432,23 @@ fn a_file_without_services_is_fine() {
 }
 
 #[test]
+fn a_relative_pid_file_is_taken_from_the_services_cwd() {
+    let (dir, config) = load_ok(&[(
+        "services.yml",
+        &services_yml(
+            "  stack:\n    cwd: stack\n    command: python3 launcher.py\n    detached: true\n    stop_command: python3 stopper.py\n    pid_file: run/daemon.pid\n",
+        ),
+    )]);
+    let root = std::path::absolute(dir.path()).expect("absolute");
+    let stack = service(&config, "stack");
+    assert_eq!(
+        stack.pid_file.as_deref(),
+        Some(root.join("stack/run/daemon.pid").as_path()),
+        "where the daemon, running in cwd, writes it"
+    );
+}
+
+#[test]
 fn dependency_install_source_and_detached_keys_are_read() {
     let (dir, config) = load_ok(&[
         (
@@ -486,7 +503,8 @@ fn dependency_install_source_and_detached_keys_are_read() {
     );
     assert_eq!(
         stack.pid_file.as_deref(),
-        Some(root.join("services.d/run/stack.pid").as_path())
+        Some(Path::new("run/stack.pid")),
+        "with a source and no cwd, relative to the checkout (placed at run time)"
     );
     assert!(
         stack

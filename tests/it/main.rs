@@ -9,6 +9,9 @@ mod cli;
 mod config;
 /// `depends_on`: start order by condition, stop order, cascade, failures, validation.
 mod dependencies;
+/// Detached services (a stand-in for `docker compose up -d`): launch, probes, restart,
+/// stop_command, adoption after a killed steward.
+mod detached;
 /// Probes and the HealthChecker against real HTTP/TCP servers and commands.
 mod health;
 /// `install` and `source`: clone, install once per definition, failures, stop while installing.

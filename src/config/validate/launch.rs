@@ -176,8 +176,10 @@ impl Checker<'_> {
                 );
             }
         }
+        // Relative only under a `source` checkout without `cwd` (joined to it at run time).
         if let Some(pid_file) = &def.pid_file
             && !pid_file.is_absolute()
+            && !def.cwd.as_os_str().is_empty()
         {
             self.field(
                 none,

@@ -1,0 +1,771 @@
+//! The Server's detached side: a service whose `command` launches something and exits,
+//! like `docker compose up -d` or a server that daemonizes itself (DESIGN §2 `detached`,
+//! `stop_command`, `pid_file`; §10 "Install, source, detached"). In OTP terms the daemon
+//! is a process steward monitors but does not link to.
+//!
+//! ```text
+//!  starting ── launcher exits 0 ──▶ running (pid from pid_file, else null) ── probes decide
+//!     │                               │
+//!     └ launcher fails ─┐             └ stop / kill / restart / liveness / daemon gone
+//!                       ▼                                   ▼
+//!            stop_command, then the   stopping: stop_command (≤ stop_timeout), then the
+//!            restart policy           daemon's group gets stop_signal, SIGKILL after
+//!                                     stop_timeout → stopped, or the restart policy
+//! ```
+//!
+//! * The launcher runs through the PortManager like any process, but without
+//!   `PR_SET_PDEATHSIG` and without its group being killed when it exits: what it leaves
+//!   behind is the service.
+//! * While it runs the service is `starting`; exit 0 makes it `running`, any other exit is
+//!   a failed start (`stop_command` cleans up, then the restart policy, backoff and
+//!   intensity apply as to a crash).
+//! * The daemon is known only from `pid_file`, by pid and start time (a pid file naming a
+//!   process older than the launcher is stale). A task follows it: it rereads the pid file
+//!   until it names a live process, and, when the service has no liveness probe, polls
+//!   `/proc` every second and reports the daemon's disappearance as the service exiting.
+//!   Without `pid_file` and without liveness probe, the service stays `running`.
+//! * Every way down (stop, kill, manual restart, failed liveness, daemon gone) is one
+//!   path: `stop_command` as a run of its own (the service's cwd, environment and user;
+//!   output in the service's log), bounded by `stop_timeout`; then, if the daemon still
+//!   runs, `stop_signal` (SIGKILL for a kill) to its process group and SIGKILL after
+//!   `stop_timeout`. The end goes through `on_exit`, so intent, restart policy and events
+//!   are those of every other service.
+//! * While the daemon runs, steward's own pid file holds its record with `detached: true`;
+//!   a steward that was SIGKILLed leaves it behind, crash recovery keeps it (`Adopt`), and
+//!   the next start of the service adopts the daemon instead of launching again.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use nix::sys::signal::Signal;
+use ractor::ActorRef;
+use tracing::{debug, info, warn};
+
+use super::{Intent, ServerMsg, ServerState};
+use crate::config::CommandSpec;
+use crate::error::ControlError;
+use crate::events::{Event, EventKind};
+use crate::process::pid_file::{self, PidRecord};
+use crate::process::{self, SpawnPlan, daemon};
+use crate::runtime::health_checker::HealthCheckerMsg;
+use crate::runtime::port_manager::PortManagerMsg;
+use crate::state::{ExitInfo, Health, ServiceStatus};
+
+/// How often the follow task looks at the daemon (and rereads the pid file).
+const FOLLOW_POLL: Duration = Duration::from_secs(1);
+
+/// How often the daemon is looked at while steward waits for it to stop.
+const REAP_POLL: Duration = Duration::from_millis(50);
+
+/// How long a SIGKILLed daemon may take to disappear before steward reports it and moves on
+/// (a process in uninterruptible sleep can take a while).
+const KILL_WAIT: Duration = Duration::from_secs(2);
+
+/// How long a launcher may run before its start counts as failed: a detached `command`
+/// must launch and exit (`docker compose up -d`, not `up`). As long as a dependency wait.
+const LAUNCH_LIMIT: Duration = super::DEPENDENCY_WAIT_LIMIT;
+
+/// The cause of the `started` event of a daemon found running by a new steward.
+const ADOPTED: &str = "adopted from a previous steward";
+
+/// The cause of the `started` event when the service's actors were restarted while it ran.
+const KEPT: &str = "adopted: still running after the service's actors restarted";
+
+/// Notices from a detached service's own follow task and timers. Stale ones (an older
+/// `token`) are ignored. Only the Server sends them to itself.
+#[derive(Debug)]
+pub enum DetachedNotice {
+    /// The pid file names a live process started after the launcher: the daemon.
+    DaemonFound {
+        /// Which follow task.
+        token: u64,
+        /// The daemon, by pid and start time.
+        record: PidRecord,
+    },
+    /// The daemon being followed is gone.
+    DaemonGone {
+        /// Which follow task.
+        token: u64,
+    },
+    /// A deadline of the way down passed (`stop_command`, or the daemon after its signal).
+    Deadline {
+        /// Which step.
+        token: u64,
+    },
+    /// `stop_command` could not be run; the way down goes on with the daemon.
+    StopCommandNotRun {
+        /// Which step.
+        token: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Where a detached service is.
+#[derive(Debug)]
+enum Phase {
+    /// Nothing of it runs, as far as steward knows.
+    Idle,
+    /// The launcher (run `ServerState::run`) runs. `teardown`: it was asked to go down.
+    Launching { teardown: bool },
+    /// The launcher exited 0; the daemon runs (known when the pid file named it).
+    Up { daemon: Option<PidRecord> },
+    /// `stop_command` (run `ServerState::run`) runs.
+    StopCommand { daemon: Option<PidRecord> },
+    /// The daemon got its stop signal; waiting for it to disappear.
+    Reaping { daemon: PidRecord },
+}
+
+/// The detached side of a Server's state.
+pub(super) struct Detached {
+    /// The Server itself, for the notices of tasks and timers started from sync code.
+    myself: ActorRef<ServerMsg>,
+    phase: Phase,
+    /// Bumped at every phase change: notices of an older phase are stale.
+    token: u64,
+    /// The task following the daemon (aborted when dropped).
+    follower: Follower,
+    /// The environment the launcher got: `stop_command` and probes get the same.
+    env: Arc<Vec<(String, String)>>,
+    /// The launcher's start time: a pid file naming an older process is stale.
+    launcher_started: Option<u64>,
+    /// A kill was asked for on this way down.
+    kill: bool,
+    /// The daemon was SIGKILLed (asked for, or after `stop_timeout`).
+    killed: bool,
+    /// It had to be SIGKILLed after `stop_timeout`.
+    forced: bool,
+    /// A failed launcher's exit, reported once `stop_command` has cleaned up.
+    launch_exit: Option<ExitInfo>,
+}
+
+impl Detached {
+    pub(super) fn new(myself: ActorRef<ServerMsg>) -> Self {
+        Detached {
+            myself,
+            phase: Phase::Idle,
+            token: 0,
+            follower: Follower(None),
+            env: Arc::new(Vec::new()),
+            launcher_started: None,
+            kill: false,
+            killed: false,
+            forced: false,
+            launch_exit: None,
+        }
+    }
+
+    /// Enters `phase`, making every notice of the previous one stale.
+    fn enter(&mut self, phase: Phase) -> u64 {
+        self.follower.stop();
+        self.token += 1;
+        self.phase = phase;
+        self.token
+    }
+
+    fn notify(&self, notice: DetachedNotice) {
+        let _ = self.myself.cast(ServerMsg::Detached(notice));
+    }
+}
+
+/// Owns the follow task: aborts it when replaced or dropped (the Server stopped).
+struct Follower(Option<tokio::task::JoinHandle<()>>);
+
+impl Follower {
+    fn stop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl ServerState {
+    /// True while a detached launcher runs (a start then waits for its end).
+    pub(super) fn launching(&self) -> bool {
+        matches!(self.detached.phase, Phase::Launching { teardown: false })
+    }
+
+    /// The launcher is spawned (run `self.run`): the service stays `starting` until it
+    /// exits; start waiters are answered then.
+    pub(super) fn launcher_spawned(&mut self, pid: u32, env: Vec<(String, String)>) {
+        let d = &mut self.detached;
+        d.env = Arc::new(env);
+        d.launcher_started = process::start_time(pid);
+        d.kill = false;
+        d.killed = false;
+        d.forced = false;
+        d.launch_exit = None;
+        let token = d.enter(Phase::Launching { teardown: false });
+        d.myself.send_after(LAUNCH_LIMIT, move || {
+            ServerMsg::Detached(DetachedNotice::Deadline { token })
+        });
+        self.update(|r| {
+            r.pid = Some(pid);
+            r.started_at = Some(Utc::now());
+            r.health = Health::Unknown;
+            r.ready = false;
+        });
+        info!(service = %self.def.id, pid, run = self.run, "detached launcher started");
+    }
+
+    /// A process of this service exited: the launcher, or `stop_command`.
+    pub(super) async fn on_detached_exit(&mut self, run: u64, exit: ExitInfo) {
+        if run != self.run || !self.alive {
+            return;
+        }
+        let id = self.def.id.clone();
+        match &self.detached.phase {
+            Phase::Launching { teardown: false } if exit.success() => self.daemon_up(),
+            Phase::Launching { teardown } => {
+                if !*teardown {
+                    let reason =
+                        format!("failed start: the launcher ended with {}", exit.describe());
+                    warn!(service = %id, %reason, "detached launch failed");
+                    self.reply_starts(Err(ControlError::StartFailed {
+                        id: id.clone(),
+                        reason: reason.clone(),
+                    }));
+                    self.kill_cause = Some(reason);
+                    self.detached.launch_exit = Some(exit);
+                }
+                // Whatever it got as far as launching is cleaned up by stop_command.
+                self.run_stop_command(None);
+            }
+            Phase::StopCommand { daemon } => {
+                let daemon = daemon.clone();
+                if exit.success() {
+                    info!(service = %id, "stop_command done");
+                } else {
+                    warn!(service = %id, exit = %exit.describe(), "stop_command failed");
+                }
+                self.after_stop_command(daemon).await;
+            }
+            Phase::Idle | Phase::Up { .. } | Phase::Reaping { .. } => {}
+        }
+    }
+
+    /// Notices of the follow task and the timers.
+    pub(super) async fn on_detached_notice(&mut self, notice: DetachedNotice) {
+        let current = self.detached.token;
+        match notice {
+            DetachedNotice::DaemonFound { token, record } if token == current => {
+                if let Phase::Up { daemon: None } = self.detached.phase {
+                    self.daemon_found(&record);
+                    self.detached.phase = Phase::Up {
+                        daemon: Some(record),
+                    };
+                }
+            }
+            DetachedNotice::DaemonGone { token } if token == current => {
+                match &self.detached.phase {
+                    Phase::Up {
+                        daemon: Some(record),
+                    } if self.intent == Intent::Run && self.kill_cause.is_none() => {
+                        let cause = format!(
+                            "liveness pid_file: process {} (from {}) is gone",
+                            record.pid,
+                            self.pid_file_path().unwrap_or_default().display()
+                        );
+                        info!(service = %self.def.id, %cause, "detached daemon gone; restarting");
+                        self.kill_cause = Some(cause);
+                        self.take_down(false);
+                    }
+                    Phase::Reaping { .. } => self.finish().await,
+                    _ => {}
+                }
+            }
+            DetachedNotice::Deadline { token } if token == current => self.on_deadline().await,
+            DetachedNotice::StopCommandNotRun { token, reason } if token == current => {
+                if let Phase::StopCommand { daemon } = &self.detached.phase {
+                    let daemon = daemon.clone();
+                    warn!(service = %self.def.id, %reason, "stop_command not run");
+                    self.after_stop_command(daemon).await;
+                }
+            }
+            stale => debug!(service = %self.def.id, ?stale, "stale detached notice ignored"),
+        }
+    }
+
+    /// The launcher exited 0: the service is `running`, its probes decide from now on.
+    fn daemon_up(&mut self) {
+        let id = self.def.id.clone();
+        let daemon = self.find_daemon();
+        let pid = daemon.as_ref().map(|d| d.pid);
+        match &daemon {
+            Some(record) => self.daemon_found(record),
+            // The launcher's record (crash recovery would stop it) no longer applies.
+            None => self.forget_pid(),
+        }
+        self.detached.enter(Phase::Up { daemon });
+        let cause = match pid {
+            Some(pid) => format!("launcher exited 0; pid {pid} from pid_file"),
+            None => "launcher exited 0".to_string(),
+        };
+        self.went_up(pid, cause);
+        info!(service = %id, pid, "detached service running");
+    }
+
+    /// `running` with `pid`: row, events, probes, the follow task, start waiters.
+    fn went_up(&mut self, pid: Option<u32>, cause: String) {
+        let id = self.def.id.clone();
+        let ready = self.def.readiness.is_none();
+        self.update(|r| {
+            r.pid = pid;
+            r.started_at = Some(Utc::now());
+            r.health = Health::Unknown;
+            r.ready = ready;
+        });
+        let daemon = match &self.detached.phase {
+            Phase::Up { daemon } => daemon.clone(),
+            _ => None,
+        };
+        self.tables.detached_up.insert(id.clone(), daemon);
+        self.transition(
+            ServiceStatus::Running,
+            Event::new(&id, EventKind::Started).pid(pid).cause(cause),
+        );
+        if ready {
+            self.emit(
+                Event::new(&id, EventKind::Ready)
+                    .pid(pid)
+                    .cause("no readiness probe"),
+            );
+        }
+        if let Some(health) = &self.health {
+            let _ = health.cast(HealthCheckerMsg::Watch {
+                run: self.run,
+                env: self.detached.env.clone(),
+            });
+        }
+        self.follow_daemon();
+        let result = self.snapshot();
+        self.reply_starts(result);
+    }
+
+    /// The daemon is known: show its pid and keep its record for crash recovery.
+    fn daemon_found(&self, record: &PidRecord) {
+        let pid = record.pid;
+        self.update(|r| r.pid = Some(pid));
+        if let Some(mut up) = self.tables.detached_up.get_mut(&self.def.id) {
+            *up = Some(record.clone());
+        }
+        if let Some(dir) = &self.tables.state_dir
+            && let Err(e) = pid_file::write(dir, record)
+        {
+            warn!(service = %self.def.id, pid, error = %e, "could not write the pid file");
+        }
+        info!(service = %self.def.id, pid, "detached daemon known from pid_file");
+    }
+
+    fn pid_file_path(&self) -> Option<PathBuf> {
+        self.def.pid_file.as_ref().map(|p| self.def.cwd.join(p))
+    }
+
+    /// The daemon the pid file names now, if any.
+    fn find_daemon(&self) -> Option<PidRecord> {
+        let path = self.pid_file_path()?;
+        match daemon::find(&self.def.id, &path, self.detached.launcher_started) {
+            Ok(record) => Some(record),
+            Err(why) => {
+                debug!(service = %self.def.id, %why, "no daemon from pid_file yet");
+                None
+            }
+        }
+    }
+
+    /// Starts the follow task when there is something to follow: the pid file until it
+    /// names the daemon, then (without a liveness probe) the daemon until it is gone.
+    fn follow_daemon(&mut self) {
+        let Phase::Up { daemon } = &self.detached.phase else {
+            return;
+        };
+        let Some(path) = self.pid_file_path() else {
+            return;
+        };
+        let watch_exit = self.def.liveness.is_none();
+        if daemon.is_some() && !watch_exit {
+            return;
+        }
+        let task = follow(Follow {
+            server: self.detached.myself.clone(),
+            token: self.detached.token,
+            service: self.def.id.clone(),
+            path: Some(path),
+            known: daemon.clone(),
+            not_before: self.detached.launcher_started,
+            watch_exit,
+            poll: FOLLOW_POLL,
+        });
+        self.detached.follower.0 = Some(tokio::spawn(task));
+    }
+
+    /// The way down starts (stop, kill, restart, failed probe, daemon gone). `kill`
+    /// SIGKILLs the daemon at once; `stop_command` runs either way.
+    pub(super) fn take_down_detached(&mut self, kill: bool) {
+        self.detached.kill |= kill;
+        match std::mem::replace(&mut self.detached.phase, Phase::Idle) {
+            Phase::Idle => {}
+            Phase::Launching { teardown } => {
+                self.detached.phase = Phase::Launching { teardown: true };
+                if !teardown || kill {
+                    let run = self.run;
+                    let msg = if kill {
+                        PortManagerMsg::Kill { run }
+                    } else {
+                        PortManagerMsg::Stop {
+                            run,
+                            signal: self.def.stop_signal,
+                            timeout: self.def.stop_timeout,
+                        }
+                    };
+                    if let Some(port) = &self.port {
+                        let _ = port.cast(msg);
+                    }
+                }
+            }
+            Phase::Up { daemon } => {
+                let daemon = daemon.or_else(|| self.find_daemon());
+                if let Some(record) = &daemon {
+                    // A paused daemon could not act on what stop_command does.
+                    let signal = if kill {
+                        Signal::SIGKILL
+                    } else {
+                        Signal::SIGCONT
+                    };
+                    self.signal_recorded(record, signal);
+                    self.detached.killed |= kill;
+                }
+                self.run_stop_command(daemon);
+            }
+            Phase::StopCommand { daemon } => {
+                if let Some(record) = daemon.as_ref().filter(|_| kill) {
+                    self.signal_recorded(record, Signal::SIGKILL);
+                    self.detached.killed = true;
+                }
+                self.detached.phase = Phase::StopCommand { daemon };
+            }
+            Phase::Reaping { daemon } => {
+                if kill {
+                    self.signal_recorded(&daemon, Signal::SIGKILL);
+                    self.detached.killed = true;
+                }
+                self.detached.phase = Phase::Reaping { daemon };
+            }
+        }
+    }
+
+    fn signal_recorded(&self, record: &PidRecord, signal: Signal) {
+        match daemon::signal(record, signal) {
+            Ok(sent) => {
+                debug!(service = %self.def.id, pid = record.pid, signal = signal.as_str(), sent, "signalled the daemon")
+            }
+            Err(error) => {
+                warn!(service = %self.def.id, pid = record.pid, signal = signal.as_str(), %error, "could not signal the daemon")
+            }
+        }
+    }
+
+    /// Runs `stop_command` as a run of its own, bounded by `stop_timeout`.
+    fn run_stop_command(&mut self, daemon: Option<PidRecord>) {
+        let token = self.detached.enter(Phase::StopCommand { daemon });
+        let not_run = |reason: String| DetachedNotice::StopCommandNotRun { token, reason };
+        let plan = match &self.def.stop_command {
+            Some(command) => self.command_plan(command),
+            None => Err("the service has no stop_command".to_string()),
+        };
+        let (plan, port) = match (plan, &self.port) {
+            (Ok(plan), Some(port)) => (plan, port.clone()),
+            (Err(reason), _) => return self.detached.notify(not_run(reason)),
+            (_, None) => {
+                let reason = "the service's process manager is not attached".to_string();
+                return self.detached.notify(not_run(reason));
+            }
+        };
+        let run = self.run + 1;
+        self.run = run;
+        let (tx, rx) = ractor::concurrency::oneshot();
+        if port
+            .cast(PortManagerMsg::Spawn {
+                run,
+                plan,
+                reply: tx.into(),
+            })
+            .is_err()
+        {
+            let reason = "the service's process manager is gone".to_string();
+            return self.detached.notify(not_run(reason));
+        }
+        info!(service = %self.def.id, run, "running stop_command");
+        let server = self.detached.myself.clone();
+        tokio::spawn(async move {
+            let reason = match rx.await {
+                Ok(Ok(_pid)) => return,
+                Ok(Err(reason)) => reason,
+                Err(_) => "the service's process manager did not answer".to_string(),
+            };
+            let _ = server.cast(ServerMsg::Detached(DetachedNotice::StopCommandNotRun {
+                token,
+                reason,
+            }));
+        });
+        self.detached
+            .myself
+            .send_after(self.def.stop_timeout, move || {
+                ServerMsg::Detached(DetachedNotice::Deadline { token })
+            });
+    }
+
+    /// A plan for one of the service's own commands (`stop_command`): its cwd, the
+    /// environment the launcher got, its user.
+    fn command_plan(&self, command: &CommandSpec) -> Result<SpawnPlan, String> {
+        process::check_cwd(&self.def)?;
+        let mut plan = SpawnPlan::new(
+            process::argv_for(command),
+            self.def.cwd.clone(),
+            self.detached.env.to_vec(),
+        );
+        if let Some(name) = &self.def.user {
+            let user = process::resolve_user(name, self.def.group.as_deref())?;
+            plan = plan.run_as(user, &self.def.env);
+        }
+        Ok(plan)
+    }
+
+    /// `stop_command` is done (or could not run): the daemon, if it still runs, gets
+    /// `stop_signal` (SIGKILL on a kill) and SIGKILL after `stop_timeout`.
+    async fn after_stop_command(&mut self, daemon: Option<PidRecord>) {
+        let Some(record) = daemon.filter(daemon::is_running) else {
+            return self.finish().await;
+        };
+        let kill = self.detached.kill;
+        let signals: &[Signal] = if kill {
+            &[Signal::SIGKILL]
+        } else {
+            &[self.def.stop_signal, Signal::SIGCONT]
+        };
+        info!(service = %self.def.id, pid = record.pid, "the daemon outlived stop_command: signalling its group");
+        for signal in signals {
+            self.signal_recorded(&record, *signal);
+        }
+        self.detached.killed |= kill;
+        let token = self.detached.enter(Phase::Reaping {
+            daemon: record.clone(),
+        });
+        let task = follow(Follow {
+            server: self.detached.myself.clone(),
+            token,
+            service: self.def.id.clone(),
+            path: None,
+            known: Some(record),
+            not_before: None,
+            watch_exit: true,
+            poll: REAP_POLL,
+        });
+        self.detached.follower.0 = Some(tokio::spawn(task));
+        let wait = if kill {
+            KILL_WAIT
+        } else {
+            self.def.stop_timeout
+        };
+        self.detached.myself.send_after(wait, move || {
+            ServerMsg::Detached(DetachedNotice::Deadline { token })
+        });
+    }
+
+    async fn on_deadline(&mut self) {
+        let id = self.def.id.clone();
+        match &self.detached.phase {
+            Phase::StopCommand { .. } => {
+                warn!(service = %id, "stop_command did not finish within stop_timeout: killing it");
+                if let Some(port) = &self.port {
+                    let _ = port.cast(PortManagerMsg::Kill { run: self.run });
+                }
+            }
+            Phase::Reaping { daemon } if !self.detached.killed => {
+                let record = daemon.clone();
+                warn!(service = %id, pid = record.pid, "the daemon did not stop within stop_timeout: SIGKILL to its group");
+                self.signal_recorded(&record, Signal::SIGKILL);
+                self.detached.killed = true;
+                self.detached.forced = true;
+                let token = self.detached.token;
+                self.detached.myself.send_after(KILL_WAIT, move || {
+                    ServerMsg::Detached(DetachedNotice::Deadline { token })
+                });
+            }
+            Phase::Reaping { daemon } => {
+                warn!(service = %id, pid = daemon.pid, "the daemon is still there after SIGKILL");
+                self.finish().await;
+            }
+            Phase::Launching { teardown: false } if self.kill_cause.is_none() => {
+                let reason = format!(
+                    "failed start: the launcher did not exit within {} (a detached `command` must launch and exit, like `docker compose up -d`)",
+                    humantime::format_duration(LAUNCH_LIMIT)
+                );
+                warn!(service = %id, %reason, "detached launch failed");
+                self.reply_starts(Err(ControlError::StartFailed {
+                    id,
+                    reason: reason.clone(),
+                }));
+                self.kill_cause = Some(reason);
+                self.take_down(false);
+            }
+            Phase::Idle | Phase::Launching { .. } | Phase::Up { .. } => {}
+        }
+    }
+
+    /// The way down is over: report it like the exit of a process of steward's own.
+    async fn finish(&mut self) {
+        self.tables.detached_up.remove(&self.def.id);
+        let d = &mut self.detached;
+        d.enter(Phase::Idle);
+        let forced = std::mem::take(&mut d.forced);
+        let killed = std::mem::take(&mut d.killed);
+        d.kill = false;
+        let exit = d.launch_exit.take().unwrap_or_else(|| ExitInfo {
+            code: None,
+            signal: killed.then(|| "SIGKILL".to_string()),
+            at: Utc::now(),
+        });
+        if self.intent == Intent::Stop {
+            let reason = "stopped before its launcher finished".to_string();
+            self.reply_starts(Err(ControlError::Unavailable {
+                id: self.def.id.clone(),
+                reason,
+            }));
+        }
+        let myself = self.detached.myself.clone();
+        self.on_exit(&myself, exit, forced).await;
+    }
+
+    /// Pause and resume signal the daemon's group; without a known daemon they are refused.
+    pub(super) fn signal_daemon(&self, signal: Signal) -> Result<(), ControlError> {
+        let id = self.def.id.clone();
+        let action = if signal == Signal::SIGSTOP {
+            "pause"
+        } else {
+            "resume"
+        };
+        let Phase::Up {
+            daemon: Some(record),
+        } = &self.detached.phase
+        else {
+            return Err(ControlError::Unsupported {
+                id,
+                action: action.to_string(),
+                reason: "it is detached and steward knows no pid of it: give it a `pid_file` \
+                         so that pause and resume can signal its process group"
+                    .to_string(),
+            });
+        };
+        match daemon::signal(record, signal) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ControlError::Unavailable {
+                id,
+                reason: format!("its daemon (pid {}) is gone", record.pid),
+            }),
+            Err(e) => Err(ControlError::Unavailable {
+                id,
+                reason: format!("cannot signal its daemon (pid {}): {e}", record.pid),
+            }),
+        }
+    }
+
+    /// At start: what is already up is adopted instead of launched again, so nothing runs
+    /// twice. That is a service whose actors were restarted (one-for-all) while it ran
+    /// (`Tables::detached_up`), or a daemon a previous, killed steward left running (its
+    /// record in `state_dir/pids`, kept by crash recovery). False when there is none.
+    pub(super) fn adopt_left_behind(&mut self) -> bool {
+        let id = self.def.id.clone();
+        let (daemon, cause) = match self.tables.detached_up.get(&id).map(|e| e.clone()) {
+            Some(daemon) => (daemon, KEPT),
+            None => match self
+                .tables
+                .state_dir
+                .as_ref()
+                .map(|d| pid_file::read(d, &id))
+            {
+                Some(Ok(Some(record))) if record.detached => (Some(record), ADOPTED),
+                _ => return false,
+            },
+        };
+        if daemon.as_ref().is_some_and(|d| !daemon::is_running(d)) {
+            self.tables.detached_up.remove(&id);
+            self.forget_pid();
+            return false;
+        }
+        let env = process::resolve(&self.def).unwrap_or_else(|reason| {
+            warn!(service = %id, %reason, "probes of the adopted daemon get steward's environment");
+            std::env::vars().collect()
+        });
+        let pid = daemon.as_ref().map(|d| d.pid);
+        info!(service = %id, pid, %cause, "adopting a detached service that is up");
+        self.run += 1;
+        self.alive = true;
+        self.kill_cause = None;
+        self.spawned_at = Some(Instant::now());
+        self.readiness = Health::Unknown;
+        self.liveness = Health::Unknown;
+        let d = &mut self.detached;
+        d.env = Arc::new(env);
+        d.launcher_started = None;
+        d.kill = false;
+        d.killed = false;
+        d.forced = false;
+        d.launch_exit = None;
+        d.enter(Phase::Up { daemon });
+        self.went_up(pid, cause.to_string());
+        true
+    }
+}
+
+/// What a follow task watches.
+struct Follow {
+    server: ActorRef<ServerMsg>,
+    token: u64,
+    service: String,
+    /// The pid file to reread until it names the daemon.
+    path: Option<PathBuf>,
+    known: Option<PidRecord>,
+    not_before: Option<u64>,
+    /// Report the known daemon's disappearance (else stop once it is found).
+    watch_exit: bool,
+    poll: Duration,
+}
+
+/// Rereads the pid file until it names the daemon (→ `DaemonFound`), then, with
+/// `watch_exit`, polls until the daemon is gone (→ `DaemonGone`).
+async fn follow(mut f: Follow) {
+    let notify = |notice| f.server.cast(ServerMsg::Detached(notice)).is_ok();
+    loop {
+        match (&f.known, &f.path) {
+            (Some(record), _) => {
+                if !daemon::is_running(record) {
+                    notify(DetachedNotice::DaemonGone { token: f.token });
+                    return;
+                }
+            }
+            (None, Some(path)) => {
+                if let Ok(record) = daemon::find(&f.service, path, f.not_before) {
+                    let found = DetachedNotice::DaemonFound {
+                        token: f.token,
+                        record: record.clone(),
+                    };
+                    if !notify(found) || !f.watch_exit {
+                        return;
+                    }
+                    f.known = Some(record);
+                }
+            }
+            (None, None) => return,
+        }
+        tokio::time::sleep(f.poll).await;
+    }
+}
