@@ -704,17 +704,27 @@ impl ServerState {
         if self.def.detached {
             return self.take_down_detached(kill);
         }
-        if let Some(port) = &self.port {
-            let msg = if kill {
-                PortManagerMsg::Kill { run: self.run }
-            } else {
-                PortManagerMsg::Stop {
-                    run: self.run,
-                    signal: self.def.stop_signal,
-                    timeout: self.def.stop_timeout,
-                }
-            };
-            let _ = port.cast(msg);
+        self.end_current_run(kill);
+    }
+
+    /// Asks the PortManager to end the group of the current run, whatever it runs (the
+    /// service, or a clone / install step): the stop signal (SIGKILL after
+    /// `stop_timeout`), or SIGKILL now.
+    fn end_current_run(&self, kill: bool) {
+        let Some(port) = &self.port else {
+            return;
+        };
+        let msg = if kill {
+            PortManagerMsg::Kill { run: self.run }
+        } else {
+            PortManagerMsg::Stop {
+                run: self.run,
+                signal: self.def.stop_signal,
+                timeout: self.def.stop_timeout,
+            }
+        };
+        if port.cast(msg).is_err() {
+            warn!(service = %self.def.id, run = self.run, "the process manager is gone");
         }
     }
 

@@ -360,20 +360,7 @@ impl ServerState {
                     .cause(cause),
             );
         }
-        if let Some(port) = &self.port {
-            let msg = if kill {
-                PortManagerMsg::Kill { run: self.run }
-            } else {
-                PortManagerMsg::Stop {
-                    run: self.run,
-                    signal: self.def.stop_signal,
-                    timeout: self.def.stop_timeout,
-                }
-            };
-            if port.cast(msg).is_err() {
-                warn!(service = %self.def.id, "process manager gone while installing");
-            }
-        }
+        self.end_current_run(kill);
     }
 
     /// Drops what is left of the setup, and a clone that will not be moved into place.
