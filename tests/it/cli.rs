@@ -913,6 +913,24 @@ async fn up_watch_reloads_when_config_files_change() {
     assert_eq!(daemon.pid_of("saved").await, saved);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_config_without_watching() {
+    let dir = config_dir("version: 1\nservices:\n  base:\n    command: sleep 610\n");
+    let mut daemon = Daemon::spawn(dir.path(), &[], &[]);
+    daemon.wait_live().await;
+    daemon.wait_running(&["base"]).await;
+    let base = daemon.pid_of("base").await;
+    write_config(
+        dir.path(),
+        "services.d/h.yml",
+        "version: 1\nservices:\n  h:\n    command: sleep 611\n",
+    );
+    // Without --watch nothing reads the new file until the signal.
+    daemon.signal(Signal::SIGHUP);
+    daemon.wait_running(&["h"]).await;
+    assert_eq!(daemon.pid_of("base").await, base, "unchanged, same pid");
+}
+
 // ---------------------------------------------------------------------------------------
 // Secrets never appear in steward's output
 
