@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use procfs::Current as _;
 
@@ -16,6 +16,9 @@ const PRUNE_ABOVE: usize = 1024;
 /// What the previous sample of a pid saw.
 #[derive(Debug, Clone, Copy)]
 struct Previous {
+    /// What this sample found (answered again by `sample_within`).
+    cpu: f64,
+    rss: u64,
     /// utime + stime, in clock ticks.
     cpu_ticks: u64,
     /// The process start time (in ticks after boot), to notice a reused pid.
@@ -30,6 +33,19 @@ pub struct UsageSampler {
 }
 
 impl UsageSampler {
+    /// Like [`UsageSampler::sample`], but answers from the last sample of `pid` when it is
+    /// younger than `max_age`: listing a thousand services must not read `/proc` a
+    /// thousand times per request.
+    pub fn sample_within(&self, pid: u32, max_age: Duration) -> Option<(f64, u64)> {
+        {
+            let previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(p) = previous.get(&pid).filter(|p| p.at.elapsed() < max_age) {
+                return Some((p.cpu, p.rss));
+            }
+        }
+        self.sample(pid)
+    }
+
     /// `(cpu_percent, rss_bytes)` of `pid`, or `None` when it is gone (or a zombie).
     pub fn sample(&self, pid: u32) -> Option<(f64, u64)> {
         let stat = i32::try_from(pid)
@@ -75,6 +91,8 @@ impl UsageSampler {
         previous.insert(
             pid,
             Previous {
+                cpu: cpu.max(0.0),
+                rss,
                 cpu_ticks,
                 start_ticks: stat.starttime,
                 at: now,
@@ -137,6 +155,23 @@ mod tests {
         std::hint::black_box(x);
         let (cpu, _) = sampler.sample(pid).expect("second");
         assert!(cpu > 0.0, "{cpu}");
+    }
+
+    #[test]
+    fn sample_within_answers_from_a_young_sample() {
+        let sampler = UsageSampler::default();
+        let pid = std::process::id();
+        let first = sampler.sample(pid).expect("this process exists");
+        // Regression guard for benchmark finding 1: a list of every service must not read
+        // /proc per service per request; the cached figures come back exactly.
+        let cached = sampler.sample_within(pid, Duration::from_secs(3600));
+        assert_eq!(cached, Some(first));
+        // A zero age always reads /proc again (and still finds the process).
+        assert!(sampler.sample_within(pid, Duration::ZERO).is_some());
+        assert_eq!(
+            sampler.sample_within(4_194_305, Duration::from_secs(3600)),
+            None
+        );
     }
 
     #[test]
