@@ -10,8 +10,9 @@
 //! * `\r\n` ends a line like `\n`; a lone `\r` inside a line is kept;
 //! * a last line without a trailing newline is delivered at end of file.
 //!
-//! Lines are delivered in batches: every complete line found after one read of up to
-//! 64 KiB becomes one `Vec<RawLine>` (one message to the LogBuffer, never one per line),
+//! Lines are delivered in batches: every complete line found after one read (of 4 KiB at
+//! first, doubling up to 64 KiB while reads fill the buffer, so a quiet service holds
+//! little) becomes one `Vec<RawLine>` (one message to the LogBuffer, never one per line),
 //! all stamped with the time of that read. The only allocation per line is its `String`.
 
 use std::io::ErrorKind;
@@ -21,8 +22,11 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::logs::{LogStream, MAX_LINE_BYTES, RawLine};
 
-/// Bytes asked for per read.
+/// Bytes asked for per read, at most: the buffer starts at [`INITIAL_READ_BYTES`] and
+/// doubles whenever a read fills it, so a silent service does not hold 64 KiB per pipe.
 pub const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// The read buffer's first size.
+pub const INITIAL_READ_BYTES: usize = 4 * 1024;
 
 /// Reads `reader` to end of file, handing each read's complete lines to `deliver` as one
 /// batch; a last unterminated line is delivered at the end. Returns the number of lines.
@@ -39,7 +43,7 @@ where
     R: AsyncRead + Unpin,
     F: FnMut(Vec<RawLine>),
 {
-    let mut buf = vec![0u8; READ_BUFFER_BYTES];
+    let mut buf = vec![0u8; INITIAL_READ_BYTES];
     let mut decoder = LineDecoder::new(stream);
     let mut count = 0u64;
     let result = loop {
@@ -51,6 +55,10 @@ where
         };
         let mut batch = Vec::new();
         decoder.feed(&buf[..n], &mut batch);
+        let grown = next_buffer_len(buf.len(), n);
+        if grown > buf.len() {
+            buf.resize(grown, 0);
+        }
         if !batch.is_empty() {
             count += batch.len() as u64;
             deliver(batch);
@@ -63,6 +71,16 @@ where
         deliver(last);
     }
     result.map(|_| count)
+}
+
+/// The read buffer's size after a read of `n` bytes into `len`: doubled (up to
+/// [`READ_BUFFER_BYTES`]) when the read filled it, so more was probably waiting.
+fn next_buffer_len(len: usize, n: usize) -> usize {
+    if n == len {
+        (len * 2).min(READ_BUFFER_BYTES)
+    } else {
+        len
+    }
 }
 
 /// Cuts a byte stream into [`RawLine`]s. Pure and synchronous, so it is tested without
@@ -340,6 +358,20 @@ mod tests {
             MAX_LINE_BYTES - kept
         );
         assert_eq!(out, vec![(expected, true)]);
+    }
+
+    #[test]
+    fn the_read_buffer_grows_only_when_a_read_fills_it() {
+        // Regression guard for benchmark finding 3: a quiet pipe keeps a small buffer.
+        assert_eq!(next_buffer_len(INITIAL_READ_BYTES, 10), INITIAL_READ_BYTES);
+        let mut len = INITIAL_READ_BYTES;
+        let mut steps = 0;
+        while len < READ_BUFFER_BYTES {
+            len = next_buffer_len(len, len);
+            steps += 1;
+        }
+        assert_eq!((len, steps), (READ_BUFFER_BYTES, 4));
+        assert_eq!(next_buffer_len(len, len), READ_BUFFER_BYTES);
     }
 
     #[tokio::test]
