@@ -13,14 +13,15 @@
 //! Lines are delivered in batches: every complete line found after one read (of 4 KiB at
 //! first, doubling up to 64 KiB while reads fill the buffer, so a quiet service holds
 //! little) becomes one `Vec<RawLine>` (one message to the LogBuffer, never one per line),
-//! all stamped with the time of that read. The only allocation per line is its `String`.
+//! all stamped with the time of that read. The only allocation per line is its
+//! [`LogText`], decoded straight from the read buffer and then shared, never copied.
 
 use std::io::ErrorKind;
 
 use chrono::Utc;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::logs::{LogStream, MAX_LINE_BYTES, RawLine};
+use crate::logs::{LogStream, LogText, MAX_LINE_BYTES, RawLine};
 
 /// Bytes asked for per read, at most: the buffer starts at [`INITIAL_READ_BYTES`] and
 /// doubles whenever a read fills it, so a silent service does not hold 64 KiB per pipe.
@@ -163,7 +164,7 @@ impl LineDecoder {
 
     /// Turns the pending line into text and resets the overflow count (the caller clears
     /// or replaces `pending`).
-    fn take_pending(&mut self) -> (String, bool) {
+    fn take_pending(&mut self) -> (LogText, bool) {
         let ends_with_cr = self.last_byte == Some(b'\r');
         let (content, extra) = if self.overflow > 0 {
             (&self.pending[..], self.overflow - usize::from(ends_with_cr))
@@ -181,16 +182,18 @@ impl LineDecoder {
 
 /// Decodes one line's `content` (without its line ending), of which `extra` further input
 /// bytes were already dropped; cuts it to [`MAX_LINE_BYTES`] and marks it when needed.
-fn finish_line(content: &[u8], extra: usize) -> (String, bool) {
+fn finish_line(content: &[u8], extra: usize) -> (LogText, bool) {
     if extra == 0 && content.len() <= MAX_LINE_BYTES {
+        // Valid UTF-8 is borrowed from the read buffer: the shared text is the only copy.
         let text = String::from_utf8_lossy(content);
         // Replacement characters take 3 bytes for each invalid byte, so a short line of
         // garbage can still decode to more than the cap.
         if text.len() <= MAX_LINE_BYTES {
-            return (text.into_owned(), false);
+            return (LogText::from(&*text), false);
         }
     }
-    cut_line(content, extra)
+    let (text, truncated) = cut_line(content, extra);
+    (LogText::from(text), truncated)
 }
 
 /// The slow path for overlong lines: keeps whole characters up to [`MAX_LINE_BYTES`] of
@@ -249,7 +252,9 @@ mod tests {
             decoder.feed(chunk, &mut out);
         }
         decoder.finish(&mut out);
-        out.into_iter().map(|l| (l.line, l.truncated)).collect()
+        out.into_iter()
+            .map(|l| (l.line.to_string(), l.truncated))
+            .collect()
     }
 
     fn plain(lines: &[&str]) -> Vec<(String, bool)> {

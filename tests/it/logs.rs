@@ -32,7 +32,7 @@ fn batch(first: u64, n: u64) -> Vec<RawLine> {
             } else {
                 LogStream::Stderr
             },
-            line: format!("line {i}"),
+            line: format!("line {i}").into(),
             truncated: false,
         })
         .collect()
