@@ -32,6 +32,12 @@ pub const INITIAL_READ_BYTES: usize = 4 * 1024;
 /// Reads `reader` to end of file, handing each read's complete lines to `deliver` as one
 /// batch; a last unterminated line is delivered at the end. Returns the number of lines.
 ///
+/// `deliver`'s second argument says the read *drained* the pipe (it was shorter than the
+/// buffer: nothing more was waiting, the writer has paused), so whoever buffers the lines
+/// can write them out now. A read that drains the pipe after lines went out with "more
+/// waiting" is delivered even without a complete line (an empty batch), so that signal is
+/// never lost.
+///
 /// `deliver` must not block: the child blocks on a full pipe while this task waits.
 /// A read error ends the stream like end of file (the partial line is still delivered)
 /// and is returned.
@@ -42,11 +48,13 @@ pub async fn read_lines<R, F>(
 ) -> std::io::Result<u64>
 where
     R: AsyncRead + Unpin,
-    F: FnMut(Vec<RawLine>),
+    F: FnMut(Vec<RawLine>, bool),
 {
     let mut buf = vec![0u8; INITIAL_READ_BYTES];
     let mut decoder = LineDecoder::new(stream);
     let mut count = 0u64;
+    // Lines went out since the last read that drained the pipe.
+    let mut undrained = false;
     let result = loop {
         let n = match reader.read(&mut buf).await {
             Ok(0) => break Ok(count),
@@ -54,22 +62,24 @@ where
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => break Err(e),
         };
+        let drained = n < buf.len();
         let mut batch = Vec::new();
         decoder.feed(&buf[..n], &mut batch);
         let grown = next_buffer_len(buf.len(), n);
         if grown > buf.len() {
             buf.resize(grown, 0);
         }
-        if !batch.is_empty() {
+        if !batch.is_empty() || (drained && undrained) {
             count += batch.len() as u64;
-            deliver(batch);
+            undrained = !drained;
+            deliver(batch, drained);
         }
     };
     let mut last = Vec::new();
     decoder.finish(&mut last);
     if !last.is_empty() {
         count += last.len() as u64;
-        deliver(last);
+        deliver(last, true);
     }
     result.map(|_| count)
 }
@@ -383,7 +393,7 @@ mod tests {
     async fn read_lines_batches_per_read() {
         let input: &[u8] = b"one\ntwo\nthree";
         let mut batches = Vec::new();
-        let count = read_lines(input, LogStream::Stderr, |b| batches.push(b))
+        let count = read_lines(input, LogStream::Stderr, |b, _| batches.push(b))
             .await
             .expect("reads");
         assert_eq!(count, 3);
@@ -401,5 +411,31 @@ mod tests {
         );
         let lines: Vec<&str> = batches.iter().flatten().map(|l| l.line.as_str()).collect();
         assert_eq!(lines, ["one", "two", "three"]);
+    }
+
+    #[tokio::test]
+    async fn read_lines_says_which_read_drained_the_pipe() {
+        // Benchmark finding 5: the LogBuffer flushes its file when the pipe is drained.
+        // A byte slice reads like a pipe holding all of it: the first read fills the 4 KiB
+        // buffer (more waiting), the second takes the rest (drained).
+        let input = "123456789\n".repeat(500);
+        let mut batches = Vec::new();
+        let count = read_lines(input.as_bytes(), LogStream::Stdout, |b, drained| {
+            batches.push((b.len(), drained))
+        })
+        .await
+        .expect("reads");
+        assert_eq!(count, 500);
+        assert_eq!(batches, [(409, false), (91, true)]);
+
+        // A drained read that completes no line still says so, after "more waiting".
+        let long = format!("{}\nend", "x".repeat(INITIAL_READ_BYTES - 1));
+        let mut batches = Vec::new();
+        read_lines(long.as_bytes(), LogStream::Stdout, |b, drained| {
+            batches.push((b.len(), drained))
+        })
+        .await
+        .expect("reads");
+        assert_eq!(batches, [(1, false), (0, true), (1, true)]);
     }
 }

@@ -9,7 +9,8 @@
 //! actor:
 //!
 //! * two **pipe readers** (stdout, stderr) send every read's complete lines as one
-//!   [`LogBufferMsg::Lines`] batch straight to the LogBuffer;
+//!   [`LogBufferMsg::Lines`] batch straight to the LogBuffer ([`LogBufferMsg::Drained`]
+//!   when the read emptied the pipe, so the log file catches up at once);
 //! * a **stdin writer**, started by the first [`PortManagerMsg::Input`] (most services
 //!   never get one, and a task and its queue per service add up), writes the bytes in
 //!   order and replies once each write is done;
@@ -462,8 +463,12 @@ where
     tokio::spawn(async move {
         // Lines keep being read (and dropped) while the LogBuffer is away, so the child
         // never blocks on a full pipe.
-        let result = read_lines(pipe, stream, |batch| {
-            let _ = log_buffer.cast(LogBufferMsg::Lines(batch));
+        let result = read_lines(pipe, stream, |batch, drained| {
+            let _ = log_buffer.cast(if drained {
+                LogBufferMsg::Drained(batch)
+            } else {
+                LogBufferMsg::Lines(batch)
+            });
         })
         .await;
         if let Err(error) = result {
