@@ -6,11 +6,12 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use procfs::Current as _;
 
-/// Entries kept before the sampler forgets pids that no longer exist.
+/// Entries kept before the sampler first forgets pids that no longer exist.
 const PRUNE_ABOVE: usize = 1024;
 
 /// What the previous sample of a pid saw.
@@ -30,6 +31,9 @@ struct Previous {
 #[derive(Debug, Default)]
 pub struct UsageSampler {
     previous: Mutex<HashMap<u32, Previous>>,
+    /// Size of `previous` at which to prune next (0 until the first prune: then
+    /// [`PRUNE_ABOVE`]). Written under the `previous` lock.
+    prune_at: AtomicUsize,
 }
 
 impl UsageSampler {
@@ -85,8 +89,11 @@ impl UsageSampler {
             0.0
         };
 
-        if previous.len() >= PRUNE_ABOVE {
-            previous.retain(|pid, _| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if previous.len() >= self.prune_at.load(Ordering::Relaxed).max(PRUNE_ABOVE) {
+            let next = prune(&mut previous, |pid| {
+                std::path::Path::new(&format!("/proc/{pid}")).exists()
+            });
+            self.prune_at.store(next, Ordering::Relaxed);
         }
         previous.insert(
             pid,
@@ -100,6 +107,14 @@ impl UsageSampler {
         );
         Some((cpu.max(0.0), rss))
     }
+}
+
+/// Forgets the pids that `exists` says are gone, and returns the size at which to prune
+/// next: twice what is left, at least [`PRUNE_ABOVE`]. With a fixed threshold, more live
+/// pids than it would make every sample check every pid in `/proc`.
+fn prune(previous: &mut HashMap<u32, Previous>, exists: impl Fn(u32) -> bool) -> usize {
+    previous.retain(|pid, _| exists(*pid));
+    (previous.len() * 2).max(PRUNE_ABOVE)
 }
 
 #[cfg(test)]
@@ -172,6 +187,28 @@ mod tests {
             sampler.sample_within(4_194_305, Duration::from_secs(3600)),
             None
         );
+    }
+
+    #[test]
+    fn pruning_keeps_live_pids_and_backs_off_with_their_number() {
+        let entry = Previous {
+            cpu: 0.0,
+            rss: 0,
+            cpu_ticks: 0,
+            start_ticks: 0,
+            at: Instant::now(),
+        };
+        let mut previous: HashMap<u32, Previous> = (0..3000).map(|pid| (pid, entry)).collect();
+        // Pids below 1500 are alive.
+        let next = prune(&mut previous, |pid| pid < 1500);
+        assert_eq!(previous.len(), 1500);
+        assert!(previous.keys().all(|pid| *pid < 1500));
+        assert_eq!(
+            next, 3000,
+            "not again before the live set could have doubled"
+        );
+        let next = prune(&mut previous, |pid| pid < 10);
+        assert_eq!(next, PRUNE_ABOVE);
     }
 
     #[test]
