@@ -40,10 +40,16 @@ impl UsageSampler {
     /// Like [`UsageSampler::sample`], but answers from the last sample of `pid` when it is
     /// younger than `max_age`: listing a thousand services must not read `/proc` a
     /// thousand times per request.
+    ///
+    /// A sample that saw no resident memory is not answered again: that is a process
+    /// caught inside `exec` (the status read that sees a fresh service `running` comes
+    /// right after the spawn), not its steady state, and repeating it for `max_age` would
+    /// show a running service using no memory.
     pub fn sample_within(&self, pid: u32, max_age: Duration) -> Option<(f64, u64)> {
         {
             let previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(p) = previous.get(&pid).filter(|p| p.at.elapsed() < max_age) {
+            let young = |p: &&Previous| p.rss > 0 && p.at.elapsed() < max_age;
+            if let Some(p) = previous.get(&pid).filter(young) {
                 return Some((p.cpu, p.rss));
             }
         }
@@ -187,6 +193,27 @@ mod tests {
             sampler.sample_within(4_194_305, Duration::from_secs(3600)),
             None
         );
+    }
+
+    #[test]
+    fn a_sample_without_resident_memory_is_not_answered_again() {
+        let sampler = UsageSampler::default();
+        let pid = std::process::id();
+        // What a sample of a process inside exec can see.
+        sampler.previous.lock().expect("lock").insert(
+            pid,
+            Previous {
+                cpu: 0.0,
+                rss: 0,
+                cpu_ticks: 0,
+                start_ticks: 0,
+                at: Instant::now(),
+            },
+        );
+        let (_, rss) = sampler
+            .sample_within(pid, Duration::from_secs(3600))
+            .expect("this process exists");
+        assert!(rss > 0);
     }
 
     #[test]
