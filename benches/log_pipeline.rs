@@ -4,9 +4,14 @@
 //! every line. Prints lines/s into the ring, lines/s through to the subscriber, lines
 //! lost, and the subscriber's lag (in lines while it runs, in ms after the last append).
 //!
+//! Also counts heap allocations (a global allocator that forwards to the system one)
+//! from the start of the writer until the subscriber is done: allocations per line is a
+//! figure that the load of a shared machine does not change.
+//!
 //! A measuring program, not a criterion bench: `cargo bench --bench log_pipeline`
 //! (`-- --json` prints one JSON line, which `bench/run` reads for S3).
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,6 +20,41 @@ use steward::logs::LogRecord;
 use steward::{CommandSpec, ServiceDefinition, Steward};
 
 const LINES: u64 = 500_000;
+
+/// Heap allocations so far (`alloc`, `alloc_zeroed` and `realloc` calls).
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts allocations and forwards every call to the system allocator.
+struct Counting;
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the
+// counter is only arithmetic. (The crate denies unsafe code; this measuring program needs
+// it for exactly this impl.)
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded as is.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as is.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded as is.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded as is.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
 
 #[tokio::main]
 async fn main() {
@@ -45,6 +85,7 @@ async fn main() {
     // Notes when the last line has entered the ring (polled every 200 µs).
     let appended_ns = Arc::new(AtomicU64::new(0));
     let t0 = Instant::now();
+    let allocations_before = ALLOCATIONS.load(Ordering::Relaxed);
     let watcher = {
         let ring = Arc::clone(&ring);
         let appended_ns = Arc::clone(&appended_ns);
@@ -83,6 +124,8 @@ async fn main() {
         .await
         .unwrap_or((0, 0, 0));
     let received = t0.elapsed();
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - allocations_before;
+    let allocs_per_line = allocations as f64 / LINES as f64;
     let _ = watcher.await;
     let appended = Duration::from_nanos(appended_ns.load(Ordering::SeqCst));
     steward.shutdown().await.expect("shutdown");
@@ -100,7 +143,7 @@ async fn main() {
             "{{\"lines\": {lines}, \"lost\": {lost}, \"seconds\": {secs:.4}, \
              \"subscriber_lines_per_s\": {:.0}, \"ring_seconds\": {ring_secs:.4}, \
              \"ring_lines_per_s\": {:.0}, \"max_lag_lines\": {max_lag}, \
-             \"drain_lag_ms\": {}}}",
+             \"drain_lag_ms\": {}, \"allocations_per_line\": {allocs_per_line:.2}}}",
             lines as f64 / secs,
             LINES as f64 / ring_secs.max(1e-9),
             if drain_lag_ms.is_nan() {
@@ -113,7 +156,7 @@ async fn main() {
         println!(
             "{LINES} lines: into the ring in {ring_secs:.3} s ({:.2} M lines/s); the subscriber \
              read {lines} (lost {lost}) in {secs:.3} s; max lag {max_lag} lines, \
-             {drain_lag_ms:.2} ms after the last append",
+             {drain_lag_ms:.2} ms after the last append; {allocs_per_line:.2} allocations per line",
             LINES as f64 / ring_secs.max(1e-9) / 1e6
         );
     }

@@ -22,7 +22,7 @@ fn batch() -> Vec<RawLine> {
             ts,
             stream: LogStream::Stdout,
             // ~100 bytes, like S3's lines.
-            line: format!("{i:06} GET /api/v1/items/42 200 1.23ms user-agent=curl/8.5 request-id=5f0c1e9a7b3d4c2e8f10"),
+            line: format!("{i:06} GET /api/v1/items/42 200 1.23ms user-agent=curl/8.5 request-id=5f0c1e9a7b3d4c2e8f10").into(),
             truncated: false,
         })
         .collect()

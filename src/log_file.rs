@@ -227,7 +227,7 @@ mod tests {
             seq,
             ts: Utc::now(),
             stream: LogStream::Stdout,
-            line: text.to_string(),
+            line: text.into(),
             truncated: false,
         }
     }

@@ -21,8 +21,11 @@
 //! lines (only the last `capacity` of them are visible to [`LogRing::tail`] and
 //! [`LogRing::since`]), which is what lets a subscriber fall that far behind without loss.
 //! A subscriber whose cursor falls off the retained lines skips to the oldest one and
-//! reports the difference as a gap. The text is kept as `Arc<str>` inside the ring so a
-//! subscriber copies pointers under the lock and the strings outside it.
+//! reports the difference as a gap.
+//!
+//! A line's text is a [`LogText`], a shared `Arc<str>` made once by the pipe reader: the
+//! ring, the log file writer and every subscriber hold the same allocation, so a line
+//! costs one allocation and no copy however many readers it has.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -33,6 +36,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::events::{Event, EventBus, EventKind};
+
+mod text;
+
+pub use text::LogText;
 
 /// Lines a new subscriber receives from the ring before live lines.
 pub const SUBSCRIBE_BACKLOG: usize = 100;
@@ -72,7 +79,7 @@ pub struct RawLine {
     /// Which pipe.
     pub stream: LogStream,
     /// The text (lossy UTF-8, without the newline; ends with `…[cut N bytes]` when cut).
-    pub line: String,
+    pub line: LogText,
     /// True when the line was longer than [`MAX_LINE_BYTES`] and was cut.
     pub truncated: bool,
 }
@@ -87,7 +94,7 @@ pub struct LogLine {
     /// Which pipe.
     pub stream: LogStream,
     /// The text.
-    pub line: String,
+    pub line: LogText,
     /// True when the line was cut.
     pub truncated: bool,
 }
@@ -105,14 +112,14 @@ pub enum LogRecord {
     },
 }
 
-/// A line as the ring keeps it: the text shared, so readers can copy it outside the lock.
+/// A line as the ring keeps it.
 #[derive(Clone)]
 struct Entry {
     seq: u64,
     ts: DateTime<Utc>,
     stream: LogStream,
     truncated: bool,
-    text: Arc<str>,
+    text: LogText,
 }
 
 impl Entry {
@@ -121,7 +128,7 @@ impl Entry {
             seq: self.seq,
             ts: self.ts,
             stream: self.stream,
-            line: self.text.to_string(),
+            line: self.text.clone(),
             truncated: self.truncated,
         }
     }
@@ -237,7 +244,7 @@ impl LogRing {
     /// Numbers and appends a batch, wakes live subscribers (once per batch), and returns
     /// the numbered lines.
     pub fn append(&self, batch: Vec<RawLine>) -> Vec<LogLine> {
-        // Copy the texts before taking the lock, so readers wait only for the pushes.
+        // Built before taking the lock, so readers wait only for the pushes.
         let mut entries = Vec::with_capacity(batch.len());
         let mut out = Vec::with_capacity(batch.len());
         for raw in batch {
@@ -246,7 +253,7 @@ impl LogRing {
                 ts: raw.ts,
                 stream: raw.stream,
                 truncated: raw.truncated,
-                text: Arc::from(raw.line.as_str()),
+                text: raw.line.clone(),
             });
             out.push(LogLine {
                 seq: 0,
@@ -486,7 +493,7 @@ mod tests {
         RawLine {
             ts: Utc::now(),
             stream: LogStream::Stdout,
-            line: text.to_string(),
+            line: text.into(),
             truncated: false,
         }
     }
@@ -505,6 +512,26 @@ mod tests {
             vec![3, 4, 5]
         );
         assert_eq!(r.tail(1)[0].line, "5");
+    }
+
+    #[tokio::test]
+    async fn the_ring_and_its_readers_share_each_lines_text() {
+        // Regression guard for benchmark finding 6: one allocation per line, not one per
+        // copy and per subscriber.
+        let r = ring(10);
+        let mut sub = r.subscribe(None);
+        let text = LogText::from("shared");
+        let line = RawLine {
+            line: text.clone(),
+            ..raw("")
+        };
+        let appended = r.append(vec![line]);
+        assert!(std::ptr::eq(appended[0].line.as_str(), text.as_str()));
+        assert!(std::ptr::eq(r.tail(1)[0].line.as_str(), text.as_str()));
+        match sub.recv().await {
+            Some(LogRecord::Line(l)) => assert!(std::ptr::eq(l.line.as_str(), text.as_str())),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]
@@ -782,7 +809,8 @@ mod tests {
                     .map(|i| RawLine {
                         ts,
                         stream: LogStream::Stdout,
-                        line: format!("GET /api/v1/items/{b}/{i} 200 1.23ms user-agent=curl/8.5"),
+                        line: format!("GET /api/v1/items/{b}/{i} 200 1.23ms user-agent=curl/8.5")
+                            .into(),
                         truncated: false,
                     })
                     .collect()

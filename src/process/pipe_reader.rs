@@ -10,22 +10,33 @@
 //! * `\r\n` ends a line like `\n`; a lone `\r` inside a line is kept;
 //! * a last line without a trailing newline is delivered at end of file.
 //!
-//! Lines are delivered in batches: every complete line found after one read of up to
-//! 64 KiB becomes one `Vec<RawLine>` (one message to the LogBuffer, never one per line),
-//! all stamped with the time of that read. The only allocation per line is its `String`.
+//! Lines are delivered in batches: every complete line found after one read (of 4 KiB at
+//! first, doubling up to 64 KiB while reads fill the buffer, so a quiet service holds
+//! little) becomes one `Vec<RawLine>` (one message to the LogBuffer, never one per line),
+//! all stamped with the time of that read. The only allocation per line is its
+//! [`LogText`], decoded straight from the read buffer and then shared, never copied.
 
 use std::io::ErrorKind;
 
 use chrono::Utc;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::logs::{LogStream, MAX_LINE_BYTES, RawLine};
+use crate::logs::{LogStream, LogText, MAX_LINE_BYTES, RawLine};
 
-/// Bytes asked for per read.
+/// Bytes asked for per read, at most: the buffer starts at [`INITIAL_READ_BYTES`] and
+/// doubles whenever a read fills it, so a silent service does not hold 64 KiB per pipe.
 pub const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// The read buffer's first size.
+pub const INITIAL_READ_BYTES: usize = 4 * 1024;
 
 /// Reads `reader` to end of file, handing each read's complete lines to `deliver` as one
 /// batch; a last unterminated line is delivered at the end. Returns the number of lines.
+///
+/// `deliver`'s second argument says the read *drained* the pipe (it was shorter than the
+/// buffer: nothing more was waiting, the writer has paused), so whoever buffers the lines
+/// can write them out now. A read that drains the pipe after lines went out with "more
+/// waiting" is delivered even without a complete line (an empty batch), so that signal is
+/// never lost.
 ///
 /// `deliver` must not block: the child blocks on a full pipe while this task waits.
 /// A read error ends the stream like end of file (the partial line is still delivered)
@@ -37,11 +48,13 @@ pub async fn read_lines<R, F>(
 ) -> std::io::Result<u64>
 where
     R: AsyncRead + Unpin,
-    F: FnMut(Vec<RawLine>),
+    F: FnMut(Vec<RawLine>, bool),
 {
-    let mut buf = vec![0u8; READ_BUFFER_BYTES];
+    let mut buf = vec![0u8; INITIAL_READ_BYTES];
     let mut decoder = LineDecoder::new(stream);
     let mut count = 0u64;
+    // Lines went out since the last read that drained the pipe.
+    let mut undrained = false;
     let result = loop {
         let n = match reader.read(&mut buf).await {
             Ok(0) => break Ok(count),
@@ -49,20 +62,36 @@ where
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => break Err(e),
         };
+        let drained = n < buf.len();
         let mut batch = Vec::new();
         decoder.feed(&buf[..n], &mut batch);
-        if !batch.is_empty() {
+        let grown = next_buffer_len(buf.len(), n);
+        if grown > buf.len() {
+            buf.resize(grown, 0);
+        }
+        if !batch.is_empty() || (drained && undrained) {
             count += batch.len() as u64;
-            deliver(batch);
+            undrained = !drained;
+            deliver(batch, drained);
         }
     };
     let mut last = Vec::new();
     decoder.finish(&mut last);
     if !last.is_empty() {
         count += last.len() as u64;
-        deliver(last);
+        deliver(last, true);
     }
     result.map(|_| count)
+}
+
+/// The read buffer's size after a read of `n` bytes into `len`: doubled (up to
+/// [`READ_BUFFER_BYTES`]) when the read filled it, so more was probably waiting.
+fn next_buffer_len(len: usize, n: usize) -> usize {
+    if n == len {
+        (len * 2).min(READ_BUFFER_BYTES)
+    } else {
+        len
+    }
 }
 
 /// Cuts a byte stream into [`RawLine`]s. Pure and synchronous, so it is tested without
@@ -145,7 +174,7 @@ impl LineDecoder {
 
     /// Turns the pending line into text and resets the overflow count (the caller clears
     /// or replaces `pending`).
-    fn take_pending(&mut self) -> (String, bool) {
+    fn take_pending(&mut self) -> (LogText, bool) {
         let ends_with_cr = self.last_byte == Some(b'\r');
         let (content, extra) = if self.overflow > 0 {
             (&self.pending[..], self.overflow - usize::from(ends_with_cr))
@@ -163,16 +192,18 @@ impl LineDecoder {
 
 /// Decodes one line's `content` (without its line ending), of which `extra` further input
 /// bytes were already dropped; cuts it to [`MAX_LINE_BYTES`] and marks it when needed.
-fn finish_line(content: &[u8], extra: usize) -> (String, bool) {
+fn finish_line(content: &[u8], extra: usize) -> (LogText, bool) {
     if extra == 0 && content.len() <= MAX_LINE_BYTES {
+        // Valid UTF-8 is borrowed from the read buffer: the shared text is the only copy.
         let text = String::from_utf8_lossy(content);
         // Replacement characters take 3 bytes for each invalid byte, so a short line of
         // garbage can still decode to more than the cap.
         if text.len() <= MAX_LINE_BYTES {
-            return (text.into_owned(), false);
+            return (LogText::from(&*text), false);
         }
     }
-    cut_line(content, extra)
+    let (text, truncated) = cut_line(content, extra);
+    (LogText::from(text), truncated)
 }
 
 /// The slow path for overlong lines: keeps whole characters up to [`MAX_LINE_BYTES`] of
@@ -231,7 +262,9 @@ mod tests {
             decoder.feed(chunk, &mut out);
         }
         decoder.finish(&mut out);
-        out.into_iter().map(|l| (l.line, l.truncated)).collect()
+        out.into_iter()
+            .map(|l| (l.line.to_string(), l.truncated))
+            .collect()
     }
 
     fn plain(lines: &[&str]) -> Vec<(String, bool)> {
@@ -342,11 +375,25 @@ mod tests {
         assert_eq!(out, vec![(expected, true)]);
     }
 
+    #[test]
+    fn the_read_buffer_grows_only_when_a_read_fills_it() {
+        // Regression guard for benchmark finding 3: a quiet pipe keeps a small buffer.
+        assert_eq!(next_buffer_len(INITIAL_READ_BYTES, 10), INITIAL_READ_BYTES);
+        let mut len = INITIAL_READ_BYTES;
+        let mut steps = 0;
+        while len < READ_BUFFER_BYTES {
+            len = next_buffer_len(len, len);
+            steps += 1;
+        }
+        assert_eq!((len, steps), (READ_BUFFER_BYTES, 4));
+        assert_eq!(next_buffer_len(len, len), READ_BUFFER_BYTES);
+    }
+
     #[tokio::test]
     async fn read_lines_batches_per_read() {
         let input: &[u8] = b"one\ntwo\nthree";
         let mut batches = Vec::new();
-        let count = read_lines(input, LogStream::Stderr, |b| batches.push(b))
+        let count = read_lines(input, LogStream::Stderr, |b, _| batches.push(b))
             .await
             .expect("reads");
         assert_eq!(count, 3);
@@ -364,5 +411,31 @@ mod tests {
         );
         let lines: Vec<&str> = batches.iter().flatten().map(|l| l.line.as_str()).collect();
         assert_eq!(lines, ["one", "two", "three"]);
+    }
+
+    #[tokio::test]
+    async fn read_lines_says_which_read_drained_the_pipe() {
+        // Benchmark finding 5: the LogBuffer flushes its file when the pipe is drained.
+        // A byte slice reads like a pipe holding all of it: the first read fills the 4 KiB
+        // buffer (more waiting), the second takes the rest (drained).
+        let input = "123456789\n".repeat(500);
+        let mut batches = Vec::new();
+        let count = read_lines(input.as_bytes(), LogStream::Stdout, |b, drained| {
+            batches.push((b.len(), drained))
+        })
+        .await
+        .expect("reads");
+        assert_eq!(count, 500);
+        assert_eq!(batches, [(409, false), (91, true)]);
+
+        // A drained read that completes no line still says so, after "more waiting".
+        let long = format!("{}\nend", "x".repeat(INITIAL_READ_BYTES - 1));
+        let mut batches = Vec::new();
+        read_lines(long.as_bytes(), LogStream::Stdout, |b, drained| {
+            batches.push((b.len(), drained))
+        })
+        .await
+        .expect("reads");
+        assert_eq!(batches, [(1, false), (0, true), (1, true)]);
     }
 }

@@ -6,16 +6,20 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use procfs::Current as _;
 
-/// Entries kept before the sampler forgets pids that no longer exist.
+/// Entries kept before the sampler first forgets pids that no longer exist.
 const PRUNE_ABOVE: usize = 1024;
 
 /// What the previous sample of a pid saw.
 #[derive(Debug, Clone, Copy)]
 struct Previous {
+    /// What this sample found (answered again by `sample_within`).
+    cpu: f64,
+    rss: u64,
     /// utime + stime, in clock ticks.
     cpu_ticks: u64,
     /// The process start time (in ticks after boot), to notice a reused pid.
@@ -27,9 +31,31 @@ struct Previous {
 #[derive(Debug, Default)]
 pub struct UsageSampler {
     previous: Mutex<HashMap<u32, Previous>>,
+    /// Size of `previous` at which to prune next (0 until the first prune: then
+    /// [`PRUNE_ABOVE`]). Written under the `previous` lock.
+    prune_at: AtomicUsize,
 }
 
 impl UsageSampler {
+    /// Like [`UsageSampler::sample`], but answers from the last sample of `pid` when it is
+    /// younger than `max_age`: listing a thousand services must not read `/proc` a
+    /// thousand times per request.
+    ///
+    /// A sample that saw no resident memory is not answered again: that is a process
+    /// caught inside `exec` (the status read that sees a fresh service `running` comes
+    /// right after the spawn), not its steady state, and repeating it for `max_age` would
+    /// show a running service using no memory.
+    pub fn sample_within(&self, pid: u32, max_age: Duration) -> Option<(f64, u64)> {
+        {
+            let previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
+            let young = |p: &&Previous| p.rss > 0 && p.at.elapsed() < max_age;
+            if let Some(p) = previous.get(&pid).filter(young) {
+                return Some((p.cpu, p.rss));
+            }
+        }
+        self.sample(pid)
+    }
+
     /// `(cpu_percent, rss_bytes)` of `pid`, or `None` when it is gone (or a zombie).
     pub fn sample(&self, pid: u32) -> Option<(f64, u64)> {
         let stat = i32::try_from(pid)
@@ -69,12 +95,17 @@ impl UsageSampler {
             0.0
         };
 
-        if previous.len() >= PRUNE_ABOVE {
-            previous.retain(|pid, _| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if previous.len() >= self.prune_at.load(Ordering::Relaxed).max(PRUNE_ABOVE) {
+            let next = prune(&mut previous, |pid| {
+                std::path::Path::new(&format!("/proc/{pid}")).exists()
+            });
+            self.prune_at.store(next, Ordering::Relaxed);
         }
         previous.insert(
             pid,
             Previous {
+                cpu: cpu.max(0.0),
+                rss,
                 cpu_ticks,
                 start_ticks: stat.starttime,
                 at: now,
@@ -82,6 +113,14 @@ impl UsageSampler {
         );
         Some((cpu.max(0.0), rss))
     }
+}
+
+/// Forgets the pids that `exists` says are gone, and returns the size at which to prune
+/// next: twice what is left, at least [`PRUNE_ABOVE`]. With a fixed threshold, more live
+/// pids than it would make every sample check every pid in `/proc`.
+fn prune(previous: &mut HashMap<u32, Previous>, exists: impl Fn(u32) -> bool) -> usize {
+    previous.retain(|pid, _| exists(*pid));
+    (previous.len() * 2).max(PRUNE_ABOVE)
 }
 
 #[cfg(test)]
@@ -137,6 +176,66 @@ mod tests {
         std::hint::black_box(x);
         let (cpu, _) = sampler.sample(pid).expect("second");
         assert!(cpu > 0.0, "{cpu}");
+    }
+
+    #[test]
+    fn sample_within_answers_from_a_young_sample() {
+        let sampler = UsageSampler::default();
+        let pid = std::process::id();
+        let first = sampler.sample(pid).expect("this process exists");
+        // Regression guard for benchmark finding 1: a list of every service must not read
+        // /proc per service per request; the cached figures come back exactly.
+        let cached = sampler.sample_within(pid, Duration::from_secs(3600));
+        assert_eq!(cached, Some(first));
+        // A zero age always reads /proc again (and still finds the process).
+        assert!(sampler.sample_within(pid, Duration::ZERO).is_some());
+        assert_eq!(
+            sampler.sample_within(4_194_305, Duration::from_secs(3600)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_sample_without_resident_memory_is_not_answered_again() {
+        let sampler = UsageSampler::default();
+        let pid = std::process::id();
+        // What a sample of a process inside exec can see.
+        sampler.previous.lock().expect("lock").insert(
+            pid,
+            Previous {
+                cpu: 0.0,
+                rss: 0,
+                cpu_ticks: 0,
+                start_ticks: 0,
+                at: Instant::now(),
+            },
+        );
+        let (_, rss) = sampler
+            .sample_within(pid, Duration::from_secs(3600))
+            .expect("this process exists");
+        assert!(rss > 0);
+    }
+
+    #[test]
+    fn pruning_keeps_live_pids_and_backs_off_with_their_number() {
+        let entry = Previous {
+            cpu: 0.0,
+            rss: 0,
+            cpu_ticks: 0,
+            start_ticks: 0,
+            at: Instant::now(),
+        };
+        let mut previous: HashMap<u32, Previous> = (0..3000).map(|pid| (pid, entry)).collect();
+        // Pids below 1500 are alive.
+        let next = prune(&mut previous, |pid| pid < 1500);
+        assert_eq!(previous.len(), 1500);
+        assert!(previous.keys().all(|pid| *pid < 1500));
+        assert_eq!(
+            next, 3000,
+            "not again before the live set could have doubled"
+        );
+        let next = prune(&mut previous, |pid| pid < 10);
+        assert_eq!(next, PRUNE_ABOVE);
     }
 
     #[test]

@@ -5,11 +5,13 @@
 //! service's actors), while the LogBuffer numbers and appends lines, feeds subscribers
 //! through the ring, and keeps the `log_file` sink.
 //!
-//! The file is written through a large buffer and flushed at least every
-//! [`FLUSH_INTERVAL`] while it holds unflushed lines, on [`LogBufferMsg::Flush`], in
-//! `post_stop`, and when the state is dropped (a panic skips `post_stop`, not `Drop`). The
-//! flush timer is one `send_after` armed only when the buffer becomes dirty, so an idle
-//! service costs no wake-ups. A failing file (disk full, permissions, a bad path) never
+//! The file is written through a large buffer and flushed when a batch comes from a read
+//! that drained the pipe ([`LogBufferMsg::Drained`]: the writer paused, so the end of a
+//! burst is in the file at once, not at the next tick), at least every [`FLUSH_INTERVAL`]
+//! while it holds unflushed lines (a writer that never lets the pipe drain), on
+//! [`LogBufferMsg::Flush`], in `post_stop`, and when the state is dropped (a panic skips
+//! `post_stop`, not `Drop`). The flush timer is one `send_after` armed only when the buffer
+//! becomes dirty, so an idle service costs no wake-ups. A failing file (disk full, permissions, a bad path) never
 //! stops the ring: the failure is logged once per streak, and the file is reopened on the
 //! next batch.
 
@@ -31,8 +33,11 @@ const FLUSH_RETRY: Duration = Duration::from_secs(1);
 /// Messages to a LogBuffer.
 #[derive(Debug)]
 pub enum LogBufferMsg {
-    /// A batch of lines read from the pipes, in order.
+    /// A batch of lines read from the pipes, in order; more output was waiting.
     Lines(Vec<RawLine>),
+    /// Like [`LogBufferMsg::Lines`], from a read that drained the pipe: the log file is
+    /// flushed after the batch (which may be empty).
+    Drained(Vec<RawLine>),
     /// Flush the log file now (sent at process exit, or by anyone who needs the file
     /// current).
     Flush,
@@ -135,7 +140,8 @@ impl Actor for LogBuffer {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            LogBufferMsg::Lines(batch) => on_lines(&myself, state, batch),
+            LogBufferMsg::Lines(batch) => on_lines(&myself, state, batch, false),
+            LogBufferMsg::Drained(batch) => on_lines(&myself, state, batch, true),
             LogBufferMsg::Flush => on_flush(&myself, state),
             LogBufferMsg::Tail { n, reply } => {
                 // The asker may have given up waiting; nothing to do then.
@@ -164,13 +170,25 @@ impl Actor for LogBuffer {
     }
 }
 
-fn on_lines(myself: &ActorRef<LogBufferMsg>, state: &mut LogBufferState, batch: Vec<RawLine>) {
-    if batch.is_empty() {
-        return;
-    }
-    let lines = state.ring.append(batch);
+fn on_lines(
+    myself: &ActorRef<LogBufferMsg>,
+    state: &mut LogBufferState,
+    batch: Vec<RawLine>,
+    drained: bool,
+) {
+    let lines = if batch.is_empty() {
+        Vec::new()
+    } else {
+        state.ring.append(batch)
+    };
     if let Some(file) = &mut state.file {
-        file.write(&state.service, &lines);
+        if !lines.is_empty() {
+            file.write(&state.service, &lines);
+        }
+        // A failing file is retried by the slower timer, not at every read.
+        if drained && !file.failing {
+            file.flush(&state.service);
+        }
         file.arm_tick(myself, FLUSH_INTERVAL);
     }
 }

@@ -5,12 +5,15 @@
 //! group on stop / kill / pause, and writes to stdin. An exit of the process is not a
 //! failure of this actor: it is reported to the Server, which applies the restart policy.
 //!
-//! One process at a time. For each spawned process, four tasks run beside the actor:
+//! One process at a time. For each spawned process, three or four tasks run beside the
+//! actor:
 //!
 //! * two **pipe readers** (stdout, stderr) send every read's complete lines as one
-//!   [`LogBufferMsg::Lines`] batch straight to the LogBuffer;
-//! * a **stdin writer** writes [`PortManagerMsg::Input`] bytes in order and replies once
-//!   each write is done;
+//!   [`LogBufferMsg::Lines`] batch straight to the LogBuffer ([`LogBufferMsg::Drained`]
+//!   when the read emptied the pipe, so the log file catches up at once);
+//! * a **stdin writer**, started by the first [`PortManagerMsg::Input`] (most services
+//!   never get one, and a task and its queue per service add up), writes the bytes in
+//!   order and replies once each write is done;
 //! * a **waiter** awaits the exit of the process, then:
 //!   1. SIGKILLs whatever is left in its process group: a service's orphans (a shell's
 //!      background jobs, workers that outlive their master) die with it, like systemd's
@@ -159,8 +162,8 @@ struct RunningProcess {
     /// Set by the waiter as soon as the leader is reaped. From then on the group is being
     /// killed and its number may be reused, so nothing more is sent to it.
     reaped: Arc<AtomicBool>,
-    /// Queue of the stdin writer task; dropping it closes the child's stdin.
-    stdin: mpsc::UnboundedSender<StdinWrite>,
+    /// The child's stdin; dropping it closes the pipe.
+    stdin: StdinPort,
     /// Pending stop timers, aborted at exit. The earliest one that fires wins.
     stop_timers: Vec<JoinHandle<Result<(), MessagingErr<PortManagerMsg>>>>,
     /// Set when a stop timer had to SIGKILL the group.
@@ -170,6 +173,34 @@ struct RunningProcess {
 impl RunningProcess {
     fn is_reaped(&self) -> bool {
         self.reaped.load(Ordering::Acquire)
+    }
+}
+
+/// The stdin of a process: the bare pipe until the first write starts the writer task.
+#[derive(Debug)]
+enum StdinPort {
+    /// No write yet; `None` when the process has no stdin pipe.
+    Idle(Option<ChildStdin>),
+    /// Queue of the writer task, which owns the pipe.
+    Writing(mpsc::UnboundedSender<StdinWrite>),
+}
+
+impl StdinPort {
+    /// Queues a write, starting the writer task on the first one. Gives the request back
+    /// when the pipe is closed.
+    fn write(&mut self, request: StdinWrite) -> Result<(), StdinWrite> {
+        if let StdinPort::Idle(pipe) = self {
+            let Some(pipe) = pipe.take() else {
+                return Err(request);
+            };
+            let (queue, requests) = mpsc::unbounded_channel();
+            tokio::spawn(write_stdin(pipe, requests));
+            *self = StdinPort::Writing(queue);
+        }
+        match self {
+            StdinPort::Writing(queue) => queue.send(request).map_err(|e| e.0),
+            StdinPort::Idle(_) => Err(request),
+        }
     }
 }
 
@@ -275,10 +306,7 @@ fn on_spawn(
             .take()
             .map(|err| spawn_reader(err, LogStream::Stderr, &state.log_buffer)),
     ];
-    let (stdin_tx, stdin_rx) = mpsc::unbounded_channel();
-    if let Some(stdin) = child.stdin.take() {
-        tokio::spawn(write_stdin(stdin, stdin_rx));
-    }
+    let stdin = StdinPort::Idle(child.stdin.take());
     let reaped = Arc::new(AtomicBool::new(false));
     tokio::spawn(watch_exit(Watch {
         service: state.service.clone(),
@@ -298,7 +326,7 @@ fn on_spawn(
         pid,
         group,
         reaped,
-        stdin: stdin_tx,
+        stdin,
         stop_timers: Vec::new(),
         forced_kill: false,
     });
@@ -389,11 +417,11 @@ fn on_signal(state: &mut PortManagerState, run: u64, signal: Signal) -> Result<(
 }
 
 fn on_input(state: &mut PortManagerState, data: Vec<u8>, reply: RpcReplyPort<Result<(), String>>) {
-    let Some(current) = state.current.as_ref().filter(|c| !c.is_reaped()) else {
+    let Some(current) = state.current.as_mut().filter(|c| !c.is_reaped()) else {
         let _ = reply.send(Err(format!("{} has no running process", state.service)));
         return;
     };
-    if let Err(mpsc::error::SendError((_, reply))) = current.stdin.send((data, reply)) {
+    if let Err((_, reply)) = current.stdin.write((data, reply)) {
         let _ = reply.send(Err(format!("the stdin of {} is closed", state.service)));
     }
 }
@@ -440,8 +468,12 @@ where
     tokio::spawn(async move {
         // Lines keep being read (and dropped) while the LogBuffer is away, so the child
         // never blocks on a full pipe.
-        let result = read_lines(pipe, stream, |batch| {
-            let _ = log_buffer.cast(LogBufferMsg::Lines(batch));
+        let result = read_lines(pipe, stream, |batch, drained| {
+            let _ = log_buffer.cast(if drained {
+                LogBufferMsg::Drained(batch)
+            } else {
+                LogBufferMsg::Lines(batch)
+            });
         })
         .await;
         if let Err(error) = result {

@@ -20,6 +20,9 @@ use crate::process::pid_file::PidRecord;
 use crate::process::usage::UsageSampler;
 use crate::state::ServiceState;
 
+/// How old a CPU/RSS sample may be when a state is read (status lists read every service).
+const USAGE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Shared tables of one runtime.
 #[derive(Debug)]
 pub struct Tables {
@@ -129,7 +132,7 @@ impl Tables {
     pub fn state_with_usage(&self, id: &str) -> Option<ServiceState> {
         let mut state = self.states.get(id)?.clone();
         if let Some(pid) = state.pid {
-            if let Some((cpu, rss)) = self.usage.sample(pid) {
+            if let Some((cpu, rss)) = self.usage.sample_within(pid, USAGE_MAX_AGE) {
                 state.cpu_percent = Some(cpu);
                 state.rss_bytes = Some(rss);
             }

@@ -427,6 +427,26 @@ async fn tcp_probe_details_say_what_happened() {
     assert_eq!(out.detail, format!("tcp {address} connection refused"));
 }
 
+/// Benchmark finding 7: a TCP probe closes with a reset (SO_LINGER 0), so it leaves no
+/// socket in TIME_WAIT; the service sees the connection reset instead of a clean end.
+#[tokio::test]
+async fn a_tcp_probe_closes_its_connection_with_a_reset() {
+    use tokio::io::AsyncReadExt as _;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("addr").to_string();
+    let ctx = context(&std::env::temp_dir());
+    let out = run_probe(&ProbeCheck::Tcp { address }, Duration::from_secs(5), &ctx).await;
+    assert!(out.ok, "{}", out.detail);
+    let (mut accepted, _) = listener.accept().await.expect("the probe's connection");
+    let mut byte = [0u8; 1];
+    let read = accepted.read(&mut byte).await;
+    assert_eq!(
+        read.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionReset),
+        "a FIN (Ok(0)) would mean the probe closed gracefully"
+    );
+}
+
 #[tokio::test]
 async fn command_probe_timeout_kills_its_whole_process_group() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -32,7 +32,7 @@ fn batch(first: u64, n: u64) -> Vec<RawLine> {
             } else {
                 LogStream::Stderr
             },
-            line: format!("line {i}"),
+            line: format!("line {i}").into(),
             truncated: false,
         })
         .collect()
@@ -145,6 +145,27 @@ async fn the_file_is_flushed_by_the_timer_without_more_input() {
         (texts_in_files(&path, 1) == expected(1..=3)).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_batch_that_drained_the_pipe_is_in_the_file_at_once() {
+    // Benchmark finding 5: the end of a burst must not wait for the flush timer.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("svc.log");
+    let (ring, _) = new_ring(100);
+    let (actor, _) = spawn_buffer(&ring, Some(file_spec(&path, 1 << 20, 1))).await;
+    actor.cast(LogBufferMsg::Lines(batch(1, 5))).expect("send");
+    actor
+        .cast(LogBufferMsg::Drained(batch(6, 5)))
+        .expect("send");
+    // The answer comes after both batches were handled (a barrier, not a wait).
+    tail(&actor, 1).await;
+    assert_eq!(texts_in_files(&path, 1), expected(1..=10));
+    // An empty drained batch flushes what more-waiting batches left in the buffer.
+    actor.cast(LogBufferMsg::Lines(batch(11, 3))).expect("send");
+    actor.cast(LogBufferMsg::Drained(Vec::new())).expect("send");
+    tail(&actor, 1).await;
+    assert_eq!(texts_in_files(&path, 1), expected(1..=13));
 }
 
 #[tokio::test]

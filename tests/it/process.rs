@@ -106,8 +106,10 @@ impl Actor for FakeLogBuffer {
         tx: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            LogBufferMsg::Lines(batch) => {
-                let _ = tx.send(Seen::Lines(batch));
+            LogBufferMsg::Lines(batch) | LogBufferMsg::Drained(batch) => {
+                if !batch.is_empty() {
+                    let _ = tx.send(Seen::Lines(batch));
+                }
             }
             LogBufferMsg::Flush => {
                 let _ = tx.send(Seen::Flush);

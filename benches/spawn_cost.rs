@@ -1,0 +1,90 @@
+//! What a spawn costs on std's two paths, as steward's memory grows (benchmark finding 2).
+//!
+//! std spawns with `posix_spawn` (a `CLONE_VM | CLONE_VFORK` clone: no copy of the
+//! parent's page tables) unless the command has a `pre_exec` closure, which forces `fork`
+//! and `exec` (a copy of every page-table entry of the parent, then copy-on-write faults
+//! in the parent). steward needs a `pre_exec` for `PR_SET_PDEATHSIG`. This program holds R
+//! MiB of touched heap (standing in for steward's resident memory) and times, for
+//! `/bin/true` with steward's settings (piped stdio, own process group, cleared
+//! environment), the median of 300 spawns on each path, plus the cost of the "helper"
+//! alternative: `posix_spawn` of a tiny program that sets the death signal and execs the
+//! service (`setpriv --pdeathsig KILL`, from util-linux, stands in for it; skipped when
+//! absent). `spawn()` is the time until `Command::spawn` returns (after the child's exec);
+//! `spawn→exit` adds running `true` and reaping it.
+//!
+//! A measuring program, not a criterion bench: `cargo bench --bench spawn_cost`.
+
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+const SPAWNS: usize = 300;
+const SETPRIV: &str = "/usr/bin/setpriv";
+
+fn command(program: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .current_dir("/")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    command
+}
+
+/// Median microseconds of `spawn()` and of spawn → exit.
+fn measure(make: &dyn Fn() -> Command) -> (f64, f64) {
+    let mut spawned = Vec::with_capacity(SPAWNS);
+    let mut exited = Vec::with_capacity(SPAWNS);
+    for _ in 0..SPAWNS {
+        let mut command = make();
+        let started = Instant::now();
+        let mut child = command.spawn().expect("spawn");
+        spawned.push(started.elapsed().as_secs_f64() * 1e6);
+        child.wait().expect("wait");
+        exited.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    spawned.sort_by(f64::total_cmp);
+    exited.sort_by(f64::total_cmp);
+    (spawned[SPAWNS / 2], exited[SPAWNS / 2])
+}
+
+fn main() {
+    let mut held: Vec<Vec<u8>> = Vec::new();
+    println!("median of {SPAWNS} spawns of /bin/true; µs for spawn() / spawn→exit");
+    for mib in [0usize, 16, 64, 256] {
+        while held.len() < mib {
+            // Touched, so it is resident like steward's own memory.
+            let mut block = vec![0u8; 1 << 20];
+            for byte in block.iter_mut().step_by(4096) {
+                *byte = 1;
+            }
+            held.push(block);
+        }
+        let fork = measure(&|| {
+            let mut command = command("/bin/true", &[]);
+            // SAFETY: the closure does nothing; it only makes std take its fork + exec
+            // path, which is what any real `pre_exec` (steward's prctl) costs.
+            #[allow(unsafe_code)]
+            unsafe {
+                command.pre_exec(|| Ok(()));
+            }
+            command
+        });
+        let spawn = measure(&|| command("/bin/true", &[]));
+        print!(
+            "{mib:>4} MiB held: fork+exec {:>7.0} / {:>7.0}   posix_spawn {:>5.0} / {:>5.0}",
+            fork.0, fork.1, spawn.0, spawn.1
+        );
+        if Path::new(SETPRIV).exists() {
+            let helper = measure(&|| command(SETPRIV, &["--pdeathsig", "KILL", "/bin/true"]));
+            print!("   helper (setpriv) {:>5.0} / {:>5.0}", helper.0, helper.1);
+        }
+        println!();
+    }
+    std::hint::black_box(&held);
+}
