@@ -135,7 +135,7 @@ async fn a_git_source_is_cloned_and_install_runs_once_per_definition() {
         .await
         .expect("logs")
         .into_iter()
-        .map(|l| l.line)
+        .map(|l| String::from(l.line))
         .collect();
     assert!(logged.iter().any(|l| l == "installing-now"), "{logged:?}");
     assert!(logged.iter().any(|l| l == "v1"), "{logged:?}");

@@ -419,7 +419,7 @@ impl ServerState {
                 ring.tail(FAILURE_LINES)
                     .into_iter()
                     .filter(|line| line.seq > mark)
-                    .map(|line| line.line)
+                    .map(|line| String::from(line.line))
                     .collect()
             })
             .unwrap_or_default()
