@@ -518,18 +518,31 @@ impl Actor for Root {
 
 type Target = (String, ActorRef<ServiceSupervisorMsg>);
 
-/// Applies a verb level by level. A start is pipelined across every level: each
-/// service's Server takes its start (dependencies first, in level order) before the next
-/// service is asked, but nobody waits for another's spawn: a service with dependencies
-/// waits for their conditions on its own (`starting`, "waiting for …"), so one slow
-/// `install` never holds back services that do not need it. A stop sends the signals of
-/// a level in order and waits for those processes to exit before the next level.
+/// Applies a verb level by level. A start asks every Server of a level at once (they
+/// spawn in parallel) and the next level once all of them have acted, so a dependent
+/// never looks at a dependency that was not asked yet; nobody waits for a whole start:
+/// a service with dependencies waits for their conditions on its own (`starting`,
+/// "waiting for …"), and a slow `install` has acted as soon as its step is spawned, so
+/// it holds back no other service. A stop sends the signals of a level in order and
+/// waits for those processes to exit before the next level.
 async fn by_levels(levels: Vec<Vec<Target>>, action: ControlAction) -> BatchResult {
     if matches!(
         action,
         ControlAction::Start | ControlAction::Restart | ControlAction::Resume
     ) {
-        return pipelined(levels.into_iter().flatten().collect(), action).await;
+        let mut pending = Vec::new();
+        for level in levels {
+            let mut asked = Vec::with_capacity(level.len());
+            for (id, sup) in level {
+                let (sent, reply) = ask(&sup, action);
+                if sent {
+                    asked.push(sup);
+                }
+                pending.push((id, reply));
+            }
+            futures::future::join_all(asked.iter().map(has_acted)).await;
+        }
+        return gather(pending).await;
     }
     let mut out = Vec::new();
     for level in levels {
@@ -555,20 +568,39 @@ async fn in_order(targets: Vec<Target>, action: ControlAction) -> BatchResult {
 async fn pipelined(targets: Vec<Target>, action: ControlAction) -> BatchResult {
     let mut pending = Vec::with_capacity(targets.len());
     for (id, sup) in targets {
-        let (tx, rx) = ractor::concurrency::oneshot();
-        let sent = sup
-            .cast(ServiceSupervisorMsg::Control(
-                action.into_server_msg(tx.into()),
-            ))
-            .is_ok();
+        let (sent, reply) = ask(&sup, action);
         if sent {
             // Wait until this Server has acted before asking the next one.
-            let _ = sup
-                .call(|r| ServiceSupervisorMsg::Control(ServerMsg::Sync(r)), None)
-                .await;
+            has_acted(&sup).await;
         }
-        pending.push((id, rx));
+        pending.push((id, reply));
     }
+    gather(pending).await
+}
+
+/// The reply a Server sends once a verb is done.
+type PendingReply = ractor::concurrency::OneshotReceiver<Result<ServiceState, ControlError>>;
+
+/// Sends a verb to a service without waiting; whether it was sent, and its reply to come.
+fn ask(sup: &ActorRef<ServiceSupervisorMsg>, action: ControlAction) -> (bool, PendingReply) {
+    let (tx, rx) = ractor::concurrency::oneshot();
+    let sent = sup
+        .cast(ServiceSupervisorMsg::Control(
+            action.into_server_msg(tx.into()),
+        ))
+        .is_ok();
+    (sent, rx)
+}
+
+/// Returns once the service's Server has handled every message sent to it before.
+async fn has_acted(sup: &ActorRef<ServiceSupervisorMsg>) {
+    let _ = sup
+        .call(|r| ServiceSupervisorMsg::Control(ServerMsg::Sync(r)), None)
+        .await;
+}
+
+/// Waits for every reply, in parallel.
+async fn gather(pending: Vec<(String, PendingReply)>) -> BatchResult {
     let replies = pending.into_iter().map(|(id, rx)| async move {
         let result = rx.await.unwrap_or_else(|_| {
             Err(ControlError::Unavailable {
