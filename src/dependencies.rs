@@ -5,9 +5,12 @@
 //! * [`stop_levels`]: the same levels reversed (dependents stop first);
 //! * [`needed_by`]: everything a service needs, transitively, in start order;
 //! * [`dependents_of`]: the services that depend on one, directly or not;
-//! * [`find_cycle`]: a cycle, named in order (`a → b → c → a`);
 //! * [`condition_met`]: whether a dependency's state meets a condition yet, will never
 //!   meet it, or may still.
+//!
+//! Whether targets exist and the graph has no cycle is checked once, by
+//! [`config::check_dependencies`](crate::config::check_dependencies), for files and for
+//! services defined at run time alike.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,50 +31,6 @@ pub fn graph<'a>(defs: impl IntoIterator<Item = &'a ServiceDefinition>) -> Graph
             )
         })
         .collect()
-}
-
-/// A cycle in the graph, as the list of ids along it with the first repeated at the end.
-pub fn find_cycle(graph: &Graph) -> Option<Vec<String>> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        Visiting,
-        Done,
-    }
-    fn visit(
-        node: &str,
-        graph: &Graph,
-        marks: &mut BTreeMap<String, Mark>,
-        path: &mut Vec<String>,
-    ) -> Option<Vec<String>> {
-        match marks.get(node) {
-            Some(Mark::Done) => return None,
-            Some(Mark::Visiting) => {
-                let start = path.iter().position(|p| p == node).unwrap_or(0);
-                let mut cycle = path[start..].to_vec();
-                cycle.push(node.to_string());
-                return Some(cycle);
-            }
-            None => {}
-        }
-        marks.insert(node.to_string(), Mark::Visiting);
-        path.push(node.to_string());
-        for next in graph.get(node).into_iter().flatten() {
-            if let Some(cycle) = visit(next, graph, marks, path) {
-                return Some(cycle);
-            }
-        }
-        path.pop();
-        marks.insert(node.to_string(), Mark::Done);
-        None
-    }
-    let mut marks = BTreeMap::new();
-    for node in graph.keys() {
-        let mut path = Vec::new();
-        if let Some(cycle) = visit(node, graph, &mut marks, &mut path) {
-            return Some(cycle);
-        }
-    }
-    None
 }
 
 /// Groups `ids` in start levels: level 0 depends on nothing in the set, level n only on
@@ -203,14 +162,6 @@ mod tests {
         );
         let stop = stop_levels(&ids(&["web", "api", "db", "cache", "docs"]), &graph);
         assert_eq!(stop[0], ids(&["web"]));
-    }
-
-    #[test]
-    fn a_cycle_is_named_in_order() {
-        let graph = g(&[("a", &["b"]), ("b", &["c"]), ("c", &["a"]), ("d", &[])]);
-        let cycle = find_cycle(&graph).expect("cycle");
-        assert_eq!(cycle.join(" → "), "a → b → c → a");
-        assert!(find_cycle(&g(&[("a", &["b"]), ("b", &[])])).is_none());
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! [`SUPERVISOR_MAX_RESTARTS`] times within [`SUPERVISOR_RESTART_WINDOW`]; past that its
 //! service is marked `failed` and the root and the other services carry on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -903,33 +903,24 @@ impl RootState {
         )
     }
 
-    /// Checks `depends_on` of definitions about to be added against what is defined
-    /// (and among themselves): targets exist, no cycle.
+    /// Checks `depends_on` of definitions about to be added (or replacing ones of the same
+    /// id) against what is defined, with the loader's check: targets exist (the nearest id
+    /// suggested), no cycle (named in order).
     fn check_dependencies(&self, defs: &[&ServiceDefinition]) -> Result<(), ControlError> {
-        let mut graph = self.graph();
-        for def in defs {
-            graph.insert(
-                def.id.clone(),
-                def.depends_on.iter().map(|d| d.service.clone()).collect(),
-            );
-        }
-        for def in defs {
-            for dep in &def.depends_on {
-                if !graph.contains_key(&dep.service) {
-                    return Err(ControlError::InvalidDefinition(format!(
-                        "service `{}` depends on `{}`, which is not defined",
-                        def.id, dep.service
-                    )));
-                }
-            }
-        }
-        if let Some(cycle) = dependencies::find_cycle(&graph) {
-            return Err(ControlError::InvalidDefinition(format!(
-                "dependency cycle: {}",
-                cycle.join(" → ")
-            )));
-        }
-        Ok(())
+        let incoming: HashSet<&str> = defs.iter().map(|d| d.id.as_str()).collect();
+        let held: Vec<Arc<ServiceDefinition>> = self
+            .order
+            .iter()
+            .filter(|id| !incoming.contains(id.as_str()))
+            .filter_map(|id| self.tables.definitions.get(id).map(|d| d.value().clone()))
+            .collect();
+        let all: Vec<&ServiceDefinition> = held
+            .iter()
+            .map(|d| d.as_ref())
+            .chain(defs.iter().copied())
+            .collect();
+        config::check_dependencies(&all)
+            .map_err(|errors| ControlError::InvalidDefinition(errors.to_string()))
     }
 
     /// Supervisors in definition order (reversed with `reverse`), only autostart ones with

@@ -184,12 +184,21 @@ async fn a_failed_dependency_fails_its_dependent_with_a_reason_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_targets_and_cycles_are_refused() {
     let steward = Steward::spawn().await.expect("runtime");
+    steward
+        .define(service("ghosts", "sleep 300"))
+        .await
+        .expect("define ghosts");
     let mut lonely = service("lonely", "sleep 300");
     needs(&mut lonely, "ghost", DependencyCondition::Started);
     match steward.define(lonely).await {
-        Err(ControlError::InvalidDefinition(m)) => assert!(m.contains("`ghost`"), "{m}"),
+        Err(ControlError::InvalidDefinition(m)) => {
+            assert!(m.contains("`ghost`, which is not defined"), "{m}");
+            assert!(m.contains("did you mean `ghosts`?"), "{m}");
+        }
         other => panic!("unexpected {other:?}"),
     }
+    steward.stop("ghosts").await.expect("stop ghosts");
+    steward.remove("ghosts").await.expect("remove ghosts");
     let mut a = service("a", "sleep 300");
     needs(&mut a, "b", DependencyCondition::Started);
     let mut b = service("b", "sleep 300");
