@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorRef};
 use steward::config::{
     CommandSpec, FunctionProbe, ProbeCheck, ProbeKind, ProbeSpec, ServiceDefinition,
 };
@@ -28,42 +28,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::support::{group_members, wait_for};
+use crate::support::{group_members, stand_in, wait_for};
 
 /// Generous bound for anything that should happen within a few probe intervals.
 const DEADLINE: Duration = Duration::from_secs(10);
 
 /// Probe interval used throughout: short, to keep the tests fast.
 const INTERVAL: Duration = Duration::from_millis(50);
-
-// ---------------------------------------------------------------------------------------
-// A stand-in for the Server: a real actor that forwards what it receives.
-
-struct ServerStandIn;
-
-impl Actor for ServerStandIn {
-    type Msg = ServerMsg;
-    type State = mpsc::UnboundedSender<ServerMsg>;
-    type Arguments = mpsc::UnboundedSender<ServerMsg>;
-
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        tx: Self::Arguments,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(tx)
-    }
-
-    async fn handle(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        msg: Self::Msg,
-        tx: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        let _ = tx.send(msg);
-        Ok(())
-    }
-}
 
 /// A `ServerMsg::ProbeVerdict`, flattened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,9 +65,8 @@ struct Harness {
 impl Harness {
     async fn start(definition: ServiceDefinition) -> Harness {
         let (tx, verdicts) = mpsc::unbounded_channel();
-        let (stand_in, _) = Actor::spawn(None, ServerStandIn, tx)
-            .await
-            .expect("spawn stand-in server");
+        // A stand-in Server: every message goes to the test.
+        let stand_in = stand_in(tx, Some).await;
         let args = HealthCheckerArgs {
             definition: Arc::new(definition),
             server: stand_in.clone(),

@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use ractor::{Actor, ActorProcessingErr, ActorRef, ActorStatus};
+use ractor::{Actor, ActorRef, ActorStatus};
 use steward::config::{CommandSpec, ServiceDefinition};
 use steward::logs::{LogStream, MAX_LINE_BYTES, RawLine};
 use steward::process::{
@@ -22,7 +22,7 @@ use steward::state::ExitInfo;
 use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::mpsc;
 
-use crate::support::{group_members, pid_alive, pid_state, wait_for};
+use crate::support::{group_members, pid_alive, pid_state, stand_in, wait_for};
 
 /// Generous bound for anything a test waits for; reaching it is a failure, not a timing.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -45,82 +45,35 @@ enum Seen {
     },
 }
 
-/// Stands in for the Server: forwards `ProcessExited`.
-struct FakeServer;
-
-impl Actor for FakeServer {
-    type Msg = ServerMsg;
-    type State = mpsc::UnboundedSender<Seen>;
-    type Arguments = mpsc::UnboundedSender<Seen>;
-
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        tx: Self::Arguments,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(tx)
-    }
-
-    async fn handle(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        msg: Self::Msg,
-        tx: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        if let ServerMsg::ProcessExited {
+/// What the stand-in Server passes on: `ProcessExited`.
+fn server_relay(msg: ServerMsg) -> Option<Seen> {
+    match msg {
+        ServerMsg::ProcessExited {
             run,
             exit,
             forced_kill,
-        } = msg
-        {
-            let _ = tx.send(Seen::Exited {
-                run,
-                exit,
-                forced_kill,
-            });
-        }
-        Ok(())
+        } => Some(Seen::Exited {
+            run,
+            exit,
+            forced_kill,
+        }),
+        _ => None,
     }
 }
 
-/// Stands in for the LogBuffer: forwards batches and flushes, answers `Tail` with nothing.
-struct FakeLogBuffer;
-
-impl Actor for FakeLogBuffer {
-    type Msg = LogBufferMsg;
-    type State = mpsc::UnboundedSender<Seen>;
-    type Arguments = mpsc::UnboundedSender<Seen>;
-
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        tx: Self::Arguments,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(tx)
-    }
-
-    async fn handle(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        msg: Self::Msg,
-        tx: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            LogBufferMsg::Lines(batch) | LogBufferMsg::Drained(batch) => {
-                if !batch.is_empty() {
-                    let _ = tx.send(Seen::Lines(batch));
-                }
-            }
-            LogBufferMsg::Flush => {
-                let _ = tx.send(Seen::Flush);
-            }
-            LogBufferMsg::Tail { reply, .. } => {
-                let _ = reply.send(Vec::new());
-            }
-            LogBufferMsg::FlushTick => {}
-            LogBufferMsg::Panic(why) => panic!("{why}"),
+/// What the stand-in LogBuffer passes on: batches and flushes; `Tail` gets nothing.
+fn log_buffer_relay(msg: LogBufferMsg) -> Option<Seen> {
+    match msg {
+        LogBufferMsg::Lines(batch) | LogBufferMsg::Drained(batch) => {
+            (!batch.is_empty()).then_some(Seen::Lines(batch))
         }
-        Ok(())
+        LogBufferMsg::Flush => Some(Seen::Flush),
+        LogBufferMsg::Tail { reply, .. } => {
+            let _ = reply.send(Vec::new());
+            None
+        }
+        LogBufferMsg::FlushTick => None,
+        LogBufferMsg::Panic(why) => panic!("{why}"),
     }
 }
 
@@ -158,12 +111,8 @@ struct Harness {
 impl Harness {
     async fn new() -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let (server, _) = Actor::spawn(None, FakeServer, tx.clone())
-            .await
-            .expect("server");
-        let (log_buffer, _) = Actor::spawn(None, FakeLogBuffer, tx)
-            .await
-            .expect("log buffer");
+        let server = stand_in(tx.clone(), server_relay).await;
+        let log_buffer = stand_in(tx, log_buffer_relay).await;
         let args = PortManagerArgs {
             service: "test".to_string(),
             server,

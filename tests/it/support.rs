@@ -128,3 +128,48 @@ pub async fn status_becomes(steward: &Steward, id: &str, status: ServiceStatus) 
     })
     .await
 }
+
+/// A real actor standing in for a sibling of the actor under test (a Server, a
+/// LogBuffer): it hands each message to its `relay`, which may answer the message (a
+/// reply port) and returns what, if anything, to pass on to the test's channel.
+pub struct StandIn<M, T>(std::marker::PhantomData<fn(M) -> T>);
+
+/// What a [`StandIn`] does with a message: `Some(item)` goes to the test's channel.
+pub type Relay<M, T> = fn(M) -> Option<T>;
+
+impl<M: ractor::Message, T: Send + 'static> ractor::Actor for StandIn<M, T> {
+    type Msg = M;
+    type State = (tokio::sync::mpsc::UnboundedSender<T>, Relay<M, T>);
+    type Arguments = (tokio::sync::mpsc::UnboundedSender<T>, Relay<M, T>);
+
+    async fn pre_start(
+        &self,
+        _myself: ractor::ActorRef<M>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ractor::ActorProcessingErr> {
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ractor::ActorRef<M>,
+        msg: M,
+        (tx, relay): &mut Self::State,
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        if let Some(item) = relay(msg) {
+            let _ = tx.send(item);
+        }
+        Ok(())
+    }
+}
+
+/// Spawns a [`StandIn`] that relays into `tx`.
+pub async fn stand_in<M: ractor::Message, T: Send + 'static>(
+    tx: tokio::sync::mpsc::UnboundedSender<T>,
+    relay: Relay<M, T>,
+) -> ractor::ActorRef<M> {
+    let (actor, _) = ractor::Actor::spawn(None, StandIn(std::marker::PhantomData), (tx, relay))
+        .await
+        .expect("spawn a stand-in actor");
+    actor
+}
