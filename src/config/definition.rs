@@ -212,8 +212,9 @@ pub struct SourceSpec {
     pub reference: Option<String>,
 }
 
-/// A service, resolved and validated.
-#[derive(Debug, Clone, PartialEq)]
+/// A service, resolved and validated. Its `Debug` shows the names of `env`, never the
+/// values (they may hold secrets, and a definition may end up in a log line).
+#[derive(Clone, PartialEq)]
 pub struct ServiceDefinition {
     /// `[a-z0-9][a-z0-9_-]*`
     pub id: String,
@@ -282,6 +283,80 @@ pub struct ServiceDefinition {
     pub user: Option<String>,
     /// Run as this group (default: the user's primary group).
     pub group: Option<String>,
+}
+
+impl std::fmt::Debug for ServiceDefinition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field by name (no `..`), so a new field cannot be left out unnoticed.
+        let ServiceDefinition {
+            id,
+            name,
+            command,
+            cwd,
+            env,
+            env_file,
+            required_env,
+            tags,
+            autostart,
+            restart,
+            backoff,
+            max_restarts,
+            restart_window,
+            stop_signal,
+            stop_timeout,
+            readiness,
+            liveness,
+            startup,
+            log_lines,
+            log_file,
+            log_max_size,
+            log_max_files,
+            source_file,
+            depends_on,
+            install,
+            source,
+            detached,
+            stop_command,
+            pid_file,
+            write_env_file,
+            user,
+            group,
+        } = self;
+        f.debug_struct("ServiceDefinition")
+            .field("id", id)
+            .field("name", name)
+            .field("command", command)
+            .field("cwd", cwd)
+            .field("env", &env.keys().collect::<Vec<_>>())
+            .field("env_file", env_file)
+            .field("required_env", required_env)
+            .field("tags", tags)
+            .field("autostart", autostart)
+            .field("restart", restart)
+            .field("backoff", backoff)
+            .field("max_restarts", max_restarts)
+            .field("restart_window", restart_window)
+            .field("stop_signal", stop_signal)
+            .field("stop_timeout", stop_timeout)
+            .field("readiness", readiness)
+            .field("liveness", liveness)
+            .field("startup", startup)
+            .field("log_lines", log_lines)
+            .field("log_file", log_file)
+            .field("log_max_size", log_max_size)
+            .field("log_max_files", log_max_files)
+            .field("source_file", source_file)
+            .field("depends_on", depends_on)
+            .field("install", install)
+            .field("source", source)
+            .field("detached", detached)
+            .field("stop_command", stop_command)
+            .field("pid_file", pid_file)
+            .field("write_env_file", write_env_file)
+            .field("user", user)
+            .field("group", group)
+            .finish()
+    }
 }
 
 /// Default backoff delays.
@@ -385,4 +460,24 @@ pub struct Config {
     pub settings: Settings,
     /// Services in file order (services.yml first, then services.d/*.yml by name).
     pub services: Vec<ServiceDefinition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_env_names_but_never_values() {
+        let mut def = ServiceDefinition::new("vault", CommandSpec::Line("sleep 1".into()));
+        def.env.insert("API_TOKEN".into(), "tok-s3cr3t".into());
+        def.env.insert("PLAIN".into(), "plain-value".into());
+        let shown = format!("{def:?}");
+        assert!(
+            shown.contains("API_TOKEN") && shown.contains("PLAIN"),
+            "{shown}"
+        );
+        assert!(!shown.contains("tok-s3cr3t"), "{shown}");
+        assert!(!shown.contains("plain-value"), "{shown}");
+        assert!(shown.contains("sleep 1"), "{shown}");
+    }
 }
