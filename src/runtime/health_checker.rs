@@ -31,7 +31,6 @@ use tokio::task::AbortHandle;
 use crate::config::{ProbeKind, ServiceDefinition};
 use crate::probe::{ProbeContext, ProbeOutcome, ProbeUser, run_probe};
 use crate::process::secrets::MaskedEnv;
-use crate::process::{self, SpawnPlan};
 use crate::runtime::server::ServerMsg;
 
 /// Messages to a HealthChecker. Their `Debug` shows an environment's names only.
@@ -40,8 +39,11 @@ pub enum HealthCheckerMsg {
     Watch {
         /// The Server's run number, echoed in verdicts.
         run: u64,
-        /// The service's resolved environment, for command probes.
+        /// The environment the service's process got (with `user:`, including that
+        /// user's HOME, USER and LOGNAME), for command probes.
         env: Arc<Vec<(String, String)>>,
+        /// The user the service's process runs as; command probes run as it too.
+        user: ProbeUser,
     },
     /// The process is gone: stop probing, forget counters.
     Unwatch,
@@ -65,10 +67,11 @@ pub enum HealthCheckerMsg {
 impl std::fmt::Debug for HealthCheckerMsg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            HealthCheckerMsg::Watch { run, env } => f
+            HealthCheckerMsg::Watch { run, env, user } => f
                 .debug_struct("Watch")
                 .field("run", run)
                 .field("env", &MaskedEnv(env))
+                .field("user", user)
                 .finish(),
             HealthCheckerMsg::Unwatch => f.write_str("Unwatch"),
             HealthCheckerMsg::Suspend => f.write_str("Suspend"),
@@ -208,7 +211,7 @@ impl Actor for HealthChecker {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            HealthCheckerMsg::Watch { run, env } => on_watch(&myself, state, run, env),
+            HealthCheckerMsg::Watch { run, env, user } => on_watch(&myself, state, run, env, user),
             HealthCheckerMsg::Unwatch => on_unwatch(state),
             HealthCheckerMsg::Suspend => on_suspend(state),
             HealthCheckerMsg::Resume => on_resume(&myself, state),
@@ -243,6 +246,7 @@ fn on_watch(
     state: &mut HealthCheckerState,
     run: u64,
     env: Arc<Vec<(String, String)>>,
+    user: ProbeUser,
 ) {
     stop_probing(state);
     let phase = if state.definition.startup.is_some() {
@@ -251,7 +255,6 @@ fn on_watch(
         Phase::Steady
     };
     tracing::debug!(service = %state.definition.id, run, "probing a new run");
-    let (env, user) = probe_identity(&state.definition, env);
     state.watched = Some(Watched {
         run,
         env,
@@ -261,26 +264,6 @@ fn on_watch(
         tracks: HashMap::new(),
     });
     start_phase(myself, state, FirstRun::AfterInitialDelay);
-}
-
-/// Who command probes run as, and their environment: the service's user (looked up once
-/// per run, like the Server does before each spawn) with the identity variables a spawn as
-/// that user gets (DESIGN §10 "Probes and install run like the service").
-fn probe_identity(
-    def: &ServiceDefinition,
-    env: Arc<Vec<(String, String)>>,
-) -> (Arc<Vec<(String, String)>>, ProbeUser) {
-    let Some(name) = &def.user else {
-        return (env, Ok(None));
-    };
-    match process::resolve_user(name, def.group.as_deref()) {
-        Ok(user) => {
-            let plan = SpawnPlan::new(Vec::new(), def.cwd.clone(), env.as_ref().clone())
-                .run_as(user, &def.env);
-            (Arc::new(plan.env), Ok(plan.user))
-        }
-        Err(why) => (env, Err(why)),
-    }
 }
 
 fn on_unwatch(state: &mut HealthCheckerState) {
@@ -530,6 +513,7 @@ mod tests {
         let msg = HealthCheckerMsg::Watch {
             run: 1,
             env: Arc::new(vec![("DB_URL".into(), "postgres://u:pw@h/db".into())]),
+            user: Ok(None),
         };
         let text = format!("{msg:?}");
         assert!(text.contains("DB_URL") && !text.contains("pw@h"), "{text}");

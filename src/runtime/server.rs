@@ -516,36 +516,22 @@ impl ServerState {
             ServiceStatus::Starting,
             Event::new(&id, EventKind::Starting).cause(cause),
         );
-        let env = match process::environment::check_cwd(&self.def)
-            .and_then(|()| process::environment::resolve(&self.def))
+        let plan = match process::environment::check_cwd(&self.def)
+            .and_then(|()| self.service_plan(process::argv_for(&self.def.command)))
         {
-            Ok(env) => env,
+            Ok(plan) => plan.detached(self.def.detached),
             Err(reason) => return self.fail_start(reason),
         };
         let Some(port) = self.port.clone() else {
             return self.fail_start("the service's process manager is not attached".to_string());
-        };
-        let user = match &self.def.user {
-            Some(name) => match process::resolve_user(name, self.def.group.as_deref()) {
-                Ok(user) => Some(user),
-                Err(reason) => return self.fail_start(reason),
-            },
-            None => None,
         };
         if self.def.write_env_file {
             if let Err(reason) = process::write_env_file(&self.def) {
                 return self.fail_start(reason);
             }
         }
-        let mut plan = SpawnPlan::new(
-            process::command_line::argv_for(&self.def.command),
-            self.def.cwd.clone(),
-            env.clone(),
-        )
-        .detached(self.def.detached);
-        if let Some(user) = user {
-            plan = plan.run_as(user, &self.def.env);
-        }
+        // Command probes (and a detached service's stop_command) run like this process.
+        let like_this = ProbeIdentity::of(&plan);
         let run = self.run + 1;
         let spawned = port
             .call(
@@ -571,7 +557,7 @@ impl ServerState {
         self.readiness = Health::Unknown;
         self.liveness = Health::Unknown;
         if self.def.detached {
-            return self.launcher_spawned(pid, env);
+            return self.launcher_spawned(pid, like_this);
         }
         let ready = self.def.readiness.is_none();
         self.update(|r| {
@@ -595,11 +581,25 @@ impl ServerState {
         if let Some(health) = &self.health {
             let _ = health.cast(HealthCheckerMsg::Watch {
                 run,
-                env: Arc::new(env),
+                env: like_this.env,
+                user: like_this.user,
             });
         }
         let result = self.snapshot();
         self.reply_starts(result);
+    }
+
+    /// How the service's own commands run — its process, clone and install steps,
+    /// `stop_command`, command probes (DESIGN §10): in its cwd, with its resolved
+    /// environment, as its user (with that user's HOME, USER and LOGNAME).
+    fn service_plan(&self, argv: Vec<String>) -> Result<SpawnPlan, String> {
+        let env = process::environment::resolve(&self.def)?;
+        let mut plan = SpawnPlan::new(argv, self.def.cwd.clone(), env);
+        if let Some(name) = &self.def.user {
+            let user = process::resolve_user(name, self.def.group.as_deref())?;
+            plan = plan.run_as(user, &self.def.env);
+        }
+        Ok(plan)
     }
 
     /// Writes the pid file that lets the next boot find this process if steward dies.
@@ -1139,6 +1139,34 @@ pub const DEPENDENCY_WAIT_LIMIT: Duration = Duration::from_secs(300);
 fn count_restart(service: &str, reason: &'static str) {
     metrics::counter!("steward_restarts_total", "service" => service.to_string(), "reason" => reason)
         .increment(1);
+}
+
+/// The environment and user a spawned process got: what its command probes and a
+/// detached service's `stop_command` get too.
+/// (No `Debug`: the environment may hold secrets.)
+#[derive(Clone)]
+struct ProbeIdentity {
+    env: Arc<Vec<(String, String)>>,
+    /// `Err`: why the user could not be resolved (probes then fail, never run as steward).
+    user: crate::probe::ProbeUser,
+}
+
+impl Default for ProbeIdentity {
+    fn default() -> Self {
+        ProbeIdentity {
+            env: Arc::default(),
+            user: Ok(None),
+        }
+    }
+}
+
+impl ProbeIdentity {
+    fn of(plan: &SpawnPlan) -> Self {
+        ProbeIdentity {
+            env: Arc::new(plan.env.clone()),
+            user: Ok(plan.user.clone()),
+        }
+    }
 }
 
 /// How long a spawn (or a signal, or a stdin write) may take before the Server gives up.

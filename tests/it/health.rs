@@ -95,6 +95,7 @@ impl Harness {
         self.send(HealthCheckerMsg::Watch {
             run,
             env: Arc::new(env),
+            user: Ok(None),
         });
     }
 

@@ -43,7 +43,7 @@ use nix::sys::signal::Signal;
 use ractor::ActorRef;
 use tracing::{debug, info, warn};
 
-use super::{Intent, ServerMsg, ServerState};
+use super::{Intent, ProbeIdentity, ServerMsg, ServerState};
 use crate::config::CommandSpec;
 use crate::error::ControlError;
 use crate::events::{Event, EventKind};
@@ -127,8 +127,8 @@ pub(super) struct Detached {
     token: u64,
     /// The task following the daemon (aborted when dropped).
     follower: Follower,
-    /// The environment the launcher got: `stop_command` and probes get the same.
-    env: Arc<Vec<(String, String)>>,
+    /// The environment and user the launcher got: `stop_command` and probes get the same.
+    identity: ProbeIdentity,
     /// The launcher's start time: a pid file naming an older process is stale.
     launcher_started: Option<u64>,
     /// A kill was asked for on this way down.
@@ -148,7 +148,7 @@ impl Detached {
             phase: Phase::Idle,
             token: 0,
             follower: Follower(None),
-            env: Arc::new(Vec::new()),
+            identity: ProbeIdentity::default(),
             launcher_started: None,
             kill: false,
             killed: false,
@@ -195,9 +195,9 @@ impl ServerState {
 
     /// The launcher is spawned (run `self.run`): the service stays `starting` until it
     /// exits; start waiters are answered then.
-    pub(super) fn launcher_spawned(&mut self, pid: u32, env: Vec<(String, String)>) {
+    pub(super) fn launcher_spawned(&mut self, pid: u32, identity: ProbeIdentity) {
         let d = &mut self.detached;
-        d.env = Arc::new(env);
+        d.identity = identity;
         d.launcher_started = process::start_time(pid);
         d.kill = false;
         d.killed = false;
@@ -342,7 +342,8 @@ impl ServerState {
         if let Some(health) = &self.health {
             let _ = health.cast(HealthCheckerMsg::Watch {
                 run: self.run,
-                env: self.detached.env.clone(),
+                env: self.detached.identity.env.clone(),
+                user: self.detached.identity.user.clone(),
             });
         }
         self.follow_daemon();
@@ -527,15 +528,13 @@ impl ServerState {
     /// environment the launcher got, its user.
     fn command_plan(&self, command: &CommandSpec) -> Result<SpawnPlan, String> {
         process::check_cwd(&self.def)?;
+        let identity = &self.detached.identity;
         let mut plan = SpawnPlan::new(
             process::argv_for(command),
             self.def.cwd.clone(),
-            self.detached.env.to_vec(),
+            identity.env.to_vec(),
         );
-        if let Some(name) = &self.def.user {
-            let user = process::resolve_user(name, self.def.group.as_deref())?;
-            plan = plan.run_as(user, &self.def.env);
-        }
+        plan.user = identity.user.clone()?;
         Ok(plan)
     }
 
@@ -701,10 +700,18 @@ impl ServerState {
             self.forget_pid();
             return false;
         }
-        let env = process::resolve(&self.def).unwrap_or_else(|reason| {
-            warn!(service = %id, %reason, "probes of the adopted daemon get steward's environment");
-            std::env::vars().collect()
-        });
+        // Probes and stop_command run as the service's process would have; when that cannot
+        // be worked out any more, they fail with the reason instead of running as steward.
+        let identity = self.service_plan(Vec::new()).map_or_else(
+            |reason| {
+                warn!(service = %id, %reason, "probes and stop_command of the adopted daemon cannot run");
+                ProbeIdentity {
+                    env: Arc::default(),
+                    user: Err(reason),
+                }
+            },
+            |plan| ProbeIdentity::of(&plan),
+        );
         let pid = daemon.as_ref().map(|d| d.pid);
         info!(service = %id, pid, %cause, "adopting a detached service that is up");
         self.run += 1;
@@ -714,7 +721,7 @@ impl ServerState {
         self.readiness = Health::Unknown;
         self.liveness = Health::Unknown;
         let d = &mut self.detached;
-        d.env = Arc::new(env);
+        d.identity = identity;
         d.launcher_started = None;
         d.kill = false;
         d.killed = false;

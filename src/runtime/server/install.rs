@@ -30,7 +30,7 @@ use ractor::rpc::CallResult;
 use tracing::{info, warn};
 
 use super::{Intent, SPAWN_TIMEOUT, ServerMsg, ServerState};
-use crate::config::{CommandSpec, ServiceDefinition};
+use crate::config::CommandSpec;
 use crate::error::ControlError;
 use crate::events::{Event, EventKind};
 use crate::process::{self, SpawnPlan, install_marker};
@@ -148,15 +148,16 @@ impl ServerState {
         if installed && !needs_clone {
             return Ok(None);
         }
-        let (env, user) = step_environment(def)?;
+        // Every step runs like the service's process, clone and checkout with git's
+        // no-prompt settings added.
+        let like_service = self.service_plan(Vec::new())?;
+        let user = like_service.user.clone();
         let plan = |argv: Vec<String>, cwd: &Path, git: bool| {
-            let mut env = env.clone();
+            let mut plan = like_service.clone();
+            plan.argv = argv;
+            plan.cwd = cwd.to_path_buf();
             if git {
-                env.extend(source::git_env());
-            }
-            let mut plan = SpawnPlan::new(argv, cwd.to_path_buf(), env);
-            if let Some(user) = &user {
-                plan = plan.run_as(user.clone(), &def.env);
+                plan.env.extend(source::git_env());
             }
             plan
         };
@@ -424,21 +425,6 @@ impl ServerState {
             })
             .unwrap_or_default()
     }
-}
-
-/// A resolved environment: `(name, value)` pairs.
-type Environment = Vec<(String, String)>;
-
-/// The environment and user the steps run with: the service's own.
-fn step_environment(
-    def: &ServiceDefinition,
-) -> Result<(Environment, Option<process::ResolvedUser>), String> {
-    let env = process::resolve(def)?;
-    let user = match &def.user {
-        Some(name) => Some(process::resolve_user(name, def.group.as_deref())?),
-        None => None,
-    };
-    Ok((env, user))
 }
 
 /// An empty staging directory for a clone (a leftover of an interrupted clone is
