@@ -232,9 +232,11 @@ async fn command_probe(
         Ok(child) => child,
         Err(e) => return (false, format!("command failed to start: {e}")),
     };
-    // If this future is dropped mid-run the guard SIGKILLs the whole group, and tokio
-    // reaps the dropped leader in the background.
-    let mut group = ProcessGroupGuard { pgid: child.id() };
+    // If this future is dropped mid-run the guard SIGKILLs the whole group, and the
+    // dropped `Child` reaps its leader in the background.
+    let mut group = ProcessGroupGuard {
+        pgid: Some(child.id()),
+    };
     let mut stderr_tail = AbortOnDrop(
         child
             .stderr
@@ -299,7 +301,7 @@ fn signal_of(status: &std::process::ExitStatus) -> Option<i32> {
 }
 
 /// Reads a pipe to its end, keeping only the last [`STDERR_TAIL_BYTES`].
-async fn read_tail(mut pipe: tokio::process::ChildStderr) -> Vec<u8> {
+async fn read_tail(mut pipe: tokio::net::unix::pipe::Receiver) -> Vec<u8> {
     let mut tail = Vec::new();
     let mut buf = [0u8; 1024];
     loop {

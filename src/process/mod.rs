@@ -3,8 +3,10 @@
 //! resolving the environment (and writing `.env`, masking secrets), switching users,
 //! keeping pid files for crash recovery, following a detached service's daemon and sampling CPU and memory from `/proc`.
 //!
-//! This is the only module allowed `unsafe` (for `pre_exec`); each use has a SAFETY note.
+//! This is the only module allowed `unsafe` (the vfork-like spawn in `vfork`, the fork
+//! fallback's `pre_exec`, adopting descriptors); each use has a SAFETY note.
 
+pub mod child;
 pub mod command_line;
 pub mod daemon;
 pub mod env_file_writer;
@@ -17,7 +19,9 @@ pub mod signal;
 pub mod spawn;
 pub mod usage;
 pub mod user;
+mod vfork;
 
+pub use child::Child;
 pub use command_line::argv_for;
 pub use env_file_writer::write_env_file;
 pub use environment::{check_cwd, resolve};

@@ -46,13 +46,13 @@ use nix::sys::signal::Signal;
 use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
 use tokio::io::AsyncWriteExt as _;
-use tokio::process::{Child, ChildStdin};
+use tokio::net::unix::pipe;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::logs::LogStream;
 use crate::process::signal::raw_signal_name;
-use crate::process::{ProcessGroupGuard, SpawnPlan, read_lines, signal_group, signal_name};
+use crate::process::{Child, ProcessGroupGuard, SpawnPlan, read_lines, signal_group, signal_name};
 use crate::runtime::log_buffer::LogBufferMsg;
 use crate::runtime::server::ServerMsg;
 use crate::state::ExitInfo;
@@ -180,7 +180,7 @@ impl RunningProcess {
 #[derive(Debug)]
 enum StdinPort {
     /// No write yet; `None` when the process has no stdin pipe.
-    Idle(Option<ChildStdin>),
+    Idle(Option<pipe::Sender>),
     /// Queue of the writer task, which owns the pipe.
     Writing(mpsc::UnboundedSender<StdinWrite>),
 }
@@ -291,9 +291,7 @@ fn on_spawn(
         ));
     }
     let mut child = crate::process::spawn(plan).map_err(|e| e.to_string())?;
-    let Some(pid) = child.id() else {
-        return Err("the process exited before its pid could be read".to_string());
-    };
+    let pid = child.id();
     let group = ProcessGroupGuard::new(pid);
 
     let readers = [
@@ -482,7 +480,7 @@ where
     })
 }
 
-async fn write_stdin(mut stdin: ChildStdin, mut queue: mpsc::UnboundedReceiver<StdinWrite>) {
+async fn write_stdin(mut stdin: pipe::Sender, mut queue: mpsc::UnboundedReceiver<StdinWrite>) {
     while let Some((data, reply)) = queue.recv().await {
         let written = match stdin.write_all(&data).await {
             Ok(()) => stdin.flush().await,

@@ -720,7 +720,7 @@ fn pdeathsig_host() {
             .await
             .expect("task")
             .expect("spawn");
-        let pid = child.id().expect("pid");
+        let pid = child.id();
         let mut out = std::io::stdout().lock();
         writeln!(out, "{CHILD_PID_PREFIX}{pid}").expect("print");
         out.flush().expect("flush");
@@ -1019,7 +1019,7 @@ async fn postgresql_runs_as_an_unprivileged_user() {
         "listen_addresses=127.0.0.1".into(),
     ]))
     .expect("postgres spawns");
-    let pid = server.id().expect("pid");
+    let pid = server.id();
     let mut group = ProcessGroupGuard::new(pid);
     // Drains its pipes while it runs, so its logging never blocks on a full pipe.
     let finished = tokio::spawn(server.wait_with_output());

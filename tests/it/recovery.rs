@@ -93,7 +93,7 @@ fn recovery_host() {
             .await
             .expect("task")
             .expect("spawn");
-        let pid = child.id().expect("pid");
+        let pid = child.id();
         let record = PidRecord::of_process("web", pid, false).expect("record");
         pid_file::write(Path::new(&state_dir), &record).expect("pid file");
         let mut out = std::io::stdout().lock();
@@ -165,7 +165,7 @@ async fn a_killed_stewards_leftover_group_is_stopped_at_the_next_boot() {
 async fn a_group_that_ignores_sigterm_is_sigkilled() {
     let state = tempfile::tempdir().expect("state dir");
     let child = spawn(&plan("trap '' TERM; sleep 300 & sleep 300")).expect("spawns");
-    let leader = child.id().expect("pid");
+    let leader = child.id();
     let mut leftover = ProcessGroupGuard::new(leader);
     wait_for_members(leader, 3).await;
     let record = PidRecord::of_process("stubborn", leader, false).expect("record");
@@ -198,7 +198,7 @@ async fn a_group_that_ignores_sigterm_is_sigkilled() {
 async fn a_record_whose_pid_was_reused_is_left_alone() {
     let state = tempfile::tempdir().expect("state dir");
     let child = spawn(&plan("sleep 300 & sleep 300")).expect("spawns");
-    let pid = child.id().expect("pid");
+    let pid = child.id();
     let mut guard = ProcessGroupGuard::new(pid);
     wait_for_members(pid, 3).await;
     // The record of an older process that had the same pid: another start time.
@@ -222,7 +222,7 @@ async fn a_record_whose_pid_was_reused_is_left_alone() {
 async fn a_detached_record_is_returned_for_adoption() {
     let state = tempfile::tempdir().expect("state dir");
     let child = spawn(&plan("sleep 300")).expect("spawns");
-    let pid = child.id().expect("pid");
+    let pid = child.id();
     let mut guard = ProcessGroupGuard::new(pid);
     let record = PidRecord::of_process("compose", pid, true).expect("record");
     pid_file::write(state.path(), &record).expect("write");
@@ -247,10 +247,10 @@ async fn a_recorded_process_that_left_its_group_is_still_stopped() {
     let state = tempfile::tempdir().expect("state dir");
     // A group that existed once and is gone now: the number of a reaped process.
     let gone = spawn(&plan("true")).expect("spawns");
-    let old_group = gone.id().expect("pid");
+    let old_group = gone.id();
     gone.wait_with_output().await.expect("reaped");
     let child = spawn(&plan("sleep 300")).expect("spawns");
-    let pid = child.id().expect("pid");
+    let pid = child.id();
     let mut guard = ProcessGroupGuard::new(pid);
     // As if the process had moved out of the group it was recorded in.
     let mut record = PidRecord::of_process("moved", pid, false).expect("record");
