@@ -12,6 +12,10 @@
 //! absent). `spawn()` is the time until `Command::spawn` returns (after the child's exec);
 //! `spawn→exit` adds running `true` and reaping it.
 //!
+//! The last column is steward's own spawn (`steward::process::spawn`, which clones with
+//! `CLONE_VM | CLONE_VFORK | CLONE_PIDFD` and sets the death signal itself; same settings,
+//! plus `PR_SET_PDEATHSIG`), waited for through its pidfd.
+//!
 //! A measuring program, not a criterion bench: `cargo bench --bench spawn_cost`.
 
 use std::os::unix::process::CommandExt as _;
@@ -53,7 +57,34 @@ fn measure(make: &dyn Fn() -> Command) -> (f64, f64) {
     (spawned[SPAWNS / 2], exited[SPAWNS / 2])
 }
 
+/// Median microseconds of `steward::process::spawn` and of spawn → exit.
+fn measure_steward(runtime: &tokio::runtime::Runtime) -> (f64, f64) {
+    let plan = steward::process::SpawnPlan::new(
+        vec!["/bin/true".to_string()],
+        "/".into(),
+        vec![("PATH".to_string(), "/usr/bin:/bin".to_string())],
+    );
+    let mut spawned = Vec::with_capacity(SPAWNS);
+    let mut exited = Vec::with_capacity(SPAWNS);
+    runtime.block_on(async {
+        for _ in 0..SPAWNS {
+            let started = Instant::now();
+            let mut child = steward::process::spawn(&plan).expect("spawn");
+            spawned.push(started.elapsed().as_secs_f64() * 1e6);
+            child.wait().await.expect("wait");
+            exited.push(started.elapsed().as_secs_f64() * 1e6);
+        }
+    });
+    spawned.sort_by(f64::total_cmp);
+    exited.sort_by(f64::total_cmp);
+    (spawned[SPAWNS / 2], exited[SPAWNS / 2])
+}
+
 fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let mut held: Vec<Vec<u8>> = Vec::new();
     println!("median of {SPAWNS} spawns of /bin/true; µs for spawn() / spawn→exit");
     for mib in [0usize, 16, 64, 256] {
@@ -84,7 +115,8 @@ fn main() {
             let helper = measure(&|| command(SETPRIV, &["--pdeathsig", "KILL", "/bin/true"]));
             print!("   helper (setpriv) {:>5.0} / {:>5.0}", helper.0, helper.1);
         }
-        println!();
+        let ours = measure_steward(&runtime);
+        println!("   steward clone {:>5.0} / {:>5.0}", ours.0, ours.1);
     }
     std::hint::black_box(&held);
 }
