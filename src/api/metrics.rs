@@ -15,7 +15,7 @@
 //!   never mix their gauges.
 
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ::metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge};
 use axum::extract::State;
@@ -32,8 +32,13 @@ pub const SECONDS_BUCKETS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// How often histogram samples are folded into their buckets between scrapes.
-const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// Histogram samples are folded into their buckets at every scrape and, between scrapes,
+/// after every this many samples (so unscraped samples never pile up, and an idle steward
+/// runs no timer for it).
+const UPKEEP_EVERY: u64 = 1024;
+
+/// Histogram samples recorded since the process started.
+static SAMPLES: AtomicU64 = AtomicU64::new(0);
 
 /// Every status, for the one-hot `steward_service_status` and `steward_services` families.
 const STATUSES: [ServiceStatus; 10] = [
@@ -116,7 +121,6 @@ pub fn install_recorder() -> bool {
                     false
                 }
             };
-            spawn_upkeep(handle.clone());
             GlobalRecorder { handle, installed }
         })
         .installed
@@ -138,17 +142,14 @@ fn describe_core_metrics() {
     );
 }
 
-fn spawn_upkeep(handle: PrometheusHandle) {
-    let spawned = std::thread::Builder::new()
-        .name("steward-metrics-upkeep".to_string())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(UPKEEP_INTERVAL);
-                handle.run_upkeep();
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "no metrics upkeep thread; histograms are folded at scrape time only");
+/// Call after recording a histogram sample through the `metrics` facade: every
+/// [`UPKEEP_EVERY`] samples, the histograms are folded into their buckets.
+pub fn sample_recorded() {
+    let n = SAMPLES.fetch_add(1, Ordering::Relaxed) + 1;
+    if n.is_multiple_of(UPKEEP_EVERY) {
+        if let Some(global) = GLOBAL.get() {
+            global.handle.run_upkeep();
+        }
     }
 }
 
