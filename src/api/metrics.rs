@@ -146,7 +146,7 @@ fn describe_core_metrics() {
 /// [`UPKEEP_EVERY`] samples, the histograms are folded into their buckets.
 pub fn sample_recorded() {
     let n = SAMPLES.fetch_add(1, Ordering::Relaxed) + 1;
-    if n.is_multiple_of(UPKEEP_EVERY) {
+    if n % UPKEEP_EVERY == 0 {
         if let Some(global) = GLOBAL.get() {
             global.handle.run_upkeep();
         }
