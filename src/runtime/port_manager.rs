@@ -5,26 +5,26 @@
 //! group on stop / kill / pause, and writes to stdin. An exit of the process is not a
 //! failure of this actor: it is reported to the Server, which applies the restart policy.
 //!
-//! One process at a time. For each spawned process, three or four tasks run beside the
-//! actor:
+//! One process at a time. For each spawned process, one task (two once it gets input)
+//! runs beside the actor:
 //!
-//! * two **pipe readers** (stdout, stderr) send every read's complete lines as one
-//!   [`LogBufferMsg::Lines`] batch straight to the LogBuffer ([`LogBufferMsg::Drained`]
-//!   when the read emptied the pipe, so the log file catches up at once);
-//! * a **stdin writer**, started by the first [`PortManagerMsg::Input`] (most services
-//!   never get one, and a task and its queue per service add up), writes the bytes in
-//!   order and replies once each write is done;
-//! * a **waiter** awaits the exit of the process, then:
+//! * the **watcher** reads both pipes (stdout, stderr), sending every read's complete
+//!   lines as one [`LogBufferMsg::Lines`] batch straight to the LogBuffer
+//!   ([`LogBufferMsg::Drained`] when the read emptied the pipe, so the log file catches up
+//!   at once), and awaits the exit of the process (its pidfd). At the exit it:
 //!   1. SIGKILLs whatever is left in its process group: a service's orphans (a shell's
 //!      background jobs, workers that outlive their master) die with it, like systemd's
 //!      `KillMode=control-group`;
-//!   2. waits for both readers to reach end of file, so a last line without a newline is
-//!      kept; if something that left the group still holds a pipe open, it gives up after
+//!   2. reads both pipes to end of file, so a last line without a newline is kept; if
+//!      something that left the group still holds a pipe open, it gives up after
 //!      [`DRAIN_TIMEOUT`] and drops what is unread;
 //!   3. casts [`LogBufferMsg::Flush`], then makes one `Tail { n: 0 }` call to the
 //!      LogBuffer as a barrier: when it answers, every line was appended;
 //!   4. tells this actor ([`PortManagerMsg::Exited`]), which casts
-//!      [`ServerMsg::ProcessExited`] to the Server.
+//!      [`ServerMsg::ProcessExited`] to the Server;
+//! * a **stdin writer**, started by the first [`PortManagerMsg::Input`] (most services
+//!   never get one, and a task and its queue per service add up), writes the bytes in
+//!   order and replies once each write is done.
 //!
 //! So the Server hears of an exit only after the output is in the ring.
 //!
@@ -294,29 +294,26 @@ fn on_spawn(
     let pid = child.id();
     let group = ProcessGroupGuard::new(pid);
 
-    let readers = [
-        child
-            .stdout
-            .take()
-            .map(|out| spawn_reader(out, LogStream::Stdout, &state.log_buffer)),
-        child
-            .stderr
-            .take()
-            .map(|err| spawn_reader(err, LogStream::Stderr, &state.log_buffer)),
-    ];
+    let output = Output {
+        stdout: child.stdout.take(),
+        stderr: child.stderr.take(),
+        log_buffer: state.log_buffer.clone(),
+    };
     let stdin = StdinPort::Idle(child.stdin.take());
     let reaped = Arc::new(AtomicBool::new(false));
-    tokio::spawn(watch_exit(Watch {
-        service: state.service.clone(),
-        run,
-        pid,
-        child,
-        readers: readers.into_iter().flatten().collect(),
-        reaped: reaped.clone(),
-        detached: plan.detached,
-        log_buffer: state.log_buffer.clone(),
-        port_manager: myself.clone(),
-    }));
+    tokio::spawn(watch_exit(
+        Watch {
+            service: state.service.clone(),
+            run,
+            pid,
+            child,
+            reaped: reaped.clone(),
+            detached: plan.detached,
+            log_buffer: state.log_buffer.clone(),
+            port_manager: myself.clone(),
+        },
+        output,
+    ));
 
     info!(service = %state.service, run, pid, program = %plan.argv.first().map(String::as_str).unwrap_or(""), "spawned");
     state.current = Some(RunningProcess {
@@ -453,31 +450,40 @@ fn on_exited(state: &mut PortManagerState, run: u64, exit: ExitInfo) {
     }
 }
 
-/// Starts a task that reads one pipe to end of file and casts its lines in batches.
-fn spawn_reader<R>(
-    pipe: R,
-    stream: LogStream,
-    log_buffer: &ActorRef<LogBufferMsg>,
-) -> tokio::task::JoinHandle<()>
-where
-    R: tokio::io::AsyncRead + Unpin + Send + 'static,
-{
-    let log_buffer = log_buffer.clone();
-    tokio::spawn(async move {
-        // Lines keep being read (and dropped) while the LogBuffer is away, so the child
-        // never blocks on a full pipe.
-        let result = read_lines(pipe, stream, |batch, drained| {
-            let _ = log_buffer.cast(if drained {
-                LogBufferMsg::Drained(batch)
-            } else {
-                LogBufferMsg::Lines(batch)
-            });
-        })
-        .await;
-        if let Err(error) = result {
-            debug!(?stream, %error, "pipe read failed");
+/// The pipes of one process and where their lines go.
+struct Output {
+    stdout: Option<pipe::Receiver>,
+    stderr: Option<pipe::Receiver>,
+    log_buffer: ActorRef<LogBufferMsg>,
+}
+
+/// Reads both pipes to end of file, casting their lines in batches. Lines keep being
+/// read (and dropped) while the LogBuffer is away, so the child never blocks on a full
+/// pipe.
+async fn read_output(output: Output) {
+    let log_buffer = output.log_buffer;
+    let read = |pipe: Option<pipe::Receiver>, stream: LogStream| {
+        let log_buffer = log_buffer.clone();
+        async move {
+            let Some(pipe) = pipe else { return };
+            let result = read_lines(pipe, stream, |batch, drained| {
+                let _ = log_buffer.cast(if drained {
+                    LogBufferMsg::Drained(batch)
+                } else {
+                    LogBufferMsg::Lines(batch)
+                });
+            })
+            .await;
+            if let Err(error) = result {
+                debug!(?stream, %error, "pipe read failed");
+            }
         }
-    })
+    };
+    futures::future::join(
+        read(output.stdout, LogStream::Stdout),
+        read(output.stderr, LogStream::Stderr),
+    )
+    .await;
 }
 
 async fn write_stdin(mut stdin: pipe::Sender, mut queue: mpsc::UnboundedReceiver<StdinWrite>) {
@@ -496,7 +502,6 @@ struct Watch {
     run: u64,
     pid: u32,
     child: Child,
-    readers: Vec<tokio::task::JoinHandle<()>>,
     reaped: Arc<AtomicBool>,
     /// A detached launcher: its group outlives it.
     detached: bool,
@@ -504,9 +509,21 @@ struct Watch {
     port_manager: ActorRef<PortManagerMsg>,
 }
 
-/// Awaits the exit, kills the rest of the group, drains the pipes, then reports.
-async fn watch_exit(mut watch: Watch) {
-    let status = watch.child.wait().await;
+/// The one task of a running process: reads its pipes and awaits its exit; then kills
+/// the rest of the group, drains the pipes, and reports.
+async fn watch_exit(mut watch: Watch, output: Output) {
+    let reading = read_output(output);
+    tokio::pin!(reading);
+    let mut drained = false;
+    let status = tokio::select! {
+        status = watch.child.wait() => status,
+        () = &mut reading => {
+            // Both pipes closed before the exit (a process that closes its stdout and
+            // stderr): nothing more to read.
+            drained = true;
+            watch.child.wait().await
+        }
+    };
     let at = Utc::now();
     watch.reaped.store(true, Ordering::Release);
     // KillMode=control-group: what the leader left behind in its group dies with it.
@@ -531,23 +548,21 @@ async fn watch_exit(mut watch: Watch) {
         }
     };
 
-    let drained = tokio::time::timeout(
-        DRAIN_TIMEOUT,
-        futures::future::join_all(watch.readers.iter_mut()),
-    )
-    .await;
-    if drained.is_err() && watch.detached {
-        // The launched daemon holds the pipes: its readers go on feeding the log.
+    if !drained {
+        drained = tokio::time::timeout(DRAIN_TIMEOUT, &mut reading)
+            .await
+            .is_ok();
+    }
+    if !drained && watch.detached {
+        // The launched daemon holds the pipes: keep feeding its output to the log (after
+        // the exit is reported, below).
         debug!(service = %watch.service, pid = watch.pid, "the launched process keeps the output pipes");
-    } else if drained.is_err() {
+    } else if !drained {
         warn!(
             service = %watch.service,
             pid = watch.pid,
             "a process outside the group still holds the output pipes: unread output dropped"
         );
-        for reader in &watch.readers {
-            reader.abort();
-        }
     }
     let _ = watch.log_buffer.cast(LogBufferMsg::Flush);
     // Every batch was cast before this call, so its answer means they were all appended.
@@ -565,4 +580,7 @@ async fn watch_exit(mut watch: Watch) {
         run: watch.run,
         exit,
     });
+    if !drained && watch.detached {
+        reading.await;
+    }
 }
