@@ -18,8 +18,9 @@
 //!   2. reads both pipes to end of file, so a last line without a newline is kept; if
 //!      something that left the group still holds a pipe open, it gives up after
 //!      [`DRAIN_TIMEOUT`] and drops what is unread;
-//!   3. casts [`LogBufferMsg::Flush`], then makes one `Tail { n: 0 }` call to the
-//!      LogBuffer as a barrier: when it answers, every line was appended;
+//!   3. if the process wrote anything, casts [`LogBufferMsg::Flush`], then makes one
+//!      `Tail { n: 0 }` call to the LogBuffer as a barrier: when it answers, every line
+//!      was appended;
 //!   4. tells this actor ([`PortManagerMsg::Exited`]), which casts
 //!      [`ServerMsg::ProcessExited`] to the Server;
 //! * a **stdin writer**, started by the first [`PortManagerMsg::Input`] (most services
@@ -460,13 +461,15 @@ struct Output {
 /// Reads both pipes to end of file, casting their lines in batches. Lines keep being
 /// read (and dropped) while the LogBuffer is away, so the child never blocks on a full
 /// pipe.
-async fn read_output(output: Output) {
+/// `sent` turns true with the first batch.
+async fn read_output(output: Output, sent: &AtomicBool) {
     let log_buffer = output.log_buffer;
     let read = |pipe: Option<pipe::Receiver>, stream: LogStream| {
         let log_buffer = log_buffer.clone();
         async move {
             let Some(pipe) = pipe else { return };
             let result = read_lines(pipe, stream, |batch, drained| {
+                sent.store(true, Ordering::Relaxed);
                 let _ = log_buffer.cast(if drained {
                     LogBufferMsg::Drained(batch)
                 } else {
@@ -512,7 +515,8 @@ struct Watch {
 /// The one task of a running process: reads its pipes and awaits its exit; then kills
 /// the rest of the group, drains the pipes, and reports.
 async fn watch_exit(mut watch: Watch, output: Output) {
-    let reading = read_output(output);
+    let sent = AtomicBool::new(false);
+    let reading = read_output(output, &sent);
     tokio::pin!(reading);
     let mut drained = false;
     let status = tokio::select! {
@@ -564,17 +568,21 @@ async fn watch_exit(mut watch: Watch, output: Output) {
             "a process outside the group still holds the output pipes: unread output dropped"
         );
     }
-    let _ = watch.log_buffer.cast(LogBufferMsg::Flush);
-    // Every batch was cast before this call, so its answer means they were all appended.
-    let barrier = watch
-        .log_buffer
-        .call(
-            |reply| LogBufferMsg::Tail { n: 0, reply },
-            Some(LOG_BARRIER_TIMEOUT),
-        )
-        .await;
-    if barrier.is_err() {
-        debug!(service = %watch.service, "log buffer did not confirm the last lines");
+    // A silent process (most restarts of a crashed `sleep`) has nothing in flight.
+    if sent.load(Ordering::Relaxed) {
+        let _ = watch.log_buffer.cast(LogBufferMsg::Flush);
+        // Every batch was cast before this call, so its answer means they were all
+        // appended.
+        let barrier = watch
+            .log_buffer
+            .call(
+                |reply| LogBufferMsg::Tail { n: 0, reply },
+                Some(LOG_BARRIER_TIMEOUT),
+            )
+            .await;
+        if barrier.is_err() {
+            debug!(service = %watch.service, "log buffer did not confirm the last lines");
+        }
     }
     let _ = watch.port_manager.cast(PortManagerMsg::Exited {
         run: watch.run,
