@@ -172,7 +172,14 @@ pub fn spawn_with(plan: &SpawnPlan, pipes: Pipes) -> std::io::Result<Child> {
         // Registered with tokio before the spawn, so nothing can fail after it.
         let parent = stdio.parent.into_pipes()?;
         match vfork::spawn(&prepared) {
-            Ok((pid, pidfd)) => return Child::with_pidfd(pid, pidfd, parent),
+            Ok((pid, pidfd)) => {
+                return Child::with_pidfd(pid, pidfd, parent).inspect_err(|_| {
+                    // Without a handle nobody would ever stop or reap it.
+                    let pid = nix::unistd::Pid::from_raw(pid as i32);
+                    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                    let _ = nix::sys::wait::waitpid(pid, None);
+                });
+            }
             Err(Failure::Failed(error)) => return Err(explain_spawn_error(error, program, plan)),
             Err(Failure::Unavailable(error)) => {
                 tracing::info!(%error, "clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD) is not available: spawning by fork from now on");
