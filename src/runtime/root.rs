@@ -523,31 +523,32 @@ type Target = (String, ActorRef<ServiceSupervisorMsg>);
 /// never looks at a dependency that was not asked yet; nobody waits for a whole start:
 /// a service with dependencies waits for their conditions on its own (`starting`,
 /// "waiting for …"), and a slow `install` has acted as soon as its step is spawned, so
-/// it holds back no other service. A stop sends the signals of a level in order and
-/// waits for those processes to exit before the next level.
+/// it holds back no other service. A stop (or pause) asks every service of a level at
+/// once too, and waits for all of them to be done (their processes exited) before the
+/// next level, so dependents are down before what they depend on is stopped.
 async fn by_levels(levels: Vec<Vec<Target>>, action: ControlAction) -> BatchResult {
-    if matches!(
+    let whole_start = matches!(
         action,
         ControlAction::Start | ControlAction::Restart | ControlAction::Resume
-    ) {
-        let mut pending = Vec::new();
-        for level in levels {
-            let mut asked = Vec::with_capacity(level.len());
-            for (id, sup) in level {
-                let (sent, reply) = ask(&sup, action);
-                if sent {
-                    asked.push(sup);
-                }
-                pending.push((id, reply));
-            }
-            futures::future::join_all(asked.iter().map(has_acted)).await;
-        }
-        return gather(pending).await;
-    }
+    );
+    let mut pending = Vec::new();
     let mut out = Vec::new();
     for level in levels {
-        out.extend(pipelined(level, action).await);
+        let mut asked = Vec::with_capacity(level.len());
+        for (id, sup) in level {
+            let (sent, reply) = ask(&sup, action);
+            if sent {
+                asked.push(sup);
+            }
+            pending.push((id, reply));
+        }
+        if whole_start {
+            futures::future::join_all(asked.iter().map(has_acted)).await;
+        } else {
+            out.extend(gather(std::mem::take(&mut pending)).await);
+        }
     }
+    out.extend(gather(pending).await);
     out
 }
 
