@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
-use crate::process::env_file_writer::write_atomically;
+use crate::process::env_file_writer::{Durability, write_atomically};
 use crate::process::signal::signal_group;
 
 /// What [`recover`] waits after SIGTERM before it sends SIGKILL.
@@ -119,12 +119,14 @@ pub fn record_path(state_dir: &Path, service: &str) -> io::Result<PathBuf> {
     Ok(pid_dir(state_dir).join(format!("{service}.json")))
 }
 
-/// Writes (or replaces) the service's record atomically.
+/// Writes (or replaces) the service's record atomically, without `fsync`: a record is
+/// needed only while the machine stays up (after a reboot none of its processes exist),
+/// and an `fsync` on every spawn cost milliseconds (docs/BENCHMARKS.md).
 pub fn write(state_dir: &Path, record: &PidRecord) -> io::Result<()> {
     let path = record_path(state_dir, &record.service)?;
     std::fs::create_dir_all(pid_dir(state_dir))?;
     let json = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
-    write_atomically(&path, &json, None)
+    write_atomically(&path, &json, None, Durability::Atomic)
 }
 
 /// Removes the service's record; a record that is not there is not an error.
