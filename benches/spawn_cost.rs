@@ -16,6 +16,10 @@
 //! `CLONE_VM | CLONE_VFORK | CLONE_PIDFD` and sets the death signal itself; same settings,
 //! plus `PR_SET_PDEATHSIG`), waited for through its pidfd.
 //!
+//! A last line holds 4,000 open descriptors instead (a steward with 1,000 running
+//! services has four each): a child that inherits the descriptor table closes them all at
+//! exec, unless it keeps only a few (steward's spawn slots, see `src/process/vfork.rs`).
+//!
 //! A measuring program, not a criterion bench: `cargo bench --bench spawn_cost`.
 
 use std::os::unix::process::CommandExt as _;
@@ -85,6 +89,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // steward reserves its spawn slots at its first spawn, early in a boot.
+    measure_steward(&runtime);
     let mut held: Vec<Vec<u8>> = Vec::new();
     println!("median of {SPAWNS} spawns of /bin/true; µs for spawn() / spawn→exit");
     for mib in [0usize, 16, 64, 256] {
@@ -118,5 +124,15 @@ fn main() {
         let ours = measure_steward(&runtime);
         println!("   steward clone {:>5.0} / {:>5.0}", ours.0, ours.1);
     }
-    std::hint::black_box(&held);
+    drop(held);
+    let descriptors: Vec<_> = (0..2000)
+        .map(|_| nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe"))
+        .collect();
+    let spawn = measure(&|| command("/bin/true", &[]));
+    let ours = measure_steward(&runtime);
+    println!(
+        "4000 fds open: posix_spawn {:>5.0} / {:>5.0}   steward clone {:>5.0} / {:>5.0}",
+        spawn.0, spawn.1, ours.0, ours.1
+    );
+    drop(descriptors);
 }

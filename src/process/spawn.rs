@@ -181,6 +181,11 @@ pub fn spawn_with(plan: &SpawnPlan, pipes: Pipes) -> std::io::Result<Child> {
                 });
             }
             Err(Failure::Failed(error)) => return Err(explain_spawn_error(error, program, plan)),
+            Err(Failure::UnshareRefused) => {
+                return Err(Error::other(
+                    "the kernel refused a private descriptor table",
+                ));
+            }
             Err(Failure::Unavailable(error)) => {
                 tracing::info!(%error, "clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD) is not available: spawning by fork from now on");
                 FORK_ONLY.store(true, Ordering::Relaxed);
@@ -457,6 +462,12 @@ mod tests {
     #[tokio::test]
     async fn stdin_is_piped_and_only_the_standard_streams_are_inherited() {
         use tokio::io::AsyncWriteExt as _;
+        // The child shares steward's descriptor table until it unshares it: its `dup2`s
+        // must never land on steward's own 0, 1 and 2.
+        let own_stdio = || {
+            ["0", "1", "2"].map(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok())
+        };
+        let before = own_stdio();
         for fork in [false, true] {
             let mut child = spawn_via(fork, &plan(&["cat"], "/"), Pipes::ALL).expect("spawns");
             let pid = child.id();
@@ -490,6 +501,7 @@ mod tests {
             drop(stdin);
             assert_eq!(read_all(child.stdout.take()).await, "round trip\n");
             assert!(child.wait().await.expect("exit").success());
+            assert_eq!(own_stdio(), before, "fork {fork}");
         }
     }
 
