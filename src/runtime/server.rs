@@ -259,6 +259,10 @@ impl Actor for Server {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        // Every path that awaits is boxed: ractor keeps this future's largest form inlined
+        // in the actor's resident task, so an inlined `start` (≈ 2 KiB, held twice) would
+        // cost every defined service ≈ 4 KiB while it idles. A control message is rare; its
+        // box is not.
         match msg {
             ServerMsg::Attach {
                 port,
@@ -273,17 +277,19 @@ impl Actor for Server {
                         Event::new(&state.def.id, EventKind::Restarting).cause(cause.clone()),
                     );
                     state.intent = Intent::Run;
-                    state.start(&myself, &cause).await;
+                    Box::pin(state.start(&myself, &cause)).await;
                 }
             }
-            ServerMsg::Start(reply) => state.on_start(&myself, reply, "start requested").await,
+            ServerMsg::Start(reply) => {
+                Box::pin(state.on_start(&myself, reply, "start requested")).await
+            }
             ServerMsg::StartNeeded { by, reply } => {
                 let cause = format!("needed by {by}");
-                state.on_start(&myself, reply, &cause).await
+                Box::pin(state.on_start(&myself, reply, &cause)).await
             }
             ServerMsg::DependenciesMet { token } => {
                 if token == state.dependency_token && state.dependency_watch.take().is_some() {
-                    state.spawn_process("dependencies met").await;
+                    Box::pin(state.spawn_process("dependencies met")).await;
                 }
             }
             ServerMsg::DependencyFailed {
@@ -297,24 +303,24 @@ impl Actor for Server {
             }
             ServerMsg::Stop(reply) => state.on_stop(reply, false),
             ServerMsg::Kill(reply) => state.on_stop(reply, true),
-            ServerMsg::Restart(reply) => state.on_restart(&myself, reply).await,
-            ServerMsg::Pause(reply) => state.on_pause(reply).await,
-            ServerMsg::Resume(reply) => state.on_resume(&myself, reply).await,
-            ServerMsg::Input { data, reply } => state.on_input(data, reply).await,
+            ServerMsg::Restart(reply) => Box::pin(state.on_restart(&myself, reply)).await,
+            ServerMsg::Pause(reply) => Box::pin(state.on_pause(reply)).await,
+            ServerMsg::Resume(reply) => Box::pin(state.on_resume(&myself, reply)).await,
+            ServerMsg::Input { data, reply } => Box::pin(state.on_input(data, reply)).await,
             ServerMsg::ProcessExited {
                 run,
                 exit,
                 forced_kill,
             } => {
                 if run == state.run && state.setup.is_running() {
-                    state.on_setup_exit(&myself, exit).await;
+                    Box::pin(state.on_setup_exit(&myself, exit)).await;
                 } else if state.def.detached {
-                    state.on_detached_exit(run, exit).await;
+                    Box::pin(state.on_detached_exit(run, exit)).await;
                 } else if run == state.run && state.alive {
-                    state.on_exit(&myself, exit, forced_kill).await;
+                    Box::pin(state.on_exit(&myself, exit, forced_kill)).await;
                 }
             }
-            ServerMsg::Detached(notice) => state.on_detached_notice(notice).await,
+            ServerMsg::Detached(notice) => Box::pin(state.on_detached_notice(notice)).await,
             ServerMsg::ProbeVerdict {
                 run,
                 probe,
@@ -343,7 +349,7 @@ impl Actor for Server {
                         Event::new(&state.def.id, EventKind::Restarting)
                             .cause(format!("backoff elapsed after {cause}")),
                     );
-                    state.start(&myself, "automatic restart").await;
+                    Box::pin(state.start(&myself, "automatic restart")).await;
                 }
             }
             ServerMsg::Sync(reply) => {

@@ -149,8 +149,9 @@ impl Actor for ServiceSupervisor {
                 {
                     // Gave up earlier; a start asks for a fresh generation.
                     state.intensity.reset();
-                    state.children =
-                        Some(spawn_children(&myself, &state.def, &state.tables, None).await?);
+                    state.children = Some(
+                        Box::pin(spawn_children(&myself, &state.def, &state.tables, None)).await?,
+                    );
                 }
                 match &state.children {
                     Some(children) => {
@@ -217,8 +218,11 @@ impl Actor for ServiceSupervisor {
             .states
             .get(&id)
             .is_some_and(|r| r.status.is_active());
+        // Boxed, like the spawn below: the message loop ractor keeps resident for every
+        // service holds the largest handler future inlined, and these run only when a
+        // child fails.
         if let Some(old) = state.children.take() {
-            stop_in_reverse(&old).await;
+            Box::pin(stop_in_reverse(&old)).await;
         }
         if let Err(limit) = state.intensity.record(Instant::now()) {
             let reason = format!("{cause}; gave up: {limit} actor restarts");
@@ -232,7 +236,8 @@ impl Actor for ServiceSupervisor {
         } else {
             None
         };
-        state.children = Some(spawn_children(&myself, &state.def, &state.tables, recover).await?);
+        state.children =
+            Some(Box::pin(spawn_children(&myself, &state.def, &state.tables, recover)).await?);
         Ok(())
     }
 
