@@ -6,9 +6,9 @@
 //! that no other thread reuses. With one arena that free space is shared: S1 (N `sleep`
 //! services, measured from outside) went from 54.5 to 50.0 KiB of PSS per service, and
 //! with both pipes read by one future from 46.3 to 41.5 KiB (18.0 MiB in all at
-//! N = 200); see docs/bench-notes-memory.md. Log throughput did not drop: lines are
-//! allocated by one reader per service and freed by its LogBuffer, in batches, and each
-//! thread's tcache serves most of them without the arena's lock.
+//! N = 200); see docs/bench-notes-memory.md. The in-process log pipeline (lines
+//! allocated by a reader, freed by the LogBuffer on another thread) showed no slowdown
+//! with one arena: each thread's tcache serves most of them without the arena's lock.
 //!
 //! The binary calls [`limit_malloc_arenas`] first thing in `main`, before any thread
 //! exists; an embedding application decides for its own process. Other C libraries (musl)
