@@ -9,7 +9,9 @@
 //! 4. the N services started (`sleep 3600`): child handles, pipe readers, exit waiters.
 //!
 //! A measuring program, not a criterion bench: `cargo bench --bench memory_breakdown`
-//! (`-- --json` prints one JSON line; `-- --n 200` sets N, default 1000).
+//! (`-- --json` prints one JSON line; `-- --n 200` sets N, default 1000; `-- --sizes`
+//! also lists the allocation sizes each step added, to tell tasks, channels and buffers
+//! apart).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -21,6 +23,16 @@ use steward::{CommandSpec, ServiceDefinition, ServiceStatus, Steward};
 /// Live heap bytes.
 static LIVE: AtomicI64 = AtomicI64::new(0);
 
+/// Live allocations by size (sizes of [`SIZE_CLASSES`] bytes and more share the last
+/// slot): which allocations a step adds, e.g. the tasks of the actors (`--sizes`).
+static BY_SIZE: [AtomicI64; SIZE_CLASSES] = [const { AtomicI64::new(0) }; SIZE_CLASSES];
+const SIZE_CLASSES: usize = 70_000;
+
+fn count(size: usize, delta: i64) {
+    LIVE.fetch_add(size as i64 * delta, Ordering::Relaxed);
+    BY_SIZE[size.min(SIZE_CLASSES - 1)].fetch_add(delta, Ordering::Relaxed);
+}
+
 /// Counts live heap bytes and forwards every call to the system allocator.
 struct Counting;
 
@@ -30,22 +42,23 @@ struct Counting;
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        count(layout.size(), 1);
         // SAFETY: forwarded as is.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        count(layout.size(), -1);
         // SAFETY: forwarded as is.
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        count(layout.size(), 1);
         // SAFETY: forwarded as is.
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        count(layout.size(), -1);
+        count(new_size, 1);
         // SAFETY: forwarded as is.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -75,6 +88,33 @@ fn read() -> Reading {
         heap: LIVE.load(Ordering::Relaxed) / 1024,
         rss: field("Rss:"),
         pss: field("Pss:"),
+    }
+}
+
+/// Live allocations per size now.
+fn sizes() -> Vec<i64> {
+    BY_SIZE.iter().map(|c| c.load(Ordering::Relaxed)).collect()
+}
+
+/// Prints the allocation sizes that a step added most bytes of, per service: the sizes of
+/// tasks, channels and buffers can be told apart by their size.
+fn print_sizes(step: &str, before: &[i64], after: &[i64], n: usize) {
+    let mut added: Vec<(usize, i64)> = before
+        .iter()
+        .zip(after)
+        .enumerate()
+        .map(|(size, (a, b))| (size, b - a))
+        .filter(|&(_, d)| d != 0)
+        .collect();
+    added.sort_by_key(|&(size, d)| std::cmp::Reverse(size as i64 * d));
+    println!("  {step}: allocations added per service (size in bytes × count per service)");
+    for (size, d) in added.iter().take(24) {
+        let per = *d as f64 / n as f64;
+        let open = if *size == SIZE_CLASSES - 1 { "+" } else { "" };
+        println!(
+            "    {size:>6}{open} B × {per:>5.2} = {:>7.0} B",
+            *size as f64 * per
+        );
     }
 }
 
@@ -116,6 +156,7 @@ async fn wait_running(steward: &Steward, n: usize) {
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let json = args.iter().any(|a| a == "--json");
+    let by_size = args.iter().any(|a| a == "--sizes");
     let n: usize = args
         .iter()
         .position(|a| a == "--n")
@@ -125,6 +166,7 @@ async fn main() {
 
     let steward = Steward::spawn().await.expect("runtime");
     let base = read();
+    let sizes_base = sizes();
 
     let mut idle = Vec::with_capacity(n);
     for _ in 0..n {
@@ -132,11 +174,13 @@ async fn main() {
         idle.push((actor, handle));
     }
     let with_idle = read();
+    let sizes_idle = sizes();
     for (actor, handle) in idle {
         actor.stop(None);
         let _ = handle.await;
     }
     let after_idle = read();
+    let sizes_before = sizes();
 
     let definitions = (0..n)
         .map(|i| {
@@ -150,9 +194,11 @@ async fn main() {
         .collect();
     steward.define_all(definitions).await.expect("define");
     let defined = read();
+    let sizes_defined = sizes();
     steward.start_all().await.expect("start");
     wait_running(&steward, n).await;
     let started = read();
+    let sizes_started = sizes();
     steward.shutdown().await.expect("shutdown");
 
     let per = |a: Reading, b: Reading| -> (f64, f64, f64) {
@@ -207,5 +253,10 @@ async fn main() {
             "  start (process, pipes, waiter): {:.2} / {:.2} / {:.2}",
             start.0, start.1, start.2
         );
+    }
+    if by_size {
+        print_sizes("one idle actor", &sizes_base, &sizes_idle, n);
+        print_sizes("define", &sizes_before, &sizes_defined, n);
+        print_sizes("start", &sizes_defined, &sizes_started, n);
     }
 }

@@ -18,6 +18,8 @@ use tracing_subscriber::EnvFilter;
 use crate::cli::{Cli, Command, LogFormat};
 
 fn main() -> ExitCode {
+    // Before any thread exists: one shared arena keeps per-service memory low.
+    steward::process::limit_malloc_arenas(1);
     let cli = Cli::parse();
     init_tracing(&cli.command);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -163,6 +163,14 @@ impl LineDecoder {
         });
     }
 
+    /// Frees the buffer of an unfinished line when there is none, so a decoder that waits
+    /// for a quiet pipe holds no memory.
+    pub fn release(&mut self) {
+        if self.pending.is_empty() {
+            self.pending = Vec::new();
+        }
+    }
+
     fn push_partial(&mut self, part: &[u8]) {
         let Some(&last) = part.last() else { return };
         self.last_byte = Some(last);

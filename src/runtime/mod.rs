@@ -68,3 +68,91 @@ fn describe_exit<'a>(
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod future_sizes {
+    //! How big each actor's resident futures are. ractor keeps, per actor, one task whose
+    //! future holds the actor's state and a boxed message loop that inlines the largest
+    //! `handle` / `handle_supervisor_evt` future (twice, as the loop moves it): bytes
+    //! every defined service pays while it idles. Server, ServiceSupervisor and LogBuffer
+    //! handle a message before its future exists and box only the paths that wait, so
+    //! their handler futures are a few words; this test guards that.
+
+    use std::future::Future;
+    use std::mem::size_of;
+
+    use ractor::{Actor, ActorRef, SupervisionEvent};
+
+    use super::health_checker::HealthChecker;
+    use super::log_buffer::LogBuffer;
+    use super::port_manager::PortManager;
+    use super::server::Server;
+    use super::service_supervisor::ServiceSupervisor;
+
+    /// Regression bound: an inlined `Server::start` or `spawn_children` (≈ 1–2 KiB each,
+    /// measured before they were boxed) exceeds it.
+    const MAX_RESIDENT_FUTURE: usize = 640;
+
+    fn handle_size<'a, A, Fut, F>(_: F) -> usize
+    where
+        A: Actor + 'a,
+        F: FnOnce(&'a A, ActorRef<A::Msg>, A::Msg, &'a mut A::State) -> Fut,
+        Fut: Future + 'a,
+    {
+        size_of::<Fut>()
+    }
+
+    fn supervision_size<'a, A, Fut, F>(_: F) -> usize
+    where
+        A: Actor + 'a,
+        F: FnOnce(&'a A, ActorRef<A::Msg>, SupervisionEvent, &'a mut A::State) -> Fut,
+        Fut: Future + 'a,
+    {
+        size_of::<Fut>()
+    }
+
+    #[test]
+    fn handler_futures_kept_by_every_actor_stay_small() {
+        let rows = [
+            (
+                "log_buffer",
+                handle_size(<LogBuffer as Actor>::handle),
+                supervision_size(<LogBuffer as Actor>::handle_supervisor_evt),
+                size_of::<<LogBuffer as Actor>::State>(),
+            ),
+            (
+                "server",
+                handle_size(<Server as Actor>::handle),
+                supervision_size(<Server as Actor>::handle_supervisor_evt),
+                size_of::<<Server as Actor>::State>(),
+            ),
+            (
+                "port_manager",
+                handle_size(<PortManager as Actor>::handle),
+                supervision_size(<PortManager as Actor>::handle_supervisor_evt),
+                size_of::<<PortManager as Actor>::State>(),
+            ),
+            (
+                "service_supervisor",
+                handle_size(<ServiceSupervisor as Actor>::handle),
+                supervision_size(<ServiceSupervisor as Actor>::handle_supervisor_evt),
+                size_of::<<ServiceSupervisor as Actor>::State>(),
+            ),
+            (
+                "health_checker",
+                handle_size(<HealthChecker as Actor>::handle),
+                supervision_size(<HealthChecker as Actor>::handle_supervisor_evt),
+                size_of::<<HealthChecker as Actor>::State>(),
+            ),
+        ];
+        for (name, handle, supervision, state) in rows {
+            // `cargo test future_sizes -- --nocapture` shows them.
+            println!("{name}: handle {handle} B, supervision {supervision} B, state {state} B");
+            assert!(
+                handle.max(supervision) <= MAX_RESIDENT_FUTURE,
+                "{name}: a handler future of {} B is kept resident; box its heavy path",
+                handle.max(supervision)
+            );
+        }
+    }
+}

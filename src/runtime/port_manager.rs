@@ -51,9 +51,8 @@ use tokio::net::unix::pipe;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::logs::LogStream;
 use crate::process::signal::raw_signal_name;
-use crate::process::{Child, ProcessGroupGuard, SpawnPlan, read_lines, signal_group, signal_name};
+use crate::process::{Child, ProcessGroupGuard, SpawnPlan, read_pipes, signal_group, signal_name};
 use crate::runtime::log_buffer::LogBufferMsg;
 use crate::runtime::server::ServerMsg;
 use crate::state::ExitInfo;
@@ -460,33 +459,21 @@ struct Output {
 
 /// Reads both pipes to end of file, casting their lines in batches. Lines keep being
 /// read (and dropped) while the LogBuffer is away, so the child never blocks on a full
-/// pipe.
-/// `sent` turns true with the first batch.
+/// pipe. `sent` turns true with the first batch.
 async fn read_output(output: Output, sent: &AtomicBool) {
     let log_buffer = output.log_buffer;
-    let read = |pipe: Option<pipe::Receiver>, stream: LogStream| {
-        let log_buffer = log_buffer.clone();
-        async move {
-            let Some(pipe) = pipe else { return };
-            let result = read_lines(pipe, stream, |batch, drained| {
-                sent.store(true, Ordering::Relaxed);
-                let _ = log_buffer.cast(if drained {
-                    LogBufferMsg::Drained(batch)
-                } else {
-                    LogBufferMsg::Lines(batch)
-                });
-            })
-            .await;
-            if let Err(error) = result {
-                debug!(?stream, %error, "pipe read failed");
-            }
-        }
-    };
-    futures::future::join(
-        read(output.stdout, LogStream::Stdout),
-        read(output.stderr, LogStream::Stderr),
-    )
+    let result = read_pipes(output.stdout, output.stderr, |batch, drained| {
+        sent.store(true, Ordering::Relaxed);
+        let _ = log_buffer.cast(if drained {
+            LogBufferMsg::Drained(batch)
+        } else {
+            LogBufferMsg::Lines(batch)
+        });
+    })
     .await;
+    if let Err(error) = result {
+        debug!(%error, "pipe read failed");
+    }
 }
 
 async fn write_stdin(mut stdin: pipe::Sender, mut queue: mpsc::UnboundedReceiver<StdinWrite>) {
@@ -528,6 +515,19 @@ async fn watch_exit(mut watch: Watch, output: Output) {
             watch.child.wait().await
         }
     };
+    // Boxed: this task stays resident as long as the process runs, and what follows runs
+    // once, at the exit (inlined, its timers made every running service's task larger).
+    Box::pin(after_exit(watch, status, reading, drained, &sent)).await;
+}
+
+/// The rest of [`watch_exit`], once the leader is reaped.
+async fn after_exit<F: Future<Output = ()>>(
+    watch: Watch,
+    status: std::io::Result<std::process::ExitStatus>,
+    mut reading: std::pin::Pin<&mut F>,
+    mut drained: bool,
+    sent: &AtomicBool,
+) {
     let at = Utc::now();
     watch.reaped.store(true, Ordering::Release);
     // KillMode=control-group: what the leader left behind in its group dies with it.
@@ -553,7 +553,7 @@ async fn watch_exit(mut watch: Watch, output: Output) {
     };
 
     if !drained {
-        drained = tokio::time::timeout(DRAIN_TIMEOUT, &mut reading)
+        drained = tokio::time::timeout(DRAIN_TIMEOUT, reading.as_mut())
             .await
             .is_ok();
     }

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use futures::future::BoxFuture;
 use nix::sys::signal::Signal;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -253,13 +254,18 @@ impl Actor for Server {
         })
     }
 
-    async fn handle(
+    fn handle(
         &self,
         myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
         state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
+    ) -> impl Future<Output = Result<(), ActorProcessingErr>> + Send {
+        // ractor keeps the largest form of this future inlined (twice) in the actor's
+        // resident message loop, for as long as the service is defined. So the message is
+        // handled here, before the future exists: what does not wait is done at once, and
+        // what waits (a start, an exit, a pause) becomes a boxed future of its own; the
+        // future left holds only that box. A control message is rare; its box is not.
+        let work: Option<BoxFuture<'_, ()>> = match msg {
             ServerMsg::Attach {
                 port,
                 health,
@@ -267,23 +273,27 @@ impl Actor for Server {
             } => {
                 state.port = Some(port);
                 state.health = health;
-                if let Some(cause) = recover {
+                recover.map(|cause| -> BoxFuture<'_, ()> {
                     count_restart(&state.def.id, "crash");
                     state.emit(
                         Event::new(&state.def.id, EventKind::Restarting).cause(cause.clone()),
                     );
                     state.intent = Intent::Run;
-                    state.start(&myself, &cause).await;
-                }
+                    Box::pin(async move { state.start(&myself, &cause).await })
+                })
             }
-            ServerMsg::Start(reply) => state.on_start(&myself, reply, "start requested").await,
-            ServerMsg::StartNeeded { by, reply } => {
+            ServerMsg::Start(reply) => Some(Box::pin(async move {
+                state.on_start(&myself, reply, "start requested").await
+            })),
+            ServerMsg::StartNeeded { by, reply } => Some(Box::pin(async move {
                 let cause = format!("needed by {by}");
                 state.on_start(&myself, reply, &cause).await
-            }
+            })),
             ServerMsg::DependenciesMet { token } => {
                 if token == state.dependency_token && state.dependency_watch.take().is_some() {
-                    state.spawn_process("dependencies met").await;
+                    Some(Box::pin(state.spawn_process("dependencies met")))
+                } else {
+                    None
                 }
             }
             ServerMsg::DependencyFailed {
@@ -294,27 +304,48 @@ impl Actor for Server {
                 if token == state.dependency_token && state.dependency_watch.take().is_some() {
                     state.fail_dependency(dependency, reason);
                 }
+                None
             }
-            ServerMsg::Stop(reply) => state.on_stop(reply, false),
-            ServerMsg::Kill(reply) => state.on_stop(reply, true),
-            ServerMsg::Restart(reply) => state.on_restart(&myself, reply).await,
-            ServerMsg::Pause(reply) => state.on_pause(reply).await,
-            ServerMsg::Resume(reply) => state.on_resume(&myself, reply).await,
-            ServerMsg::Input { data, reply } => state.on_input(data, reply).await,
+            ServerMsg::Stop(reply) => {
+                state.on_stop(reply, false);
+                None
+            }
+            ServerMsg::Kill(reply) => {
+                state.on_stop(reply, true);
+                None
+            }
+            ServerMsg::Restart(reply) => {
+                Some(Box::pin(
+                    async move { state.on_restart(&myself, reply).await },
+                ))
+            }
+            ServerMsg::Pause(reply) => Some(Box::pin(state.on_pause(reply))),
+            ServerMsg::Resume(reply) => {
+                Some(Box::pin(
+                    async move { state.on_resume(&myself, reply).await },
+                ))
+            }
+            ServerMsg::Input { data, reply } => Some(Box::pin(state.on_input(data, reply))),
             ServerMsg::ProcessExited {
                 run,
                 exit,
                 forced_kill,
             } => {
                 if run == state.run && state.setup.is_running() {
-                    state.on_setup_exit(&myself, exit).await;
+                    Some(Box::pin(
+                        async move { state.on_setup_exit(&myself, exit).await },
+                    ))
                 } else if state.def.detached {
-                    state.on_detached_exit(run, exit).await;
+                    Some(Box::pin(state.on_detached_exit(run, exit)))
                 } else if run == state.run && state.alive {
-                    state.on_exit(&myself, exit, forced_kill).await;
+                    Some(Box::pin(async move {
+                        state.on_exit(&myself, exit, forced_kill).await
+                    }))
+                } else {
+                    None
                 }
             }
-            ServerMsg::Detached(notice) => state.on_detached_notice(notice).await,
+            ServerMsg::Detached(notice) => Some(Box::pin(state.on_detached_notice(notice))),
             ServerMsg::ProbeVerdict {
                 run,
                 probe,
@@ -324,6 +355,7 @@ impl Actor for Server {
                 if run == state.run && state.alive {
                     state.on_verdict(probe, healthy, cause);
                 }
+                None
             }
             ServerMsg::RestartDue { attempt_token } => {
                 if attempt_token == state.restart_token
@@ -332,6 +364,7 @@ impl Actor for Server {
                 {
                     // Restarts never fire while the runtime is paused; resume starts it.
                     state.restart_deferred = true;
+                    None
                 } else if attempt_token == state.restart_token
                     && state.status() == ServiceStatus::Backoff
                 {
@@ -343,15 +376,25 @@ impl Actor for Server {
                         Event::new(&state.def.id, EventKind::Restarting)
                             .cause(format!("backoff elapsed after {cause}")),
                     );
-                    state.start(&myself, "automatic restart").await;
+                    Some(Box::pin(async move {
+                        state.start(&myself, "automatic restart").await
+                    }))
+                } else {
+                    None
                 }
             }
             ServerMsg::Sync(reply) => {
                 let _ = reply.send(());
+                None
             }
             ServerMsg::Panic(why) => panic!("{why}"),
+        };
+        async move {
+            if let Some(work) = work {
+                work.await;
+            }
+            Ok(())
         }
-        Ok(())
     }
 
     async fn post_stop(

@@ -22,6 +22,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
@@ -133,13 +134,16 @@ impl Actor for ServiceSupervisor {
         })
     }
 
-    async fn handle(
+    fn handle(
         &self,
         myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
         state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
+    ) -> impl Future<Output = Result<(), ActorProcessingErr>> + Send {
+        // Handled before the future exists, like the Server's messages: ractor keeps this
+        // future inlined (twice) in the actor's resident loop, so only the rare path that
+        // waits (a fresh generation of children) is a future, boxed.
+        let work: Option<BoxFuture<'_, Result<(), ActorProcessingErr>>> = match msg {
             ServiceSupervisorMsg::Control(msg) => {
                 if state.children.is_none()
                     && matches!(
@@ -148,17 +152,16 @@ impl Actor for ServiceSupervisor {
                     )
                 {
                     // Gave up earlier; a start asks for a fresh generation.
-                    state.intensity.reset();
-                    state.children =
-                        Some(spawn_children(&myself, &state.def, &state.tables, None).await?);
-                }
-                match &state.children {
-                    Some(children) => {
-                        if let Err(e) = children.server.cast(msg) {
-                            warn!(service = %state.def.id, error = %e, "control message not delivered");
-                        }
-                    }
-                    None => reply_unavailable(msg, &state.def.id),
+                    Some(Box::pin(async move {
+                        state.intensity.reset();
+                        state.children =
+                            Some(spawn_children(&myself, &state.def, &state.tables, None).await?);
+                        forward_control(state, msg);
+                        Ok(())
+                    }))
+                } else {
+                    forward_control(state, msg);
+                    None
                 }
             }
             ServiceSupervisorMsg::InjectPanic { actor, reply } => {
@@ -185,55 +188,47 @@ impl Actor for ServiceSupervisor {
                         reason: format!("the service has no {} actor running", actor.as_str()),
                     })
                 });
+                None
+            }
+        };
+        async move {
+            match work {
+                Some(work) => work.await,
+                None => Ok(()),
             }
         }
-        Ok(())
     }
 
-    async fn handle_supervisor_evt(
+    fn handle_supervisor_evt(
         &self,
         myself: ActorRef<Self::Msg>,
         event: SupervisionEvent,
         state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        let Some((cell, why)) = super::describe_exit(&event, "stopped unexpectedly") else {
-            return Ok(());
-        };
-        // Events from an older generation (children this supervisor stopped itself) are
-        // expected and ignored.
-        let Some(kind) = state.children.as_ref().and_then(|c| {
-            c.ids()
-                .into_iter()
-                .find(|(id, _)| *id == cell.get_id())
-                .map(|(_, kind)| kind)
-        }) else {
-            return Ok(());
-        };
-        let id = state.def.id.clone();
-        let cause = format!("actor {} {why}", kind.as_str());
-        error!(service = %id, %cause, "one-for-all restart of the service's actors");
-        let was_active = state
-            .tables
-            .states
-            .get(&id)
-            .is_some_and(|r| r.status.is_active());
-        if let Some(old) = state.children.take() {
-            stop_in_reverse(&old).await;
+    ) -> impl Future<Output = Result<(), ActorProcessingErr>> + Send {
+        // Every child's start and stop comes here too; only a failure waits (stops and
+        // spawns a generation), in a boxed future, so the resident loop stays small.
+        let failed =
+            super::describe_exit(&event, "stopped unexpectedly").and_then(|(cell, why)| {
+                // Events from an older generation (children this supervisor stopped itself)
+                // are expected and ignored.
+                state.children.as_ref().and_then(|c| {
+                    c.ids()
+                        .into_iter()
+                        .find(|(id, _)| *id == cell.get_id())
+                        .map(|(_, kind)| (kind, why))
+                })
+            });
+        let work: Option<BoxFuture<'_, Result<(), ActorProcessingErr>>> = failed.map(
+            |(kind, why)| -> BoxFuture<'_, Result<(), ActorProcessingErr>> {
+                Box::pin(restart_children(myself, state, kind, why))
+            },
+        );
+        async move {
+            match work {
+                Some(work) => work.await,
+                None => Ok(()),
+            }
         }
-        if let Err(limit) = state.intensity.record(Instant::now()) {
-            let reason = format!("{cause}; gave up: {limit} actor restarts");
-            state.tables.mark_failed(&id, reason);
-            return Ok(());
-        }
-        let recover = if was_active {
-            Some(format!(
-                "{cause}; restarted the service's actors (one-for-all)"
-            ))
-        } else {
-            None
-        };
-        state.children = Some(spawn_children(&myself, &state.def, &state.tables, recover).await?);
-        Ok(())
     }
 
     async fn post_stop(
@@ -247,6 +242,53 @@ impl Actor for ServiceSupervisor {
         }
         Ok(())
     }
+}
+
+/// Passes a control message to the Server, or answers it when the service gave up.
+fn forward_control(state: &ServiceSupervisorState, msg: ServerMsg) {
+    match &state.children {
+        Some(children) => {
+            if let Err(e) = children.server.cast(msg) {
+                warn!(service = %state.def.id, error = %e, "control message not delivered");
+            }
+        }
+        None => reply_unavailable(msg, &state.def.id),
+    }
+}
+
+/// One-for-all: a child of `kind` failed; stops the others and starts a new generation,
+/// unless the restart intensity is exceeded.
+async fn restart_children(
+    myself: ActorRef<ServiceSupervisorMsg>,
+    state: &mut ServiceSupervisorState,
+    kind: ActorKind,
+    why: String,
+) -> Result<(), ActorProcessingErr> {
+    let id = state.def.id.clone();
+    let cause = format!("actor {} {why}", kind.as_str());
+    error!(service = %id, %cause, "one-for-all restart of the service's actors");
+    let was_active = state
+        .tables
+        .states
+        .get(&id)
+        .is_some_and(|r| r.status.is_active());
+    if let Some(old) = state.children.take() {
+        stop_in_reverse(&old).await;
+    }
+    if let Err(limit) = state.intensity.record(Instant::now()) {
+        let reason = format!("{cause}; gave up: {limit} actor restarts");
+        state.tables.mark_failed(&id, reason);
+        return Ok(());
+    }
+    let recover = if was_active {
+        Some(format!(
+            "{cause}; restarted the service's actors (one-for-all)"
+        ))
+    } else {
+        None
+    };
+    state.children = Some(spawn_children(&myself, &state.def, &state.tables, recover).await?);
+    Ok(())
 }
 
 async fn spawn_children(

@@ -45,8 +45,9 @@ pub(super) const FAILURE_LINES: usize = 5;
 /// setup runs.
 #[derive(Debug, Default)]
 pub(super) struct Setup {
-    /// The step whose process runs now (its run number is `ServerState::run`).
-    current: Option<Step>,
+    /// The step whose process runs now (its run number is `ServerState::run`). Boxed: a
+    /// `Setup` lives in every Server's state, and most services never run a step.
+    current: Option<Box<Step>>,
     /// The steps after it, in order.
     rest: VecDeque<Step>,
     /// `(staging, target)`: the clone is renamed into place once the source steps passed.
@@ -239,7 +240,7 @@ impl ServerState {
         };
         self.run = run;
         self.record_pid(pid);
-        self.setup.current = Some(step);
+        self.setup.current = Some(Box::new(step));
         self.update(|r| r.pid = Some(pid));
         info!(service = %self.def.id, pid, run, step = %what, "installing");
         self.transition(
