@@ -464,9 +464,8 @@ mod tests {
         use tokio::io::AsyncWriteExt as _;
         // The child shares steward's descriptor table until it unshares it: its `dup2`s
         // must never land on steward's own 0, 1 and 2.
-        let own_stdio = || {
-            ["0", "1", "2"].map(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok())
-        };
+        let own_stdio =
+            || ["0", "1", "2"].map(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok());
         let before = own_stdio();
         for fork in [false, true] {
             let mut child = spawn_via(fork, &plan(&["cat"], "/"), Pipes::ALL).expect("spawns");

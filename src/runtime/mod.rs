@@ -74,9 +74,10 @@ mod future_sizes {
     //! How big each actor's resident futures are. ractor keeps, per actor, one task whose
     //! future holds the actor's state and a boxed message loop that inlines the largest
     //! `handle` / `handle_supervisor_evt` future (twice, as the loop moves it): bytes
-    //! every defined service pays while it idles. Server, ServiceSupervisor and LogBuffer
-    //! handle a message before its future exists and box only the paths that wait, so
-    //! their handler futures are a few words; this test guards that.
+    //! every defined service pays while it idles. Server, ServiceSupervisor, LogBuffer
+    //! and PortManager handle a message before its future exists and box only the paths
+    //! that wait (the PortManager has none), so their handler futures are a few words;
+    //! this test guards that.
 
     use std::future::Future;
     use std::mem::size_of;

@@ -226,12 +226,14 @@ impl Actor for PortManager {
         })
     }
 
-    async fn handle(
+    fn handle(
         &self,
         myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
         state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
+    ) -> impl Future<Output = Result<(), ActorProcessingErr>> + Send {
+        // Nothing here waits: handled before the future exists, so the future ractor
+        // keeps inlined in the actor's resident loop is an empty one.
         match msg {
             PortManagerMsg::Spawn { run, plan, reply } => {
                 let _ = reply.send(on_spawn(&myself, state, run, &plan));
@@ -250,7 +252,7 @@ impl Actor for PortManager {
             PortManagerMsg::Exited { run, exit } => on_exited(state, run, exit),
             PortManagerMsg::StopTimeout { run } => on_stop_timeout(state, run),
         }
-        Ok(())
+        std::future::ready(Ok(()))
     }
 
     async fn post_stop(
