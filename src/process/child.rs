@@ -27,8 +27,10 @@ use tokio::net::unix::pipe;
 #[derive(Debug)]
 pub struct Child {
     pid: u32,
-    /// The write end of its stdin, when piped.
-    pub stdin: Option<pipe::Sender>,
+    /// The write end of its stdin, when piped: a plain descriptor, registered with tokio
+    /// only by whoever writes to it (`pipe::Sender::from_owned_fd`), since most services
+    /// never get input and a registration costs memory for the life of the process.
+    pub stdin: Option<OwnedFd>,
     /// The read end of its stdout, when piped.
     pub stdout: Option<pipe::Receiver>,
     /// The read end of its stderr, when piped.
@@ -202,7 +204,7 @@ fn reap(pid: u32) -> io::Result<Option<ExitStatus>> {
 /// The parent's ends of a child's pipes, made non-blocking for tokio.
 #[derive(Debug, Default)]
 pub(crate) struct ParentPipes {
-    pub stdin: Option<pipe::Sender>,
+    pub stdin: Option<OwnedFd>,
     pub stdout: Option<pipe::Receiver>,
     pub stderr: Option<pipe::Receiver>,
 }
@@ -227,10 +229,10 @@ pub(crate) struct ParentEnds {
 }
 
 impl ParentEnds {
-    /// Registers the ends with tokio (non-blocking). Inside a tokio runtime only.
+    /// Registers the output ends with tokio (non-blocking). Inside a tokio runtime only.
     pub fn into_pipes(self) -> io::Result<ParentPipes> {
         Ok(ParentPipes {
-            stdin: self.stdin.map(pipe::Sender::from_owned_fd).transpose()?,
+            stdin: self.stdin,
             stdout: self.stdout.map(pipe::Receiver::from_owned_fd).transpose()?,
             stderr: self.stderr.map(pipe::Receiver::from_owned_fd).transpose()?,
         })

@@ -38,6 +38,7 @@
 //! state), the whole group is SIGKILLed.
 
 use std::os::unix::process::ExitStatusExt as _;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -179,8 +180,9 @@ impl RunningProcess {
 /// The stdin of a process: the bare pipe until the first write starts the writer task.
 #[derive(Debug)]
 enum StdinPort {
-    /// No write yet; `None` when the process has no stdin pipe.
-    Idle(Option<pipe::Sender>),
+    /// No write yet; `None` when the process has no stdin pipe. Registered with tokio by
+    /// the first write.
+    Idle(Option<OwnedFd>),
     /// Queue of the writer task, which owns the pipe.
     Writing(mpsc::UnboundedSender<StdinWrite>),
 }
@@ -192,6 +194,15 @@ impl StdinPort {
         if let StdinPort::Idle(pipe) = self {
             let Some(pipe) = pipe.take() else {
                 return Err(request);
+            };
+            let pipe = match pipe::Sender::from_owned_fd(pipe) {
+                Ok(pipe) => pipe,
+                Err(error) => {
+                    let _ = request
+                        .1
+                        .send(Err(format!("cannot write to stdin: {error}")));
+                    return Ok(());
+                }
             };
             let (queue, requests) = mpsc::unbounded_channel();
             tokio::spawn(write_stdin(pipe, requests));
