@@ -29,7 +29,7 @@ pub use env_file_writer::write_env_file;
 pub use environment::{check_cwd, resolve};
 pub use malloc::limit_malloc_arenas;
 pub use pid_file::{PidRecord, Recovered, recover, start_time};
-pub use pipe_reader::{LineDecoder, read_lines};
+pub use pipe_reader::LineDecoder;
 pub use pipes::read_pipes;
 pub use secrets::{is_secret_key, mask_env};
 pub use signal::{ProcessGroupGuard, parse_signal, signal_group, signal_name};

@@ -1,4 +1,5 @@
-//! Reading a child's stdout or stderr as lines (DESIGN §3, §9).
+//! Cutting a child's stdout or stderr into lines (DESIGN §3, §9); the pipes themselves
+//! are read by [`read_pipes`](super::read_pipes).
 //!
 //! A supervisor must survive any output, so the pipe is read as bytes and cut into lines
 //! here rather than by a line codec that can panic or grow without bound:
@@ -10,89 +11,14 @@
 //! * `\r\n` ends a line like `\n`; a lone `\r` inside a line is kept;
 //! * a last line without a trailing newline is delivered at end of file.
 //!
-//! Lines are delivered in batches: every complete line found after one read (of 4 KiB at
-//! first, doubling up to 64 KiB while reads fill the buffer, so a quiet service holds
-//! little) becomes one `Vec<RawLine>` (one message to the LogBuffer, never one per line),
-//! all stamped with the time of that read. The only allocation per line is its
-//! [`LogText`], decoded straight from the read buffer and then shared, never copied.
-
-use std::io::ErrorKind;
+//! Lines are delivered in batches: every complete line found after one read becomes one
+//! `Vec<RawLine>` (one message to the LogBuffer, never one per line), all stamped with
+//! the time of that read. The only allocation per line is its [`LogText`], decoded
+//! straight from the read buffer and then shared, never copied.
 
 use chrono::Utc;
-use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::logs::{LogStream, LogText, MAX_LINE_BYTES, RawLine};
-
-/// Bytes asked for per read, at most: the buffer starts at [`INITIAL_READ_BYTES`] and
-/// doubles whenever a read fills it, so a silent service does not hold 64 KiB per pipe.
-pub const READ_BUFFER_BYTES: usize = 64 * 1024;
-/// The read buffer's first size.
-pub const INITIAL_READ_BYTES: usize = 4 * 1024;
-
-/// Reads `reader` to end of file, handing each read's complete lines to `deliver` as one
-/// batch; a last unterminated line is delivered at the end. Returns the number of lines.
-///
-/// `deliver`'s second argument says the read *drained* the pipe (it was shorter than the
-/// buffer: nothing more was waiting, the writer has paused), so whoever buffers the lines
-/// can write them out now. A read that drains the pipe after lines went out with "more
-/// waiting" is delivered even without a complete line (an empty batch), so that signal is
-/// never lost.
-///
-/// `deliver` must not block: the child blocks on a full pipe while this task waits.
-/// A read error ends the stream like end of file (the partial line is still delivered)
-/// and is returned.
-pub async fn read_lines<R, F>(
-    mut reader: R,
-    stream: LogStream,
-    mut deliver: F,
-) -> std::io::Result<u64>
-where
-    R: AsyncRead + Unpin,
-    F: FnMut(Vec<RawLine>, bool),
-{
-    let mut buf = vec![0u8; INITIAL_READ_BYTES];
-    let mut decoder = LineDecoder::new(stream);
-    let mut count = 0u64;
-    // Lines went out since the last read that drained the pipe.
-    let mut undrained = false;
-    let result = loop {
-        let n = match reader.read(&mut buf).await {
-            Ok(0) => break Ok(count),
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => break Err(e),
-        };
-        let drained = n < buf.len();
-        let mut batch = Vec::new();
-        decoder.feed(&buf[..n], &mut batch);
-        let grown = next_buffer_len(buf.len(), n);
-        if grown > buf.len() {
-            buf.resize(grown, 0);
-        }
-        if !batch.is_empty() || (drained && undrained) {
-            count += batch.len() as u64;
-            undrained = !drained;
-            deliver(batch, drained);
-        }
-    };
-    let mut last = Vec::new();
-    decoder.finish(&mut last);
-    if !last.is_empty() {
-        count += last.len() as u64;
-        deliver(last, true);
-    }
-    result.map(|_| count)
-}
-
-/// The read buffer's size after a read of `n` bytes into `len`: doubled (up to
-/// [`READ_BUFFER_BYTES`]) when the read filled it, so more was probably waiting.
-fn next_buffer_len(len: usize, n: usize) -> usize {
-    if n == len {
-        (len * 2).min(READ_BUFFER_BYTES)
-    } else {
-        len
-    }
-}
 
 /// Cuts a byte stream into [`RawLine`]s. Pure and synchronous, so it is tested without
 /// pipes.
@@ -339,10 +265,16 @@ mod tests {
         // In one chunk and in 64 KiB reads, with and without a trailing \r.
         let want = vec![(expected.clone(), true), ("after".to_string(), false)];
         assert_eq!(decode(&[input.as_bytes()]), want);
-        let chunks: Vec<&[u8]> = input.as_bytes().chunks(READ_BUFFER_BYTES).collect();
+        let chunks: Vec<&[u8]> = input
+            .as_bytes()
+            .chunks(crate::process::pipes::SCRATCH_BYTES)
+            .collect();
         assert_eq!(decode(&chunks), want);
         let crlf = input.replace('\n', "\r\n");
-        let chunks: Vec<&[u8]> = crlf.as_bytes().chunks(READ_BUFFER_BYTES).collect();
+        let chunks: Vec<&[u8]> = crlf
+            .as_bytes()
+            .chunks(crate::process::pipes::SCRATCH_BYTES)
+            .collect();
         assert_eq!(decode(&chunks), want);
         // Unterminated at end of file.
         let tail = "b".repeat(MAX_LINE_BYTES + 5);
@@ -386,69 +318,5 @@ mod tests {
             MAX_LINE_BYTES - kept
         );
         assert_eq!(out, vec![(expected, true)]);
-    }
-
-    #[test]
-    fn the_read_buffer_grows_only_when_a_read_fills_it() {
-        // Regression guard for benchmark finding 3: a quiet pipe keeps a small buffer.
-        assert_eq!(next_buffer_len(INITIAL_READ_BYTES, 10), INITIAL_READ_BYTES);
-        let mut len = INITIAL_READ_BYTES;
-        let mut steps = 0;
-        while len < READ_BUFFER_BYTES {
-            len = next_buffer_len(len, len);
-            steps += 1;
-        }
-        assert_eq!((len, steps), (READ_BUFFER_BYTES, 4));
-        assert_eq!(next_buffer_len(len, len), READ_BUFFER_BYTES);
-    }
-
-    #[tokio::test]
-    async fn read_lines_batches_per_read() {
-        let input: &[u8] = b"one\ntwo\nthree";
-        let mut batches = Vec::new();
-        let count = read_lines(input, LogStream::Stderr, |b, _| batches.push(b))
-            .await
-            .expect("reads");
-        assert_eq!(count, 3);
-        assert_eq!(
-            batches.len(),
-            2,
-            "the complete lines in one batch, the last line at EOF"
-        );
-        assert_eq!(batches[0].len(), 2);
-        assert!(
-            batches
-                .iter()
-                .flatten()
-                .all(|l| l.stream == LogStream::Stderr)
-        );
-        let lines: Vec<&str> = batches.iter().flatten().map(|l| l.line.as_str()).collect();
-        assert_eq!(lines, ["one", "two", "three"]);
-    }
-
-    #[tokio::test]
-    async fn read_lines_says_which_read_drained_the_pipe() {
-        // Benchmark finding 5: the LogBuffer flushes its file when the pipe is drained.
-        // A byte slice reads like a pipe holding all of it: the first read fills the 4 KiB
-        // buffer (more waiting), the second takes the rest (drained).
-        let input = "123456789\n".repeat(500);
-        let mut batches = Vec::new();
-        let count = read_lines(input.as_bytes(), LogStream::Stdout, |b, drained| {
-            batches.push((b.len(), drained))
-        })
-        .await
-        .expect("reads");
-        assert_eq!(count, 500);
-        assert_eq!(batches, [(409, false), (91, true)]);
-
-        // A drained read that completes no line still says so, after "more waiting".
-        let long = format!("{}\nend", "x".repeat(INITIAL_READ_BYTES - 1));
-        let mut batches = Vec::new();
-        read_lines(long.as_bytes(), LogStream::Stdout, |b, drained| {
-            batches.push((b.len(), drained))
-        })
-        .await
-        .expect("reads");
-        assert_eq!(batches, [(1, false), (0, true), (1, true)]);
     }
 }

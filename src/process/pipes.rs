@@ -1,20 +1,18 @@
 //! Reading both output pipes of one process in one future (DESIGN §3, §9).
 //!
-//! [`read_lines`](super::read_lines) reads one pipe into a buffer of its own, so a running
-//! service holds two tasks and two buffers of at least 4 KiB each, even when it never
-//! writes a byte. [`read_pipes`] waits for readiness on both pipes at once and reads a
-//! ready one into a scratch buffer shared by every reader on the same thread
-//! ([`SCRATCH_BYTES`], allocated once per thread), cutting lines with the same
-//! [`LineDecoder`]. So a quiet pipe holds only the bytes of a line it has not finished,
-//! and a service's whole output costs one small future.
+//! Reading each pipe into a buffer of its own made a running service hold two tasks and
+//! two buffers of at least 4 KiB each, even when it never wrote a byte. [`read_pipes`]
+//! waits for readiness on both pipes at once and reads a ready one into a scratch buffer
+//! shared by every reader on the same thread ([`SCRATCH_BYTES`], allocated once per
+//! thread), cutting lines with the [`LineDecoder`]. So a quiet pipe holds only the bytes
+//! of a line it has not finished, and a service's whole output costs one small future.
 //!
-//! The semantics are those of `read_lines`, per stream: every read's complete lines are
-//! one batch stamped with one time; a read shorter than the buffer *drained* the pipe; a
-//! read that finds the pipe empty after lines went out with "more waiting" delivers an
-//! empty drained batch, so that signal is never lost; end of file delivers a last line
-//! without a newline; a read error ends that stream like end of file. The two streams
-//! are read in turn (one read from each ready pipe per round), so a flooding stdout does
-//! not starve stderr.
+//! Per stream: every read's complete lines are one batch stamped with one time; a read
+//! shorter than the buffer *drained* the pipe; a read that finds the pipe empty after
+//! lines went out with "more waiting" delivers an empty drained batch, so that signal is
+//! never lost; end of file delivers a last line without a newline; a read error ends that
+//! stream like end of file. The two streams are read in turn (one read from each ready
+//! pipe per round), so a flooding stdout does not starve stderr.
 
 use std::cell::RefCell;
 use std::future::poll_fn;

@@ -495,10 +495,9 @@ mod tests {
                     "fork {fork}: fd {fd} -> {target} leaked into the child"
                 );
             }
-            let mut stdin = tokio::net::unix::pipe::Sender::from_owned_fd(
-                child.stdin.take().expect("stdin"),
-            )
-            .expect("register stdin");
+            let mut stdin =
+                tokio::net::unix::pipe::Sender::from_owned_fd(child.stdin.take().expect("stdin"))
+                    .expect("register stdin");
             stdin.write_all(b"round trip\n").await.expect("write");
             drop(stdin);
             assert_eq!(read_all(child.stdout.take()).await, "round trip\n");

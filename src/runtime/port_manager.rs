@@ -37,8 +37,8 @@
 //! so when this actor stops, or panics (ractor then skips `post_stop` but drops the
 //! state), the whole group is SIGKILLed.
 
-use std::os::unix::process::ExitStatusExt as _;
 use std::os::fd::OwnedFd;
+use std::os::unix::process::ExitStatusExt as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
