@@ -249,7 +249,9 @@ async fn a_recorded_process_that_left_its_group_is_still_stopped() {
     let gone = spawn(&plan("true")).expect("spawns");
     let old_group = gone.id();
     gone.wait_with_output().await.expect("reaped");
-    let child = spawn(&plan("sleep 300")).expect("spawns");
+    // `exec`: the recorded process is the sleep itself, with no child of its own that
+    // recovery (which signals only that process, its group being gone) would leave.
+    let child = spawn(&plan("exec sleep 300")).expect("spawns");
     let pid = child.id();
     let mut guard = ProcessGroupGuard::new(pid);
     // As if the process had moved out of the group it was recorded in.
