@@ -667,6 +667,8 @@ impl ServerState {
 
     fn fail_start(&mut self, reason: String) {
         warn!(service = %self.def.id, %reason, "could not start");
+        // A restart that fails leaves no record of the process before it.
+        self.forget_pid();
         self.intent = Intent::Stop;
         self.update(|r| {
             r.pid = None;
@@ -988,7 +990,14 @@ impl ServerState {
     async fn on_exit(&mut self, myself: &ActorRef<ServerMsg>, exit: ExitInfo, forced_kill: bool) {
         let id = self.def.id.clone();
         self.alive = false;
-        self.forget_pid();
+        // While a restart may follow, the dead process's record stays until the new spawn
+        // writes over it: an unlink here would delay every restart (a stale record is
+        // harmless, recovery finds its process gone). Every other outcome removes it.
+        let restart_may_follow =
+            matches!(self.intent, Intent::Run | Intent::Restart) && !self.def.detached;
+        if !restart_may_follow {
+            self.forget_pid();
+        }
         let ran_for = self
             .spawned_at
             .take()
@@ -1054,12 +1063,14 @@ impl ServerState {
                         "{what}; restart policy {} does not restart it",
                         self.def.restart.as_str()
                     ));
+                    self.forget_pid();
                     self.transition(ServiceStatus::Exited, exited);
                     self.reply_stops();
                     return;
                 }
                 self.emit(exited);
                 if let Err(cause) = self.intensity.record(Instant::now()) {
+                    self.forget_pid();
                     self.intent = Intent::Stop;
                     self.transition(
                         ServiceStatus::Failed,
@@ -1083,6 +1094,9 @@ impl ServerState {
                 event.delay_ms = Some(delay.as_millis() as u64);
                 self.transition(ServiceStatus::Backoff, event);
                 let token = self.restart_token;
+                if !delay.is_zero() {
+                    self.forget_pid();
+                }
                 if delay.is_zero() {
                     // A timer would round a zero delay up to the next tick (about 1 ms).
                     let _ = myself.cast(ServerMsg::RestartDue {

@@ -366,3 +366,48 @@ async fn a_runtime_booted_after_a_killed_one_cleans_up_and_starts_once() {
     assert!(group_members(new).is_empty());
     leftover.disarm();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pid_record_follows_restarts_and_goes_with_a_stop() {
+    let state = tempfile::tempdir().expect("state dir");
+    let steward = steward::Steward::spawn_with_state(Some(state.path().to_path_buf()))
+        .await
+        .expect("runtime");
+    let mut def = crate::support::service("crashy", "exec sleep 300");
+    def.backoff = vec![Duration::ZERO];
+    steward.define(def).await.expect("define");
+    let first = steward
+        .start("crashy")
+        .await
+        .expect("start")
+        .pid
+        .expect("pid");
+    let recorded = |dir: &Path| {
+        pid_file::read(dir, "crashy")
+            .expect("read")
+            .map(|record| record.pid)
+    };
+    assert_eq!(recorded(state.path()), Some(first));
+
+    // A crash with a restart right away: the record names the new process once it runs.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    let dir = state.path().to_path_buf();
+    let second = wait_for("the restarted process's record", DEADLINE, || {
+        let dir = dir.clone();
+        async move { recorded(&dir).filter(|pid| *pid != first && pid_alive(*pid)) }
+    })
+    .await;
+    assert_eq!(
+        steward.get("crashy").await.expect("get").state.pid,
+        Some(second)
+    );
+
+    // A stop leaves no record.
+    steward.stop("crashy").await.expect("stop");
+    assert_eq!(recorded(state.path()), None);
+    steward.shutdown().await.expect("shutdown");
+}
