@@ -444,23 +444,26 @@ fn on_exited(state: &mut PortManagerState, run: u64, exit: ExitInfo) {
     for timer in &current.stop_timers {
         timer.abort();
     }
-    info!(
-        service = %state.service,
-        run,
-        pid = current.pid,
-        code = exit.code,
-        signal = exit.signal.as_deref(),
-        forced_kill = current.forced_kill,
-        "exited"
-    );
+    let (pid, code, forced_kill) = (current.pid, exit.code, current.forced_kill);
+    let signal = exit.signal.clone();
     let msg = ServerMsg::ProcessExited {
         run,
         exit,
-        forced_kill: current.forced_kill,
+        forced_kill,
     };
+    // Told first, logged after: the Server's restart does not wait for a log write.
     if state.server.cast(msg).is_err() {
         warn!(service = %state.service, run, "server is gone: exit not reported");
     }
+    info!(
+        service = %state.service,
+        run,
+        pid,
+        code,
+        signal = signal.as_deref(),
+        forced_kill,
+        "exited"
+    );
 }
 
 /// The pipes of one process and where their lines go.
