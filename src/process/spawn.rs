@@ -530,6 +530,23 @@ mod tests {
             let mut child =
                 spawn_via(fork, &plan(&["sleep", "30"], "/"), Pipes::STDERR).expect("spawns");
             let pid = child.id().to_string();
+            // Read once `sleep` sleeps: the spawn returns while the kernel is still
+            // finishing the exec, and the C library briefly blocks signals of its own
+            // while the new program starts.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let status =
+                    std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+                let asleep = status.contains("Name:\tsleep") && status.contains("State:\tS");
+                if asleep
+                    && std::fs::read_to_string(format!("/proc/{pid}/wchan"))
+                        .is_ok_and(|w| w.contains("nanosleep"))
+                {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "sleep never slept");
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
             assert_eq!(mask(&pid, "SigBlk:"), 0, "fork {fork}");
             assert_eq!(mask(&pid, "SigCgt:"), 0, "fork {fork}");
             assert_eq!(

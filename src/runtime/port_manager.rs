@@ -21,8 +21,9 @@
 //!   3. if the process wrote anything, casts [`LogBufferMsg::Flush`], then makes one
 //!      `Tail { n: 0 }` call to the LogBuffer as a barrier: when it answers, every line
 //!      was appended;
-//!   4. tells this actor ([`PortManagerMsg::Exited`]), which casts
-//!      [`ServerMsg::ProcessExited`] to the Server;
+//!   4. tells this actor ([`PortManagerMsg::Exited`]: it lets go of the process), then
+//!      the Server ([`ServerMsg::ProcessExited`]) directly, in that order, so the
+//!      Server's next `Spawn` finds this actor free;
 //! * a **stdin writer**, started by the first [`PortManagerMsg::Input`] (most services
 //!   never get one, and a task and its queue per service add up), writes the bytes in
 //!   order and replies once each write is done.
@@ -167,8 +168,8 @@ struct RunningProcess {
     stdin: StdinPort,
     /// Pending stop timers, aborted at exit. The earliest one that fires wins.
     stop_timers: Vec<JoinHandle<Result<(), MessagingErr<PortManagerMsg>>>>,
-    /// Set when a stop timer had to SIGKILL the group.
-    forced_kill: bool,
+    /// Set when a stop timer had to SIGKILL the group (read by the waiter at the exit).
+    forced_kill: Arc<AtomicBool>,
 }
 
 impl RunningProcess {
@@ -314,6 +315,7 @@ fn on_spawn(
     };
     let stdin = StdinPort::Idle(child.stdin.take());
     let reaped = Arc::new(AtomicBool::new(false));
+    let forced_kill = Arc::new(AtomicBool::new(false));
     tokio::spawn(watch_exit(
         Watch {
             service: state.service.clone(),
@@ -321,9 +323,11 @@ fn on_spawn(
             pid,
             child,
             reaped: reaped.clone(),
+            forced_kill: forced_kill.clone(),
             detached: plan.detached,
             log_buffer: state.log_buffer.clone(),
             port_manager: myself.clone(),
+            server: state.server.clone(),
         },
         output,
     ));
@@ -336,7 +340,7 @@ fn on_spawn(
         reaped,
         stdin,
         stop_timers: Vec::new(),
-        forced_kill: false,
+        forced_kill,
     });
     Ok(pid)
 }
@@ -382,7 +386,7 @@ fn on_stop_timeout(state: &mut PortManagerState, run: u64) {
         return;
     }
     warn!(service = %service, run, pid = current.pid, "stop_timeout expired: SIGKILL to the process group");
-    current.forced_kill = true;
+    current.forced_kill.store(true, Ordering::SeqCst);
     if let Err(error) = current.group.signal(Signal::SIGKILL) {
         warn!(service = %service, pid = current.pid, %error, "could not SIGKILL process group");
     }
@@ -444,24 +448,13 @@ fn on_exited(state: &mut PortManagerState, run: u64, exit: ExitInfo) {
     for timer in &current.stop_timers {
         timer.abort();
     }
-    let (pid, code, forced_kill) = (current.pid, exit.code, current.forced_kill);
-    let signal = exit.signal.clone();
-    let msg = ServerMsg::ProcessExited {
-        run,
-        exit,
-        forced_kill,
-    };
-    // Told first, logged after: the Server's restart does not wait for a log write.
-    if state.server.cast(msg).is_err() {
-        warn!(service = %state.service, run, "server is gone: exit not reported");
-    }
     info!(
         service = %state.service,
         run,
-        pid,
-        code,
-        signal = signal.as_deref(),
-        forced_kill,
+        pid = current.pid,
+        code = exit.code,
+        signal = exit.signal.as_deref(),
+        forced_kill = current.forced_kill.load(Ordering::SeqCst),
         "exited"
     );
 }
@@ -509,10 +502,13 @@ struct Watch {
     pid: u32,
     child: Child,
     reaped: Arc<AtomicBool>,
+    /// Set by the PortManager when its stop timer SIGKILLed the group.
+    forced_kill: Arc<AtomicBool>,
     /// A detached launcher: its group outlives it.
     detached: bool,
     log_buffer: ActorRef<LogBufferMsg>,
     port_manager: ActorRef<PortManagerMsg>,
+    server: ActorRef<ServerMsg>,
 }
 
 /// The one task of a running process: reads its pipes and awaits its exit; then kills
@@ -600,10 +596,24 @@ async fn after_exit<F: Future<Output = ()>>(
             debug!(service = %watch.service, "log buffer did not confirm the last lines");
         }
     }
-    let _ = watch.port_manager.cast(PortManagerMsg::Exited {
+    // The PortManager first, so that it has let go of this process before the Server's
+    // next `Spawn` reaches it; then the Server directly (one hop less on every restart).
+    // A PortManager that is gone was stopped or crashed, with its siblings: its process
+    // was killed by it, and the Server must not take that for an exit of the service.
+    let told = watch.port_manager.cast(PortManagerMsg::Exited {
         run: watch.run,
-        exit,
+        exit: exit.clone(),
     });
+    if told.is_ok() {
+        let msg = ServerMsg::ProcessExited {
+            run: watch.run,
+            exit,
+            forced_kill: watch.forced_kill.load(Ordering::SeqCst),
+        };
+        if watch.server.cast(msg).is_err() {
+            warn!(service = %watch.service, run = watch.run, "server is gone: exit not reported");
+        }
+    }
     if !drained && watch.detached {
         reading.await;
     }
