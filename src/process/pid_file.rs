@@ -121,7 +121,7 @@ pub fn record_path(state_dir: &Path, service: &str) -> io::Result<PathBuf> {
 
 /// Writes (or replaces) the service's record atomically, without `fsync`: a record is
 /// needed only while the machine stays up (after a reboot none of its processes exist),
-/// and an `fsync` on every spawn cost milliseconds (docs/BENCHMARKS.md).
+/// and an `fsync` on every spawn cost 0.3–3.6 ms here (`cargo bench --bench pid_record`).
 pub fn write(state_dir: &Path, record: &PidRecord) -> io::Result<()> {
     let path = record_path(state_dir, &record.service)?;
     std::fs::create_dir_all(pid_dir(state_dir))?;

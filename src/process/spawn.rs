@@ -181,11 +181,6 @@ pub fn spawn_with(plan: &SpawnPlan, pipes: Pipes) -> std::io::Result<Child> {
                 });
             }
             Err(Failure::Failed(error)) => return Err(explain_spawn_error(error, program, plan)),
-            Err(Failure::UnshareRefused) => {
-                return Err(Error::other(
-                    "the kernel refused a private descriptor table",
-                ));
-            }
             Err(Failure::Unavailable(error)) => {
                 tracing::info!(%error, "clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD) is not available: spawning by fork from now on");
                 FORK_ONLY.store(true, Ordering::Relaxed);

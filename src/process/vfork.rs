@@ -83,8 +83,26 @@ pub(crate) enum Failure {
     Unavailable(io::Error),
     /// The child could not be started; the error says at which step.
     Failed(io::Error),
+}
+
+/// How one clone failed.
+#[derive(Debug)]
+enum Attempt {
+    Failed(Failure),
     /// The kernel refused `CLOSE_RANGE_UNSHARE` (before 5.9): spawn without the slots.
     UnshareRefused,
+}
+
+impl From<Attempt> for Failure {
+    /// For a clone without the slots, which never asks for the unshare.
+    fn from(attempt: Attempt) -> Failure {
+        match attempt {
+            Attempt::Failed(failure) => failure,
+            Attempt::UnshareRefused => Failure::Failed(io::Error::other(
+                "the kernel refused a private descriptor table",
+            )),
+        }
+    }
 }
 
 /// The step of the child that failed (written by the child, read by the parent).
@@ -286,7 +304,7 @@ impl Slots {
 /// Spawns the prepared process: its pid and a pidfd for it.
 pub(crate) fn spawn(prepared: &Prepared) -> Result<(u32, OwnedFd), Failure> {
     if NO_UNSHARE.load(Ordering::Relaxed) {
-        return spawn_once(prepared, prepared.stdio, 0);
+        return Ok(spawn_once(prepared, prepared.stdio, 0)?);
     }
     // A poisoned lock only means a spawn panicked; the slots are re-staged below anyway.
     let mut guard = SLOTS
@@ -298,12 +316,12 @@ pub(crate) fn spawn(prepared: &Prepared) -> Result<(u32, OwnedFd), Failure> {
             Err(error) => {
                 tracing::debug!(%error, "no descriptor slots: the child copies the whole table");
                 drop(guard);
-                return spawn_once(prepared, prepared.stdio, 0);
+                return Ok(spawn_once(prepared, prepared.stdio, 0)?);
             }
         }
     }
     let Some(slots) = guard.as_ref() else {
-        return spawn_once(prepared, prepared.stdio, 0);
+        return Ok(spawn_once(prepared, prepared.stdio, 0)?);
     };
     if let Err(error) = slots.stage(Some(prepared.stdio)) {
         let _ = slots.stage(None);
@@ -322,14 +340,14 @@ pub(crate) fn spawn(prepared: &Prepared) -> Result<(u32, OwnedFd), Failure> {
     }
     drop(guard);
     match result {
-        Err(Failure::UnshareRefused) => {
+        Err(Attempt::UnshareRefused) => {
             tracing::info!(
                 "close_range(CLOSE_RANGE_UNSHARE) is refused: children copy the descriptor table"
             );
             NO_UNSHARE.store(true, Ordering::Relaxed);
-            spawn_once(prepared, prepared.stdio, 0)
+            Ok(spawn_once(prepared, prepared.stdio, 0)?)
         }
-        other => other,
+        other => Ok(other?),
     }
 }
 
@@ -340,7 +358,7 @@ fn spawn_once(
     prepared: &Prepared,
     stdio: [RawFd; 3],
     unshare_below: libc::c_uint,
-) -> Result<(u32, OwnedFd), Failure> {
+) -> Result<(u32, OwnedFd), Attempt> {
     let argv = null_terminated(&prepared.argv);
     let envp = null_terminated(&prepared.env);
     let candidates: Vec<*const c_char> = prepared.candidates.iter().map(|c| c.as_ptr()).collect();
@@ -396,10 +414,10 @@ fn spawn_once(
     drop(stack);
     if pid < 0 {
         let error = io::Error::from_raw_os_error(clone_errno);
-        return Err(match clone_errno {
+        return Err(Attempt::Failed(match clone_errno {
             libc::EINVAL | libc::ENOSYS | libc::EPERM => Failure::Unavailable(error),
             _ => Failure::Failed(error),
-        });
+        }));
     }
     // SAFETY: the kernel stored a new pidfd that nothing else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
@@ -412,12 +430,17 @@ fn spawn_once(
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
     let os = io::Error::from_raw_os_error(errno);
     Err(match Step::from_raw(step) {
-        Some(Step::Unshare) if errno == libc::EINVAL => Failure::UnshareRefused,
+        Some(Step::Unshare) if errno == libc::EINVAL => Attempt::UnshareRefused,
         // The program's own errors keep their kind (not found, not executable), which the
         // caller turns into advice.
-        Some(Step::Exec) => Failure::Failed(os),
-        Some(step) => Failure::Failed(io::Error::other(format!("{}: {os}", step.describe()))),
-        None => Failure::Failed(io::Error::other(format!("the child failed: {os}"))),
+        Some(Step::Exec) => Attempt::Failed(Failure::Failed(os)),
+        Some(step) => Attempt::Failed(Failure::Failed(io::Error::other(format!(
+            "{}: {os}",
+            step.describe()
+        )))),
+        None => Attempt::Failed(Failure::Failed(io::Error::other(format!(
+            "the child failed: {os}"
+        )))),
     })
 }
 
