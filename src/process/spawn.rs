@@ -559,6 +559,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_dropped_child_is_reaped_when_it_exits() {
+        // Dropped while it runs: the background reaper must collect it, or it would stay a
+        // zombie for the life of steward.
+        let child =
+            spawn_via(false, &plan(&["sh", "-c", "read line"], "/"), Pipes::ALL).expect("spawns");
+        let pid = child.id();
+        let stdin = child.stdin.as_ref().map(|fd| fd.try_clone().expect("dup"));
+        drop(child);
+        // Closing stdin ends `read`: the child exits now, after its handle is gone.
+        drop(stdin);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{pid} was never reaped"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
     async fn the_program_is_looked_up_in_the_plans_path_like_execvp() {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().expect("tempdir");
