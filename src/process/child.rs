@@ -132,27 +132,6 @@ impl Child {
             stderr,
         })
     }
-
-    /// The exit status if the process has exited (and reaps it), `None` while it runs.
-    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
-        match &mut self.exit {
-            Exit::Reaped(status) => Ok(Some(*status)),
-            Exit::Tokio(child) => {
-                let status = child.try_wait()?;
-                if let Some(status) = status {
-                    self.exit = Exit::Reaped(status);
-                }
-                Ok(status)
-            }
-            Exit::Pidfd(_) => {
-                let status = reap(self.pid)?;
-                if let Some(status) = status {
-                    self.exit = Exit::Reaped(status);
-                }
-                Ok(status)
-            }
-        }
-    }
 }
 
 impl Drop for Child {

@@ -184,12 +184,13 @@ pub fn spawn_with(plan: &SpawnPlan, pipes: Pipes) -> std::io::Result<Child> {
             Err(Failure::Unavailable(error)) => {
                 tracing::info!(%error, "clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD) is not available: spawning by fork from now on");
                 FORK_ONLY.store(true, Ordering::Relaxed);
-                // The pipes were consumed: start over on the fork path.
-                return spawn_forked(plan, pipes, credentials);
+                // The parent's ends went to tokio already: new pipes, once per process.
+                let stdio = StdioPlan::new(pipes.stdin, pipes.stdout, pipes.stderr)?;
+                return spawn_forked(plan, stdio, credentials);
             }
         }
     }
-    spawn_forked(plan, pipes, credentials)
+    spawn_forked(plan, stdio, credentials)
 }
 
 /// The spawn path that forks (std's `Command` with a `pre_exec`): the fallback where
@@ -197,13 +198,13 @@ pub fn spawn_with(plan: &SpawnPlan, pipes: Pipes) -> std::io::Result<Child> {
 /// behaviour, but each spawn copies steward's page tables.
 pub(crate) fn spawn_forked(
     plan: &SpawnPlan,
-    pipes: Pipes,
+    stdio: StdioPlan,
     credentials: Option<Credentials>,
 ) -> std::io::Result<Child> {
     let Some((program, args)) = plan.argv.split_first() else {
         return Err(empty_command());
     };
-    let StdioPlan { child, parent } = StdioPlan::new(pipes.stdin, pipes.stdout, pipes.stderr)?;
+    let StdioPlan { child, parent } = stdio;
     let [stdin, stdout, stderr] = child;
     let parent = parent.into_pipes()?;
     let mut command = tokio::process::Command::new(program);
@@ -390,7 +391,8 @@ mod tests {
     fn spawn_via(fork: bool, plan: &SpawnPlan, pipes: Pipes) -> std::io::Result<Child> {
         if fork {
             let (_, credentials) = check(plan)?;
-            spawn_forked(plan, pipes, credentials)
+            let stdio = StdioPlan::new(pipes.stdin, pipes.stdout, pipes.stderr)?;
+            spawn_forked(plan, stdio, credentials)
         } else {
             spawn_with(plan, pipes)
         }

@@ -59,12 +59,12 @@ use crate::runtime::log_buffer::LogBufferMsg;
 use crate::runtime::server::ServerMsg;
 use crate::state::ExitInfo;
 
-/// How long the waiter waits for the pipes to reach end of file after the process group
+/// How long the watcher waits for the pipes to reach end of file after the process group
 /// was killed. Only a process that left the group (`setsid`) and kept the pipe open makes
 /// it wait that long.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How long the waiter waits for the LogBuffer to confirm it appended the last lines.
+/// How long the watcher waits for the LogBuffer to confirm it appended the last lines.
 const LOG_BARRIER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Messages to a PortManager. `run` is the Server's number for one spawned process;
@@ -113,7 +113,7 @@ pub enum PortManagerMsg {
     },
     /// Makes the actor panic (chaos testing of the supervision tree).
     Panic(String),
-    /// Internal, sent by the PortManager's own waiter task: the process of `run` exited,
+    /// Internal, sent by the PortManager's own watcher task: the process of `run` exited,
     /// its group was killed and its pipes drained. Other actors must not send it.
     Exited {
         /// Which run.
@@ -159,16 +159,16 @@ struct RunningProcess {
     run: u64,
     pid: u32,
     /// SIGKILLs the group if this is dropped while the process runs (actor stopped or
-    /// panicked). Disarmed when the exit is reported: the waiter has killed the group.
+    /// panicked). Disarmed when the exit is reported: the watcher has killed the group.
     group: ProcessGroupGuard,
-    /// Set by the waiter as soon as the leader is reaped. From then on the group is being
+    /// Set by the watcher as soon as the leader is reaped. From then on the group is being
     /// killed and its number may be reused, so nothing more is sent to it.
     reaped: Arc<AtomicBool>,
     /// The child's stdin; dropping it closes the pipe.
     stdin: StdinPort,
     /// Pending stop timers, aborted at exit. The earliest one that fires wins.
     stop_timers: Vec<JoinHandle<Result<(), MessagingErr<PortManagerMsg>>>>,
-    /// Set when a stop timer had to SIGKILL the group (read by the waiter at the exit).
+    /// Set when a stop timer had to SIGKILL the group (read by the watcher at the exit).
     forced_kill: Arc<AtomicBool>,
 }
 
@@ -443,7 +443,7 @@ fn on_exited(state: &mut PortManagerState, run: u64, exit: ExitInfo) {
         warn!(service = %state.service, run, "exit of a run that is not current: ignored");
         return;
     };
-    // The waiter SIGKILLed the group after reaping the leader; the number is no longer ours.
+    // The watcher SIGKILLed the group after reaping the leader; the number is no longer ours.
     current.group.disarm();
     for timer in &current.stop_timers {
         timer.abort();
@@ -495,7 +495,7 @@ async fn write_stdin(mut stdin: pipe::Sender, mut queue: mpsc::UnboundedReceiver
     }
 }
 
-/// What the waiter task needs.
+/// What the watcher task needs.
 struct Watch {
     service: String,
     run: u64,
