@@ -523,14 +523,11 @@ type Target = (String, ActorRef<ServiceSupervisorMsg>);
 /// never looks at a dependency that was not asked yet; nobody waits for a whole start:
 /// a service with dependencies waits for their conditions on its own (`starting`,
 /// "waiting for …"), and a slow `install` has acted as soon as its step is spawned, so
-/// it holds back no other service. A stop (or pause) asks every service of a level at
+/// it holds back no other service. A stop (or kill) asks every service of a level at
 /// once too, and waits for all of them to be done (their processes exited) before the
 /// next level, so dependents are down before what they depend on is stopped.
 async fn by_levels(levels: Vec<Vec<Target>>, action: ControlAction) -> BatchResult {
-    let whole_start = matches!(
-        action,
-        ControlAction::Start | ControlAction::Restart | ControlAction::Resume
-    );
+    let start = matches!(action, ControlAction::Start);
     let mut pending = Vec::new();
     let mut out = Vec::new();
     for level in levels {
@@ -542,7 +539,7 @@ async fn by_levels(levels: Vec<Vec<Target>>, action: ControlAction) -> BatchResu
             }
             pending.push((id, reply));
         }
-        if whole_start {
+        if start {
             futures::future::join_all(asked.iter().map(has_acted)).await;
         } else {
             out.extend(gather(std::mem::take(&mut pending)).await);
