@@ -12,13 +12,12 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, RpcReplyPort};
 
 use crate::config::{self, Config, ReloadPlan, ServiceDefinition};
+use crate::control::{BatchResult, ControlAction, RuntimeStatus, ServiceInfo};
 use crate::error::{BootError, ControlError};
 use crate::events::EventSubscription;
 use crate::logs::{LogLine, LogSubscription};
 use crate::process;
-use crate::runtime::root::{
-    BatchResult, ControlAction, Root, RootArgs, RootMsg, RuntimeStatus, ServiceInfo,
-};
+use crate::runtime::root::{Root, RootArgs, RootMsg};
 use crate::runtime::{ActorKind, RuntimeState, Tables};
 use crate::state::ServiceState;
 

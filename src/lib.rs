@@ -23,6 +23,7 @@
 
 pub mod api;
 pub mod config;
+pub mod control;
 pub mod dependencies;
 pub mod error;
 pub mod events;
@@ -37,9 +38,10 @@ pub mod source;
 pub mod state;
 
 pub use config::{CommandSpec, ServiceDefinition};
+pub use control::{BatchResult, ControlAction, RuntimeStatus, ServiceInfo};
 pub use error::{BootError, ConfigError, ConfigErrors, ControlError};
 pub use events::{Event, EventItem, EventKind};
 pub use handle::Steward;
-pub use runtime::root::{ControlAction, RootMsg, RuntimeStatus, ServiceInfo};
+pub use runtime::root::RootMsg;
 pub use runtime::{ActorKind, RuntimeState};
 pub use state::{Health, ServiceState, ServiceStatus};

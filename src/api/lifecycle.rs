@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::control::{ControlAction, RuntimeStatus};
 use crate::runtime::RuntimeState;
-use crate::runtime::root::{ControlAction, RuntimeStatus};
 use crate::state::ServiceState;
 
 /// `GET /api/v1/status`.

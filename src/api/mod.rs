@@ -45,7 +45,7 @@ use axum::routing::{MethodRouter, delete, get, post};
 use tokio::net::TcpListener;
 
 use crate::Steward;
-use crate::runtime::root::ControlAction;
+use crate::control::ControlAction;
 use extract::ApiPath;
 
 pub use error::{ApiError, Problem};

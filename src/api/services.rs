@@ -15,8 +15,8 @@ use super::error::ApiError;
 use super::extract::{ApiPath, ApiQuery, JsonBody, RawBody};
 use super::view::DefinitionView;
 use crate::config;
+use crate::control::ControlAction;
 use crate::error::ControlError;
-use crate::runtime::root::ControlAction;
 use crate::state::ServiceState;
 
 /// Query of `GET /api/v1/services`.

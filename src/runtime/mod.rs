@@ -13,12 +13,8 @@
 //! rows, log rings, the event bus) outlive the per-service actors, so a one-for-all
 //! restart loses neither log history nor the service's last known state.
 
-pub mod health_checker;
-pub mod log_buffer;
-pub mod port_manager;
 pub mod root;
-pub mod server;
-pub mod service_supervisor;
+pub mod service;
 mod tables;
 
 pub use tables::{RuntimeState, Tables};
@@ -53,7 +49,7 @@ impl ActorKind {
 
 /// The actor and a description of why it ended, for the supervision events a supervisor
 /// acts on (a failure, or a stop it did not ask for); `None` for the others.
-fn describe_exit<'a>(
+pub(crate) fn describe_exit<'a>(
     event: &'a ractor::SupervisionEvent,
     stopped: &str,
 ) -> Option<(&'a ractor::ActorCell, String)> {
@@ -84,11 +80,11 @@ mod future_sizes {
 
     use ractor::{Actor, ActorRef, SupervisionEvent};
 
-    use super::health_checker::HealthChecker;
-    use super::log_buffer::LogBuffer;
-    use super::port_manager::PortManager;
-    use super::server::Server;
-    use super::service_supervisor::ServiceSupervisor;
+    use super::service::health_checker::HealthChecker;
+    use super::service::log_buffer::LogBuffer;
+    use super::service::port_manager::PortManager;
+    use super::service::server::Server;
+    use super::service::supervisor::ServiceSupervisor;
 
     /// Regression bound: an inlined `Server::start` or `spawn_children` (≈ 1–2 KiB each,
     /// measured before they were boxed) exceeds it.

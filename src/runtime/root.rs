@@ -17,92 +17,27 @@ use std::time::{Duration, Instant};
 
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use serde::Serialize;
 use tracing::{error, warn};
 
 use crate::config::{self, PlanAction, ReloadPlan, ServiceDefinition};
+use crate::control::{BatchResult, ControlAction, RuntimeStatus, ServiceInfo};
 use crate::dependencies;
 use crate::error::ControlError;
 use crate::events::{Event, EventKind, EventSubscription};
 use crate::logs::{LogLine, LogRing, LogSubscription};
 use crate::restart::RestartIntensity;
-use crate::runtime::server::{ControlReply, ServerMsg};
-use crate::runtime::service_supervisor::{
+use crate::runtime::service::server::{ControlReply, ServerMsg};
+use crate::runtime::service::supervisor::{
     ServiceSupervisor, ServiceSupervisorArgs, ServiceSupervisorMsg,
 };
 use crate::runtime::{ActorKind, RuntimeState, Tables};
-use crate::state::{ServiceState, ServiceStatus};
+use crate::state::ServiceState;
 
 /// ServiceSupervisor restarts allowed within [`SUPERVISOR_RESTART_WINDOW`].
 pub const SUPERVISOR_MAX_RESTARTS: u32 = 3;
 /// Window of the ServiceSupervisor restart intensity.
 pub const SUPERVISOR_RESTART_WINDOW: Duration = Duration::from_secs(10);
 const SUPERVISOR_STOP_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// A control verb for one service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ControlAction {
-    /// Start the process (no-op when running).
-    Start,
-    /// Stop gracefully (stop signal, SIGKILL after stop_timeout).
-    Stop,
-    /// Stop then start.
-    Restart,
-    /// SIGKILL the group now.
-    Kill,
-    /// SIGSTOP the group and suspend probes.
-    Pause,
-    /// SIGCONT the group and resume probes.
-    Resume,
-}
-
-impl ControlAction {
-    fn into_server_msg(self, reply: ControlReply) -> ServerMsg {
-        match self {
-            ControlAction::Start => ServerMsg::Start(reply),
-            ControlAction::Stop => ServerMsg::Stop(reply),
-            ControlAction::Restart => ServerMsg::Restart(reply),
-            ControlAction::Kill => ServerMsg::Kill(reply),
-            ControlAction::Pause => ServerMsg::Pause(reply),
-            ControlAction::Resume => ServerMsg::Resume(reply),
-        }
-    }
-}
-
-/// A service's state together with its definition.
-#[derive(Debug, Clone)]
-pub struct ServiceInfo {
-    /// Current state.
-    pub state: ServiceState,
-    /// The definition it runs from.
-    pub definition: Arc<ServiceDefinition>,
-}
-
-/// The result of an operation over many services, one entry per service, in the order
-/// the services were handled.
-pub type BatchResult = Vec<(String, Result<ServiceState, ControlError>)>;
-
-/// The runtime's own status (`GET /api/v1/status`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RuntimeStatus {
-    /// `running`, `paused` or `stopping`.
-    pub state: RuntimeState,
-    /// When the runtime started.
-    pub started_at: chrono::DateTime<chrono::Utc>,
-    /// Seconds since then.
-    pub uptime_secs: u64,
-    /// steward's version.
-    pub version: &'static str,
-    /// Number of services.
-    pub services: usize,
-    /// Services by status (only statuses that occur).
-    pub counts: std::collections::BTreeMap<ServiceStatus, usize>,
-    /// Automatic restarts of every service.
-    pub restarts_total: u64,
-    /// Sequence number of the newest event.
-    pub last_event_seq: u64,
-}
 
 /// Messages to the root supervisor: the whole control surface of a runtime.
 #[derive(Debug)]
@@ -516,6 +451,18 @@ impl Actor for Root {
     }
 }
 
+/// The Server message that carries `action` and its reply.
+fn server_msg(action: ControlAction, reply: ControlReply) -> ServerMsg {
+    match action {
+        ControlAction::Start => ServerMsg::Start(reply),
+        ControlAction::Stop => ServerMsg::Stop(reply),
+        ControlAction::Restart => ServerMsg::Restart(reply),
+        ControlAction::Kill => ServerMsg::Kill(reply),
+        ControlAction::Pause => ServerMsg::Pause(reply),
+        ControlAction::Resume => ServerMsg::Resume(reply),
+    }
+}
+
 type Target = (String, ActorRef<ServiceSupervisorMsg>);
 
 /// Applies a verb level by level. A start asks every Server of a level at once (they
@@ -583,9 +530,7 @@ type PendingReply = ractor::concurrency::OneshotReceiver<Result<ServiceState, Co
 fn ask(sup: &ActorRef<ServiceSupervisorMsg>, action: ControlAction) -> (bool, PendingReply) {
     let (tx, rx) = ractor::concurrency::oneshot();
     let sent = sup
-        .cast(ServiceSupervisorMsg::Control(
-            action.into_server_msg(tx.into()),
-        ))
+        .cast(ServiceSupervisorMsg::Control(server_msg(action, tx.into())))
         .is_ok();
     (sent, rx)
 }
@@ -619,7 +564,7 @@ async fn control(
 ) -> Result<ServiceState, ControlError> {
     match sup
         .call(
-            move |r| ServiceSupervisorMsg::Control(action.into_server_msg(r)),
+            move |r| ServiceSupervisorMsg::Control(server_msg(action, r)),
             None,
         )
         .await
@@ -880,9 +825,8 @@ impl RootState {
                         }
                         match target {
                             Some(sup) => {
-                                let _ = sup.cast(ServiceSupervisorMsg::Control(
-                                    action.into_server_msg(reply),
-                                ));
+                                let _ = sup
+                                    .cast(ServiceSupervisorMsg::Control(server_msg(action, reply)));
                             }
                             None => {
                                 let _ = reply.send(Err(ControlError::NotFound(id)));
@@ -896,7 +840,7 @@ impl RootState {
         }
         self.forward(
             &id,
-            move |r| ServiceSupervisorMsg::Control(action.into_server_msg(r)),
+            move |r| ServiceSupervisorMsg::Control(server_msg(action, r)),
             reply,
         )
     }

@@ -22,8 +22,10 @@ use steward::config::{
     CommandSpec, FunctionProbe, ProbeCheck, ProbeKind, ProbeSpec, ServiceDefinition,
 };
 use steward::probe::{ProbeContext, run_probe};
-use steward::runtime::health_checker::{HealthChecker, HealthCheckerArgs, HealthCheckerMsg};
-use steward::runtime::server::ServerMsg;
+use steward::runtime::service::health_checker::{
+    HealthChecker, HealthCheckerArgs, HealthCheckerMsg,
+};
+use steward::runtime::service::server::ServerMsg;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;

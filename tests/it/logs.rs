@@ -15,7 +15,7 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
 use steward::events::{EventBus, EventKind};
 use steward::logs::{LogLine, LogRecord, LogRing, LogStream, RawLine, SUBSCRIBER_BUFFER};
-use steward::runtime::log_buffer::{LogBuffer, LogBufferArgs, LogBufferMsg, LogFileSpec};
+use steward::runtime::service::log_buffer::{LogBuffer, LogBufferArgs, LogBufferMsg, LogFileSpec};
 use tokio::task::JoinHandle;
 
 use crate::support::wait_for;

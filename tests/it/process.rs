@@ -15,9 +15,9 @@ use steward::logs::{LogStream, MAX_LINE_BYTES, RawLine};
 use steward::process::{
     ProcessGroupGuard, ResolvedUser, SpawnPlan, argv_for, resolve, resolve_user, spawn,
 };
-use steward::runtime::log_buffer::LogBufferMsg;
-use steward::runtime::port_manager::{PortManager, PortManagerArgs, PortManagerMsg};
-use steward::runtime::server::ServerMsg;
+use steward::runtime::service::log_buffer::LogBufferMsg;
+use steward::runtime::service::port_manager::{PortManager, PortManagerArgs, PortManagerMsg};
+use steward::runtime::service::server::ServerMsg;
 use steward::state::ExitInfo;
 use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::mpsc;

@@ -106,7 +106,7 @@ async fn too_many_actor_failures_fail_the_service_but_not_the_runtime() {
         .await
         .expect("define");
     let bystander = steward.get("bystander").await.expect("get").state.pid;
-    let max = steward::runtime::service_supervisor::ACTOR_MAX_RESTARTS;
+    let max = steward::runtime::service::supervisor::ACTOR_MAX_RESTARTS;
     for _ in 0..max {
         steward
             .inject_panic("fragile", ActorKind::PortManager)

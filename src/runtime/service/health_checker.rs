@@ -31,7 +31,7 @@ use tokio::task::AbortHandle;
 use crate::config::{ProbeKind, ServiceDefinition};
 use crate::probe::{ProbeContext, ProbeOutcome, ProbeUser, run_probe};
 use crate::process::secrets::MaskedEnv;
-use crate::runtime::server::ServerMsg;
+use crate::runtime::service::server::ServerMsg;
 
 /// Messages to a HealthChecker. Their `Debug` shows an environment's names only.
 pub enum HealthCheckerMsg {

@@ -34,7 +34,7 @@ use crate::config::CommandSpec;
 use crate::error::ControlError;
 use crate::events::{Event, EventKind};
 use crate::process::{self, SpawnPlan, install_marker};
-use crate::runtime::port_manager::PortManagerMsg;
+use crate::runtime::service::port_manager::PortManagerMsg;
 use crate::source;
 use crate::state::{ExitInfo, ServiceStatus};
 

@@ -31,10 +31,10 @@ use tracing::{error, warn};
 use crate::config::ServiceDefinition;
 use crate::error::ControlError;
 use crate::restart::RestartIntensity;
-use crate::runtime::health_checker::{HealthChecker, HealthCheckerArgs, HealthCheckerMsg};
-use crate::runtime::log_buffer::{LogBuffer, LogBufferArgs, LogBufferMsg, LogFileSpec};
-use crate::runtime::port_manager::{PortManager, PortManagerArgs, PortManagerMsg};
-use crate::runtime::server::{Server, ServerArgs, ServerMsg};
+use crate::runtime::service::health_checker::{HealthChecker, HealthCheckerArgs, HealthCheckerMsg};
+use crate::runtime::service::log_buffer::{LogBuffer, LogBufferArgs, LogBufferMsg, LogFileSpec};
+use crate::runtime::service::port_manager::{PortManager, PortManagerArgs, PortManagerMsg};
+use crate::runtime::service::server::{Server, ServerArgs, ServerMsg};
 use crate::runtime::{ActorKind, Tables};
 
 /// Actor restarts allowed within [`ACTOR_RESTART_WINDOW`] before the service is failed.
@@ -207,8 +207,8 @@ impl Actor for ServiceSupervisor {
     ) -> impl Future<Output = Result<(), ActorProcessingErr>> + Send {
         // Every child's start and stop comes here too; only a failure waits (stops and
         // spawns a generation), in a boxed future, so the resident loop stays small.
-        let failed =
-            super::describe_exit(&event, "stopped unexpectedly").and_then(|(cell, why)| {
+        let failed = crate::runtime::describe_exit(&event, "stopped unexpectedly").and_then(
+            |(cell, why)| {
                 // Events from an older generation (children this supervisor stopped itself)
                 // are expected and ignored.
                 state.children.as_ref().and_then(|c| {
@@ -217,7 +217,8 @@ impl Actor for ServiceSupervisor {
                         .find(|(id, _)| *id == cell.get_id())
                         .map(|(_, kind)| (kind, why))
                 })
-            });
+            },
+        );
         let work: Option<BoxFuture<'_, Result<(), ActorProcessingErr>>> = failed.map(
             |(kind, why)| -> BoxFuture<'_, Result<(), ActorProcessingErr>> {
                 Box::pin(restart_children(myself, state, kind, why))

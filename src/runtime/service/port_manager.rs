@@ -55,8 +55,8 @@ use tracing::{debug, info, warn};
 
 use crate::process::signal::raw_signal_name;
 use crate::process::{Child, ProcessGroupGuard, SpawnPlan, read_pipes, signal_group, signal_name};
-use crate::runtime::log_buffer::LogBufferMsg;
-use crate::runtime::server::ServerMsg;
+use crate::runtime::service::log_buffer::LogBufferMsg;
+use crate::runtime::service::server::ServerMsg;
 use crate::state::ExitInfo;
 
 /// How long the watcher waits for the pipes to reach end of file after the process group

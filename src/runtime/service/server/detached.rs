@@ -49,8 +49,8 @@ use crate::error::ControlError;
 use crate::events::{Event, EventKind};
 use crate::process::pid_file::{self, PidRecord};
 use crate::process::{self, SpawnPlan, daemon};
-use crate::runtime::health_checker::HealthCheckerMsg;
-use crate::runtime::port_manager::PortManagerMsg;
+use crate::runtime::service::health_checker::HealthCheckerMsg;
+use crate::runtime::service::port_manager::PortManagerMsg;
 use crate::state::{ExitInfo, Health, ServiceStatus};
 
 /// How often the follow task looks at the daemon (and rereads the pid file).

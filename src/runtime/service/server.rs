@@ -39,8 +39,8 @@ use crate::error::ControlError;
 use crate::events::{Event, EventKind};
 use crate::process::{self, SpawnPlan};
 use crate::restart::{self, RestartIntensity};
-use crate::runtime::health_checker::HealthCheckerMsg;
-use crate::runtime::port_manager::PortManagerMsg;
+use crate::runtime::service::health_checker::HealthCheckerMsg;
+use crate::runtime::service::port_manager::PortManagerMsg;
 use crate::runtime::{RuntimeState, Tables};
 use crate::state::{ExitInfo, Health, ServiceState, ServiceStatus};
 

@@ -1,0 +1,15 @@
+//! One service's subtree: its one-for-all supervisor and the four actors it owns.
+//!
+//! ```text
+//! ServiceSupervisor "web"   (supervisor.rs: one-for-all over its children, restart intensity)
+//!  ├─ LogBuffer      (log_buffer.rs)     pipe lines → the service's ring and log file
+//!  ├─ Server         (server.rs, server/) lifecycle: state machine, restart policy, backoff, events
+//!  ├─ PortManager    (port_manager.rs)   the OS process: spawn, pipes, exit, signals, stdin
+//!  └─ HealthChecker  (health_checker.rs) probes → verdicts to Server (only with probes)
+//! ```
+
+pub mod health_checker;
+pub mod log_buffer;
+pub mod port_manager;
+pub mod server;
+pub mod supervisor;
