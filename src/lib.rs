@@ -28,7 +28,6 @@ pub mod dependencies;
 pub mod error;
 pub mod events;
 mod handle;
-pub mod log_file;
 pub mod logs;
 pub mod probe;
 pub mod process;
@@ -42,6 +41,8 @@ pub use control::{BatchResult, ControlAction, RuntimeStatus, ServiceInfo};
 pub use error::{BootError, ConfigError, ConfigErrors, ControlError};
 pub use events::{Event, EventItem, EventKind};
 pub use handle::Steward;
+/// The log file sink at its older path; it lives in [`logs::file_sink`].
+pub use logs::file_sink as log_file;
 pub use runtime::root::RootMsg;
 pub use runtime::{ActorKind, RuntimeState};
 pub use state::{Health, ServiceState, ServiceStatus};
