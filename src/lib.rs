@@ -16,8 +16,9 @@
 //!
 //! Embed it: spawn a runtime with [`Steward::spawn`] (or [`Steward::boot`] a loaded
 //! [`config::Config`]), define services with [`Steward::define`], and subscribe to
-//! [`events`] and [`logs`]. Every method of [`Steward`] is one
-//! [`runtime::root::RootMsg`] that an actor may send to [`Steward::root`] itself.
+//! [`events`] and [`logs`]; [`metrics`] renders its Prometheus page. Every method of
+//! [`Steward`] is one [`runtime::root::RootMsg`] that an actor may send to
+//! [`Steward::root`] itself.
 //!
 //! steward targets Linux (process groups, `PR_SET_PDEATHSIG`, `/proc`).
 
@@ -29,6 +30,7 @@ pub mod error;
 pub mod events;
 mod handle;
 pub mod logs;
+pub mod metrics;
 pub mod probe;
 pub mod process;
 pub mod restart;

@@ -113,7 +113,7 @@ impl LogSubscription {
                     );
                     event.dropped = Some(missed);
                     self.events.emit(event);
-                    metrics::counter!("steward_log_dropped_total", "service" => self.service.clone())
+                    metrics::counter!(crate::metrics::LOG_DROPPED_TOTAL, "service" => self.service.clone())
                         .increment(missed);
                     return Some(LogRecord::Gap { gap: missed });
                 }
