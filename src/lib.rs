@@ -22,6 +22,7 @@
 //!
 //! steward targets Linux (process groups, `PR_SET_PDEATHSIG`, `/proc`).
 
+#[cfg(feature = "api")]
 pub mod api;
 pub mod config;
 pub mod control;
