@@ -16,11 +16,13 @@
 //!
 //! Embed it: spawn a runtime with [`Steward::spawn`] (or [`Steward::boot`] a loaded
 //! [`config::Config`]), define services with [`Steward::define`], and subscribe to
-//! [`events`] and [`logs`]. Every method of [`Steward`] is one
-//! [`runtime::root::RootMsg`] that an actor may send to [`Steward::root`] itself.
+//! [`events`] and [`logs`]; [`metrics`] renders its Prometheus page. Every method of
+//! [`Steward`] is one [`runtime::root::RootMsg`] that an actor may send to
+//! [`Steward::root`] itself.
 //!
 //! steward targets Linux (process groups, `PR_SET_PDEATHSIG`, `/proc`).
 
+#[cfg(feature = "api")]
 pub mod api;
 pub mod config;
 pub mod control;
@@ -28,8 +30,8 @@ pub mod dependencies;
 pub mod error;
 pub mod events;
 mod handle;
-pub mod log_file;
 pub mod logs;
+pub mod metrics;
 pub mod probe;
 pub mod process;
 pub mod restart;
@@ -42,6 +44,8 @@ pub use control::{BatchResult, ControlAction, RuntimeStatus, ServiceInfo};
 pub use error::{BootError, ConfigError, ConfigErrors, ControlError};
 pub use events::{Event, EventItem, EventKind};
 pub use handle::Steward;
+/// The log file sink at its older path; it lives in [`logs::file_sink`].
+pub use logs::file_sink as log_file;
 pub use runtime::root::RootMsg;
 pub use runtime::{ActorKind, RuntimeState};
 pub use state::{Health, ServiceState, ServiceStatus};

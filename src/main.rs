@@ -5,6 +5,8 @@
 //! the foreground until SIGINT or SIGTERM; the client commands (`status`, `start`, `logs`,
 //! …) talk to that daemon over HTTP. Everything is in [`cli`]; this file only wires it up.
 //! Errors are printed as one `steward: …` message (with their causes) and exit 1.
+//!
+//! Built with the `cli` feature (on by default), which brings in the HTTP API (`api`).
 
 mod cli;
 

@@ -13,7 +13,7 @@
 //! * `auth` — the bearer token on `/api/*` and `/metrics`;
 //! * `health`, `lifecycle`, `services`, `logs`, `events`, `explain` — the handlers;
 //! * `sse` — Server-Sent Events plumbing shared by logs and events;
-//! * `metrics` — the Prometheus recorder and the scrape-time gauges;
+//! * `metrics` — `GET /metrics`, which serves the page [`crate::metrics`] renders;
 //! * `openapi` — the OpenAPI 3.1 document;
 //! * `view` — JSON views of definitions (durations as text, secrets redacted).
 
@@ -163,8 +163,6 @@ pub fn router(steward: Steward, token: Option<String>) -> Router {
 
 /// The whole app, configured.
 pub fn router_with(steward: Steward, config: ApiConfig) -> Router {
-    // Core metrics (restarts, probe latency) go to the facade from now on.
-    install_recorder();
     let config_dir = config
         .config_dir
         .or_else(|| std::env::current_dir().ok())

@@ -77,6 +77,8 @@ impl Tables {
 
     /// Empty tables with a state directory and a config directory.
     pub fn with_dirs(state_dir: Option<PathBuf>, config_dir: Option<PathBuf>) -> Self {
+        // A runtime is born here: what its actors record has somewhere to go from now on.
+        crate::metrics::install_recorder();
         Tables {
             state_dir,
             config_dir,

@@ -406,7 +406,7 @@ fn on_outcome(
         "probe" => kind.as_str(),
     )
     .record(outcome.latency.as_secs_f64());
-    crate::api::metrics::sample_recorded();
+    crate::metrics::sample_recorded();
 
     // The startup probe passes once: its success threshold is always 1.
     let success_threshold = match kind {
