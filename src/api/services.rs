@@ -74,9 +74,10 @@ pub async fn define(
     if let Some(definition) = to_save {
         // Defined first, so an id that is taken never overwrites someone's file.
         let path = config::save_service(&definition, &app.config_dir).map_err(|e| {
-            ApiError::from(ControlError::InvalidDefinition(format!(
-                "`{id}` is defined but could not be persisted: {e}"
-            )))
+            ApiError::from(ControlError::SaveFailed {
+                id: id.clone(),
+                reason: format!("it is defined but could not be persisted: {e}"),
+            })
         })?;
         tracing::info!(service = %id, path = %path.display(), "definition persisted");
     }
@@ -88,13 +89,13 @@ fn body_id(body: &serde_json::Value) -> Result<String, ApiError> {
     let invalid = |message: String| {
         ApiError::InvalidDefinition {
         message: format!("invalid definition: {message}"),
-        errors: vec![super::error::Problem {
+        errors: vec![super::error::Problem::new(
             message,
-            hint: Some(
+            Some(
                 "send {\"id\": \"web\", \"command\": \"…\"} with the keys of a service in services.yml"
                     .to_string(),
             ),
-        }],
+        )],
     }
     };
     let object = body
