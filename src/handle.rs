@@ -173,8 +173,29 @@ impl Steward {
         }
     }
 
-    async fn control(&self, id: &str, action: ControlAction) -> Result<ServiceState, ControlError> {
+    /// Applies a verb to one service; returns once it is done (see [`RootMsg::Control`]).
+    pub async fn control(
+        &self,
+        id: &str,
+        action: ControlAction,
+    ) -> Result<ServiceState, ControlError> {
         self.ask(|reply| RootMsg::Control {
+            id: id.to_string(),
+            action,
+            reply,
+        })
+        .await?
+    }
+
+    /// Applies a verb to one service; returns as soon as its Server has acted on it (a
+    /// stop: the stop signal is sent and the state is `stopping`), with the state then.
+    /// See [`RootMsg::ControlNoWait`].
+    pub async fn control_no_wait(
+        &self,
+        id: &str,
+        action: ControlAction,
+    ) -> Result<ServiceState, ControlError> {
+        self.ask(|reply| RootMsg::ControlNoWait {
             id: id.to_string(),
             action,
             reply,

@@ -463,6 +463,84 @@ async fn malformed_json_is_400_bad_request_never_500() {
     steward.shutdown().await.expect("shutdown");
 }
 
+/// `stop?cascade=true` answers the service's state plus the dependents it stopped first,
+/// in order; `wait=false` answers 202 with the state right after the Server acted; the
+/// combinations that make no sense are 400s that say why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_cascade_and_wait_false_answer_their_documented_shapes() {
+    let (steward, app) = runtime().await;
+    let mut api_svc = service("sc-api", "sleep 300");
+    api_svc.depends_on.push(steward::config::Dependency {
+        service: "sc-db".into(),
+        condition: steward::config::DependencyCondition::Started,
+    });
+    let mut web = service("sc-web", "sleep 300");
+    web.depends_on.push(steward::config::Dependency {
+        service: "sc-api".into(),
+        condition: steward::config::DependencyCondition::Started,
+    });
+    steward
+        .define_all(vec![service("sc-db", "sleep 300"), api_svc, web])
+        .await
+        .expect("define");
+    steward.start_all().await.expect("start all");
+    for id in ["sc-db", "sc-api", "sc-web"] {
+        status_becomes(&steward, id, steward::ServiceStatus::Running).await;
+    }
+
+    let refused = post(&app, "/api/v1/services/sc-db/stop", "").await;
+    refused.assert_error(409, "conflict");
+    let message = refused.json["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("cascade=true"), "{message}");
+    post(&app, "/api/v1/services/sc-db/start?cascade=true", "")
+        .await
+        .assert_error(400, "bad_request");
+    post(
+        &app,
+        "/api/v1/services/sc-db/stop?cascade=true&wait=false",
+        "",
+    )
+    .await
+    .assert_error(400, "bad_request");
+    post(&app, "/api/v1/services/nope/stop?cascade=true", "")
+        .await
+        .assert_error(404, "not_found");
+
+    let reply = post(&app, "/api/v1/services/sc-db/stop?cascade=true", "").await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:#?}");
+    assert_eq!(reply.json["id"], "sc-db");
+    assert_eq!(reply.json["status"], "stopped");
+    let also: Vec<&str> = reply.json["also_stopped"]
+        .as_array()
+        .expect("also_stopped")
+        .iter()
+        .map(|s| s["id"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(also, ["sc-web", "sc-api"], "{reply:#?}");
+    assert!(
+        reply.json["also_stopped"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|s| s["status"] == "stopped"))
+    );
+
+    let reply = post(&app, "/api/v1/services/sc-db/start?wait=false", "").await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{reply:#?}");
+    assert_eq!(reply.json["id"], "sc-db");
+    let reply = post(&app, "/api/v1/services/sc-db/pause?wait=false", "").await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{reply:#?}");
+    assert_eq!(reply.json["status"], "paused");
+    // A refusal is still a refusal, not a 202.
+    post(&app, "/api/v1/services/sc-web/pause?wait=false", "")
+        .await
+        .assert_error(409, "conflict");
+    post(&app, "/api/v1/services/nope/stop?wait=false", "")
+        .await
+        .assert_error(404, "not_found");
+    steward.shutdown().await.expect("shutdown");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_query_is_400_bad_request() {
     let (steward, app) = runtime().await;

@@ -740,6 +740,124 @@ services:
     .await;
 }
 
+/// Waits until the service's log shows `line` (read through the CLI under test).
+async fn log_shows(daemon: &Daemon, id: &str, line: &str) {
+    let what = format!("{id} to log `{line}`");
+    wait_for(&what, SOON, || async {
+        let output = daemon.run(&["logs", id]);
+        text(&output.stdout).contains(line).then_some(())
+    })
+    .await;
+}
+
+/// Regression for `stop --no-wait` that blocked until the process was gone: the daemon
+/// now answers as soon as the stop signal is sent, so a service that ignores SIGTERM
+/// (its stop_timeout far beyond the command's own deadline) is still `stopping`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_no_wait_returns_once_the_daemon_accepted_with_stopping() {
+    let dir = config_dir(
+        r#"version: 1
+settings:
+  shutdown_timeout: 2s
+services:
+  stubborn:
+    argv: [sh, -c, "trap '' TERM; echo armed; while true; do sleep 0.1; done"]
+    stop_timeout: 30s
+"#,
+    );
+    let mut daemon = Daemon::spawn(dir.path(), &[], &[]);
+    daemon.wait_live().await;
+    daemon.wait_running(&["stubborn"]).await;
+    log_shows(&daemon, "stubborn", "armed").await;
+    let pid = daemon.pid_of("stubborn").await;
+
+    let stdout = ok(
+        &daemon.run(&["stop", "--no-wait", "stubborn", "--json"]),
+        "stop --no-wait",
+    );
+    let states = states_of(&stdout);
+    assert_eq!(states.len(), 1, "{stdout}");
+    assert_eq!(states[0].status, ServiceStatus::Stopping, "{stdout}");
+    assert!(pid_alive(pid), "the stubborn process still runs");
+    let plain = ok(
+        &daemon.run(&["stop", "--no-wait", "stubborn"]),
+        "stop --no-wait again",
+    );
+    assert!(plain.contains("stubborn: stopping"), "{plain}");
+
+    // The daemon still does what it accepted: kill ends it now.
+    ok(&daemon.run(&["kill", "stubborn"]), "kill");
+    wait_for("the stubborn group to be gone", SOON, || async {
+        group_members(pid).is_empty().then_some(())
+    })
+    .await;
+}
+
+/// A chain db ← api ← web (and an unrelated service): `stop --cascade db` stops web, then
+/// api, then db, prints them in that order, and leaves the unrelated service running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_cascade_stops_the_dependents_first_in_order() {
+    let dir = config_dir(
+        r#"version: 1
+services:
+  db:
+    command: sleep 620
+    stop_timeout: 5s
+  api:
+    command: sleep 621
+    stop_timeout: 5s
+    depends_on: [db]
+  web:
+    command: sleep 622
+    stop_timeout: 5s
+    depends_on: [api]
+  other:
+    command: sleep 623
+    stop_timeout: 5s
+"#,
+    );
+    let mut daemon = Daemon::spawn(dir.path(), &[], &[]);
+    daemon.wait_live().await;
+    daemon.wait_running(&["db", "api", "web", "other"]).await;
+
+    // Without --cascade the stop is refused, and the refusal names the way out.
+    let stderr = fails(&daemon.run(&["stop", "db"]), "stop db without cascade");
+    assert!(stderr.contains("--cascade"), "{stderr}");
+    assert!(stderr.contains("cascade=true"), "{stderr}");
+
+    let stdout = ok(
+        &daemon.run(&["stop", "--cascade", "db", "--json"]),
+        "stop --cascade",
+    );
+    let states = states_of(&stdout);
+    let ids: Vec<&str> = states.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["web", "api", "db"], "{stdout}");
+    assert!(
+        states.iter().all(|s| s.status == ServiceStatus::Stopped),
+        "{stdout}"
+    );
+
+    let history = ok(&daemon.run(&["events", "--json"]), "events");
+    let stopped = |id: &str| {
+        history
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Event>(l).ok())
+            .find(|e| e.service == id && e.kind == EventKind::Stopped)
+            .map(|e| e.seq)
+            .unwrap_or_else(|| panic!("no stopped event for {id}:\n{history}"))
+    };
+    assert!(stopped("web") < stopped("api"), "{history}");
+    assert!(stopped("api") < stopped("db"), "{history}");
+    let other = daemon.state("other").await.expect("other's state");
+    assert_eq!(other.status, ServiceStatus::Running);
+
+    let plain = ok(&daemon.run(&["start", "web"]), "start web again");
+    assert!(plain.contains("web: running"), "{plain}");
+    let plain = ok(&daemon.run(&["stop", "--cascade", "db"]), "plain cascade");
+    let order: Vec<&str> = plain.lines().filter_map(|l| l.split(':').next()).collect();
+    assert_eq!(order, ["web", "api", "db"], "{plain}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_with_token_env_wants_the_token() {
     let dir = config_dir(
