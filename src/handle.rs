@@ -62,15 +62,34 @@ impl Steward {
 
     /// Spawns a runtime with every service of `config` defined, and starts the autostart
     /// ones in definition order.
+    ///
+    /// This is the one boot path; `steward up` takes the same steps with its own work in
+    /// between (printing events, serving the API before the services start):
+    ///
+    /// 1. [`Steward::prepare`]: crash recovery in the config's `state_dir` (what a killed
+    ///    steward left is stopped; a detached daemon is kept only while its service is
+    ///    still defined as detached), then an empty runtime with the config's state and
+    ///    config directories;
+    /// 2. [`Steward::define_all`] with the config's services (none started);
+    /// 3. [`Steward::start_all`]: the autostart services, dependencies first.
     pub async fn boot(config: Config) -> Result<Steward, BootError> {
-        let state_dir = config.settings.state_dir.clone();
-        let recovered = Steward::recover(&state_dir).await;
-        Steward::stop_unclaimed_daemons(&state_dir, &recovered, &config.services).await;
-        let steward = Steward::spawn_with_dirs(Some(state_dir), Some(config.dir.clone())).await?;
+        let steward = Steward::prepare(&config).await?;
         steward.define_all(config.services).await?;
         // A service that fails to start is reported in its state and events; boot goes on.
         steward.start_all().await?;
         Ok(steward)
+    }
+
+    /// The first step of [`Steward::boot`]: cleans up after a previous runtime that kept
+    /// its pid files in the config's `state_dir` ([`Steward::recover`], then every
+    /// detached daemon whose service `config` no longer defines as detached is stopped),
+    /// and spawns an empty runtime with the config's state and config directories. Define
+    /// and start the services next, as `boot` does.
+    pub async fn prepare(config: &Config) -> Result<Steward, BootError> {
+        let state_dir = config.settings.state_dir.clone();
+        let recovered = Steward::recover(&state_dir).await;
+        Steward::stop_unclaimed_daemons(&state_dir, &recovered, &config.services).await;
+        Steward::spawn_with_dirs(Some(state_dir), Some(config.dir.clone())).await
     }
 
     /// Crash recovery: stops what a previous runtime that kept its pid files in

@@ -17,7 +17,9 @@ use nix::unistd::Pid;
 use steward::events::{Event, EventKind};
 use steward::{ServiceState, ServiceStatus};
 
-use crate::support::{SOON, group_members, pid_alive, pid_state, wait_for};
+use crate::support::{
+    DaemonGuard, LAUNCHER, SOON, STOPPER, group_members, pid_alive, pid_state, wait_for,
+};
 
 /// Longer than SOON: a daemon's boot includes spawning its services.
 const BOOT: Duration = Duration::from_secs(20);
@@ -1328,4 +1330,109 @@ async fn secrets_never_appear_in_any_output() {
     for (what, output) in &outputs {
         assert_no_secret(what, output);
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// One boot path: `steward up` cleans up after a killed steward as `Steward::boot` does.
+
+/// A config directory with the detached stand-in (a python HTTP server daemonized by
+/// `launcher.py`, stopped by `stopper.py`) as service `stack`, and its port.
+fn detached_stage() -> (tempfile::TempDir, u16) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("launcher.py"), LAUNCHER).expect("launcher");
+    std::fs::write(dir.path().join("stopper.py"), STOPPER).expect("stopper");
+    let port = free_port();
+    let state = dir.path().join("state");
+    std::fs::write(
+        dir.path().join("services.yml"),
+        format!(
+            r#"version: 1
+settings:
+  state_dir: {state}
+services:
+  stack:
+    argv: [python3, launcher.py, "{port}", daemon.pid, launches]
+    detached: true
+    stop_command: python3 stopper.py daemon.pid stopped
+    pid_file: daemon.pid
+    readiness:
+      http: {{ url: "http://127.0.0.1:{port}/" }}
+      interval: 100ms
+"#,
+            state = state.display()
+        ),
+    )
+    .expect("write services.yml");
+    (dir, port)
+}
+
+/// Runs a `steward up` with the detached `stack`, SIGKILLs it once the daemon is ready,
+/// rewrites services.yml with `next` (after the settings), boots `steward up` again and
+/// checks the daemon the first one left is stopped at boot.
+async fn a_leftover_daemon_is_stopped_when_up_boots(next: &str) {
+    let (dir, _port) = detached_stage();
+    let guard = DaemonGuard::default();
+    let mut first = Daemon::spawn(dir.path(), &[], &[]);
+    first.wait_live().await;
+    let what = format!("stack to be ready (log:\n{})", first.log.seen());
+    let daemon = wait_for(&what, BOOT, || async {
+        first
+            .state("stack")
+            .await
+            .filter(|s| s.status == ServiceStatus::Running && s.ready)
+            .and_then(|s| s.pid)
+    })
+    .await;
+    guard.watch(daemon);
+    first.signal(Signal::SIGKILL);
+    first.exit(SOON).await;
+    assert!(
+        pid_alive(daemon),
+        "a detached daemon survives a killed steward"
+    );
+
+    let state = dir.path().join("state");
+    std::fs::write(
+        dir.path().join("services.yml"),
+        format!(
+            "version: 1\nsettings:\n  state_dir: {}\n{next}",
+            state.display()
+        ),
+    )
+    .expect("rewrite services.yml");
+    let mut second = Daemon::spawn(dir.path(), &[], &[]);
+    // The API serves only once the boot's cleanup is done: no wait beyond this one.
+    second.wait_live().await;
+    assert!(
+        !pid_alive(daemon),
+        "the unclaimed daemon was stopped at boot; log:\n{}",
+        second.log.seen()
+    );
+    assert!(group_members(daemon).is_empty());
+    second
+        .log
+        .until("the warning about the daemon", SOON, |line| {
+            line.contains("no longer detached") && line.contains("stack")
+        });
+    let launches = std::fs::read_to_string(dir.path().join("launches")).unwrap_or_default();
+    assert_eq!(launches.lines().count(), 1, "launched once: {launches}");
+    second.signal(Signal::SIGTERM);
+    assert_eq!(second.exit(BOOT).await.code(), Some(0));
+}
+
+/// Regression for `steward up` re-implementing the boot without the cleanup of
+/// unclaimed detached daemons: the service is still defined, now as a plain command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_stops_a_daemon_left_by_a_killed_steward_whose_service_is_no_longer_detached() {
+    a_leftover_daemon_is_stopped_when_up_boots(
+        "services:\n  stack:\n    command: sleep 631\n    autostart: false\n",
+    )
+    .await;
+}
+
+/// The same with the service gone from the config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_stops_a_daemon_left_by_a_killed_steward_whose_service_is_removed() {
+    a_leftover_daemon_is_stopped_when_up_boots("services:\n  other:\n    command: sleep 632\n")
+        .await;
 }
