@@ -459,6 +459,10 @@ async fn malformed_json_is_400_bad_request_never_500() {
                 .as_array()
                 .is_some_and(|e| !e.is_empty())
         );
+        assert_eq!(
+            reply.json["error"]["details"],
+            reply.json["error"]["errors"]
+        );
     }
     steward.shutdown().await.expect("shutdown");
 }
@@ -538,6 +542,50 @@ async fn stop_cascade_and_wait_false_answer_their_documented_shapes() {
     post(&app, "/api/v1/services/nope/stop?wait=false", "")
         .await
         .assert_error(404, "not_found");
+    steward.shutdown().await.expect("shutdown");
+}
+
+/// A refused reload carries each problem to the wire with its file, line and column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_reload_details_each_problem_with_its_place() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        dir.path().join("services.yml"),
+        "version: 1\nsettings:\n  state_dir: .state\nservices: {}\n",
+    )
+    .expect("services.yml");
+    let config = steward::config::load_dir(dir.path()).expect("config");
+    let steward = Steward::boot(config).await.expect("boot");
+    let app = api::router(steward.clone(), None);
+    std::fs::create_dir_all(dir.path().join("services.d")).expect("services.d");
+    std::fs::write(
+        dir.path().join("services.d/bad.yml"),
+        "version: 1\nservices:\n  bad:\n    comand: x\n",
+    )
+    .expect("bad.yml");
+    let reply = post(&app, "/api/v1/reload", "").await;
+    reply.assert_error(422, "invalid_definition");
+    let details = reply.json["error"]["details"].as_array().expect("details");
+    assert_eq!(details.len(), 1, "{reply:#?}");
+    let problem = &details[0];
+    assert!(
+        problem["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("services.d/bad.yml")),
+        "{problem}"
+    );
+    assert_eq!(problem["line"], 4, "{problem}");
+    assert_eq!(problem["column"], 5, "{problem}");
+    assert!(
+        problem["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("command")),
+        "{problem}"
+    );
+    assert_eq!(
+        reply.json["error"]["errors"],
+        reply.json["error"]["details"]
+    );
     steward.shutdown().await.expect("shutdown");
 }
 
@@ -1357,6 +1405,17 @@ async fn defining_over_http_starts_the_service_and_invalid_ones_get_422() {
         reply.json["error"]["errors"]
             .as_array()
             .is_some_and(|e| !e.is_empty())
+    );
+    let details = reply.json["error"]["details"].as_array().expect("details");
+    assert!(
+        details
+            .iter()
+            .any(|p| p["hint"].as_str().is_some_and(|h| h.contains("command"))),
+        "{reply:#?}"
+    );
+    assert!(
+        details.iter().all(|p| p.get("file").is_none()),
+        "{reply:#?}"
     );
     steward.shutdown().await.expect("shutdown");
 }
