@@ -7,13 +7,14 @@
 //! service's Server or to a task that gathers many Servers' replies, so a slow stop
 //! never holds back another request.
 
-use ractor::ActorRef;
 use ractor::rpc::CallResult;
+use ractor::{ActorRef, RpcReplyPort};
 
 use super::{RootMsg, RootState};
 use crate::control::{BatchResult, ControlAction};
 use crate::dependencies;
 use crate::error::ControlError;
+use crate::runtime::RuntimeState;
 use crate::runtime::service::server::{ControlReply, ServerMsg};
 use crate::runtime::service::supervisor::ServiceSupervisorMsg;
 use crate::state::ServiceState;
@@ -97,9 +98,68 @@ impl RootState {
             .collect()
     }
 
+    /// Stops `id` and, first, its running dependents, level by level.
+    pub(super) fn on_stop_cascade(&self, id: String, reply: RpcReplyPort<BatchResult>) {
+        match self.cascade_plan(&id) {
+            Some(levels) => {
+                tokio::spawn(async move {
+                    let _ = reply.send(by_levels(levels, ControlAction::Stop).await);
+                });
+            }
+            None => {
+                let error = self.missing(&id);
+                let _ = reply.send(vec![(id, Err(error))]);
+            }
+        }
+    }
+
+    /// A verb over the whole runtime (see [`RootMsg::Lifecycle`]).
+    pub(super) fn on_lifecycle(&self, action: ControlAction, reply: RpcReplyPort<BatchResult>) {
+        let starts = self.start_plan();
+        let stops = self.stop_plan();
+        let everyone = self.everyone();
+        match action {
+            ControlAction::Pause => self.tables.set_runtime_state(RuntimeState::Paused),
+            ControlAction::Resume | ControlAction::Start | ControlAction::Restart => {
+                self.tables.set_runtime_state(RuntimeState::Running)
+            }
+            ControlAction::Stop | ControlAction::Kill => {}
+        }
+        tokio::spawn(async move {
+            let result = match action {
+                ControlAction::Start => by_levels(starts, ControlAction::Start).await,
+                ControlAction::Stop => by_levels(stops, ControlAction::Stop).await,
+                ControlAction::Kill => by_levels(stops, ControlAction::Kill).await,
+                ControlAction::Restart => {
+                    by_levels(stops, ControlAction::Stop).await;
+                    by_levels(starts, ControlAction::Start).await
+                }
+                ControlAction::Pause => pipelined(everyone, ControlAction::Pause).await,
+                ControlAction::Resume => in_order(everyone, ControlAction::Resume).await,
+            };
+            let _ = reply.send(result);
+        });
+    }
+
+    /// Starts every autostart service, level by level.
+    pub(super) fn on_start_all(&self, reply: RpcReplyPort<BatchResult>) {
+        let starts = self.start_plan();
+        tokio::spawn(async move {
+            let _ = reply.send(by_levels(starts, ControlAction::Start).await);
+        });
+    }
+
+    /// Stops every service, dependents first.
+    pub(super) fn on_stop_all(&self, reply: RpcReplyPort<BatchResult>) {
+        let stops = self.stop_plan();
+        tokio::spawn(async move {
+            let _ = reply.send(by_levels(stops, ControlAction::Stop).await);
+        });
+    }
+
     /// One service's control verb: dependencies are started first; a stop that would
     /// leave running dependents behind is refused.
-    pub(super) fn control(&self, id: String, action: ControlAction, answer: Answer) {
+    pub(super) fn on_control(&self, id: String, action: ControlAction, answer: Answer) {
         let graph = self.graph();
         match action {
             ControlAction::Stop | ControlAction::Kill => {

@@ -30,18 +30,18 @@ use crate::config::{self, ReloadPlan, ServiceDefinition};
 use crate::control::{BatchResult, ControlAction, RuntimeStatus, ServiceInfo};
 use crate::error::ControlError;
 use crate::events::EventSubscription;
-use crate::logs::{LogLine, LogRing, LogSubscription};
+use crate::logs::{LogLine, LogSubscription};
 use crate::restart::RestartIntensity;
 use crate::runtime::service::server::{ControlReply, ServerMsg};
 use crate::runtime::service::supervisor::ServiceSupervisorMsg;
-use crate::runtime::{ActorKind, RuntimeState, Tables};
+use crate::runtime::{ActorKind, Tables};
 use crate::state::ServiceState;
 
 mod fan_out;
 mod registry;
 mod reload;
 
-use fan_out::{Answer, by_levels, in_order, pipelined};
+use fan_out::Answer;
 
 /// ServiceSupervisor restarts allowed within [`SUPERVISOR_RESTART_WINDOW`].
 pub const SUPERVISOR_MAX_RESTARTS: u32 = 3;
@@ -260,53 +260,31 @@ impl Actor for Root {
                 state.on_define(&myself, *definition, reply).await
             }
             RootMsg::DefineAll { definitions, reply } => {
-                let _ = reply.send(state.define_all(&myself, definitions).await);
+                state.on_define_all(&myself, definitions, reply).await
             }
-            RootMsg::Remove { id, reply } => {
-                let _ = reply.send(state.remove(&id).await);
-            }
+            RootMsg::Remove { id, reply } => state.on_remove(&id, reply).await,
             RootMsg::Control { id, action, reply } => {
-                state.control(id, action, Answer::Done(reply))
+                state.on_control(id, action, Answer::Done(reply))
             }
             RootMsg::ControlNoWait { id, action, reply } => {
-                state.control(id, action, Answer::Acted(reply))
+                state.on_control(id, action, Answer::Acted(reply))
             }
-            RootMsg::Reload { dry_run, reply } => state.reload(&myself, dry_run, reply),
+            RootMsg::Reload { dry_run, reply } => state.on_reload(&myself, dry_run, reply),
             RootMsg::Save { id, reply } => state.on_save(id, reply),
             RootMsg::StopCascade { id, reply } => state.on_stop_cascade(id, reply),
             RootMsg::Get { id, reply } => state.on_get(id, reply),
             RootMsg::List { tag, reply } => state.on_list(tag, reply),
-            RootMsg::Logs { id, tail, reply } => {
-                let _ = reply.send(state.ring(&id).map(|r| r.tail(tail)));
-            }
+            RootMsg::Logs { id, tail, reply } => state.on_logs(&id, tail, reply),
             RootMsg::SubscribeLogs { id, since, reply } => {
-                let _ = reply.send(state.ring(&id).map(|r| r.subscribe(since)));
+                state.on_subscribe_logs(&id, since, reply)
             }
-            RootMsg::SubscribeEvents { since, reply } => {
-                let _ = reply.send(state.tables.events.subscribe(since));
-            }
+            RootMsg::SubscribeEvents { since, reply } => state.on_subscribe_events(since, reply),
             RootMsg::Input { id, data, reply } => state.on_input(id, data, reply),
-            RootMsg::StartAll { reply } => {
-                let starts = state.start_plan();
-                tokio::spawn(async move {
-                    let _ = reply.send(by_levels(starts, ControlAction::Start).await);
-                });
-            }
-            RootMsg::StopAll { reply } => {
-                let stops = state.stop_plan();
-                tokio::spawn(async move {
-                    let _ = reply.send(by_levels(stops, ControlAction::Stop).await);
-                });
-            }
+            RootMsg::StartAll { reply } => state.on_start_all(reply),
+            RootMsg::StopAll { reply } => state.on_stop_all(reply),
             RootMsg::Lifecycle { action, reply } => state.on_lifecycle(action, reply),
-            RootMsg::Status { reply } => {
-                let _ = reply.send(state.status());
-            }
-            RootMsg::InjectPanic { id, actor, reply } => state.forward(
-                &id,
-                move |r| ServiceSupervisorMsg::InjectPanic { actor, reply: r },
-                reply,
-            ),
+            RootMsg::Status { reply } => state.on_status(reply),
+            RootMsg::InjectPanic { id, actor, reply } => state.on_inject_panic(&id, actor, reply),
         }
         Ok(())
     }
@@ -408,46 +386,6 @@ impl RootState {
         let _ = reply.send(saved);
     }
 
-    /// Stops `id` and, first, its running dependents, level by level.
-    fn on_stop_cascade(&self, id: String, reply: RpcReplyPort<BatchResult>) {
-        match self.cascade_plan(&id) {
-            Some(levels) => {
-                tokio::spawn(async move {
-                    let _ = reply.send(by_levels(levels, ControlAction::Stop).await);
-                });
-            }
-            None => {
-                let error = self.missing(&id);
-                let _ = reply.send(vec![(id, Err(error))]);
-            }
-        }
-    }
-
-    /// A service's state and definition.
-    fn on_get(&self, id: String, reply: RpcReplyPort<Result<ServiceInfo, ControlError>>) {
-        let info = self.state_of(&id).and_then(|state| {
-            let definition = self
-                .tables
-                .definitions
-                .get(&id)
-                .map(|d| d.clone())
-                .ok_or_else(|| ControlError::NotFound(id.clone()))?;
-            Ok(ServiceInfo { state, definition })
-        });
-        let _ = reply.send(info);
-    }
-
-    /// Every service's state in definition order, optionally only those with `tag`.
-    fn on_list(&self, tag: Option<String>, reply: RpcReplyPort<Vec<ServiceState>>) {
-        let states = self
-            .order
-            .iter()
-            .filter_map(|id| self.tables.state_with_usage(id))
-            .filter(|s| tag.as_ref().is_none_or(|t| s.tags.contains(t)))
-            .collect();
-        let _ = reply.send(states);
-    }
-
     /// Hands bytes for a service's stdin to its Server (which answers).
     fn on_input(&self, id: String, data: Vec<u8>, reply: RpcReplyPort<Result<(), ControlError>>) {
         match self.supervisors.get(&id) {
@@ -465,61 +403,17 @@ impl RootState {
         }
     }
 
-    /// A verb over the whole runtime (see [`RootMsg::Lifecycle`]).
-    fn on_lifecycle(&self, action: ControlAction, reply: RpcReplyPort<BatchResult>) {
-        let starts = self.start_plan();
-        let stops = self.stop_plan();
-        let everyone = self.everyone();
-        match action {
-            ControlAction::Pause => self.tables.set_runtime_state(RuntimeState::Paused),
-            ControlAction::Resume | ControlAction::Start | ControlAction::Restart => {
-                self.tables.set_runtime_state(RuntimeState::Running)
-            }
-            ControlAction::Stop | ControlAction::Kill => {}
-        }
-        tokio::spawn(async move {
-            let result = match action {
-                ControlAction::Start => by_levels(starts, ControlAction::Start).await,
-                ControlAction::Stop => by_levels(stops, ControlAction::Stop).await,
-                ControlAction::Kill => by_levels(stops, ControlAction::Kill).await,
-                ControlAction::Restart => {
-                    by_levels(stops, ControlAction::Stop).await;
-                    by_levels(starts, ControlAction::Start).await
-                }
-                ControlAction::Pause => pipelined(everyone, ControlAction::Pause).await,
-                ControlAction::Resume => in_order(everyone, ControlAction::Resume).await,
-            };
-            let _ = reply.send(result);
-        });
-    }
-
-    /// The runtime's own status.
-    fn status(&self) -> RuntimeStatus {
-        let mut counts = std::collections::BTreeMap::new();
-        let mut restarts_total = 0u64;
-        for row in self.tables.states.iter() {
-            *counts.entry(row.status).or_insert(0) += 1;
-            restarts_total += u64::from(row.restart_count);
-        }
-        let started_at = self.tables.started_at;
-        RuntimeStatus {
-            state: self.tables.runtime_state(),
-            started_at,
-            uptime_secs: (chrono::Utc::now() - started_at).num_seconds().max(0) as u64,
-            version: env!("CARGO_PKG_VERSION"),
-            services: self.order.len(),
-            counts,
-            restarts_total,
-            last_event_seq: self.tables.events.last_seq(),
-        }
-    }
-
-    /// A service's log ring.
-    fn ring(&self, id: &str) -> Result<Arc<LogRing>, ControlError> {
-        self.tables
-            .rings
-            .get(id)
-            .map(|r| r.clone())
-            .ok_or_else(|| ControlError::NotFound(id.to_string()))
+    /// Hands a chaos request to the service's supervisor.
+    fn on_inject_panic(
+        &self,
+        id: &str,
+        actor: ActorKind,
+        reply: RpcReplyPort<Result<(), ControlError>>,
+    ) {
+        self.forward(
+            id,
+            move |r| ServiceSupervisorMsg::InjectPanic { actor, reply: r },
+            reply,
+        )
     }
 }

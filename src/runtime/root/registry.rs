@@ -4,19 +4,22 @@
 //! Defining a service checks it (id free, definition valid, dependencies known and
 //! acyclic), creates its status row and log ring, and spawns its ServiceSupervisor linked
 //! to the root; removing one stops that supervisor and forgets every trace of the service.
+//! The read-only answers (a state, the list, a log ring, the runtime's status) come from
+//! here too.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tracing::{error, warn};
 
 use super::{RootMsg, RootState, SUPERVISOR_STOP_TIMEOUT};
 use crate::config::{self, ServiceDefinition};
+use crate::control::{RuntimeStatus, ServiceInfo};
 use crate::dependencies;
 use crate::error::ControlError;
-use crate::events::{Event, EventKind};
-use crate::logs::LogRing;
+use crate::events::{Event, EventKind, EventSubscription};
+use crate::logs::{LogLine, LogRing, LogSubscription};
 use crate::runtime::service::supervisor::{
     ServiceSupervisor, ServiceSupervisorArgs, ServiceSupervisorMsg,
 };
@@ -147,6 +150,25 @@ impl RootState {
         Ok(id)
     }
 
+    /// Answers a boot's definitions (see [`RootState::define_all`]).
+    pub(super) async fn on_define_all(
+        &mut self,
+        myself: &ActorRef<RootMsg>,
+        definitions: Vec<ServiceDefinition>,
+        reply: RpcReplyPort<Result<(), ControlError>>,
+    ) {
+        let _ = reply.send(self.define_all(myself, definitions).await);
+    }
+
+    /// Answers a removal (see [`RootState::remove`]).
+    pub(super) async fn on_remove(
+        &mut self,
+        id: &str,
+        reply: RpcReplyPort<Result<(), ControlError>>,
+    ) {
+        let _ = reply.send(self.remove(id).await);
+    }
+
     /// Defines many services; every one is checked before any is defined.
     pub(super) async fn define_all(
         &mut self,
@@ -222,5 +244,98 @@ impl RootState {
         self.tables.definitions.remove(id);
         self.tables.states.remove(id);
         self.tables.rings.remove(id);
+    }
+
+    /// A service's state and definition.
+    pub(super) fn on_get(
+        &self,
+        id: String,
+        reply: RpcReplyPort<Result<ServiceInfo, ControlError>>,
+    ) {
+        let info = self.state_of(&id).and_then(|state| {
+            let definition = self
+                .tables
+                .definitions
+                .get(&id)
+                .map(|d| d.clone())
+                .ok_or_else(|| ControlError::NotFound(id.clone()))?;
+            Ok(ServiceInfo { state, definition })
+        });
+        let _ = reply.send(info);
+    }
+
+    /// Every service's state in definition order, optionally only those with `tag`.
+    pub(super) fn on_list(&self, tag: Option<String>, reply: RpcReplyPort<Vec<ServiceState>>) {
+        let states = self
+            .order
+            .iter()
+            .filter_map(|id| self.tables.state_with_usage(id))
+            .filter(|s| tag.as_ref().is_none_or(|t| s.tags.contains(t)))
+            .collect();
+        let _ = reply.send(states);
+    }
+
+    /// The runtime's own status.
+    pub(super) fn status(&self) -> RuntimeStatus {
+        let mut counts = std::collections::BTreeMap::new();
+        let mut restarts_total = 0u64;
+        for row in self.tables.states.iter() {
+            *counts.entry(row.status).or_insert(0) += 1;
+            restarts_total += u64::from(row.restart_count);
+        }
+        let started_at = self.tables.started_at;
+        RuntimeStatus {
+            state: self.tables.runtime_state(),
+            started_at,
+            uptime_secs: (chrono::Utc::now() - started_at).num_seconds().max(0) as u64,
+            version: env!("CARGO_PKG_VERSION"),
+            services: self.order.len(),
+            counts,
+            restarts_total,
+            last_event_seq: self.tables.events.last_seq(),
+        }
+    }
+
+    /// A service's log ring.
+    pub(super) fn ring(&self, id: &str) -> Result<Arc<LogRing>, ControlError> {
+        self.tables
+            .rings
+            .get(id)
+            .map(|r| r.clone())
+            .ok_or_else(|| ControlError::NotFound(id.to_string()))
+    }
+
+    /// Answers the runtime's own status.
+    pub(super) fn on_status(&self, reply: RpcReplyPort<RuntimeStatus>) {
+        let _ = reply.send(self.status());
+    }
+
+    /// Answers a service's last `tail` log lines.
+    pub(super) fn on_logs(
+        &self,
+        id: &str,
+        tail: usize,
+        reply: RpcReplyPort<Result<Vec<LogLine>, ControlError>>,
+    ) {
+        let _ = reply.send(self.ring(id).map(|r| r.tail(tail)));
+    }
+
+    /// Answers a subscription to a service's log.
+    pub(super) fn on_subscribe_logs(
+        &self,
+        id: &str,
+        since: Option<u64>,
+        reply: RpcReplyPort<Result<LogSubscription, ControlError>>,
+    ) {
+        let _ = reply.send(self.ring(id).map(|r| r.subscribe(since)));
+    }
+
+    /// Answers a subscription to the event stream.
+    pub(super) fn on_subscribe_events(
+        &self,
+        since: Option<u64>,
+        reply: RpcReplyPort<EventSubscription>,
+    ) {
+        let _ = reply.send(self.tables.events.subscribe(since));
     }
 }

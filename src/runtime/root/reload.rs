@@ -23,7 +23,7 @@ use crate::runtime::Tables;
 impl RootState {
     /// Plans a reload from the config directory and, unless `dry_run`, applies it in a
     /// task (see the module docs).
-    pub(super) fn reload(
+    pub(super) fn on_reload(
         &self,
         myself: &ActorRef<RootMsg>,
         dry_run: bool,
