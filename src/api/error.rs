@@ -187,6 +187,9 @@ struct Inner<'a> {
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     details: Option<&'a [Problem]>,
+    /// With a stop refused for running dependents: who they are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dependents: Option<&'a [String]>,
     /// The same list as `details`, under the name clients of earlier versions read.
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [Problem]>,
@@ -206,11 +209,18 @@ impl IntoResponse for ApiError {
             ApiError::InvalidDefinition { errors, .. } => Some(errors.as_slice()),
             _ => None,
         };
+        let dependents = match &self {
+            ApiError::Control(ControlError::DependentsRunning { dependents, .. }) => {
+                Some(dependents.as_slice())
+            }
+            _ => None,
+        };
         let body = Body {
             error: Inner {
                 code,
                 message,
                 details,
+                dependents,
                 errors: details,
             },
         };

@@ -413,6 +413,8 @@ fn schemas() -> Value {
                 "message": {"type": "string"},
                 "details": {"type": "array", "description": "With invalid_definition: every problem, with its place when it came from a file.",
                     "items": {"$ref": "#/components/schemas/Problem"}},
+                "dependents": {"type": "array", "items": {"type": "string"},
+                    "description": "With a stop refused because running services depend on this one: those services (stop with `cascade=true` to stop them first)."},
                 "errors": {"type": "array", "description": "The same list as `details`, under the name earlier clients read.",
                     "items": {"$ref": "#/components/schemas/Problem"}}
             }}}
