@@ -14,9 +14,9 @@ use super::{RootMsg, RootState};
 use crate::control::{BatchResult, ControlAction};
 use crate::dependencies;
 use crate::error::ControlError;
-use crate::runtime::RuntimeState;
 use crate::runtime::service::server::{ControlReply, ServerMsg};
 use crate::runtime::service::supervisor::ServiceSupervisorMsg;
+use crate::runtime::{RuntimeState, Tables};
 use crate::state::ServiceState;
 
 /// A service and its supervisor.
@@ -190,26 +190,15 @@ impl RootState {
             }
             ControlAction::Pause | ControlAction::Resume => {}
         }
-        match self.supervisors.get(&id) {
-            Some(sup) => {
-                let sup = sup.clone();
-                match answer {
-                    Answer::Done(reply) => {
-                        if let Err(e) =
-                            sup.cast(ServiceSupervisorMsg::Control(server_msg(action, reply)))
-                        {
-                            tracing::warn!(service = %id, error = %e, "message not delivered");
-                        }
-                    }
-                    Answer::Acted(_) => {
-                        let tables = self.tables.clone();
-                        tokio::spawn(async move {
-                            deliver(&sup, &id, action, answer, &tables).await;
-                        });
-                    }
-                }
+        match (self.supervisors.get(&id).cloned(), answer) {
+            (Some(sup), Answer::Done(reply)) => cast_verb(&sup, &id, action, reply),
+            (Some(sup), Answer::Acted(reply)) => {
+                let tables = self.tables.clone();
+                tokio::spawn(async move {
+                    answer_once_acted(&sup, &id, action, reply, &tables).await;
+                });
             }
-            None => answer.send(Err(self.missing(&id))),
+            (None, answer) => answer.send(Err(self.missing(&id))),
         }
     }
 }
@@ -239,39 +228,56 @@ async fn start_needed(by: &str, levels: Vec<Vec<Target>>) {
     }
 }
 
-/// Sends the verb to the service's supervisor and answers as `answer` asks: by the
-/// Server itself once done, or here once the Server has acted.
+/// Sends the verb to the service's supervisor and answers as `answer` asks.
 async fn deliver(
     sup: &ActorRef<ServiceSupervisorMsg>,
     id: &str,
     action: ControlAction,
     answer: Answer,
-    tables: &crate::runtime::Tables,
+    tables: &Tables,
 ) {
     match answer {
-        Answer::Done(reply) => {
-            if let Err(e) = sup.cast(ServiceSupervisorMsg::Control(server_msg(action, reply))) {
-                tracing::warn!(service = %id, error = %e, "message not delivered");
-            }
-        }
-        Answer::Acted(reply) => {
-            let (sent, mut done) = ask(sup, action);
-            if !sent {
-                let _ = reply.send(Err(unavailable(id)));
-                return;
-            }
-            has_acted(sup).await;
-            // A verb the Server refused at once (not running, unsupported) has answered
-            // already: pass its refusal on rather than a state that hides it.
-            let result = match done.try_recv() {
-                Ok(Err(e)) => Err(e),
-                _ => tables
-                    .state_with_usage(id)
-                    .ok_or_else(|| ControlError::NotFound(id.to_string())),
-            };
-            let _ = reply.send(result);
-        }
+        Answer::Done(reply) => cast_verb(sup, id, action, reply),
+        Answer::Acted(reply) => answer_once_acted(sup, id, action, reply, tables).await,
     }
+}
+
+/// Sends the verb with `reply`: the Server answers once the verb is done.
+fn cast_verb(
+    sup: &ActorRef<ServiceSupervisorMsg>,
+    id: &str,
+    action: ControlAction,
+    reply: ControlReply,
+) {
+    if let Err(e) = sup.cast(ServiceSupervisorMsg::Control(server_msg(action, reply))) {
+        tracing::warn!(service = %id, error = %e, "message not delivered");
+    }
+}
+
+/// Sends the verb, waits until the Server has acted on it, and answers with the state
+/// then (or with the Server's refusal, when it refused at once).
+async fn answer_once_acted(
+    sup: &ActorRef<ServiceSupervisorMsg>,
+    id: &str,
+    action: ControlAction,
+    reply: ControlReply,
+    tables: &Tables,
+) {
+    let (sent, mut done) = ask(sup, action);
+    if !sent {
+        let _ = reply.send(Err(unavailable(id)));
+        return;
+    }
+    has_acted(sup).await;
+    // A verb the Server refused at once (not running, unsupported) has answered already:
+    // pass its refusal on rather than a state that hides it.
+    let result = match done.try_recv() {
+        Ok(Err(e)) => Err(e),
+        _ => tables
+            .state_with_usage(id)
+            .ok_or_else(|| ControlError::NotFound(id.to_string())),
+    };
+    let _ = reply.send(result);
 }
 
 /// The Server message that carries `action` and its reply.
