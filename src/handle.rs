@@ -284,7 +284,10 @@ impl Steward {
         .await?
     }
 
-    /// Stops a service and, first, every running service that depends on it.
+    /// Stops a service and, first, every running service that depends on it: dependents
+    /// of dependents before them, each level once the one before is stopped. One result
+    /// per stopped service, in the order they stopped (the service itself last); an
+    /// unknown id is one `NotFound` entry.
     pub async fn stop_cascade(&self, id: &str) -> Result<BatchResult, ControlError> {
         self.ask(|reply| RootMsg::StopCascade {
             id: id.to_string(),

@@ -535,6 +535,22 @@ async fn stop_cascade_and_wait_false_answer_their_documented_shapes() {
     let reply = post(&app, "/api/v1/services/sc-db/pause?wait=false", "").await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{reply:#?}");
     assert_eq!(reply.json["status"], "paused");
+    // A stop of a process that ignores SIGTERM answers at once, `stopping`.
+    let mut stubborn = service(
+        "sc-stubborn",
+        "trap '' TERM; echo armed; while true; do sleep 0.1; done",
+    );
+    stubborn.stop_timeout = Duration::from_secs(30);
+    steward.define(stubborn).await.expect("define stubborn");
+    wait_for("the trap to be armed", SOON, || async {
+        let lines = steward.logs("sc-stubborn", 10).await.ok()?;
+        lines.iter().any(|l| l.line == "armed").then_some(())
+    })
+    .await;
+    let reply = post(&app, "/api/v1/services/sc-stubborn/stop?wait=false", "").await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{reply:#?}");
+    assert_eq!(reply.json["status"], "stopping", "{reply:#?}");
+    steward.kill("sc-stubborn").await.expect("kill");
     // A refusal is still a refusal, not a 202.
     post(&app, "/api/v1/services/sc-web/pause?wait=false", "")
         .await
