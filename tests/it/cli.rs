@@ -1033,6 +1033,48 @@ async fn up_watch_reloads_when_config_files_change() {
     assert_eq!(daemon.pid_of("saved").await, saved);
 }
 
+/// A refused `steward reload` prints each problem on its own line with file:line:col, from
+/// the API's structured `details`, and exits 1 with nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_refused_prints_each_problem_with_its_place() {
+    let dir = config_dir("version: 1\nservices:\n  base:\n    command: sleep 640\n");
+    let mut daemon = Daemon::spawn(dir.path(), &[], &[]);
+    daemon.wait_live().await;
+    daemon.wait_running(&["base"]).await;
+    let base = daemon.pid_of("base").await;
+    write_config(
+        dir.path(),
+        "services.d/one.yml",
+        "version: 1\nservices:\n  one:\n    comand: sleep 641\n",
+    );
+    write_config(
+        dir.path(),
+        "services.d/two.yml",
+        "version: 1\nservices:\n  two:\n    command: sleep 642\n    restart: sometimes\n",
+    );
+    let stderr = fails(&daemon.run(&["reload"]), "reload of a broken config");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines[0].starts_with("steward: invalid definition (2 problems)"),
+        "{stderr}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("one.yml:4:5:") && l.contains("comand")),
+        "{stderr}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("two.yml:5:") && l.contains("sometimes")),
+        "{stderr}"
+    );
+    assert_eq!(daemon.pid_of("base").await, base, "nothing changed");
+    let states = daemon.states().await.expect("states");
+    assert_eq!(states.len(), 1, "{states:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_config_without_watching() {
     let dir = config_dir("version: 1\nservices:\n  base:\n    command: sleep 610\n");
