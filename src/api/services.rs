@@ -2,7 +2,10 @@
 //!
 //! Each handler is one library call on the [`crate::Steward`] handle. Control verbs and
 //! define answer with the service's state once the action is done (a start returns once
-//! the process is spawned, a stop once it is gone).
+//! the process is spawned, a stop once it is gone). A control verb with `wait=false`
+//! answers `202 Accepted` as soon as the service's Server acted on it
+//! ([`crate::Steward::control_no_wait`]); a stop with `cascade=true` stops the running
+//! dependents first ([`crate::Steward::stop_cascade`]) and answers [`CascadeStopped`].
 
 use axum::Json;
 use axum::extract::State;

@@ -88,11 +88,11 @@ pub enum RootMsg {
         reply: RpcReplyPort<Result<std::path::PathBuf, ControlError>>,
     },
     /// Stop a service and, first, every running service that depends on it (dependents
-    /// first).
+    /// first, each level once the one before is stopped).
     StopCascade {
         /// The service.
         id: String,
-        /// One result per stopped service.
+        /// One result per stopped service, in the order they stopped (the service last).
         reply: RpcReplyPort<BatchResult>,
     },
     /// Start, stop, restart, kill, pause or resume one service. Starting a service starts
