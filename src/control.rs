@@ -31,6 +31,37 @@ pub enum ControlAction {
     Resume,
 }
 
+impl ControlAction {
+    /// Every verb, in the order the docs list them.
+    pub const ALL: [ControlAction; 6] = [
+        ControlAction::Start,
+        ControlAction::Stop,
+        ControlAction::Restart,
+        ControlAction::Kill,
+        ControlAction::Pause,
+        ControlAction::Resume,
+    ];
+
+    /// The verb as one word (`start`, `stop`, …): the path segment of its API route and
+    /// its CLI command.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ControlAction::Start => "start",
+            ControlAction::Stop => "stop",
+            ControlAction::Restart => "restart",
+            ControlAction::Kill => "kill",
+            ControlAction::Pause => "pause",
+            ControlAction::Resume => "resume",
+        }
+    }
+}
+
+impl std::fmt::Display for ControlAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A service's state together with its definition.
 #[derive(Debug, Clone)]
 pub struct ServiceInfo {

@@ -86,6 +86,23 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+impl ConfigErrors {
+    /// Every problem on one line, separated by `; ` (each with its place and hint).
+    pub fn joined(&self) -> String {
+        self.0
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(error: ConfigError) -> Self {
+        ConfigErrors(vec![error])
+    }
+}
+
 /// A control message that could not be carried out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -96,9 +113,10 @@ pub enum ControlError {
     /// A service with this id is already defined.
     #[error("a service named `{0}` is already defined; remove it first or pick another id")]
     AlreadyExists(String),
-    /// The definition was rejected.
-    #[error("invalid definition: {0}")]
-    InvalidDefinition(String),
+    /// The definition (or the config it came from) was rejected; each problem keeps its
+    /// file, line, column and hint.
+    #[error("invalid definition: {}", .0.joined())]
+    InvalidDefinition(ConfigErrors),
     /// The operation needs the service to be stopped first.
     #[error("service `{0}` is running; stop it first")]
     Running(String),
@@ -121,7 +139,7 @@ pub enum ControlError {
         reason: String,
     },
     /// Stopping this service would pull the rug from under running dependents.
-    #[error("service `{id}` is needed by running service(s) {}: stop them first, or stop with cascade", dependents.join(", "))]
+    #[error("service `{id}` is needed by running service(s) {}: stop them first, or stop with cascade (`steward stop --cascade {id}`, `POST /api/v1/services/{id}/stop?cascade=true`)", dependents.join(", "))]
     DependentsRunning {
         /// The service.
         id: String,
@@ -156,6 +174,23 @@ pub enum ControlError {
         /// Why, and what to change.
         reason: String,
     },
+    /// The runtime has no config directory for an operation that reads or writes one
+    /// (save, reload).
+    #[error(
+        "this runtime has no config directory to {operation}: boot it from one (`steward up --config DIR`, `Steward::boot_dir`)"
+    )]
+    NoConfigDir {
+        /// What needed it (`save into`, `reload from`).
+        operation: &'static str,
+    },
+    /// A definition could not be written to its file.
+    #[error("could not save `{id}`: {reason}")]
+    SaveFailed {
+        /// The service.
+        id: String,
+        /// Why (the file system's or the validator's words).
+        reason: String,
+    },
     /// Writing to the process's standard input failed.
     #[error("could not write to `{id}`'s stdin: {reason}")]
     Input {
@@ -176,6 +211,8 @@ impl ControlError {
             ControlError::NotFound(_) => "not_found",
             ControlError::AlreadyExists(_) => "already_exists",
             ControlError::InvalidDefinition(_) => "invalid_definition",
+            ControlError::NoConfigDir { .. } => "conflict",
+            ControlError::SaveFailed { .. } => "save_failed",
             ControlError::Running(_) => "conflict",
             ControlError::NotRunning { .. } => "conflict",
             ControlError::DependentsRunning { .. } => "conflict",

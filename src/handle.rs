@@ -62,15 +62,34 @@ impl Steward {
 
     /// Spawns a runtime with every service of `config` defined, and starts the autostart
     /// ones in definition order.
+    ///
+    /// This is the one boot path; `steward up` takes the same steps with its own work in
+    /// between (printing events, serving the API before the services start):
+    ///
+    /// 1. [`Steward::prepare`]: crash recovery in the config's `state_dir` (what a killed
+    ///    steward left is stopped; a detached daemon is kept only while its service is
+    ///    still defined as detached), then an empty runtime with the config's state and
+    ///    config directories;
+    /// 2. [`Steward::define_all`] with the config's services (none started);
+    /// 3. [`Steward::start_all`]: the autostart services, dependencies first.
     pub async fn boot(config: Config) -> Result<Steward, BootError> {
-        let state_dir = config.settings.state_dir.clone();
-        let recovered = Steward::recover(&state_dir).await;
-        Steward::stop_unclaimed_daemons(&state_dir, &recovered, &config.services).await;
-        let steward = Steward::spawn_with_dirs(Some(state_dir), Some(config.dir.clone())).await?;
+        let steward = Steward::prepare(&config).await?;
         steward.define_all(config.services).await?;
         // A service that fails to start is reported in its state and events; boot goes on.
         steward.start_all().await?;
         Ok(steward)
+    }
+
+    /// The first step of [`Steward::boot`]: cleans up after a previous runtime that kept
+    /// its pid files in the config's `state_dir` ([`Steward::recover`], then every
+    /// detached daemon whose service `config` no longer defines as detached is stopped),
+    /// and spawns an empty runtime with the config's state and config directories. Define
+    /// and start the services next, as `boot` does.
+    pub async fn prepare(config: &Config) -> Result<Steward, BootError> {
+        let state_dir = config.settings.state_dir.clone();
+        let recovered = Steward::recover(&state_dir).await;
+        Steward::stop_unclaimed_daemons(&state_dir, &recovered, &config.services).await;
+        Steward::spawn_with_dirs(Some(state_dir), Some(config.dir.clone())).await
     }
 
     /// Crash recovery: stops what a previous runtime that kept its pid files in
@@ -173,8 +192,29 @@ impl Steward {
         }
     }
 
-    async fn control(&self, id: &str, action: ControlAction) -> Result<ServiceState, ControlError> {
+    /// Applies a verb to one service; returns once it is done (see [`RootMsg::Control`]).
+    pub async fn control(
+        &self,
+        id: &str,
+        action: ControlAction,
+    ) -> Result<ServiceState, ControlError> {
         self.ask(|reply| RootMsg::Control {
+            id: id.to_string(),
+            action,
+            reply,
+        })
+        .await?
+    }
+
+    /// Applies a verb to one service; returns as soon as its Server has acted on it (a
+    /// stop: the stop signal is sent and the state is `stopping`), with the state then.
+    /// See [`RootMsg::ControlNoWait`].
+    pub async fn control_no_wait(
+        &self,
+        id: &str,
+        action: ControlAction,
+    ) -> Result<ServiceState, ControlError> {
+        self.ask(|reply| RootMsg::ControlNoWait {
             id: id.to_string(),
             action,
             reply,
@@ -244,7 +284,10 @@ impl Steward {
         .await?
     }
 
-    /// Stops a service and, first, every running service that depends on it.
+    /// Stops a service and, first, every running service that depends on it: dependents
+    /// of dependents before them, each level once the one before is stopped. One result
+    /// per stopped service, in the order they stopped (the service itself last); an
+    /// unknown id is one `NotFound` entry.
     pub async fn stop_cascade(&self, id: &str) -> Result<BatchResult, ControlError> {
         self.ask(|reply| RootMsg::StopCascade {
             id: id.to_string(),

@@ -4,14 +4,18 @@
 //! with a status from a short list: 400 (`bad_request`), 401 (`unauthorized`), 404
 //! (`not_found`), 405 (`method_not_allowed`), 409 (`conflict`, `already_exists`, and the
 //! library's refusals that depend on the service's state), 413 (`payload_too_large`), 422
-//! (`invalid_definition`, with every problem in `errors`) and 500 (`internal`, a bug).
+//! (`invalid_definition`, with every problem in `details`) and 500 (`internal`, a bug).
+//!
+//! A rejected definition keeps its structure to the wire: `details` lists each problem
+//! with its file, line and column (when it came from a file) and a hint (when there is
+//! one). `errors` carries the same list under the name earlier clients read.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::error::{ConfigErrors, ControlError};
+use crate::error::{ConfigError, ConfigErrors, ControlError};
 
 /// One problem of a rejected definition, as listed in a 422 answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -21,6 +25,41 @@ pub struct Problem {
     /// How to fix it, when there is something useful to say.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// The file the problem is in (absent for a definition sent over the API).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// 1-based line in `file`, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    /// 1-based column in `file`, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u64>,
+}
+
+impl Problem {
+    /// A problem with no place in a file.
+    pub fn new(message: impl Into<String>, hint: Option<String>) -> Self {
+        Problem {
+            message: message.into(),
+            hint,
+            file: None,
+            line: None,
+            column: None,
+        }
+    }
+}
+
+impl From<&ConfigError> for Problem {
+    fn from(e: &ConfigError) -> Self {
+        let known = |n: u64| (n > 0).then_some(n);
+        Problem {
+            message: e.message.clone(),
+            hint: e.hint.clone(),
+            file: e.file.as_ref().map(|f| f.display().to_string()),
+            line: known(e.line),
+            column: known(e.column),
+        }
+    }
 }
 
 /// An error answered by the HTTP API.
@@ -99,7 +138,11 @@ impl ApiError {
 fn control_status(error: &ControlError) -> StatusCode {
     match error {
         ControlError::NotFound(_) => StatusCode::NOT_FOUND,
-        ControlError::InvalidDefinition(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        // A definition that could not be written stays a problem with the definition's
+        // request, as it was before it had its own code.
+        ControlError::InvalidDefinition(_) | ControlError::SaveFailed { .. } => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         ControlError::Runtime(_) => StatusCode::INTERNAL_SERVER_ERROR,
         // AlreadyExists, Running, NotRunning, DependencyFailed, StartFailed, Unavailable,
         // Input, and whatever the library adds later.
@@ -110,15 +153,9 @@ fn control_status(error: &ControlError) -> StatusCode {
 impl From<ControlError> for ApiError {
     fn from(error: ControlError) -> Self {
         match error {
-            ControlError::InvalidDefinition(message) => ApiError::InvalidDefinition {
-                errors: message
-                    .split("; ")
-                    .map(|m| Problem {
-                        message: m.to_string(),
-                        hint: None,
-                    })
-                    .collect(),
-                message: format!("invalid definition: {message}"),
+            ControlError::InvalidDefinition(ref errors) => ApiError::InvalidDefinition {
+                message: error.to_string(),
+                errors: errors.0.iter().map(Problem::from).collect(),
             },
             other => ApiError::Control(other),
         }
@@ -127,14 +164,7 @@ impl From<ControlError> for ApiError {
 
 impl From<ConfigErrors> for ApiError {
     fn from(errors: ConfigErrors) -> Self {
-        let problems: Vec<Problem> = errors
-            .0
-            .iter()
-            .map(|e| Problem {
-                message: e.message.clone(),
-                hint: e.hint.clone(),
-            })
-            .collect();
+        let problems: Vec<Problem> = errors.0.iter().map(Problem::from).collect();
         let message = match problems.as_slice() {
             [one] => format!("invalid definition: {}", one.message),
             many => format!("invalid definition: {} problems", many.len()),
@@ -156,6 +186,12 @@ struct Inner<'a> {
     code: &'a str,
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a [Problem]>,
+    /// With a stop refused for running dependents: who they are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dependents: Option<&'a [String]>,
+    /// The same list as `details`, under the name clients of earlier versions read.
+    #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [Problem]>,
 }
 
@@ -169,15 +205,23 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(status = status.as_u16(), code, %message, "API request refused");
         }
-        let errors = match &self {
+        let details = match &self {
             ApiError::InvalidDefinition { errors, .. } => Some(errors.as_slice()),
+            _ => None,
+        };
+        let dependents = match &self {
+            ApiError::Control(ControlError::DependentsRunning { dependents, .. }) => {
+                Some(dependents.as_slice())
+            }
             _ => None,
         };
         let body = Body {
             error: Inner {
                 code,
                 message,
-                errors,
+                details,
+                dependents,
+                errors: details,
             },
         };
         let mut response = (status, Json(body)).into_response();
@@ -205,7 +249,7 @@ mod tests {
             ),
             (ControlError::Running("x".into()), 409, "conflict"),
             (
-                ControlError::InvalidDefinition("a; b".into()),
+                ControlError::InvalidDefinition(two_problems()),
                 422,
                 "invalid_definition",
             ),
@@ -218,12 +262,49 @@ mod tests {
         }
     }
 
+    fn two_problems() -> ConfigErrors {
+        ConfigErrors(vec![
+            ConfigError {
+                file: Some("services.d/web.yml".into()),
+                line: 4,
+                column: 5,
+                message: "unknown key `comand`".into(),
+                hint: Some("did you mean `command`?".into()),
+            },
+            ConfigError::detached("b"),
+        ])
+    }
+
     #[test]
-    fn invalid_definition_lists_each_problem() {
-        let api = ApiError::from(ControlError::InvalidDefinition("a; b".into()));
+    fn invalid_definition_lists_each_problem_with_its_place() {
+        let api = ApiError::from(ControlError::InvalidDefinition(two_problems()));
         match api {
-            ApiError::InvalidDefinition { errors, .. } => assert_eq!(errors.len(), 2),
+            ApiError::InvalidDefinition { errors, .. } => {
+                assert_eq!(errors.len(), 2);
+                assert_eq!(errors[0].file.as_deref(), Some("services.d/web.yml"));
+                assert_eq!((errors[0].line, errors[0].column), (Some(4), Some(5)));
+                assert_eq!(errors[0].hint.as_deref(), Some("did you mean `command`?"));
+                assert_eq!(errors[1], Problem::new("b", None));
+            }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_rejected_definition_answers_details_and_errors() {
+        let response =
+            ApiError::from(ControlError::InvalidDefinition(two_problems())).into_response();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        let json: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+        let details = &json["error"]["details"];
+        assert_eq!(details[0]["line"], 4);
+        assert_eq!(details[0]["column"], 5);
+        assert_eq!(details[0]["file"], "services.d/web.yml");
+        assert_eq!(details[1]["message"], "b");
+        assert!(details[1].get("line").is_none(), "{details}");
+        assert_eq!(&json["error"]["errors"], details);
     }
 }

@@ -209,7 +209,11 @@ async fn log_request(request: axum::extract::Request, next: axum::middleware::Ne
 fn endpoint(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
     use ControlAction::*;
     let control = |action| {
-        post(move |s: State<AppState>, id: ApiPath<String>| services::control(s, id, action))
+        post(
+            move |s: State<AppState>, id: ApiPath<String>, q: extract::ApiQuery<_>| {
+                services::control(s, id, q, action)
+            },
+        )
     };
     let lifecycle = |action| post(move |s: State<AppState>| lifecycle::run(s, action));
     Some(match (method, path) {

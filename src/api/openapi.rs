@@ -54,16 +54,44 @@ fn last_event_id() -> Value {
     })
 }
 
-/// A control verb on one service.
+/// A control verb on one service (`stop` also takes `cascade`).
 fn control(verb: &str, does: &str) -> Value {
+    let mut parameters = vec![
+        id_param(),
+        query(
+            "wait",
+            json!({"type": "boolean", "default": true}),
+            "With `false`, answer `202 Accepted` as soon as the service's Server acted on the verb (a stop: signal sent, `stopping`), with the state then, instead of once the verb is done.",
+        ),
+    ];
+    let mut ok = json_ok(
+        "The service's state once the action is done.",
+        "ServiceState",
+    );
+    if verb == "stop" {
+        parameters.push(query(
+            "cascade",
+            json!({"type": "boolean", "default": false}),
+            "Stop the running services that depend on this one first (dependents of dependents before them), then this one. Answers `CascadeStopped`. Not with `wait=false`.",
+        ));
+        ok = json!({
+            "description": "The service's state once stopped; with `cascade=true`, the same fields plus `also_stopped`.",
+            "content": {"application/json": {"schema": {"oneOf": [
+                {"$ref": "#/components/schemas/ServiceState"},
+                {"$ref": "#/components/schemas/CascadeStopped"}
+            ]}}}
+        });
+    }
     json!({
         "post": {
             "tags": ["services"],
             "operationId": format!("service_{verb}"),
             "summary": does,
-            "parameters": [id_param()],
+            "parameters": parameters,
             "responses": {
-                "200": json_ok("The service's state once the action is done.", "ServiceState"),
+                "200": ok,
+                "202": json_ok("With `wait=false`: the request is accepted; the state right after the service's Server acted.", "ServiceState"),
+                "400": error_ref("A bad query (`cascade` on another verb than stop, or with `wait=false`)."),
                 "401": error_ref("Token missing or wrong."),
                 "404": error_ref("No such service (`not_found`)."),
                 "409": error_ref("Refused in the current state (`conflict`, `start_failed`, `dependency_failed`, `unavailable`)."),
@@ -196,7 +224,7 @@ pub fn document() -> Value {
         ),
         (
             "stop",
-            "Stop the service gracefully; answers once its process group is gone.",
+            "Stop the service gracefully; answers once its process group is gone. Refused (409) while running services depend on it, unless `cascade=true`.",
         ),
         (
             "restart",
@@ -381,13 +409,30 @@ fn schemas() -> Value {
                 "code": {"type": "string", "enum": [
                     "bad_request", "unauthorized", "not_found", "method_not_allowed", "conflict",
                     "already_exists", "payload_too_large", "invalid_definition", "dependency_failed",
-                    "start_failed", "unavailable", "input_failed", "internal"]},
+                    "start_failed", "unavailable", "input_failed", "save_failed", "internal"]},
                 "message": {"type": "string"},
-                "errors": {"type": "array", "description": "With invalid_definition: every problem.",
-                    "items": {"type": "object", "required": ["message"], "properties": {
-                        "message": {"type": "string"}, "hint": {"type": "string"}}}}
+                "details": {"type": "array", "description": "With invalid_definition: every problem, with its place when it came from a file.",
+                    "items": {"$ref": "#/components/schemas/Problem"}},
+                "dependents": {"type": "array", "items": {"type": "string"},
+                    "description": "With a stop refused because running services depend on this one: those services (stop with `cascade=true` to stop them first)."},
+                "errors": {"type": "array", "description": "The same list as `details`, under the name earlier clients read.",
+                    "items": {"$ref": "#/components/schemas/Problem"}}
             }}}
         },
+        "Problem": {"type": "object", "required": ["message"], "properties": {
+            "message": {"type": "string"},
+            "hint": {"type": "string", "description": "How to fix it, when there is something useful to say."},
+            "file": {"type": "string", "description": "The file the problem is in (absent for a definition sent over the API)."},
+            "line": {"type": "integer", "minimum": 1},
+            "column": {"type": "integer", "minimum": 1}
+        }},
+        "CascadeStopped": {"allOf": [
+            {"$ref": "#/components/schemas/ServiceState"},
+            {"type": "object", "required": ["also_stopped"], "properties": {
+                "also_stopped": {"type": "array", "description": "The running dependents stopped first, in the order they stopped.",
+                    "items": {"$ref": "#/components/schemas/ServiceState"}}
+            }}
+        ]},
         "ServiceStatus": status,
         "Health": health,
         "RuntimeState": {"type": "string", "enum": ["running", "paused", "stopping"]},

@@ -2,7 +2,10 @@
 //!
 //! Each handler is one library call on the [`crate::Steward`] handle. Control verbs and
 //! define answer with the service's state once the action is done (a start returns once
-//! the process is spawned, a stop once it is gone).
+//! the process is spawned, a stop once it is gone). A control verb with `wait=false`
+//! answers `202 Accepted` as soon as the service's Server acted on it
+//! ([`crate::Steward::control_no_wait`]); a stop with `cascade=true` stops the running
+//! dependents first ([`crate::Steward::stop_cascade`]) and answers [`CascadeStopped`].
 
 use axum::Json;
 use axum::extract::State;
@@ -74,9 +77,10 @@ pub async fn define(
     if let Some(definition) = to_save {
         // Defined first, so an id that is taken never overwrites someone's file.
         let path = config::save_service(&definition, &app.config_dir).map_err(|e| {
-            ApiError::from(ControlError::InvalidDefinition(format!(
-                "`{id}` is defined but could not be persisted: {e}"
-            )))
+            ApiError::from(ControlError::SaveFailed {
+                id: id.clone(),
+                reason: format!("it is defined but could not be persisted: {e}"),
+            })
         })?;
         tracing::info!(service = %id, path = %path.display(), "definition persisted");
     }
@@ -88,13 +92,13 @@ fn body_id(body: &serde_json::Value) -> Result<String, ApiError> {
     let invalid = |message: String| {
         ApiError::InvalidDefinition {
         message: format!("invalid definition: {message}"),
-        errors: vec![super::error::Problem {
+        errors: vec![super::error::Problem::new(
             message,
-            hint: Some(
+            Some(
                 "send {\"id\": \"web\", \"command\": \"…\"} with the keys of a service in services.yml"
                     .to_string(),
             ),
-        }],
+        )],
     }
     };
     let object = body
@@ -146,23 +150,85 @@ pub async fn remove(
     Ok(Json(Removed { removed: id }))
 }
 
-/// `POST /api/v1/services/{id}/{verb}`: the state once the verb is done.
+/// Query of the control routes.
+#[derive(Debug, Deserialize)]
+pub struct ControlQuery {
+    /// Answer once the verb is done (the default), or with `false` as soon as the
+    /// service's Server acted on it (`202 Accepted`).
+    #[serde(default = "yes")]
+    wait: bool,
+    /// Stop only: stop the running dependents first, in order, then the service.
+    #[serde(default)]
+    cascade: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The body of `POST /api/v1/services/{id}/stop?cascade=true`: the service's state, plus
+/// the states of the dependents that were stopped before it, in the order they stopped.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CascadeStopped {
+    /// The service's state once stopped.
+    #[serde(flatten)]
+    pub state: ServiceState,
+    /// Each running dependent stopped first, dependents of dependents before them.
+    pub also_stopped: Vec<ServiceState>,
+}
+
+/// `POST /api/v1/services/{id}/{verb}[?wait=false][&cascade=true]`: the state once the
+/// verb is done; with `wait=false`, `202 Accepted` and the state right after the
+/// service's Server acted; a stop with `cascade=true` stops the running dependents first.
 pub async fn control(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ControlQuery>,
     action: ControlAction,
-) -> Result<Json<ServiceState>, ApiError> {
-    tracing::info!(service = %id, ?action, "control requested over HTTP");
+) -> Result<Response, ApiError> {
+    tracing::info!(service = %id, %action, wait = query.wait, cascade = query.cascade, "control requested over HTTP");
     let steward = &app.steward;
-    let state = match action {
-        ControlAction::Start => steward.start(&id).await?,
-        ControlAction::Stop => steward.stop(&id).await?,
-        ControlAction::Restart => steward.restart(&id).await?,
-        ControlAction::Kill => steward.kill(&id).await?,
-        ControlAction::Pause => steward.pause(&id).await?,
-        ControlAction::Resume => steward.resume(&id).await?,
+    if query.cascade {
+        if action != ControlAction::Stop {
+            return Err(ApiError::bad_request(format!(
+                "`cascade=true` applies to stop only, not to {action}"
+            )));
+        }
+        if !query.wait {
+            return Err(ApiError::bad_request(
+                "`cascade=true` stops each dependent before the next, so it cannot be combined with `wait=false`",
+            ));
+        }
+        return Ok(Json(stop_cascade(steward, &id).await?).into_response());
+    }
+    if query.wait {
+        Ok(Json(steward.control(&id, action).await?).into_response())
+    } else {
+        let state = steward.control_no_wait(&id, action).await?;
+        Ok((StatusCode::ACCEPTED, Json(state)).into_response())
+    }
+}
+
+/// Stops the running dependents of `id`, then `id`; the first failure is the answer.
+async fn stop_cascade(steward: &crate::Steward, id: &str) -> Result<CascadeStopped, ApiError> {
+    let mut also_stopped = Vec::new();
+    let mut own = None;
+    for (service, result) in steward.stop_cascade(id).await? {
+        let state = result?;
+        if service == id {
+            own = Some(state);
+        } else {
+            also_stopped.push(state);
+        }
+    }
+    let state = match own {
+        Some(state) => state,
+        None => steward.get(id).await?.state,
     };
-    Ok(Json(state))
+    Ok(CascadeStopped {
+        state,
+        also_stopped,
+    })
 }
 
 /// The body of `POST /api/v1/services/{id}/input`.

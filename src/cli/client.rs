@@ -42,7 +42,7 @@ pub enum ClientError {
         message: String,
     },
     /// The daemon refused the request with an API error.
-    #[error("{message}")]
+    #[error("{}", problems(.message, .details))]
     Api {
         /// HTTP status.
         status: u16,
@@ -50,6 +50,9 @@ pub enum ClientError {
         code: String,
         /// The server's message.
         message: String,
+        /// Each problem of a rejected definition or config, one line each
+        /// (`file:line:col: message (hint: …)`).
+        details: Vec<String>,
     },
     /// An answer that is not an API error (no such route, a proxy, another program).
     #[error("{method} {path}: HTTP {status} from {base}{}", detail(.body))]
@@ -83,6 +86,19 @@ pub enum ClientError {
     },
 }
 
+/// The message, or with several problems, a summary and one problem a line.
+fn problems(message: &str, details: &[String]) -> String {
+    if details.len() < 2 {
+        return message.to_string();
+    }
+    let head = message.split_once(": ").map_or(message, |(head, _)| head);
+    format!(
+        "{head} ({} problems):\n  {}",
+        details.len(),
+        details.join("\n  ")
+    )
+}
+
 fn detail(body: &str) -> String {
     if body.is_empty() {
         String::new()
@@ -101,6 +117,38 @@ struct ErrorBody {
 struct ErrorDetail {
     code: String,
     message: String,
+    /// Each problem of a rejected definition (absent for other errors).
+    #[serde(default)]
+    details: Vec<Problem>,
+}
+
+/// One problem of a rejected definition, as the API lists it.
+#[derive(Debug, Deserialize)]
+struct Problem {
+    message: String,
+    hint: Option<String>,
+    file: Option<String>,
+    line: Option<u64>,
+    column: Option<u64>,
+}
+
+impl Problem {
+    /// `file:line:col: message (hint: …)`, with what is known.
+    fn line(&self) -> String {
+        let mut out = String::new();
+        if let Some(file) = &self.file {
+            out.push_str(file);
+            for n in [self.line, self.column].into_iter().flatten() {
+                out.push_str(&format!(":{n}"));
+            }
+            out.push_str(": ");
+        }
+        out.push_str(&self.message);
+        if let Some(hint) = &self.hint {
+            out.push_str(&format!(" (hint: {hint})"));
+        }
+        out
+    }
 }
 
 /// A connection to one daemon.
@@ -183,6 +231,7 @@ impl Client {
                 status,
                 code: body.error.code,
                 message: body.error.message,
+                details: body.error.details.iter().map(Problem::line).collect(),
             },
             Err(_) if status == 401 => ClientError::Unauthorized {
                 message: "the daemon wants a bearer token".to_string(),

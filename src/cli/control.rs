@@ -7,11 +7,16 @@
 //! exit 0 also counts), `stop` and `kill` for a status without a process, `pause` for
 //! `paused`, `resume` for `running`. A state that can no longer lead there (`failed`, an
 //! exit with an error) ends the wait at once with the service's reason.
+//!
+//! With `--no-wait` the request asks the daemon not to wait either (`?wait=false`): it
+//! answers `202 Accepted` as soon as the service's Server acted (a stop: `stopping`), and
+//! the command prints that state. `stop --cascade` asks the daemon to stop the running
+//! dependents first (`?cascade=true`) and prints each service it stopped, in order.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use steward::{ServiceState, ServiceStatus};
+use steward::{ControlAction, ServiceState, ServiceStatus};
 
 use crate::cli::client::{Client, ClientError};
 use crate::cli::spinner::Spinner;
@@ -22,55 +27,33 @@ use crate::cli::{ControlArgs, out, out_json};
 /// How often the state is read while waiting.
 const POLL: Duration = Duration::from_millis(100);
 
-/// A control verb of the API (`POST /api/v1/services/{id}/{verb}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verb {
-    /// Start the process.
-    Start,
-    /// Stop it gracefully.
-    Stop,
-    /// Stop, then start.
-    Restart,
-    /// SIGKILL the group.
-    Kill,
-    /// SIGSTOP the group.
-    Pause,
-    /// SIGCONT the group.
-    Resume,
+/// What the CLI says about a verb while it waits: words for people, not part of the
+/// library's vocabulary.
+pub trait Promise {
+    /// The state the verb waits for, in words.
+    fn goal(self) -> &'static str;
+    /// What is going on while waiting.
+    fn doing(self) -> &'static str;
 }
 
-impl Verb {
-    /// The path segment.
-    pub fn as_str(self) -> &'static str {
+impl Promise for ControlAction {
+    fn goal(self) -> &'static str {
         match self {
-            Verb::Start => "start",
-            Verb::Stop => "stop",
-            Verb::Restart => "restart",
-            Verb::Kill => "kill",
-            Verb::Pause => "pause",
-            Verb::Resume => "resume",
+            ControlAction::Start | ControlAction::Restart => "running and ready",
+            ControlAction::Stop | ControlAction::Kill => "stopped",
+            ControlAction::Pause => "paused",
+            ControlAction::Resume => "running",
         }
     }
 
-    /// The state the verb waits for, in words.
-    pub fn goal(self) -> &'static str {
-        match self {
-            Verb::Start | Verb::Restart => "running and ready",
-            Verb::Stop | Verb::Kill => "stopped",
-            Verb::Pause => "paused",
-            Verb::Resume => "running",
-        }
-    }
-
-    /// What is going on while waiting.
     fn doing(self) -> &'static str {
         match self {
-            Verb::Start => "starting",
-            Verb::Stop => "stopping",
-            Verb::Restart => "restarting",
-            Verb::Kill => "killing",
-            Verb::Pause => "pausing",
-            Verb::Resume => "resuming",
+            ControlAction::Start => "starting",
+            ControlAction::Stop => "stopping",
+            ControlAction::Restart => "restarting",
+            ControlAction::Kill => "killing",
+            ControlAction::Pause => "pausing",
+            ControlAction::Resume => "resuming",
         }
     }
 }
@@ -87,7 +70,7 @@ pub enum Progress {
 }
 
 /// Has `state` reached what `verb` promises?
-pub fn judge(verb: Verb, state: &ServiceState) -> Progress {
+pub fn judge(verb: ControlAction, state: &ServiceState) -> Progress {
     let why = || {
         let exit = state.last_exit.as_ref().map(|e| e.describe());
         let reason = state.reason.clone().or(exit);
@@ -98,7 +81,7 @@ pub fn judge(verb: Verb, state: &ServiceState) -> Progress {
     };
     let exit_ok = state.last_exit.as_ref().is_some_and(|e| e.success());
     match verb {
-        Verb::Start | Verb::Restart => match state.status {
+        ControlAction::Start | ControlAction::Restart => match state.status {
             ServiceStatus::Running if state.ready => Progress::Done,
             ServiceStatus::Exited if exit_ok => Progress::Done,
             ServiceStatus::Failed | ServiceStatus::Exited | ServiceStatus::Stopped => {
@@ -106,14 +89,14 @@ pub fn judge(verb: Verb, state: &ServiceState) -> Progress {
             }
             _ => Progress::Waiting,
         },
-        Verb::Stop | Verb::Kill if !state.status.is_active() => Progress::Done,
-        Verb::Stop | Verb::Kill => Progress::Waiting,
-        Verb::Pause => match state.status {
+        ControlAction::Stop | ControlAction::Kill if !state.status.is_active() => Progress::Done,
+        ControlAction::Stop | ControlAction::Kill => Progress::Waiting,
+        ControlAction::Pause => match state.status {
             ServiceStatus::Paused => Progress::Done,
             s if !s.is_active() => Progress::Failed(why()),
             _ => Progress::Waiting,
         },
-        Verb::Resume => match state.status {
+        ControlAction::Resume => match state.status {
             ServiceStatus::Running => Progress::Done,
             s if !s.is_active() => Progress::Failed(why()),
             _ => Progress::Waiting,
@@ -134,7 +117,7 @@ enum Outcome {
 /// Runs one verb over every id in order; exits 1 when any service did not get there.
 pub async fn run(
     client: &Client,
-    verb: Verb,
+    verb: ControlAction,
     args: &ControlArgs,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -188,18 +171,82 @@ pub async fn run(
     })
 }
 
+/// The answer of `POST /api/v1/services/{id}/stop?cascade=true`.
+#[derive(Debug, serde::Deserialize)]
+struct CascadeStopped {
+    #[serde(flatten)]
+    state: ServiceState,
+    also_stopped: Vec<ServiceState>,
+}
+
+/// Runs `steward stop --cascade ID...`: for each id in order, the daemon stops its running
+/// dependents, then it, and answers once all are stopped; each is printed, in the order
+/// they stopped. Exits 1 when any id could not be stopped.
+pub async fn run_cascade(
+    client: &Client,
+    args: &ControlArgs,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let paint = Paint::stdout();
+    let mut stopped = Vec::new();
+    let mut failures = 0;
+    for id in &args.ids {
+        let spinner = Spinner::start(format!("{id}: stopping it and its dependents…"));
+        let path = ["api", "v1", "services", id, "stop"];
+        let query = [("cascade", "true".to_string())];
+        let asked = client.post::<CascadeStopped>(&path, &query, None);
+        let answer = tokio::time::timeout(args.timeout, asked).await;
+        drop(spinner);
+        match answer {
+            Ok(Ok(answer)) => {
+                for state in answer.also_stopped.into_iter().chain([answer.state]) {
+                    if !json {
+                        out(&format!("{}: {}\n", state.id, describe(&state, paint)))?;
+                    }
+                    stopped.push(state);
+                }
+            }
+            Ok(Err(e @ ClientError::NoDaemon { .. })) => return Err(e.into()),
+            Ok(Err(e)) => {
+                failures += 1;
+                eprintln!("steward: {id}: stop --cascade failed: {e}");
+            }
+            Err(_) => {
+                failures += 1;
+                eprintln!(
+                    "steward: {id}: not stopped with its dependents after {}",
+                    humantime::format_duration(args.timeout)
+                );
+            }
+        }
+    }
+    if json {
+        out_json(&stopped)?;
+    }
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 /// Sends the verb and waits (within the deadline) for its state.
 async fn drive(
     client: &Client,
-    verb: Verb,
+    verb: ControlAction,
     id: &str,
     args: &ControlArgs,
 ) -> Result<Outcome, ClientError> {
     let spinner = Spinner::start(format!("{id}: {}…", verb.doing()));
     let mut last: Option<ServiceState> = None;
     let wait = async {
+        let query: &[(&str, String)] = if args.no_wait {
+            &[("wait", "false".to_string())]
+        } else {
+            &[]
+        };
         let mut state: ServiceState = client
-            .post(&["api", "v1", "services", id, verb.as_str()], &[], None)
+            .post(&["api", "v1", "services", id, verb.as_str()], query, None)
             .await?;
         loop {
             if args.no_wait {
@@ -269,9 +316,9 @@ mod tests {
     #[test]
     fn start_waits_for_ready_not_just_running() {
         let mut s = state(ServiceStatus::Running);
-        assert_eq!(judge(Verb::Start, &s), Progress::Waiting);
+        assert_eq!(judge(ControlAction::Start, &s), Progress::Waiting);
         s.ready = true;
-        assert_eq!(judge(Verb::Start, &s), Progress::Done);
+        assert_eq!(judge(ControlAction::Start, &s), Progress::Done);
     }
 
     #[test]
@@ -282,14 +329,14 @@ mod tests {
             signal: None,
             at: chrono::Utc::now(),
         });
-        assert_eq!(judge(Verb::Start, &s), Progress::Done);
+        assert_eq!(judge(ControlAction::Start, &s), Progress::Done);
         s.last_exit = Some(ExitInfo {
             code: Some(2),
             signal: None,
             at: chrono::Utc::now(),
         });
         assert_eq!(
-            judge(Verb::Restart, &s),
+            judge(ControlAction::Restart, &s),
             Progress::Failed("exited: exit code 2".to_string())
         );
     }
@@ -299,14 +346,14 @@ mod tests {
         let mut s = state(ServiceStatus::Failed);
         s.reason = Some("missing env API_KEY".to_string());
         assert_eq!(
-            judge(Verb::Start, &s),
+            judge(ControlAction::Start, &s),
             Progress::Failed("failed: missing env API_KEY".to_string())
         );
     }
 
     #[test]
     fn stop_and_kill_are_done_when_no_process_is_left() {
-        for verb in [Verb::Stop, Verb::Kill] {
+        for verb in [ControlAction::Stop, ControlAction::Kill] {
             assert_eq!(
                 judge(verb, &state(ServiceStatus::Stopping)),
                 Progress::Waiting
@@ -319,19 +366,19 @@ mod tests {
     #[test]
     fn pause_and_resume_wait_for_their_status() {
         assert_eq!(
-            judge(Verb::Pause, &state(ServiceStatus::Paused)),
+            judge(ControlAction::Pause, &state(ServiceStatus::Paused)),
             Progress::Done
         );
         assert_eq!(
-            judge(Verb::Pause, &state(ServiceStatus::Running)),
+            judge(ControlAction::Pause, &state(ServiceStatus::Running)),
             Progress::Waiting
         );
         assert_eq!(
-            judge(Verb::Resume, &state(ServiceStatus::Running)),
+            judge(ControlAction::Resume, &state(ServiceStatus::Running)),
             Progress::Done
         );
         assert!(matches!(
-            judge(Verb::Resume, &state(ServiceStatus::Stopped)),
+            judge(ControlAction::Resume, &state(ServiceStatus::Stopped)),
             Progress::Failed(_)
         ));
     }

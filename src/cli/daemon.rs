@@ -6,8 +6,10 @@
 //!    and token (`--listen` / `settings.listen`, `--token-env` / `settings.token_env`);
 //! 2. bind the listener *before* starting anything, so a port in use or a non-loopback
 //!    address without a token fails the boot with no service started;
-//! 3. spawn the runtime, print its events through tracing, define every service, serve the
-//!    API, start the autostart services;
+//! 3. boot as [`Steward::boot`] does, with the daemon's work between its steps: prepare
+//!    (crash recovery, unclaimed detached daemons stopped, the runtime spawned), print its
+//!    events through tracing, define every service, serve the API, start the autostart
+//!    services;
 //! 4. on SIGHUP, and with `--watch` on each burst of changes to the config files (see
 //!    [`watch`](crate::cli::watch)), re-read the config and apply the difference; a config
 //!    with errors changes nothing and every error is logged;
@@ -27,7 +29,7 @@ use anyhow::Context;
 use steward::api::{self, ApiConfig, ApiOptions};
 use steward::config::Config;
 use steward::events::{Event, EventKind};
-use steward::{ControlAction, EventItem, Steward};
+use steward::{ControlAction, ControlError, EventItem, Steward};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{oneshot, watch};
 use tracing::{error, info, warn};
@@ -123,11 +125,11 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let budget = config.settings.shutdown_timeout;
     let config_dir = config.dir.clone();
 
-    // Crash recovery first: whatever a killed steward left running is stopped before
-    // anything starts again (matched by process group and start time).
-    let state_dir = config.settings.state_dir.clone();
-    Steward::recover(&state_dir).await;
-    let steward = Steward::spawn_with_dirs(Some(state_dir), Some(config.dir.clone())).await?;
+    // The library's boot, step by step (see `Steward::boot`), with the event printer and
+    // the API in between. Crash recovery first: whatever a killed steward left running
+    // is stopped before anything starts again (matched by process group and start time),
+    // and so is a detached daemon whose service is no longer detached.
+    let steward = Steward::prepare(&config).await?;
     let printed = print_events(&steward).await?;
     steward
         .define_all(config.services)
@@ -263,18 +265,13 @@ async fn reload(steward: &Steward) {
                 info!(service = %entry.id, action = ?entry.action, why = %entry.why, "reload");
             }
         }
-        Err(e) => {
-            let text = e.to_string();
-            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-            let summary = lines
-                .next()
-                .unwrap_or("reload failed")
-                .trim_end_matches(':');
-            warn!(error = %summary, "reload refused; nothing changed");
-            for problem in lines {
+        Err(ControlError::InvalidDefinition(errors)) => {
+            warn!(problems = errors.0.len(), "reload refused; nothing changed");
+            for problem in &errors.0 {
                 warn!(%problem, "reload refused");
             }
         }
+        Err(e) => warn!(error = %e, "reload refused; nothing changed"),
     }
 }
 

@@ -84,7 +84,7 @@ pub enum Command {
     /// Start services and wait until they are running and ready.
     Start(ControlArgs),
     /// Stop services gracefully and wait until they are stopped.
-    Stop(ControlArgs),
+    Stop(StopArgs),
     /// Restart services and wait until they are running and ready again.
     Restart(ControlArgs),
     /// SIGKILL services' process groups and wait until they are stopped.
@@ -166,6 +166,18 @@ pub struct ControlArgs {
     pub no_wait: bool,
 }
 
+/// `steward stop`: the control flags, plus `--cascade`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// The services, the deadline and `--no-wait`.
+    #[command(flatten)]
+    pub control: ControlArgs,
+    /// Stop the running services that depend on each one first (dependents of dependents
+    /// before them), then the service itself.
+    #[arg(long, conflicts_with = "no_wait")]
+    pub cascade: bool,
+}
+
 /// `steward logs`.
 #[derive(Debug, Args)]
 pub struct LogsArgs {
@@ -232,7 +244,7 @@ pub struct ReloadArgs {
 /// Runs one command; `Ok` carries the exit code of a command that finished (possibly
 /// reporting failures it already printed), `Err` an error still to be printed.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    use control::Verb;
+    use steward::ControlAction;
     let GlobalArgs { url, token, json } = cli.global;
     // Daemon commands never talk HTTP, so a bad --url must not stop them.
     let client = || Client::new(&url, token.clone());
@@ -240,12 +252,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Up(args) => daemon::up(args).await,
         Command::Validate(args) => daemon::validate(&args, json),
         Command::Status(args) => status::run(&client()?, &args, json).await,
-        Command::Start(args) => control::run(&client()?, Verb::Start, &args, json).await,
-        Command::Stop(args) => control::run(&client()?, Verb::Stop, &args, json).await,
-        Command::Restart(args) => control::run(&client()?, Verb::Restart, &args, json).await,
-        Command::Kill(args) => control::run(&client()?, Verb::Kill, &args, json).await,
-        Command::Pause(args) => control::run(&client()?, Verb::Pause, &args, json).await,
-        Command::Resume(args) => control::run(&client()?, Verb::Resume, &args, json).await,
+        Command::Start(args) => control::run(&client()?, ControlAction::Start, &args, json).await,
+        Command::Stop(args) if args.cascade => {
+            control::run_cascade(&client()?, &args.control, json).await
+        }
+        Command::Stop(args) => {
+            control::run(&client()?, ControlAction::Stop, &args.control, json).await
+        }
+        Command::Restart(args) => {
+            control::run(&client()?, ControlAction::Restart, &args, json).await
+        }
+        Command::Kill(args) => control::run(&client()?, ControlAction::Kill, &args, json).await,
+        Command::Pause(args) => control::run(&client()?, ControlAction::Pause, &args, json).await,
+        Command::Resume(args) => control::run(&client()?, ControlAction::Resume, &args, json).await,
         Command::Logs(args) => logs::logs(&client()?, &args, json).await,
         Command::Events(args) => logs::events(&client()?, &args, json).await,
         Command::Define(args) => define::define(&client()?, &args, json).await,

@@ -459,7 +459,149 @@ async fn malformed_json_is_400_bad_request_never_500() {
                 .as_array()
                 .is_some_and(|e| !e.is_empty())
         );
+        assert_eq!(
+            reply.json["error"]["details"],
+            reply.json["error"]["errors"]
+        );
     }
+    steward.shutdown().await.expect("shutdown");
+}
+
+/// `stop?cascade=true` answers the service's state plus the dependents it stopped first,
+/// in order; `wait=false` answers 202 with the state right after the Server acted; the
+/// combinations that make no sense are 400s that say why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_cascade_and_wait_false_answer_their_documented_shapes() {
+    let (steward, app) = runtime().await;
+    let mut api_svc = service("sc-api", "sleep 300");
+    api_svc.depends_on.push(steward::config::Dependency {
+        service: "sc-db".into(),
+        condition: steward::config::DependencyCondition::Started,
+    });
+    let mut web = service("sc-web", "sleep 300");
+    web.depends_on.push(steward::config::Dependency {
+        service: "sc-api".into(),
+        condition: steward::config::DependencyCondition::Started,
+    });
+    steward
+        .define_all(vec![service("sc-db", "sleep 300"), api_svc, web])
+        .await
+        .expect("define");
+    steward.start_all().await.expect("start all");
+    for id in ["sc-db", "sc-api", "sc-web"] {
+        status_becomes(&steward, id, steward::ServiceStatus::Running).await;
+    }
+
+    let refused = post(&app, "/api/v1/services/sc-db/stop", "").await;
+    refused.assert_error(409, "conflict");
+    let message = refused.json["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("cascade=true"), "{message}");
+    post(&app, "/api/v1/services/sc-db/start?cascade=true", "")
+        .await
+        .assert_error(400, "bad_request");
+    post(
+        &app,
+        "/api/v1/services/sc-db/stop?cascade=true&wait=false",
+        "",
+    )
+    .await
+    .assert_error(400, "bad_request");
+    post(&app, "/api/v1/services/nope/stop?cascade=true", "")
+        .await
+        .assert_error(404, "not_found");
+
+    let reply = post(&app, "/api/v1/services/sc-db/stop?cascade=true", "").await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:#?}");
+    assert_eq!(reply.json["id"], "sc-db");
+    assert_eq!(reply.json["status"], "stopped");
+    let also: Vec<&str> = reply.json["also_stopped"]
+        .as_array()
+        .expect("also_stopped")
+        .iter()
+        .map(|s| s["id"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(also, ["sc-web", "sc-api"], "{reply:#?}");
+    assert!(
+        reply.json["also_stopped"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|s| s["status"] == "stopped"))
+    );
+
+    let reply = post(&app, "/api/v1/services/sc-db/start?wait=false", "").await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{reply:#?}");
+    assert_eq!(reply.json["id"], "sc-db");
+    let reply = post(&app, "/api/v1/services/sc-db/pause?wait=false", "").await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{reply:#?}");
+    assert_eq!(reply.json["status"], "paused");
+    // A stop of a process that ignores SIGTERM answers at once, `stopping`.
+    let mut stubborn = service(
+        "sc-stubborn",
+        "trap '' TERM; echo armed; while true; do sleep 0.1; done",
+    );
+    stubborn.stop_timeout = Duration::from_secs(30);
+    steward.define(stubborn).await.expect("define stubborn");
+    wait_for("the trap to be armed", SOON, || async {
+        let lines = steward.logs("sc-stubborn", 10).await.ok()?;
+        lines.iter().any(|l| l.line == "armed").then_some(())
+    })
+    .await;
+    let reply = post(&app, "/api/v1/services/sc-stubborn/stop?wait=false", "").await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{reply:#?}");
+    assert_eq!(reply.json["status"], "stopping", "{reply:#?}");
+    steward.kill("sc-stubborn").await.expect("kill");
+    // A refusal is still a refusal, not a 202.
+    post(&app, "/api/v1/services/sc-web/pause?wait=false", "")
+        .await
+        .assert_error(409, "conflict");
+    post(&app, "/api/v1/services/nope/stop?wait=false", "")
+        .await
+        .assert_error(404, "not_found");
+    steward.shutdown().await.expect("shutdown");
+}
+
+/// A refused reload carries each problem to the wire with its file, line and column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_reload_details_each_problem_with_its_place() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        dir.path().join("services.yml"),
+        "version: 1\nsettings:\n  state_dir: .state\nservices: {}\n",
+    )
+    .expect("services.yml");
+    let config = steward::config::load_dir(dir.path()).expect("config");
+    let steward = Steward::boot(config).await.expect("boot");
+    let app = api::router(steward.clone(), None);
+    std::fs::create_dir_all(dir.path().join("services.d")).expect("services.d");
+    std::fs::write(
+        dir.path().join("services.d/bad.yml"),
+        "version: 1\nservices:\n  bad:\n    comand: x\n",
+    )
+    .expect("bad.yml");
+    let reply = post(&app, "/api/v1/reload", "").await;
+    reply.assert_error(422, "invalid_definition");
+    let details = reply.json["error"]["details"].as_array().expect("details");
+    assert_eq!(details.len(), 1, "{reply:#?}");
+    let problem = &details[0];
+    assert!(
+        problem["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("services.d/bad.yml")),
+        "{problem}"
+    );
+    assert_eq!(problem["line"], 4, "{problem}");
+    assert_eq!(problem["column"], 5, "{problem}");
+    assert!(
+        problem["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("command")),
+        "{problem}"
+    );
+    assert_eq!(
+        reply.json["error"]["errors"],
+        reply.json["error"]["details"]
+    );
     steward.shutdown().await.expect("shutdown");
 }
 
@@ -1279,6 +1421,17 @@ async fn defining_over_http_starts_the_service_and_invalid_ones_get_422() {
         reply.json["error"]["errors"]
             .as_array()
             .is_some_and(|e| !e.is_empty())
+    );
+    let details = reply.json["error"]["details"].as_array().expect("details");
+    assert!(
+        details
+            .iter()
+            .any(|p| p["hint"].as_str().is_some_and(|h| h.contains("command"))),
+        "{reply:#?}"
+    );
+    assert!(
+        details.iter().all(|p| p.get("file").is_none()),
+        "{reply:#?}"
     );
     steward.shutdown().await.expect("shutdown");
 }

@@ -17,7 +17,9 @@ use nix::unistd::Pid;
 use steward::events::{Event, EventKind};
 use steward::{ServiceState, ServiceStatus};
 
-use crate::support::{SOON, group_members, pid_alive, pid_state, wait_for};
+use crate::support::{
+    DaemonGuard, LAUNCHER, SOON, STOPPER, group_members, pid_alive, pid_state, wait_for,
+};
 
 /// Longer than SOON: a daemon's boot includes spawning its services.
 const BOOT: Duration = Duration::from_secs(20);
@@ -740,6 +742,124 @@ services:
     .await;
 }
 
+/// Waits until the service's log shows `line` (read through the CLI under test).
+async fn log_shows(daemon: &Daemon, id: &str, line: &str) {
+    let what = format!("{id} to log `{line}`");
+    wait_for(&what, SOON, || async {
+        let output = daemon.run(&["logs", id]);
+        text(&output.stdout).contains(line).then_some(())
+    })
+    .await;
+}
+
+/// Regression for `stop --no-wait` that blocked until the process was gone: the daemon
+/// now answers as soon as the stop signal is sent, so a service that ignores SIGTERM
+/// (its stop_timeout far beyond the command's own deadline) is still `stopping`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_no_wait_returns_once_the_daemon_accepted_with_stopping() {
+    let dir = config_dir(
+        r#"version: 1
+settings:
+  shutdown_timeout: 2s
+services:
+  stubborn:
+    argv: [sh, -c, "trap '' TERM; echo armed; while true; do sleep 0.1; done"]
+    stop_timeout: 30s
+"#,
+    );
+    let mut daemon = Daemon::spawn(dir.path(), &[], &[]);
+    daemon.wait_live().await;
+    daemon.wait_running(&["stubborn"]).await;
+    log_shows(&daemon, "stubborn", "armed").await;
+    let pid = daemon.pid_of("stubborn").await;
+
+    let stdout = ok(
+        &daemon.run(&["stop", "--no-wait", "stubborn", "--json"]),
+        "stop --no-wait",
+    );
+    let states = states_of(&stdout);
+    assert_eq!(states.len(), 1, "{stdout}");
+    assert_eq!(states[0].status, ServiceStatus::Stopping, "{stdout}");
+    assert!(pid_alive(pid), "the stubborn process still runs");
+    let plain = ok(
+        &daemon.run(&["stop", "--no-wait", "stubborn"]),
+        "stop --no-wait again",
+    );
+    assert!(plain.contains("stubborn: stopping"), "{plain}");
+
+    // The daemon still does what it accepted: kill ends it now.
+    ok(&daemon.run(&["kill", "stubborn"]), "kill");
+    wait_for("the stubborn group to be gone", SOON, || async {
+        group_members(pid).is_empty().then_some(())
+    })
+    .await;
+}
+
+/// A chain db ← api ← web (and an unrelated service): `stop --cascade db` stops web, then
+/// api, then db, prints them in that order, and leaves the unrelated service running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_cascade_stops_the_dependents_first_in_order() {
+    let dir = config_dir(
+        r#"version: 1
+services:
+  db:
+    command: sleep 620
+    stop_timeout: 5s
+  api:
+    command: sleep 621
+    stop_timeout: 5s
+    depends_on: [db]
+  web:
+    command: sleep 622
+    stop_timeout: 5s
+    depends_on: [api]
+  other:
+    command: sleep 623
+    stop_timeout: 5s
+"#,
+    );
+    let mut daemon = Daemon::spawn(dir.path(), &[], &[]);
+    daemon.wait_live().await;
+    daemon.wait_running(&["db", "api", "web", "other"]).await;
+
+    // Without --cascade the stop is refused, and the refusal names the way out.
+    let stderr = fails(&daemon.run(&["stop", "db"]), "stop db without cascade");
+    assert!(stderr.contains("--cascade"), "{stderr}");
+    assert!(stderr.contains("cascade=true"), "{stderr}");
+
+    let stdout = ok(
+        &daemon.run(&["stop", "--cascade", "db", "--json"]),
+        "stop --cascade",
+    );
+    let states = states_of(&stdout);
+    let ids: Vec<&str> = states.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["web", "api", "db"], "{stdout}");
+    assert!(
+        states.iter().all(|s| s.status == ServiceStatus::Stopped),
+        "{stdout}"
+    );
+
+    let history = ok(&daemon.run(&["events", "--json"]), "events");
+    let stopped = |id: &str| {
+        history
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Event>(l).ok())
+            .find(|e| e.service == id && e.kind == EventKind::Stopped)
+            .map(|e| e.seq)
+            .unwrap_or_else(|| panic!("no stopped event for {id}:\n{history}"))
+    };
+    assert!(stopped("web") < stopped("api"), "{history}");
+    assert!(stopped("api") < stopped("db"), "{history}");
+    let other = daemon.state("other").await.expect("other's state");
+    assert_eq!(other.status, ServiceStatus::Running);
+
+    let plain = ok(&daemon.run(&["start", "web"]), "start web again");
+    assert!(plain.contains("web: running"), "{plain}");
+    let plain = ok(&daemon.run(&["stop", "--cascade", "db"]), "plain cascade");
+    let order: Vec<&str> = plain.lines().filter_map(|l| l.split(':').next()).collect();
+    assert_eq!(order, ["web", "api", "db"], "{plain}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_with_token_env_wants_the_token() {
     let dir = config_dir(
@@ -911,6 +1031,48 @@ async fn up_watch_reloads_when_config_files_change() {
     .await;
     assert_eq!(daemon.pid_of("base").await, base);
     assert_eq!(daemon.pid_of("saved").await, saved);
+}
+
+/// A refused `steward reload` prints each problem on its own line with file:line:col, from
+/// the API's structured `details`, and exits 1 with nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_refused_prints_each_problem_with_its_place() {
+    let dir = config_dir("version: 1\nservices:\n  base:\n    command: sleep 640\n");
+    let mut daemon = Daemon::spawn(dir.path(), &[], &[]);
+    daemon.wait_live().await;
+    daemon.wait_running(&["base"]).await;
+    let base = daemon.pid_of("base").await;
+    write_config(
+        dir.path(),
+        "services.d/one.yml",
+        "version: 1\nservices:\n  one:\n    comand: sleep 641\n",
+    );
+    write_config(
+        dir.path(),
+        "services.d/two.yml",
+        "version: 1\nservices:\n  two:\n    command: sleep 642\n    restart: sometimes\n",
+    );
+    let stderr = fails(&daemon.run(&["reload"]), "reload of a broken config");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines[0].starts_with("steward: invalid definition (2 problems)"),
+        "{stderr}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("one.yml:4:5:") && l.contains("comand")),
+        "{stderr}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("two.yml:5:") && l.contains("sometimes")),
+        "{stderr}"
+    );
+    assert_eq!(daemon.pid_of("base").await, base, "nothing changed");
+    let states = daemon.states().await.expect("states");
+    assert_eq!(states.len(), 1, "{states:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1210,4 +1372,109 @@ async fn secrets_never_appear_in_any_output() {
     for (what, output) in &outputs {
         assert_no_secret(what, output);
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// One boot path: `steward up` cleans up after a killed steward as `Steward::boot` does.
+
+/// A config directory with the detached stand-in (a python HTTP server daemonized by
+/// `launcher.py`, stopped by `stopper.py`) as service `stack`, and its port.
+fn detached_stage() -> (tempfile::TempDir, u16) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("launcher.py"), LAUNCHER).expect("launcher");
+    std::fs::write(dir.path().join("stopper.py"), STOPPER).expect("stopper");
+    let port = free_port();
+    let state = dir.path().join("state");
+    std::fs::write(
+        dir.path().join("services.yml"),
+        format!(
+            r#"version: 1
+settings:
+  state_dir: {state}
+services:
+  stack:
+    argv: [python3, launcher.py, "{port}", daemon.pid, launches]
+    detached: true
+    stop_command: python3 stopper.py daemon.pid stopped
+    pid_file: daemon.pid
+    readiness:
+      http: {{ url: "http://127.0.0.1:{port}/" }}
+      interval: 100ms
+"#,
+            state = state.display()
+        ),
+    )
+    .expect("write services.yml");
+    (dir, port)
+}
+
+/// Runs a `steward up` with the detached `stack`, SIGKILLs it once the daemon is ready,
+/// rewrites services.yml with `next` (after the settings), boots `steward up` again and
+/// checks the daemon the first one left is stopped at boot.
+async fn a_leftover_daemon_is_stopped_when_up_boots(next: &str) {
+    let (dir, _port) = detached_stage();
+    let guard = DaemonGuard::default();
+    let mut first = Daemon::spawn(dir.path(), &[], &[]);
+    first.wait_live().await;
+    let what = format!("stack to be ready (log:\n{})", first.log.seen());
+    let daemon = wait_for(&what, BOOT, || async {
+        first
+            .state("stack")
+            .await
+            .filter(|s| s.status == ServiceStatus::Running && s.ready)
+            .and_then(|s| s.pid)
+    })
+    .await;
+    guard.watch(daemon);
+    first.signal(Signal::SIGKILL);
+    first.exit(SOON).await;
+    assert!(
+        pid_alive(daemon),
+        "a detached daemon survives a killed steward"
+    );
+
+    let state = dir.path().join("state");
+    std::fs::write(
+        dir.path().join("services.yml"),
+        format!(
+            "version: 1\nsettings:\n  state_dir: {}\n{next}",
+            state.display()
+        ),
+    )
+    .expect("rewrite services.yml");
+    let mut second = Daemon::spawn(dir.path(), &[], &[]);
+    // The API serves only once the boot's cleanup is done: no wait beyond this one.
+    second.wait_live().await;
+    assert!(
+        !pid_alive(daemon),
+        "the unclaimed daemon was stopped at boot; log:\n{}",
+        second.log.seen()
+    );
+    assert!(group_members(daemon).is_empty());
+    second
+        .log
+        .until("the warning about the daemon", SOON, |line| {
+            line.contains("no longer detached") && line.contains("stack")
+        });
+    let launches = std::fs::read_to_string(dir.path().join("launches")).unwrap_or_default();
+    assert_eq!(launches.lines().count(), 1, "launched once: {launches}");
+    second.signal(Signal::SIGTERM);
+    assert_eq!(second.exit(BOOT).await.code(), Some(0));
+}
+
+/// Regression for `steward up` re-implementing the boot without the cleanup of
+/// unclaimed detached daemons: the service is still defined, now as a plain command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_stops_a_daemon_left_by_a_killed_steward_whose_service_is_no_longer_detached() {
+    a_leftover_daemon_is_stopped_when_up_boots(
+        "services:\n  stack:\n    command: sleep 631\n    autostart: false\n",
+    )
+    .await;
+}
+
+/// The same with the service gone from the config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_stops_a_daemon_left_by_a_killed_steward_whose_service_is_removed() {
+    a_leftover_daemon_is_stopped_when_up_boots("services:\n  other:\n    command: sleep 632\n")
+        .await;
 }

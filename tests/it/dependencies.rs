@@ -191,7 +191,8 @@ async fn unknown_targets_and_cycles_are_refused() {
     let mut lonely = service("lonely", "sleep 300");
     needs(&mut lonely, "ghost", DependencyCondition::Started);
     match steward.define(lonely).await {
-        Err(ControlError::InvalidDefinition(m)) => {
+        Err(ControlError::InvalidDefinition(errors)) => {
+            let m = errors.to_string();
             assert!(m.contains("`ghost`, which is not defined"), "{m}");
             assert!(m.contains("did you mean `ghosts`?"), "{m}");
         }
@@ -206,7 +207,8 @@ async fn unknown_targets_and_cycles_are_refused() {
     let mut c = service("c", "sleep 300");
     needs(&mut c, "a", DependencyCondition::Started);
     match steward.define_all(vec![a, b, c]).await {
-        Err(ControlError::InvalidDefinition(m)) => {
+        Err(ControlError::InvalidDefinition(errors)) => {
+            let m = errors.to_string();
             assert!(m.contains("a → b → c → a"), "{m}")
         }
         other => panic!("unexpected {other:?}"),

@@ -9,63 +9,23 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use steward::config::{CommandSpec, ProbeCheck, ProbeSpec, ServiceDefinition};
 use steward::events::{EventKind, EventSubscription};
 use steward::process::pid_file::{self, Recovered};
-use steward::process::{signal_group, start_time};
+use steward::process::signal_group;
 use steward::{ActorKind, ServiceStatus, Steward};
 use tokio::io::AsyncBufReadExt as _;
 
-use crate::support::{SOON, group_members, next_event, pid_alive, status_becomes, wait_for};
+use crate::support::{
+    DaemonGuard, LAUNCHER, SOON, STOPPER, group_members, next_event, pid_alive, status_becomes,
+    wait_for,
+};
 
 /// Generous bound for a launch, a probe verdict or a restart; reaching it is a failure.
 const DEADLINE: Duration = Duration::from_secs(30);
-
-/// The stand-in launcher: starts the HTTP server in a session of its own (so it leaves
-/// the launcher's process group, as a daemon does), writes its pid file atomically,
-/// counts its launches, and exits 0. `fail` makes it exit 1 before launching anything.
-const LAUNCHER: &str = r#"
-import os, subprocess, sys
-port, pid_file, counter = sys.argv[1], sys.argv[2], sys.argv[3]
-with open(counter, "a") as f:
-    f.write("launched\n")
-if len(sys.argv) > 4 and sys.argv[4] == "fail":
-    print("launcher: refusing to launch", flush=True)
-    sys.exit(1)
-daemon = subprocess.Popen(
-    [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", port],
-    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    start_new_session=True,
-)
-with open(pid_file + ".tmp", "w") as f:
-    f.write(str(daemon.pid))
-os.rename(pid_file + ".tmp", pid_file)
-print(f"launcher: daemon {daemon.pid} on port {port}", flush=True)
-"#;
-
-/// The stand-in `stop_command`: SIGTERM to the pid in the file, a marker line, and the
-/// pid file removed (as `docker compose down` would leave nothing behind).
-const STOPPER: &str = r#"
-import os, signal, sys
-pid_file, marker = sys.argv[1], sys.argv[2]
-try:
-    pid = int(open(pid_file).read().split()[0])
-except (OSError, ValueError, IndexError):
-    print("stop_command: no pid file", flush=True)
-    sys.exit(0)
-try:
-    os.kill(pid, signal.SIGTERM)
-except ProcessLookupError:
-    pass
-os.remove(pid_file)
-with open(marker, "a") as f:
-    f.write(f"stopped {pid}\n")
-print(f"stop_command: sent SIGTERM to {pid}", flush=True)
-"#;
 
 /// A directory with the stand-in scripts and the files a detached service uses (its pid
 /// file, launch counter, stop marker and steward's state_dir), and the daemon's port.
@@ -182,31 +142,6 @@ impl Stage {
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
-}
-
-/// Kills every daemon it was shown (its whole session's group), if that same process (by
-/// start time) still runs when the guard is dropped: no test leaves a server behind.
-#[derive(Default)]
-struct DaemonGuard(Mutex<Vec<(u32, u64)>>);
-
-impl DaemonGuard {
-    fn watch(&self, pid: u32) -> u32 {
-        if let Some(started) = start_time(pid) {
-            self.0.lock().expect("lock").push((pid, started));
-        }
-        pid
-    }
-}
-
-impl Drop for DaemonGuard {
-    fn drop(&mut self) {
-        let seen = self.0.lock().map(|v| v.clone()).unwrap_or_default();
-        for (pid, started) in seen {
-            if pid_file::is_running(pid, started) {
-                let _ = signal_group(pid, Signal::SIGKILL);
-            }
-        }
-    }
 }
 
 /// Waits for an event of `kind` about `service`.

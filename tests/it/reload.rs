@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use steward::config::PlanAction;
-use steward::{ServiceStatus, Steward};
+use steward::{ControlError, ServiceStatus, Steward};
 
 use crate::support::*;
 
@@ -131,6 +131,28 @@ async fn a_broken_config_changes_nothing_and_says_why() {
     let message = err.to_string();
     assert!(message.contains("bad.yml:4:5"), "{message}");
     assert!(message.contains("command"), "{message}");
+    // The refusal keeps each problem's place, not only its words.
+    match &err {
+        ControlError::InvalidDefinition(errors) => {
+            let problem = errors.0.first().expect("one problem");
+            assert!(
+                problem
+                    .file
+                    .as_ref()
+                    .is_some_and(|f| f.ends_with("services.d/bad.yml")),
+                "{problem:?}"
+            );
+            assert_eq!((problem.line, problem.column), (4, 5), "{problem:?}");
+            assert!(
+                problem
+                    .hint
+                    .as_deref()
+                    .is_some_and(|h| h.contains("command")),
+                "{problem:?}"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
     assert_eq!(pid(&steward, "keep").await, keep);
     assert_eq!(steward.list().await.expect("list").len(), 3);
     steward.shutdown().await.expect("shutdown");
@@ -154,5 +176,23 @@ async fn a_saved_service_survives_a_reload_unchanged() {
         "{plan:?}"
     );
     assert_eq!(pid(&steward, "saved").await, before);
+    steward.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn save_and_reload_without_a_config_directory_say_so() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut def = service("unsaved", "sleep 300");
+    def.autostart = false;
+    steward.define(def).await.expect("define");
+    let err = steward.save("unsaved").await.expect_err("no config dir");
+    assert!(matches!(err, ControlError::NoConfigDir { .. }), "{err:?}");
+    assert!(err.to_string().contains("no config directory"), "{err}");
+    let err = steward.reload(true).await.expect_err("no config dir");
+    assert!(matches!(err, ControlError::NoConfigDir { .. }), "{err:?}");
+    assert!(matches!(
+        steward.save("nope").await,
+        Err(ControlError::NotFound(_))
+    ));
     steward.shutdown().await.expect("shutdown");
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Polls `check` every 10 ms until it returns `Some`, or panics with `what` after `deadline`.
@@ -172,4 +173,75 @@ pub async fn stand_in<M: ractor::Message, T: Send + 'static>(
         .await
         .expect("spawn a stand-in actor");
     actor
+}
+
+// ---------------------------------------------------------------------------------------
+// A stand-in for `docker compose up -d`: a detached daemon and its stop_command.
+
+/// The stand-in launcher: starts the HTTP server in a session of its own (so it leaves
+/// the launcher's process group, as a daemon does), writes its pid file atomically,
+/// counts its launches, and exits 0. `fail` makes it exit 1 before launching anything.
+pub const LAUNCHER: &str = r#"
+import os, subprocess, sys
+port, pid_file, counter = sys.argv[1], sys.argv[2], sys.argv[3]
+with open(counter, "a") as f:
+    f.write("launched\n")
+if len(sys.argv) > 4 and sys.argv[4] == "fail":
+    print("launcher: refusing to launch", flush=True)
+    sys.exit(1)
+daemon = subprocess.Popen(
+    [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", port],
+    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    start_new_session=True,
+)
+with open(pid_file + ".tmp", "w") as f:
+    f.write(str(daemon.pid))
+os.rename(pid_file + ".tmp", pid_file)
+print(f"launcher: daemon {daemon.pid} on port {port}", flush=True)
+"#;
+
+/// The stand-in `stop_command`: SIGTERM to the pid in the file, a marker line, and the
+/// pid file removed (as `docker compose down` would leave nothing behind).
+pub const STOPPER: &str = r#"
+import os, signal, sys
+pid_file, marker = sys.argv[1], sys.argv[2]
+try:
+    pid = int(open(pid_file).read().split()[0])
+except (OSError, ValueError, IndexError):
+    print("stop_command: no pid file", flush=True)
+    sys.exit(0)
+try:
+    os.kill(pid, signal.SIGTERM)
+except ProcessLookupError:
+    pass
+os.remove(pid_file)
+with open(marker, "a") as f:
+    f.write(f"stopped {pid}\n")
+print(f"stop_command: sent SIGTERM to {pid}", flush=True)
+"#;
+
+/// Kills every daemon it was shown (its whole session's group), if that same process (by
+/// start time) still runs when the guard is dropped: no test leaves a server behind.
+#[derive(Default)]
+pub struct DaemonGuard(Mutex<Vec<(u32, u64)>>);
+
+impl DaemonGuard {
+    /// Remembers `pid` (with its start time) to kill at the end; returns it.
+    pub fn watch(&self, pid: u32) -> u32 {
+        if let Some(started) = steward::process::start_time(pid) {
+            self.0.lock().expect("lock").push((pid, started));
+        }
+        pid
+    }
+}
+
+impl Drop for DaemonGuard {
+    fn drop(&mut self) {
+        let seen = self.0.lock().map(|v| v.clone()).unwrap_or_default();
+        for (pid, started) in seen {
+            if steward::process::pid_file::is_running(pid, started) {
+                let _ = steward::process::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
 }

@@ -1,0 +1,341 @@
+//! The registry: which services the root supervises, in which order, under which
+//! ServiceSupervisor — OTP's child specs and `which_children`.
+//!
+//! Defining a service checks it (id free, definition valid, dependencies known and
+//! acyclic), creates its status row and log ring, and spawns its ServiceSupervisor linked
+//! to the root; removing one stops that supervisor and forgets every trace of the service.
+//! The read-only answers (a state, the list, a log ring, the runtime's status) come from
+//! here too.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tracing::{error, warn};
+
+use super::{RootMsg, RootState, SUPERVISOR_STOP_TIMEOUT};
+use crate::config::{self, ServiceDefinition};
+use crate::control::{RuntimeStatus, ServiceInfo};
+use crate::dependencies;
+use crate::error::ControlError;
+use crate::events::{Event, EventKind, EventSubscription};
+use crate::logs::{LogLine, LogRing, LogSubscription};
+use crate::runtime::service::supervisor::{
+    ServiceSupervisor, ServiceSupervisorArgs, ServiceSupervisorMsg,
+};
+use crate::state::ServiceState;
+
+impl RootState {
+    /// The dependency graph of every defined service.
+    pub(super) fn graph(&self) -> dependencies::Graph {
+        dependencies::graph(
+            self.tables
+                .definitions
+                .iter()
+                .map(|d| d.value().clone())
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|d| d.as_ref()),
+        )
+    }
+
+    /// Whether the service has (or is about to have) a process.
+    pub(super) fn is_active(&self, id: &str) -> bool {
+        self.tables
+            .states
+            .get(id)
+            .is_some_and(|r| r.status.is_active())
+    }
+
+    /// Checks `depends_on` of definitions about to be added (or replacing ones of the same
+    /// id) against what is defined, with the loader's check: targets exist (the nearest id
+    /// suggested), no cycle (named in order).
+    pub(super) fn check_dependencies(
+        &self,
+        defs: &[&ServiceDefinition],
+    ) -> Result<(), ControlError> {
+        let incoming: HashSet<&str> = defs.iter().map(|d| d.id.as_str()).collect();
+        let held: Vec<Arc<ServiceDefinition>> = self
+            .order
+            .iter()
+            .filter(|id| !incoming.contains(id.as_str()))
+            .filter_map(|id| self.tables.definitions.get(id).map(|d| d.value().clone()))
+            .collect();
+        let all: Vec<&ServiceDefinition> = held
+            .iter()
+            .map(|d| d.as_ref())
+            .chain(defs.iter().copied())
+            .collect();
+        config::check_dependencies(&all).map_err(ControlError::InvalidDefinition)
+    }
+
+    /// A service's current state (with CPU and memory).
+    pub(super) fn state_of(&self, id: &str) -> Result<ServiceState, ControlError> {
+        self.tables
+            .state_with_usage(id)
+            .ok_or_else(|| ControlError::NotFound(id.to_string()))
+    }
+
+    /// Why a service has no supervisor: never defined, or its supervisor gave up.
+    pub(super) fn missing(&self, id: &str) -> ControlError {
+        if self.tables.definitions.contains_key(id) {
+            ControlError::Unavailable {
+                id: id.to_string(),
+                reason: "its supervisor gave up after too many failures".to_string(),
+            }
+        } else {
+            ControlError::NotFound(id.to_string())
+        }
+    }
+
+    /// Forwards a message carrying `reply` to the service's supervisor, or answers why not.
+    pub(super) fn forward<T, F>(
+        &self,
+        id: &str,
+        make: F,
+        reply: ractor::RpcReplyPort<Result<T, ControlError>>,
+    ) where
+        F: FnOnce(ractor::RpcReplyPort<Result<T, ControlError>>) -> ServiceSupervisorMsg,
+        T: Send + 'static,
+    {
+        match self.supervisors.get(id) {
+            Some(sup) => {
+                if let Err(e) = sup.cast(make(reply)) {
+                    warn!(service = %id, error = %e, "message not delivered");
+                }
+            }
+            None => {
+                let _ = reply.send(Err(self.missing(id)));
+            }
+        }
+    }
+
+    /// A definition may be added: its id is free and it is valid on its own.
+    fn check(&self, def: &ServiceDefinition) -> Result<(), ControlError> {
+        if self.tables.definitions.contains_key(&def.id) {
+            return Err(ControlError::AlreadyExists(def.id.clone()));
+        }
+        config::check_definition(def).map_err(ControlError::InvalidDefinition)
+    }
+
+    /// Defines one service (checked, not started) and spawns its supervisor.
+    pub(super) async fn define(
+        &mut self,
+        myself: &ActorRef<RootMsg>,
+        def: ServiceDefinition,
+    ) -> Result<String, ControlError> {
+        self.check(&def)?;
+        let id = def.id.clone();
+        self.fingerprints
+            .insert(id.clone(), config::fingerprint(&def));
+        let def = Arc::new(def);
+        self.tables.rings.insert(
+            id.clone(),
+            Arc::new(LogRing::new(&id, def.log_lines, self.tables.events.clone())),
+        );
+        self.tables
+            .states
+            .insert(id.clone(), ServiceState::pending(&id, &def.name, &def.tags));
+        self.tables.definitions.insert(id.clone(), def.clone());
+        self.order.push(id.clone());
+        self.tables.events.emit(Event::new(&id, EventKind::Defined));
+        if let Err(e) = self.spawn_supervisor(myself, def).await {
+            error!(service = %id, error = %e, "could not spawn the service supervisor");
+            self.forget(&id);
+            return Err(ControlError::Unavailable {
+                id,
+                reason: format!("could not spawn its actors: {e}"),
+            });
+        }
+        Ok(id)
+    }
+
+    /// Answers a boot's definitions (see [`RootState::define_all`]).
+    pub(super) async fn on_define_all(
+        &mut self,
+        myself: &ActorRef<RootMsg>,
+        definitions: Vec<ServiceDefinition>,
+        reply: RpcReplyPort<Result<(), ControlError>>,
+    ) {
+        let _ = reply.send(self.define_all(myself, definitions).await);
+    }
+
+    /// Answers a removal (see [`RootState::remove`]).
+    pub(super) async fn on_remove(
+        &mut self,
+        id: &str,
+        reply: RpcReplyPort<Result<(), ControlError>>,
+    ) {
+        let _ = reply.send(self.remove(id).await);
+    }
+
+    /// Defines many services; every one is checked before any is defined.
+    pub(super) async fn define_all(
+        &mut self,
+        myself: &ActorRef<RootMsg>,
+        definitions: Vec<ServiceDefinition>,
+    ) -> Result<(), ControlError> {
+        let mut seen = HashSet::new();
+        for def in &definitions {
+            self.check(def)?;
+            if !seen.insert(def.id.clone()) {
+                return Err(ControlError::AlreadyExists(def.id.clone()));
+            }
+        }
+        self.check_dependencies(&definitions.iter().collect::<Vec<_>>())?;
+        for def in definitions {
+            self.define(myself, def).await?;
+        }
+        Ok(())
+    }
+
+    /// Spawns a service's supervisor linked to the root, and lists it.
+    pub(super) async fn spawn_supervisor(
+        &mut self,
+        myself: &ActorRef<RootMsg>,
+        definition: Arc<ServiceDefinition>,
+    ) -> Result<(), ActorProcessingErr> {
+        let id = definition.id.clone();
+        let (sup, _) = Actor::spawn_linked(
+            None,
+            ServiceSupervisor,
+            ServiceSupervisorArgs {
+                definition,
+                tables: self.tables.clone(),
+            },
+            myself.get_cell(),
+        )
+        .await?;
+        self.by_actor.insert(sup.get_id(), id.clone());
+        self.supervisors.insert(id, sup);
+        Ok(())
+    }
+
+    /// Removes a service that is not running: stops its supervisor, forgets it.
+    pub(super) async fn remove(&mut self, id: &str) -> Result<(), ControlError> {
+        let status = self
+            .tables
+            .states
+            .get(id)
+            .map(|r| r.status)
+            .ok_or_else(|| ControlError::NotFound(id.to_string()))?;
+        if status.is_active() {
+            return Err(ControlError::Running(id.to_string()));
+        }
+        if let Some(sup) = self.supervisors.remove(id) {
+            self.by_actor.remove(&sup.get_id());
+            let _ = sup
+                .stop_and_wait(
+                    Some("service removed".into()),
+                    Some(SUPERVISOR_STOP_TIMEOUT),
+                )
+                .await;
+        }
+        self.forget(id);
+        self.tables.events.emit(Event::new(id, EventKind::Removed));
+        Ok(())
+    }
+
+    /// Drops every trace of a service from the root and its tables.
+    pub(super) fn forget(&mut self, id: &str) {
+        self.order.retain(|o| o != id);
+        self.fingerprints.remove(id);
+        self.intensity.remove(id);
+        self.tables.definitions.remove(id);
+        self.tables.states.remove(id);
+        self.tables.rings.remove(id);
+    }
+
+    /// A service's state and definition.
+    pub(super) fn on_get(
+        &self,
+        id: String,
+        reply: RpcReplyPort<Result<ServiceInfo, ControlError>>,
+    ) {
+        let info = self.state_of(&id).and_then(|state| {
+            let definition = self
+                .tables
+                .definitions
+                .get(&id)
+                .map(|d| d.clone())
+                .ok_or_else(|| ControlError::NotFound(id.clone()))?;
+            Ok(ServiceInfo { state, definition })
+        });
+        let _ = reply.send(info);
+    }
+
+    /// Every service's state in definition order, optionally only those with `tag`.
+    pub(super) fn on_list(&self, tag: Option<String>, reply: RpcReplyPort<Vec<ServiceState>>) {
+        let states = self
+            .order
+            .iter()
+            .filter_map(|id| self.tables.state_with_usage(id))
+            .filter(|s| tag.as_ref().is_none_or(|t| s.tags.contains(t)))
+            .collect();
+        let _ = reply.send(states);
+    }
+
+    /// The runtime's own status.
+    pub(super) fn status(&self) -> RuntimeStatus {
+        let mut counts = std::collections::BTreeMap::new();
+        let mut restarts_total = 0u64;
+        for row in self.tables.states.iter() {
+            *counts.entry(row.status).or_insert(0) += 1;
+            restarts_total += u64::from(row.restart_count);
+        }
+        let started_at = self.tables.started_at;
+        RuntimeStatus {
+            state: self.tables.runtime_state(),
+            started_at,
+            uptime_secs: (chrono::Utc::now() - started_at).num_seconds().max(0) as u64,
+            version: env!("CARGO_PKG_VERSION"),
+            services: self.order.len(),
+            counts,
+            restarts_total,
+            last_event_seq: self.tables.events.last_seq(),
+        }
+    }
+
+    /// A service's log ring.
+    pub(super) fn ring(&self, id: &str) -> Result<Arc<LogRing>, ControlError> {
+        self.tables
+            .rings
+            .get(id)
+            .map(|r| r.clone())
+            .ok_or_else(|| ControlError::NotFound(id.to_string()))
+    }
+
+    /// Answers the runtime's own status.
+    pub(super) fn on_status(&self, reply: RpcReplyPort<RuntimeStatus>) {
+        let _ = reply.send(self.status());
+    }
+
+    /// Answers a service's last `tail` log lines.
+    pub(super) fn on_logs(
+        &self,
+        id: &str,
+        tail: usize,
+        reply: RpcReplyPort<Result<Vec<LogLine>, ControlError>>,
+    ) {
+        let _ = reply.send(self.ring(id).map(|r| r.tail(tail)));
+    }
+
+    /// Answers a subscription to a service's log.
+    pub(super) fn on_subscribe_logs(
+        &self,
+        id: &str,
+        since: Option<u64>,
+        reply: RpcReplyPort<Result<LogSubscription, ControlError>>,
+    ) {
+        let _ = reply.send(self.ring(id).map(|r| r.subscribe(since)));
+    }
+
+    /// Answers a subscription to the event stream.
+    pub(super) fn on_subscribe_events(
+        &self,
+        since: Option<u64>,
+        reply: RpcReplyPort<EventSubscription>,
+    ) {
+        let _ = reply.send(self.tables.events.subscribe(since));
+    }
+}
