@@ -11,7 +11,7 @@ from .scenarios.common import median
 
 BEGIN = "<!-- bench/run: generated results begin -->"
 END = "<!-- bench/run: generated results end -->"
-PEER_ORDER = ["supervisord", "s6", "pm2", "horust", "runit"]
+PEER_ORDER = ["steward-base", "supervisord", "s6", "pm2", "horust", "runit"]
 
 
 def fmt(v, unit="", digits=None):

@@ -53,7 +53,7 @@ def run(ctx, tools, opts):
         for n in sizes:
             names = list(tools) + ["shell"] if n else (["steward"] if "steward" in tools else [])
             if rep > 0 and n == max(sizes) and n > 200:
-                names = [x for x in names if x in ("steward", "s6", "shell")]
+                names = [x for x in names if x in ("steward", "steward-base", "s6", "shell")]
             for name in names:
                 cls = ShellFloor if name == "shell" else tools[name]
                 ctx.log(f"S1 rep {rep + 1}/{opts.reps} N={n} {name}")

@@ -110,6 +110,22 @@ class Steward(Tool):
             return ""
 
 
+class StewardBaseline(Steward):
+    """Another steward build (`bench/run --baseline BIN:LABEL`), measured the same way in the
+    same run, so a change is judged against the code before it under the same load. The
+    binary must be named `steward` (its processes are found by that name)."""
+    NAME = "steward-base"
+
+    def __init__(self, ctx, workdir):
+        super().__init__(ctx, workdir)
+        self.bin = getattr(ctx, "baseline_bin", None)
+        if not self.bin or not os.path.exists(self.bin):
+            raise Unavailable("no --baseline binary given")
+
+    def version(self):
+        return f"{super().version()} ({self.ctx.baseline_label})"
+
+
 def detect_api(ctx):
     """True when this steward build serves the HTTP API (boots an empty config and asks
     /health/live for up to 5 s)."""
