@@ -7,7 +7,12 @@
 //!  ├─ PortManager    (port_manager.rs)   the OS process: spawn, pipes, exit, signals, stdin
 //!  └─ HealthChecker  (health_checker.rs) probes → verdicts to Server (only with probes)
 //! ```
+//!
+//! What the Server decides (what follows an exit, a probe verdict) is in `decide.rs`, as
+//! plain functions; `generation.rs` holds the number that tells one run from the next.
 
+pub mod decide;
+pub mod generation;
 pub mod health_checker;
 pub mod log_buffer;
 pub mod port_manager;
