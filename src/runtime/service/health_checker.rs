@@ -31,14 +31,16 @@ use tokio::task::AbortHandle;
 use crate::config::{ProbeKind, ServiceDefinition};
 use crate::probe::{ProbeContext, ProbeOutcome, ProbeUser, run_probe};
 use crate::process::secrets::MaskedEnv;
+use crate::runtime::service::decide::VerdictCause;
+use crate::runtime::service::generation::Generation;
 use crate::runtime::service::server::ServerMsg;
 
 /// Messages to a HealthChecker. Their `Debug` shows an environment's names only.
 pub enum HealthCheckerMsg {
     /// A process started: begin probing it (startup first, if any).
     Watch {
-        /// The Server's run number, echoed in verdicts.
-        run: u64,
+        /// The Server's generation of the run, echoed in verdicts.
+        run: Generation,
         /// The environment the service's process got (with `user:`, including that
         /// user's HOME, USER and LOGNAME), for command probes.
         env: Arc<Vec<(String, String)>>,
@@ -112,6 +114,8 @@ pub struct HealthCheckerState {
     /// Shared by every HTTP probe run.
     http: reqwest::Client,
     /// Bumped each time probing stops or restarts, so late outcomes can be told apart.
+    /// Not the Server's [`Generation`]: probing also stops and restarts within one run
+    /// (suspend, resume), and outcomes of a suspended round must be dropped too.
     generation: u64,
     /// The process being probed; `None` between `Unwatch` and the next `Watch`.
     watched: Option<Watched>,
@@ -123,7 +127,7 @@ pub struct HealthCheckerState {
 /// environment's names only.
 struct Watched {
     /// Echoed in verdicts so the Server can drop those of an older process.
-    run: u64,
+    run: Generation,
     /// Command probes run with the service's environment (plus, with `user:`, that
     /// user's `HOME`, `USER` and `LOGNAME`, as the service got them).
     env: Arc<Vec<(String, String)>>,
@@ -244,7 +248,7 @@ fn stop_probing(state: &mut HealthCheckerState) {
 fn on_watch(
     myself: &ActorRef<HealthCheckerMsg>,
     state: &mut HealthCheckerState,
-    run: u64,
+    run: Generation,
     env: Arc<Vec<(String, String)>>,
     user: ProbeUser,
 ) {
@@ -254,7 +258,7 @@ fn on_watch(
     } else {
         Phase::Steady
     };
-    tracing::debug!(service = %state.definition.id, run, "probing a new run");
+    tracing::debug!(service = %state.definition.id, run = run.0, "probing a new run");
     state.watched = Some(Watched {
         run,
         env,
@@ -420,11 +424,14 @@ fn on_outcome(
     let run = watched.run;
 
     if let Some(healthy) = changed {
-        let cause = verdict_cause(kind, &outcome.detail, streak);
-        tracing::info!(service = %service, run, probe = kind.as_str(), healthy, cause = %cause, "probe verdict");
+        let cause = VerdictCause {
+            probe: kind,
+            detail: outcome.detail.clone(),
+            streak,
+        };
+        tracing::info!(service = %service, run = run.0, probe = kind.as_str(), healthy, cause = %cause, "probe verdict");
         let report = ServerMsg::ProbeVerdict {
             run,
-            probe: kind,
             healthy,
             cause,
         };
@@ -496,15 +503,6 @@ impl ProbeTrack {
     }
 }
 
-/// `liveness http 503 ×3`, or `readiness http 200` for a single run.
-pub(crate) fn verdict_cause(probe: ProbeKind, detail: &str, streak: u32) -> String {
-    if streak > 1 {
-        format!("{} {detail} ×{streak}", probe.as_str())
-    } else {
-        format!("{} {detail}", probe.as_str())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,7 +510,7 @@ mod tests {
     #[test]
     fn debug_output_shows_env_names_only() {
         let msg = HealthCheckerMsg::Watch {
-            run: 1,
+            run: Generation(1),
             env: Arc::new(vec![("DB_URL".into(), "postgres://u:pw@h/db".into())]),
             user: Ok(None),
         };
@@ -563,17 +561,5 @@ mod tests {
             "one failure after reset is below threshold"
         );
         assert_eq!(track.record(true, 1, 2), None, "healthy already");
-    }
-
-    #[test]
-    fn probe_cause_names_kind_detail_and_streak() {
-        assert_eq!(
-            verdict_cause(ProbeKind::Liveness, "http 503", 3),
-            "liveness http 503 ×3"
-        );
-        assert_eq!(
-            verdict_cause(ProbeKind::Readiness, "http 200", 1),
-            "readiness http 200"
-        );
     }
 }

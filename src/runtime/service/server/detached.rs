@@ -36,20 +36,22 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use nix::sys::signal::Signal;
 use ractor::ActorRef;
 use tracing::{debug, info, warn};
 
-use super::{Intent, ProbeIdentity, ServerMsg, ServerState};
+use super::state::{LiveRun, ProbeIdentity};
+use super::{ServerMsg, ServerState, Work};
 use crate::config::CommandSpec;
 use crate::error::ControlError;
 use crate::events::{Event, EventKind};
 use crate::process::pid_file::{self, PidRecord};
 use crate::process::{self, SpawnPlan, daemon};
-use crate::runtime::service::health_checker::HealthCheckerMsg;
+use crate::runtime::service::decide::{Intent, KillCause};
+use crate::runtime::service::generation::Generation;
 use crate::runtime::service::port_manager::PortManagerMsg;
 use crate::state::{ExitInfo, Health, ServiceStatus};
 
@@ -73,31 +75,33 @@ const ADOPTED: &str = "adopted from a previous steward";
 /// The cause of the `started` event when the service's actors were restarted while it ran.
 const KEPT: &str = "adopted: still running after the service's actors restarted";
 
-/// Notices from a detached service's own follow task and timers. Stale ones (an older
-/// `token`) are ignored. Only the Server sends them to itself.
+/// Notices from a detached service's own follow task and timers. Each carries the
+/// generation of the phase it is about (a phase change starts a generation, except the
+/// launch, which is the launcher's run); stale ones are ignored. Only the Server sends
+/// them to itself.
 #[derive(Debug)]
 pub enum DetachedNotice {
     /// The pid file names a live process started after the launcher: the daemon.
     DaemonFound {
         /// Which follow task.
-        token: u64,
+        run: Generation,
         /// The daemon, by pid and start time.
         record: PidRecord,
     },
     /// The daemon being followed is gone.
     DaemonGone {
         /// Which follow task.
-        token: u64,
+        run: Generation,
     },
     /// A deadline of the way down passed (`stop_command`, or the daemon after its signal).
     Deadline {
         /// Which step.
-        token: u64,
+        run: Generation,
     },
     /// `stop_command` could not be run; the way down goes on with the daemon.
     StopCommandNotRun {
         /// Which step.
-        token: u64,
+        run: Generation,
         /// Why.
         reason: String,
     },
@@ -108,11 +112,11 @@ pub enum DetachedNotice {
 enum Phase {
     /// Nothing of it runs, as far as steward knows.
     Idle,
-    /// The launcher (run `ServerState::run`) runs. `teardown`: it was asked to go down.
+    /// The launcher (run `ServerState::generation`) runs. `teardown`: it was asked to go down.
     Launching { teardown: bool },
     /// The launcher exited 0; the daemon runs (known when the pid file named it).
     Up { daemon: Option<PidRecord> },
-    /// `stop_command` (run `ServerState::run`) runs.
+    /// `stop_command` (run `ServerState::generation`) runs.
     StopCommand { daemon: Option<PidRecord> },
     /// The daemon got its stop signal; waiting for it to disappear.
     Reaping { daemon: PidRecord },
@@ -123,8 +127,6 @@ pub(super) struct Detached {
     /// The Server itself, for the notices of tasks and timers started from sync code.
     myself: ActorRef<ServerMsg>,
     phase: Phase,
-    /// Bumped at every phase change: notices of an older phase are stale.
-    token: u64,
     /// The task following the daemon (aborted when dropped).
     follower: Follower,
     /// The environment and user the launcher got: `stop_command` and probes get the same.
@@ -146,7 +148,6 @@ impl Detached {
         Detached {
             myself,
             phase: Phase::Idle,
-            token: 0,
             follower: Follower(None),
             identity: ProbeIdentity::default(),
             launcher_started: None,
@@ -157,12 +158,10 @@ impl Detached {
         }
     }
 
-    /// Enters `phase`, making every notice of the previous one stale.
-    fn enter(&mut self, phase: Phase) -> u64 {
+    /// Enters `phase` within the current generation (the launcher's run).
+    fn enter(&mut self, phase: Phase) {
         self.follower.stop();
-        self.token += 1;
         self.phase = phase;
-        self.token
     }
 
     fn notify(&self, notice: DetachedNotice) {
@@ -193,9 +192,17 @@ impl ServerState {
         matches!(self.detached.phase, Phase::Launching { teardown: false })
     }
 
-    /// The launcher is spawned (run `self.run`): the service stays `starting` until it
-    /// exits; start waiters are answered then.
+    /// Enters `phase` in a generation of its own, making every notice of the previous
+    /// phase stale.
+    fn enter_phase(&mut self, phase: Phase) -> Generation {
+        self.detached.enter(phase);
+        self.next_generation()
+    }
+
+    /// The launcher is spawned (run `self.generation`): the service stays `starting` until
+    /// it exits; start waiters are answered then.
     pub(super) fn launcher_spawned(&mut self, pid: u32, identity: ProbeIdentity) {
+        let run = self.generation;
         let d = &mut self.detached;
         d.identity = identity;
         d.launcher_started = process::start_time(pid);
@@ -203,9 +210,9 @@ impl ServerState {
         d.killed = false;
         d.forced = false;
         d.launch_exit = None;
-        let token = d.enter(Phase::Launching { teardown: false });
+        d.enter(Phase::Launching { teardown: false });
         d.myself.send_after(LAUNCH_LIMIT, move || {
-            ServerMsg::Detached(DetachedNotice::Deadline { token })
+            ServerMsg::Detached(DetachedNotice::Deadline { run })
         });
         self.update(|r| {
             r.pid = Some(pid);
@@ -213,27 +220,23 @@ impl ServerState {
             r.health = Health::Unknown;
             r.ready = false;
         });
-        info!(service = %self.def.id, pid, run = self.run, "detached launcher started");
+        info!(service = %self.def.id, pid, run = run.0, "detached launcher started");
     }
 
-    /// A process of this service exited: the launcher, or `stop_command`.
-    pub(super) async fn on_detached_exit(&mut self, run: u64, exit: ExitInfo) {
-        if run != self.run || !self.alive {
-            return;
-        }
+    /// A process of the current run exited: the launcher, or `stop_command`.
+    pub(super) async fn on_detached_exit(&mut self, exit: ExitInfo) {
         let id = self.def.id.clone();
         match &self.detached.phase {
             Phase::Launching { teardown: false } if exit.success() => self.daemon_up(),
             Phase::Launching { teardown } => {
                 if !*teardown {
-                    let reason =
-                        format!("failed start: the launcher ended with {}", exit.describe());
-                    warn!(service = %id, %reason, "detached launch failed");
+                    let cause = KillCause::LauncherFailed(exit.clone());
+                    warn!(service = %id, %cause, "detached launch failed");
                     self.reply_starts(Err(ControlError::StartFailed {
                         id: id.clone(),
-                        reason: reason.clone(),
+                        reason: cause.to_string(),
                     }));
-                    self.kill_cause = Some(reason);
+                    self.set_kill_cause(cause);
                     self.detached.launch_exit = Some(exit);
                 }
                 // Whatever it got as far as launching is cleaned up by stop_command.
@@ -252,11 +255,15 @@ impl ServerState {
         }
     }
 
-    /// Notices of the follow task and the timers.
-    pub(super) async fn on_detached_notice(&mut self, notice: DetachedNotice) {
-        let current = self.detached.token;
+    /// `Detached`: a notice of the follow task or a timer.
+    pub(super) fn on_detached(&mut self, notice: DetachedNotice) -> Work<'_> {
+        Some(Box::pin(self.on_detached_notice(notice)))
+    }
+
+    async fn on_detached_notice(&mut self, notice: DetachedNotice) {
+        let current = self.generation;
         match notice {
-            DetachedNotice::DaemonFound { token, record } if token == current => {
+            DetachedNotice::DaemonFound { run, record } if current.is_current(run) => {
                 if let Phase::Up { daemon: None } = self.detached.phase {
                     self.daemon_found(&record);
                     self.detached.phase = Phase::Up {
@@ -264,26 +271,25 @@ impl ServerState {
                     };
                 }
             }
-            DetachedNotice::DaemonGone { token } if token == current => {
+            DetachedNotice::DaemonGone { run } if current.is_current(run) => {
                 match &self.detached.phase {
                     Phase::Up {
                         daemon: Some(record),
-                    } if self.intent == Intent::Run && self.kill_cause.is_none() => {
-                        let cause = format!(
-                            "liveness pid_file: process {} (from {}) is gone",
-                            record.pid,
-                            self.pid_file_path().unwrap_or_default().display()
-                        );
+                    } if self.intent == Intent::Run && self.kill_cause().is_none() => {
+                        let cause = KillCause::DaemonGone {
+                            pid: record.pid,
+                            pid_file: self.pid_file_path().unwrap_or_default(),
+                        };
                         info!(service = %self.def.id, %cause, "detached daemon gone; restarting");
-                        self.kill_cause = Some(cause);
+                        self.set_kill_cause(cause);
                         self.take_down(false);
                     }
                     Phase::Reaping { .. } => self.finish().await,
                     _ => {}
                 }
             }
-            DetachedNotice::Deadline { token } if token == current => self.on_deadline().await,
-            DetachedNotice::StopCommandNotRun { token, reason } if token == current => {
+            DetachedNotice::Deadline { run } if current.is_current(run) => self.on_deadline().await,
+            DetachedNotice::StopCommandNotRun { run, reason } if current.is_current(run) => {
                 if let Phase::StopCommand { daemon } = &self.detached.phase {
                     let daemon = daemon.clone();
                     warn!(service = %self.def.id, %reason, "stop_command not run");
@@ -304,7 +310,7 @@ impl ServerState {
             // The launcher's record (crash recovery would stop it) no longer applies.
             None => self.forget_pid(),
         }
-        self.detached.enter(Phase::Up { daemon });
+        self.enter_phase(Phase::Up { daemon });
         let cause = match pid {
             Some(pid) => format!("launcher exited 0; pid {pid} from pid_file"),
             None => "launcher exited 0".to_string(),
@@ -339,13 +345,10 @@ impl ServerState {
                     .cause("no readiness probe"),
             );
         }
-        if let Some(health) = &self.health {
-            let _ = health.cast(HealthCheckerMsg::Watch {
-                run: self.run,
-                env: self.detached.identity.env.clone(),
-                user: self.detached.identity.user.clone(),
-            });
-        }
+        self.watch(
+            self.detached.identity.env.clone(),
+            self.detached.identity.user.clone(),
+        );
         self.follow_daemon();
         let result = self.snapshot();
         self.reply_starts(result);
@@ -397,7 +400,7 @@ impl ServerState {
         }
         let task = follow(Follow {
             server: self.detached.myself.clone(),
-            token: self.detached.token,
+            run: self.generation,
             service: self.def.id.clone(),
             path: Some(path),
             known: daemon.clone(),
@@ -417,7 +420,7 @@ impl ServerState {
             Phase::Launching { teardown } => {
                 self.detached.phase = Phase::Launching { teardown: true };
                 if !teardown || kill {
-                    let run = self.run;
+                    let run = self.generation;
                     let msg = if kill {
                         PortManagerMsg::Kill { run }
                     } else {
@@ -476,8 +479,9 @@ impl ServerState {
 
     /// Runs `stop_command` as a run of its own, bounded by `stop_timeout`.
     fn run_stop_command(&mut self, daemon: Option<PidRecord>) {
-        let token = self.detached.enter(Phase::StopCommand { daemon });
-        let not_run = |reason: String| DetachedNotice::StopCommandNotRun { token, reason };
+        // The stop_command's run is this phase's generation.
+        let run = self.enter_phase(Phase::StopCommand { daemon });
+        let not_run = |reason: String| DetachedNotice::StopCommandNotRun { run, reason };
         let plan = match &self.def.stop_command {
             Some(command) => self.command_plan(command),
             None => Err("the service has no stop_command".to_string()),
@@ -490,8 +494,6 @@ impl ServerState {
                 return self.detached.notify(not_run(reason));
             }
         };
-        let run = self.run + 1;
-        self.run = run;
         let (tx, rx) = ractor::concurrency::oneshot();
         if port
             .cast(PortManagerMsg::Spawn {
@@ -504,23 +506,23 @@ impl ServerState {
             let reason = "the service's process manager is gone".to_string();
             return self.detached.notify(not_run(reason));
         }
-        info!(service = %self.def.id, run, "running stop_command");
+        info!(service = %self.def.id, run = run.0, "running stop_command");
         let server = self.detached.myself.clone();
         tokio::spawn(async move {
             let reason = match rx.await {
                 Ok(Ok(_pid)) => return,
-                Ok(Err(reason)) => reason,
+                Ok(Err(error)) => error.to_string(),
                 Err(_) => "the service's process manager did not answer".to_string(),
             };
             let _ = server.cast(ServerMsg::Detached(DetachedNotice::StopCommandNotRun {
-                token,
+                run,
                 reason,
             }));
         });
         self.detached
             .myself
             .send_after(self.def.stop_timeout, move || {
-                ServerMsg::Detached(DetachedNotice::Deadline { token })
+                ServerMsg::Detached(DetachedNotice::Deadline { run })
             });
     }
 
@@ -555,12 +557,12 @@ impl ServerState {
             self.signal_recorded(&record, *signal);
         }
         self.detached.killed |= kill;
-        let token = self.detached.enter(Phase::Reaping {
+        let run = self.enter_phase(Phase::Reaping {
             daemon: record.clone(),
         });
         let task = follow(Follow {
             server: self.detached.myself.clone(),
-            token,
+            run,
             service: self.def.id.clone(),
             path: None,
             known: Some(record),
@@ -575,7 +577,7 @@ impl ServerState {
             self.def.stop_timeout
         };
         self.detached.myself.send_after(wait, move || {
-            ServerMsg::Detached(DetachedNotice::Deadline { token })
+            ServerMsg::Detached(DetachedNotice::Deadline { run })
         });
     }
 
@@ -585,7 +587,9 @@ impl ServerState {
             Phase::StopCommand { .. } => {
                 warn!(service = %id, "stop_command did not finish within stop_timeout: killing it");
                 if let Some(port) = &self.port {
-                    let _ = port.cast(PortManagerMsg::Kill { run: self.run });
+                    let _ = port.cast(PortManagerMsg::Kill {
+                        run: self.generation,
+                    });
                 }
             }
             Phase::Reaping { daemon } if !self.detached.killed => {
@@ -594,26 +598,23 @@ impl ServerState {
                 self.signal_recorded(&record, Signal::SIGKILL);
                 self.detached.killed = true;
                 self.detached.forced = true;
-                let token = self.detached.token;
+                let run = self.generation;
                 self.detached.myself.send_after(KILL_WAIT, move || {
-                    ServerMsg::Detached(DetachedNotice::Deadline { token })
+                    ServerMsg::Detached(DetachedNotice::Deadline { run })
                 });
             }
             Phase::Reaping { daemon } => {
                 warn!(service = %id, pid = daemon.pid, "the daemon is still there after SIGKILL");
                 self.finish().await;
             }
-            Phase::Launching { teardown: false } if self.kill_cause.is_none() => {
-                let reason = format!(
-                    "failed start: the launcher did not exit within {} (a detached `command` must launch and exit, like `docker compose up -d`)",
-                    humantime::format_duration(LAUNCH_LIMIT)
-                );
-                warn!(service = %id, %reason, "detached launch failed");
+            Phase::Launching { teardown: false } if self.kill_cause().is_none() => {
+                let cause = KillCause::LauncherTimeout(LAUNCH_LIMIT);
+                warn!(service = %id, %cause, "detached launch failed");
                 self.reply_starts(Err(ControlError::StartFailed {
                     id,
-                    reason: reason.clone(),
+                    reason: cause.to_string(),
                 }));
-                self.kill_cause = Some(reason);
+                self.set_kill_cause(cause);
                 self.take_down(false);
             }
             Phase::Idle | Phase::Launching { .. } | Phase::Up { .. } => {}
@@ -623,8 +624,8 @@ impl ServerState {
     /// The way down is over: report it like the exit of a process of steward's own.
     async fn finish(&mut self) {
         self.tables.detached_up.remove(&self.def.id);
+        self.enter_phase(Phase::Idle);
         let d = &mut self.detached;
-        d.enter(Phase::Idle);
         let forced = std::mem::take(&mut d.forced);
         let killed = std::mem::take(&mut d.killed);
         d.kill = false;
@@ -714,10 +715,7 @@ impl ServerState {
         );
         let pid = daemon.as_ref().map(|d| d.pid);
         info!(service = %id, pid, %cause, "adopting a detached service that is up");
-        self.run += 1;
-        self.alive = true;
-        self.kill_cause = None;
-        self.spawned_at = Some(Instant::now());
+        self.live = Some(LiveRun::new());
         self.readiness = Health::Unknown;
         self.liveness = Health::Unknown;
         let d = &mut self.detached;
@@ -727,7 +725,7 @@ impl ServerState {
         d.killed = false;
         d.forced = false;
         d.launch_exit = None;
-        d.enter(Phase::Up { daemon });
+        self.enter_phase(Phase::Up { daemon });
         self.went_up(pid, cause.to_string());
         true
     }
@@ -736,7 +734,7 @@ impl ServerState {
 /// What a follow task watches.
 struct Follow {
     server: ActorRef<ServerMsg>,
-    token: u64,
+    run: Generation,
     service: String,
     /// The pid file to reread until it names the daemon.
     path: Option<PathBuf>,
@@ -755,14 +753,14 @@ async fn follow(mut f: Follow) {
         match (&f.known, &f.path) {
             (Some(record), _) => {
                 if !daemon::is_running(record) {
-                    notify(DetachedNotice::DaemonGone { token: f.token });
+                    notify(DetachedNotice::DaemonGone { run: f.run });
                     return;
                 }
             }
             (None, Some(path)) => {
                 if let Ok(record) = daemon::find(&f.service, path, f.not_before) {
                     let found = DetachedNotice::DaemonFound {
-                        token: f.token,
+                        run: f.run,
                         record: record.clone(),
                     };
                     if !notify(found) || !f.watch_exit {
