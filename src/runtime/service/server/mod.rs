@@ -25,7 +25,7 @@
 //!
 //! What follows an exit or a probe verdict is decided by plain functions
 //! (`super::decide`); this actor gathers the facts and performs the answer. Every message
-//! about a run carries its [`Generation`]; [`ServerState::is_current`] is the one check
+//! about a run carries its [`Generation`]; `ServerState::is_current` is the one check
 //! that drops those of a run that is gone.
 //!
 //! | file | concept |
