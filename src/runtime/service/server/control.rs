@@ -73,8 +73,9 @@ impl ServerState {
     }
 
     async fn resume(&mut self, myself: &ActorRef<ServerMsg>, reply: ControlReply) {
-        if self.status() == ServiceStatus::Backoff && self.restart_deferred {
-            self.restart_deferred = false;
+        let deferred = self.pending_restart.as_ref().is_some_and(|p| p.deferred);
+        if self.status() == ServiceStatus::Backoff && deferred {
+            self.pending_restart = None;
             self.start_waiters.push(reply);
             self.emit(
                 Event::new(&self.def.id, EventKind::Restarting)

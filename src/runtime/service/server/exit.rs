@@ -11,7 +11,7 @@ use std::time::Instant;
 use ractor::ActorRef;
 use tracing::info;
 
-use super::state::count_restart;
+use super::state::{PendingRestart, count_restart};
 use super::{ServerMsg, ServerState, Work};
 use crate::events::{Event, EventKind};
 use crate::runtime::RuntimeState;
@@ -148,6 +148,10 @@ impl ServerState {
                 self.next_backoff = next_index;
                 self.update(|r| r.restart_count += 1);
                 let mut event = Event::new(&id, EventKind::Backoff).cause(ending.to_string());
+                self.pending_restart = Some(PendingRestart {
+                    after: ending,
+                    deferred: false,
+                });
                 event.delay_ms = Some(delay.as_millis() as u64);
                 self.transition(ServiceStatus::Backoff, event);
                 let run = self.generation;
@@ -163,7 +167,7 @@ impl ServerState {
     }
 
     /// `RestartDue`: the backoff delay after the exit of `run` has passed. Stale when a
-    /// run came after it, or the service left `backoff` (a stop, a start).
+    /// run came after it, or no restart is pending any more (a stop, a start).
     pub(super) fn on_restart_due(
         &mut self,
         myself: ActorRef<ServerMsg>,
@@ -172,18 +176,17 @@ impl ServerState {
         if !self.generation.is_current(run) || self.status() != ServiceStatus::Backoff {
             return None;
         }
-        if self.tables.runtime_state() == RuntimeState::Paused {
+        let paused = self.tables.runtime_state() == RuntimeState::Paused;
+        let pending = self.pending_restart.as_mut()?;
+        if paused {
             // Restarts never fire while the runtime is paused; resume starts it.
-            self.restart_deferred = true;
+            pending.deferred = true;
             return None;
         }
-        let cause = self
-            .row(|r| r.reason.clone())
-            .flatten()
-            .unwrap_or_else(|| "restart".to_string());
+        let after = self.pending_restart.take()?.after;
         self.emit(
             Event::new(&self.def.id, EventKind::Restarting)
-                .cause(format!("backoff elapsed after {cause}")),
+                .cause(format!("backoff elapsed after {after}")),
         );
         Some(Box::pin(async move {
             self.start(&myself, "automatic restart").await

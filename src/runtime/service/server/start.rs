@@ -61,7 +61,7 @@ impl ServerState {
                 // generation, or finds the status no longer `backoff`.)
                 self.intensity.reset();
                 self.next_backoff = 0;
-                self.restart_deferred = false;
+                self.pending_restart = None;
                 self.intent = Intent::Run;
                 self.start_waiters.push(reply);
                 self.start(myself, cause).await;

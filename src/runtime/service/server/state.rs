@@ -20,7 +20,7 @@ use crate::events::{Event, EventKind};
 use crate::process::{self, SpawnPlan};
 use crate::restart::RestartIntensity;
 use crate::runtime::Tables;
-use crate::runtime::service::decide::{Intent, KillCause, RestartReason};
+use crate::runtime::service::decide::{Ending, Intent, KillCause, RestartReason};
 use crate::runtime::service::generation::Generation;
 use crate::runtime::service::health_checker::HealthCheckerMsg;
 use crate::runtime::service::port_manager::PortManagerMsg;
@@ -41,8 +41,8 @@ pub struct ServerState {
     /// Index into `backoff` for the next automatic restart.
     pub(super) next_backoff: u32,
     pub(super) intensity: RestartIntensity,
-    /// The backoff delay passed while the runtime was paused; resume restarts it.
-    pub(super) restart_deferred: bool,
+    /// The automatic restart scheduled after an exit (status `backoff`), until it fires.
+    pub(super) pending_restart: Option<PendingRestart>,
     /// The task watching the dependencies, while the service waits for them.
     pub(super) dependency_watch: Option<tokio::task::JoinHandle<()>>,
     /// Readiness / liveness verdicts of the current process.
@@ -56,6 +56,15 @@ pub struct ServerState {
     pub(super) setup: install::Setup,
     /// A detached service's launcher, daemon and stop path (unused otherwise).
     pub(super) detached: detached::Detached,
+}
+
+/// An automatic restart waiting for its backoff delay.
+#[derive(Debug)]
+pub(super) struct PendingRestart {
+    /// How the run before it ended (the `restarting` event says so).
+    pub(super) after: Ending,
+    /// The delay passed while the runtime was paused; a resume starts it.
+    pub(super) deferred: bool,
 }
 
 /// What exists only while the current run's process lives.
@@ -108,7 +117,7 @@ impl ServerState {
             live: None,
             intent: Intent::Stop,
             next_backoff: 0,
-            restart_deferred: false,
+            pending_restart: None,
             dependency_watch: None,
             readiness: Health::Unknown,
             liveness: Health::Unknown,

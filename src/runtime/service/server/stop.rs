@@ -92,9 +92,9 @@ impl ServerState {
         }
         match self.status() {
             ServiceStatus::Backoff => {
-                // The restart timer finds the status no longer `backoff`: it is stale.
+                // The restart timer finds none pending: it is stale.
                 self.intent = Intent::Stop;
-                self.restart_deferred = false;
+                self.pending_restart = None;
                 self.transition(
                     ServiceStatus::Stopped,
                     Event::new(&id, EventKind::Stopped)
