@@ -37,99 +37,40 @@
 //! Every message about a process carries its run's [`Generation`]; one about another run
 //! is ignored. Replies are typed ([`PortError`]); the Server words them.
 //!
+//! Files: this one holds the actor and its handlers; `watcher.rs` the watcher task,
+//! `stdin.rs` the stdin writer, `error.rs` the typed replies.
+//!
 //! Cleanup never depends on a message arriving: the state holds a [`ProcessGroupGuard`],
 //! so when this actor stops, or panics (ractor then skips `post_stop` but drops the
 //! state), the whole group is SIGKILLed.
 
-use std::os::fd::OwnedFd;
-use std::os::unix::process::ExitStatusExt as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chrono::Utc;
 use nix::sys::signal::Signal;
 use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
-use tokio::io::AsyncWriteExt as _;
-use tokio::net::unix::pipe;
-use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::process::signal::raw_signal_name;
-use crate::process::{Child, ProcessGroupGuard, SpawnPlan, read_pipes, signal_group, signal_name};
+use crate::process::{ProcessGroupGuard, SpawnPlan, signal_name};
 use crate::runtime::service::generation::Generation;
 use crate::runtime::service::log_buffer::LogBufferMsg;
 use crate::runtime::service::server::ServerMsg;
 use crate::state::ExitInfo;
 
+mod error;
+mod stdin;
+mod watcher;
+
+pub use error::PortError;
+use stdin::StdinPort;
+use watcher::{Output, Watch, watch_exit};
+
 /// How long the watcher waits for the pipes to reach end of file after the process group
 /// was killed. Only a process that left the group (`setsid`) and kept the pipe open makes
 /// it wait that long.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// How long the watcher waits for the LogBuffer to confirm it appended the last lines.
-const LOG_BARRIER_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Why the PortManager could not do what it was asked. Worded for the Server's events
-/// and errors.
-#[derive(Debug, thiserror::Error)]
-pub enum PortError {
-    /// A process runs already.
-    #[error(
-        "the process of run {run} (pid {pid}) is still running: stop it before spawning another"
-    )]
-    Busy {
-        /// Its run.
-        run: Generation,
-        /// Its pid.
-        pid: u32,
-    },
-    /// The process could not be spawned (missing program, cwd, user …).
-    #[error(transparent)]
-    Spawn(#[from] std::io::Error),
-    /// The message is about a run that is not the current one.
-    #[error("run {run} is not the running process of {service}")]
-    NotCurrent {
-        /// The run asked about.
-        run: Generation,
-        /// The service.
-        service: String,
-    },
-    /// The process has exited (its group may already be gone).
-    #[error("the process of {service} (pid {pid}) has exited")]
-    Exited {
-        /// The service.
-        service: String,
-        /// Its pid.
-        pid: u32,
-    },
-    /// The signal could not be sent.
-    #[error("cannot send {signal} to process group {pid}: {source}")]
-    Signal {
-        /// The signal's name.
-        signal: &'static str,
-        /// The group.
-        pid: u32,
-        /// What the kernel said.
-        source: std::io::Error,
-    },
-    /// No process runs.
-    #[error("{service} has no running process")]
-    NoProcess {
-        /// The service.
-        service: String,
-    },
-    /// The process has no stdin pipe, or it was closed.
-    #[error("the stdin of {service} is closed")]
-    StdinClosed {
-        /// The service.
-        service: String,
-    },
-    /// Writing to stdin failed.
-    #[error("cannot write to stdin: {0}")]
-    Stdin(#[source] std::io::Error),
-}
 
 /// Messages to a PortManager. `run` is the Server's [`Generation`] of one spawned process;
 /// messages about another run are ignored.
@@ -214,9 +155,6 @@ pub struct PortManagerState {
     current: Option<RunningProcess>,
 }
 
-/// A write request for the stdin task: the bytes and who to tell when they are written.
-type StdinWrite = (Vec<u8>, RpcReplyPort<Result<(), PortError>>);
-
 /// One spawned process, as the actor sees it.
 #[derive(Debug)]
 struct RunningProcess {
@@ -241,42 +179,6 @@ struct RunningProcess {
 impl RunningProcess {
     fn is_reaped(&self) -> bool {
         self.reaped.load(Ordering::Acquire)
-    }
-}
-
-/// The stdin of a process: the bare pipe until the first write starts the writer task.
-#[derive(Debug)]
-enum StdinPort {
-    /// No write yet; `None` when the process has no stdin pipe. Registered with tokio by
-    /// the first write.
-    Idle(Option<OwnedFd>),
-    /// Queue of the writer task, which owns the pipe.
-    Writing(mpsc::UnboundedSender<StdinWrite>),
-}
-
-impl StdinPort {
-    /// Queues a write, starting the writer task on the first one. Gives the request back
-    /// when the pipe is closed.
-    fn write(&mut self, request: StdinWrite) -> Result<(), StdinWrite> {
-        if let StdinPort::Idle(pipe) = self {
-            let Some(pipe) = pipe.take() else {
-                return Err(request);
-            };
-            let pipe = match pipe::Sender::from_owned_fd(pipe) {
-                Ok(pipe) => pipe,
-                Err(error) => {
-                    let _ = request.1.send(Err(PortError::Stdin(error)));
-                    return Ok(());
-                }
-            };
-            let (queue, requests) = mpsc::unbounded_channel();
-            tokio::spawn(write_stdin(pipe, requests));
-            *self = StdinPort::Writing(queue);
-        }
-        match self {
-            StdinPort::Writing(queue) => queue.send(request).map_err(|e| e.0),
-            StdinPort::Idle(_) => Err(request),
-        }
     }
 }
 
@@ -538,154 +440,5 @@ fn on_exited(state: &mut PortManagerState, run: Generation, exit: ExitInfo) {
     };
     if state.server.cast(report).is_err() {
         warn!(service = %state.service, run = run.0, "server is gone: exit not reported");
-    }
-}
-
-/// The pipes of one process and where their lines go.
-struct Output {
-    stdout: Option<pipe::Receiver>,
-    stderr: Option<pipe::Receiver>,
-    log_buffer: ActorRef<LogBufferMsg>,
-}
-
-/// Reads both pipes to end of file, casting their lines in batches. Lines keep being
-/// read (and dropped) while the LogBuffer is away, so the child never blocks on a full
-/// pipe. `sent` turns true with the first batch.
-async fn read_output(output: Output, sent: &AtomicBool) {
-    let log_buffer = output.log_buffer;
-    let result = read_pipes(output.stdout, output.stderr, |batch, drained| {
-        sent.store(true, Ordering::Relaxed);
-        let _ = log_buffer.cast(if drained {
-            LogBufferMsg::Drained(batch)
-        } else {
-            LogBufferMsg::Lines(batch)
-        });
-    })
-    .await;
-    if let Err(error) = result {
-        debug!(%error, "pipe read failed");
-    }
-}
-
-async fn write_stdin(mut stdin: pipe::Sender, mut queue: mpsc::UnboundedReceiver<StdinWrite>) {
-    while let Some((data, reply)) = queue.recv().await {
-        let written = match stdin.write_all(&data).await {
-            Ok(()) => stdin.flush().await,
-            Err(e) => Err(e),
-        };
-        let _ = reply.send(written.map_err(PortError::Stdin));
-    }
-}
-
-/// What the watcher task needs.
-struct Watch {
-    service: String,
-    run: Generation,
-    pid: u32,
-    child: Child,
-    reaped: Arc<AtomicBool>,
-    /// A detached launcher: its group outlives it.
-    detached: bool,
-    log_buffer: ActorRef<LogBufferMsg>,
-    port_manager: ActorRef<PortManagerMsg>,
-}
-
-/// The one task of a running process: reads its pipes and awaits its exit; then kills
-/// the rest of the group, drains the pipes, and reports.
-async fn watch_exit(mut watch: Watch, output: Output) {
-    let sent = AtomicBool::new(false);
-    let reading = read_output(output, &sent);
-    tokio::pin!(reading);
-    let mut drained = false;
-    let status = tokio::select! {
-        status = watch.child.wait() => status,
-        () = &mut reading => {
-            // Both pipes closed before the exit (a process that closes its stdout and
-            // stderr): nothing more to read.
-            drained = true;
-            watch.child.wait().await
-        }
-    };
-    // Boxed: this task stays resident as long as the process runs, and what follows runs
-    // once, at the exit (inlined, its timers made every running service's task larger).
-    Box::pin(after_exit(watch, status, reading, drained, &sent)).await;
-}
-
-/// The rest of [`watch_exit`], once the leader is reaped.
-async fn after_exit<F: Future<Output = ()>>(
-    watch: Watch,
-    status: std::io::Result<std::process::ExitStatus>,
-    mut reading: std::pin::Pin<&mut F>,
-    mut drained: bool,
-    sent: &AtomicBool,
-) {
-    let at = Utc::now();
-    watch.reaped.store(true, Ordering::Release);
-    // KillMode=control-group: what the leader left behind in its group dies with it.
-    if watch.detached {
-        debug!(service = %watch.service, pid = watch.pid, "detached launcher exited; its group is left alone");
-    } else if let Err(error) = signal_group(watch.pid, Signal::SIGKILL) {
-        warn!(service = %watch.service, pid = watch.pid, %error, "could not kill the rest of the process group");
-    }
-    let exit = match status {
-        Ok(status) => ExitInfo {
-            code: status.code(),
-            signal: status.signal().map(raw_signal_name),
-            at,
-        },
-        Err(error) => {
-            warn!(service = %watch.service, pid = watch.pid, %error, "could not read the exit status");
-            ExitInfo {
-                code: None,
-                signal: None,
-                at,
-            }
-        }
-    };
-
-    if !drained {
-        drained = tokio::time::timeout(DRAIN_TIMEOUT, reading.as_mut())
-            .await
-            .is_ok();
-    }
-    if !drained && watch.detached {
-        // The launched daemon holds the pipes: keep feeding its output to the log (after
-        // the exit is reported, below).
-        debug!(service = %watch.service, pid = watch.pid, "the launched process keeps the output pipes");
-    } else if !drained {
-        warn!(
-            service = %watch.service,
-            pid = watch.pid,
-            "a process outside the group still holds the output pipes: unread output dropped"
-        );
-    }
-    // A silent process (most restarts of a crashed `sleep`) has nothing in flight.
-    if sent.load(Ordering::Relaxed) {
-        let _ = watch.log_buffer.cast(LogBufferMsg::Flush);
-        // Every batch was cast before this call, so its answer means they were all
-        // appended.
-        let barrier = watch
-            .log_buffer
-            .call(
-                |reply| LogBufferMsg::Tail { n: 0, reply },
-                Some(LOG_BARRIER_TIMEOUT),
-            )
-            .await;
-        if barrier.is_err() {
-            debug!(service = %watch.service, "log buffer did not confirm the last lines");
-        }
-    }
-    // The PortManager reports it on to the Server. A PortManager that is gone was stopped
-    // or crashed, with its siblings: its process was killed by it, and the Server must not
-    // take that for an exit of the service, so nothing is reported then.
-    let told = watch.port_manager.cast(PortManagerMsg::Exited {
-        run: watch.run,
-        exit,
-    });
-    if told.is_err() {
-        debug!(service = %watch.service, run = watch.run.0, "port manager gone: exit not reported");
-    }
-    if !drained && watch.detached {
-        reading.await;
     }
 }
