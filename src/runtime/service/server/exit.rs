@@ -56,7 +56,7 @@ impl ServerState {
     ) {
         let id = self.def.id.clone();
         self.unwatch();
-        let Some(live) = self.live.take() else {
+        let Some(live) = self.live.take().map(|live| *live) else {
             return;
         };
         // While a restart may follow, the dead process's record stays until the new spawn
@@ -148,10 +148,10 @@ impl ServerState {
                 self.next_backoff = next_index;
                 self.update(|r| r.restart_count += 1);
                 let mut event = Event::new(&id, EventKind::Backoff).cause(ending.to_string());
-                self.pending_restart = Some(PendingRestart {
+                self.pending_restart = Some(Box::new(PendingRestart {
                     after: ending,
                     deferred: false,
-                });
+                }));
                 event.delay_ms = Some(delay.as_millis() as u64);
                 self.transition(ServiceStatus::Backoff, event);
                 let run = self.generation;

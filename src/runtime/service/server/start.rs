@@ -124,7 +124,7 @@ impl ServerState {
                 return self.fail_start("the service's process manager is gone".to_string());
             }
         };
-        self.live = Some(LiveRun::new());
+        self.live = LiveRun::begun_now();
         self.record_pid(pid);
         self.readiness = Health::Unknown;
         self.liveness = Health::Unknown;

@@ -36,13 +36,15 @@ pub struct ServerState {
     /// its generation, and one that does not match is stale.
     pub(super) generation: Generation,
     /// The current run while its process (a detached service's launcher or daemon) lives.
-    pub(super) live: Option<LiveRun>,
+    /// Boxed: the state of every defined service holds this field, running or not.
+    pub(super) live: Option<Box<LiveRun>>,
     pub(super) intent: Intent,
     /// Index into `backoff` for the next automatic restart.
     pub(super) next_backoff: u32,
     pub(super) intensity: RestartIntensity,
     /// The automatic restart scheduled after an exit (status `backoff`), until it fires.
-    pub(super) pending_restart: Option<PendingRestart>,
+    /// Boxed, like `live`: most services are not waiting to restart.
+    pub(super) pending_restart: Option<Box<PendingRestart>>,
     /// The task watching the dependencies, while the service waits for them.
     pub(super) dependency_watch: Option<tokio::task::JoinHandle<()>>,
     /// Readiness / liveness verdicts of the current process.
@@ -79,12 +81,13 @@ pub(super) struct LiveRun {
 }
 
 impl LiveRun {
-    pub(super) fn new() -> Self {
-        LiveRun {
+    /// A run whose process was spawned (or adopted) now.
+    pub(super) fn begun_now() -> Option<Box<Self>> {
+        Some(Box::new(LiveRun {
             spawned_at: Instant::now(),
             kill_cause: None,
             probed: false,
-        }
+        }))
     }
 }
 

@@ -487,7 +487,7 @@ impl ServerState {
         );
         let pid = daemon.as_ref().map(|d| d.pid);
         info!(service = %id, pid, %cause, "adopting a detached service that is up");
-        self.live = Some(LiveRun::new());
+        self.live = LiveRun::begun_now();
         self.readiness = Health::Unknown;
         self.liveness = Health::Unknown;
         let d = &mut self.detached;
