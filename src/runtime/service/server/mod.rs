@@ -39,7 +39,7 @@
 //! | `exit.rs` | an exit, and the restart timer after it |
 //! | `verdict.rs` | probe verdicts: health, ready, liveness |
 //! | `control.rs` | pause, resume, stdin |
-//! | `detached.rs`, `detached/` | a service whose command launches a daemon |
+//! | `detached/` | a service whose command launches a daemon: way up, way down, follow task |
 
 use std::sync::Arc;
 use std::time::Duration;
