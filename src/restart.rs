@@ -62,7 +62,7 @@ impl RestartIntensity {
 
     /// Records a restart at `now`. `Err` carries the cause when this restart passes the
     /// limit (the caller then gives up instead of restarting).
-    pub fn record(&mut self, now: Instant) -> Result<usize, String> {
+    pub fn record(&mut self, now: Instant) -> Result<usize, IntensityExceeded> {
         while let Some(&oldest) = self.recent.front() {
             if now.duration_since(oldest) > self.window {
                 self.recent.pop_front();
@@ -73,11 +73,11 @@ impl RestartIntensity {
         self.recent.push_back(now);
         let count = self.recent.len();
         if count > self.max_restarts as usize {
-            Err(format!(
-                "{count} restarts in {} > max_restarts {}",
-                humantime::format_duration(self.window),
-                self.max_restarts
-            ))
+            Err(IntensityExceeded {
+                count,
+                window: self.window,
+                max_restarts: self.max_restarts,
+            })
         } else {
             Ok(count)
         }
@@ -86,6 +86,30 @@ impl RestartIntensity {
     /// Forgets every recorded restart (after a manual start).
     pub fn reset(&mut self) {
         self.recent.clear();
+    }
+}
+
+/// More restarts within the window than allowed: the caller gives up.
+/// Worded `5 restarts in 1m > max_restarts 4`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntensityExceeded {
+    /// Restarts counted in the window, this one included.
+    pub count: usize,
+    /// The window.
+    pub window: Duration,
+    /// The limit that was passed.
+    pub max_restarts: u32,
+}
+
+impl std::fmt::Display for IntensityExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} restarts in {} > max_restarts {}",
+            self.count,
+            humantime::format_duration(self.window),
+            self.max_restarts
+        )
     }
 }
 
@@ -133,7 +157,7 @@ mod tests {
         assert!(i.record(t).is_ok());
         assert!(i.record(t).is_ok());
         let cause = i.record(t).expect_err("fourth restart passes the limit");
-        assert_eq!(cause, "4 restarts in 1m > max_restarts 3");
+        assert_eq!(cause.to_string(), "4 restarts in 1m > max_restarts 3");
     }
 
     #[test]

@@ -22,6 +22,7 @@ use steward::config::{
     CommandSpec, FunctionProbe, ProbeCheck, ProbeKind, ProbeSpec, ServiceDefinition,
 };
 use steward::probe::{ProbeContext, run_probe};
+use steward::runtime::service::generation::Generation;
 use steward::runtime::service::health_checker::{
     HealthChecker, HealthCheckerArgs, HealthCheckerMsg,
 };
@@ -95,7 +96,7 @@ impl Harness {
 
     fn watch_with(&self, run: u64, env: Vec<(String, String)>) {
         self.send(HealthCheckerMsg::Watch {
-            run,
+            run: Generation(run),
             env: Arc::new(env),
             user: Ok(None),
         });
@@ -110,16 +111,15 @@ impl Harness {
                 .expect("stand-in server alive");
             if let ServerMsg::ProbeVerdict {
                 run,
-                probe,
                 healthy,
                 cause,
             } = msg
             {
                 return Verdict {
-                    run,
-                    probe,
+                    run: run.0,
+                    probe: cause.probe,
                     healthy,
-                    cause,
+                    cause: cause.to_string(),
                 };
             }
         }
@@ -131,16 +131,15 @@ impl Harness {
         while let Ok(msg) = self.verdicts.try_recv() {
             if let ServerMsg::ProbeVerdict {
                 run,
-                probe,
                 healthy,
                 cause,
             } = msg
             {
                 out.push(Verdict {
-                    run,
-                    probe,
+                    run: run.0,
+                    probe: cause.probe,
                     healthy,
-                    cause,
+                    cause: cause.to_string(),
                 });
             }
         }

@@ -476,3 +476,79 @@ async fn an_install_step_without_a_state_dir_fails_the_start_instead_of_being_sk
     );
     steward.shutdown().await.expect("shutdown");
 }
+
+/// `ServerMsg::ShutdownKill` (sent by the root when steward's shutdown budget is spent):
+/// SIGKILL to the group at once, the service `stopped`, and the `stopping`, `exited` and
+/// `stopped` events say the budget was spent instead of "stopped on request". Driven
+/// through a ServiceSupervisor of its own, as the root does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_at_the_shutdown_budget_says_the_budget_was_spent() {
+    use std::sync::Arc;
+
+    use ractor::Actor;
+    use steward::logs::LogRing;
+    use steward::runtime::Tables;
+    use steward::runtime::service::server::ServerMsg;
+    use steward::runtime::service::supervisor::{
+        ServiceSupervisor, ServiceSupervisorArgs, ServiceSupervisorMsg,
+    };
+
+    let tables = Arc::new(Tables::new());
+    let mut def = service("budget", "sleep 300");
+    // A stop would wait this long; the budget's kill must not.
+    def.stop_timeout = Duration::from_secs(300);
+    tables.rings.insert(
+        def.id.clone(),
+        Arc::new(LogRing::new(&def.id, 100, tables.events.clone())),
+    );
+    let mut events = tables.events.subscribe(None);
+    let (supervisor, handle) = Actor::spawn(
+        None,
+        ServiceSupervisor,
+        ServiceSupervisorArgs {
+            definition: Arc::new(def),
+            tables: tables.clone(),
+        },
+    )
+    .await
+    .expect("service supervisor");
+
+    let started = supervisor
+        .call(
+            |reply| ServiceSupervisorMsg::Control(ServerMsg::Start(reply)),
+            Some(SOON),
+        )
+        .await
+        .expect("supervisor answers")
+        .expect("start reply")
+        .expect("started");
+    let pid = started.pid.expect("a running process has a pid");
+
+    let stopped = supervisor
+        .call(
+            |reply| {
+                ServiceSupervisorMsg::Control(ServerMsg::ShutdownKill {
+                    budget: Duration::from_secs(30),
+                    reply,
+                })
+            },
+            Some(SOON),
+        )
+        .await
+        .expect("supervisor answers")
+        .expect("shutdown kill reply")
+        .expect("stopped");
+    assert_eq!(stopped.status, ServiceStatus::Stopped);
+    assert!(!pid_alive(pid), "the process was SIGKILLed");
+
+    let stopping = event_of(&mut events, "budget", EventKind::Stopping).await;
+    assert_eq!(stopping.cause.as_deref(), Some("shutdown budget 30s spent"));
+    let exited = event_of(&mut events, "budget", EventKind::Exited).await;
+    assert_eq!(exited.signal.as_deref(), Some("SIGKILL"));
+    assert_eq!(exited.cause.as_deref(), Some("shutdown budget 30s spent"));
+    let stopped = event_of(&mut events, "budget", EventKind::Stopped).await;
+    assert_eq!(stopped.cause.as_deref(), Some("shutdown budget 30s spent"));
+
+    supervisor.stop(None);
+    handle.await.expect("supervisor stopped");
+}

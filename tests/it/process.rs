@@ -15,6 +15,7 @@ use steward::logs::{LogStream, MAX_LINE_BYTES, RawLine};
 use steward::process::{
     ProcessGroupGuard, ResolvedUser, SpawnPlan, argv_for, resolve, resolve_user, spawn,
 };
+use steward::runtime::service::generation::Generation;
 use steward::runtime::service::log_buffer::LogBufferMsg;
 use steward::runtime::service::port_manager::{PortManager, PortManagerArgs, PortManagerMsg};
 use steward::runtime::service::server::ServerMsg;
@@ -39,7 +40,7 @@ enum Seen {
     Lines(Vec<RawLine>),
     Flush,
     Exited {
-        run: u64,
+        run: Generation,
         exit: ExitInfo,
         forced_kill: bool,
     },
@@ -80,7 +81,7 @@ fn log_buffer_relay(msg: LogBufferMsg) -> Option<Seen> {
 /// How one process ended, with everything seen since the previous exit.
 #[derive(Debug)]
 struct Ended {
-    run: u64,
+    run: Generation,
     exit: ExitInfo,
     forced_kill: bool,
     lines: Vec<RawLine>,
@@ -105,7 +106,7 @@ struct Harness {
     /// Lines received since the last exit.
     lines: Vec<RawLine>,
     flushed: bool,
-    next_run: u64,
+    next_run: Generation,
 }
 
 impl Harness {
@@ -126,14 +127,14 @@ impl Harness {
             rx,
             lines: Vec::new(),
             flushed: false,
-            next_run: 1,
+            next_run: Generation(1),
         }
     }
 
     /// Spawns `plan` as a new run; `(run, pid)`.
-    async fn spawn_plan(&mut self, plan: SpawnPlan) -> Result<(u64, u32), String> {
+    async fn spawn_plan(&mut self, plan: SpawnPlan) -> Result<(Generation, u32), String> {
         let run = self.next_run;
-        self.next_run += 1;
+        self.next_run = run.next();
         let pid = self
             .port
             .call(
@@ -142,15 +143,16 @@ impl Harness {
             )
             .await
             .expect("port manager answers")
-            .expect("spawn reply")?;
+            .expect("spawn reply")
+            .map_err(|e| e.to_string())?;
         Ok((run, pid))
     }
 
-    async fn spawn(&mut self, argv: &[&str]) -> (u64, u32) {
+    async fn spawn(&mut self, argv: &[&str]) -> (Generation, u32) {
         self.spawn_plan(plan(argv)).await.expect("spawns")
     }
 
-    async fn signal(&self, run: u64, signal: Signal) -> Result<(), String> {
+    async fn signal(&self, run: Generation, signal: Signal) -> Result<(), String> {
         self.port
             .call(
                 |reply| PortManagerMsg::Signal { run, signal, reply },
@@ -159,6 +161,7 @@ impl Harness {
             .await
             .expect("port manager answers")
             .expect("signal reply")
+            .map_err(|e| e.to_string())
     }
 
     async fn input(&self, data: &[u8]) -> Result<(), String> {
@@ -171,6 +174,7 @@ impl Harness {
             .await
             .expect("port manager answers")
             .expect("input reply")
+            .map_err(|e| e.to_string())
     }
 
     async fn next_seen(&mut self, what: &str) -> Seen {
@@ -513,7 +517,9 @@ async fn sigstop_and_sigcont_pause_and_resume_the_group() {
     })
     .await;
     assert!(
-        h.signal(run + 100, Signal::SIGSTOP).await.is_err(),
+        h.signal(Generation(run.0 + 100), Signal::SIGSTOP)
+            .await
+            .is_err(),
         "stale run refused"
     );
     h.port.cast(PortManagerMsg::Kill { run }).expect("cast");
@@ -558,11 +564,13 @@ async fn one_process_at_a_time_and_stale_runs_are_ignored() {
         .expect_err("refused");
     assert!(err.contains("still running"), "{err}");
     h.port
-        .cast(PortManagerMsg::Kill { run: run + 100 })
+        .cast(PortManagerMsg::Kill {
+            run: Generation(run.0 + 100),
+        })
         .expect("cast");
     h.port
         .cast(PortManagerMsg::Stop {
-            run: run + 100,
+            run: Generation(run.0 + 100),
             signal: Signal::SIGKILL,
             timeout: Duration::ZERO,
         })

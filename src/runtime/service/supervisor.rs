@@ -397,7 +397,8 @@ fn reply_unavailable(msg: ServerMsg, id: &str) {
         | ServerMsg::Kill(r)
         | ServerMsg::Pause(r)
         | ServerMsg::Resume(r)
-        | ServerMsg::StartNeeded { reply: r, .. } => {
+        | ServerMsg::StartNeeded { reply: r, .. }
+        | ServerMsg::ShutdownKill { reply: r, .. } => {
             let _ = r.send(Err(err()));
         }
         ServerMsg::Input { reply, .. } => {

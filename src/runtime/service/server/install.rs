@@ -29,11 +29,12 @@ use ractor::ActorRef;
 use ractor::rpc::CallResult;
 use tracing::{info, warn};
 
-use super::{Intent, SPAWN_TIMEOUT, ServerMsg, ServerState};
+use super::{SPAWN_TIMEOUT, ServerMsg, ServerState};
 use crate::config::CommandSpec;
 use crate::error::ControlError;
 use crate::events::{Event, EventKind};
 use crate::process::{self, SpawnPlan, install_marker};
+use crate::runtime::service::decide::Intent;
 use crate::runtime::service::port_manager::PortManagerMsg;
 use crate::source;
 use crate::state::{ExitInfo, ServiceStatus};
@@ -45,7 +46,7 @@ pub(super) const FAILURE_LINES: usize = 5;
 /// setup runs.
 #[derive(Debug, Default)]
 pub(super) struct Setup {
-    /// The step whose process runs now (its run number is `ServerState::run`). Boxed: a
+    /// The step whose process runs now (its run is `ServerState::generation`). Boxed: a
     /// `Setup` lives in every Server's state, and most services never run a step.
     current: Option<Box<Step>>,
     /// The steps after it, in order.
@@ -216,7 +217,7 @@ impl ServerState {
             return NextStep::Failed;
         };
         self.setup.log_mark = self.log_mark();
-        let run = self.run + 1;
+        let run = self.next_generation();
         let plan = step.plan.clone();
         let spawned = port
             .call(
@@ -229,7 +230,7 @@ impl ServerState {
             Ok(CallResult::Success(Ok(pid))) => pid,
             failed => {
                 let reason = match failed {
-                    Ok(CallResult::Success(Err(reason))) => reason,
+                    Ok(CallResult::Success(Err(error))) => error.to_string(),
                     Ok(CallResult::Timeout) => "spawning timed out".to_string(),
                     _ => "the service's process manager is gone".to_string(),
                 };
@@ -238,11 +239,10 @@ impl ServerState {
                 return NextStep::Failed;
             }
         };
-        self.run = run;
         self.record_pid(pid);
         self.setup.current = Some(Box::new(step));
         self.update(|r| r.pid = Some(pid));
-        info!(service = %self.def.id, pid, run, step = %what, "installing");
+        info!(service = %self.def.id, pid, run = run.0, step = %what, "installing");
         self.transition(
             ServiceStatus::Installing,
             Event::new(&self.def.id, EventKind::Installing)

@@ -21,9 +21,9 @@
 //!   3. if the process wrote anything, casts [`LogBufferMsg::Flush`], then makes one
 //!      `Tail { n: 0 }` call to the LogBuffer as a barrier: when it answers, every line
 //!      was appended;
-//!   4. tells this actor ([`PortManagerMsg::Exited`]: it lets go of the process), then
-//!      the Server ([`ServerMsg::ProcessExited`]) directly, in that order, so the
-//!      Server's next `Spawn` finds this actor free;
+//!   4. tells this actor ([`PortManagerMsg::Exited`]), which lets go of the process and
+//!      reports the exit to the Server ([`ServerMsg::ProcessExited`]): one report, sent
+//!      once this actor is free, so the Server's next `Spawn` finds it so;
 //! * a **stdin writer**, started by the first [`PortManagerMsg::Input`] (most services
 //!   never get one, and a task and its queue per service add up), writes the bytes in
 //!   order and replies once each write is done.
@@ -34,57 +34,62 @@
 //! it leaves in its group is the service, so the group is not killed, and a pipe still
 //! held by what it launched keeps feeding the log instead of being dropped.
 //!
+//! Every message about a process carries its run's [`Generation`]; one about another run
+//! is ignored. Replies are typed ([`PortError`]); the Server words them.
+//!
+//! Files: this one holds the actor and its handlers; `watcher.rs` the watcher task,
+//! `stdin.rs` the stdin writer, `error.rs` the typed replies.
+//!
 //! Cleanup never depends on a message arriving: the state holds a [`ProcessGroupGuard`],
 //! so when this actor stops, or panics (ractor then skips `post_stop` but drops the
 //! state), the whole group is SIGKILLed.
 
-use std::os::fd::OwnedFd;
-use std::os::unix::process::ExitStatusExt as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chrono::Utc;
 use nix::sys::signal::Signal;
 use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
-use tokio::io::AsyncWriteExt as _;
-use tokio::net::unix::pipe;
-use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::process::signal::raw_signal_name;
-use crate::process::{Child, ProcessGroupGuard, SpawnPlan, read_pipes, signal_group, signal_name};
+use crate::process::{ProcessGroupGuard, SpawnPlan, signal_name};
+use crate::runtime::service::generation::Generation;
 use crate::runtime::service::log_buffer::LogBufferMsg;
 use crate::runtime::service::server::ServerMsg;
 use crate::state::ExitInfo;
+
+mod error;
+mod stdin;
+mod watcher;
+
+pub use error::PortError;
+use stdin::StdinPort;
+use watcher::{Output, Watch, watch_exit};
 
 /// How long the watcher waits for the pipes to reach end of file after the process group
 /// was killed. Only a process that left the group (`setsid`) and kept the pipe open makes
 /// it wait that long.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How long the watcher waits for the LogBuffer to confirm it appended the last lines.
-const LOG_BARRIER_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Messages to a PortManager. `run` is the Server's number for one spawned process;
+/// Messages to a PortManager. `run` is the Server's [`Generation`] of one spawned process;
 /// messages about another run are ignored.
 #[derive(Debug)]
 pub enum PortManagerMsg {
     /// Spawn the process; replies with its pid. Refused while a process runs.
     Spawn {
         /// The run number this process will carry.
-        run: u64,
+        run: Generation,
         /// What to exec.
         plan: SpawnPlan,
         /// The pid, or why the spawn failed.
-        reply: RpcReplyPort<Result<u32, String>>,
+        reply: RpcReplyPort<Result<u32, PortError>>,
     },
     /// Graceful stop: `signal` to the group, then SIGCONT (so a paused group can act on
     /// it), SIGKILL to the group after `timeout` (the exit then has `forced_kill: true`).
     Stop {
         /// Which run.
-        run: u64,
+        run: Generation,
         /// The stop signal.
         signal: Signal,
         /// The grace period.
@@ -93,23 +98,23 @@ pub enum PortManagerMsg {
     /// SIGKILL to the group now.
     Kill {
         /// Which run.
-        run: u64,
+        run: Generation,
     },
     /// Send a signal to the group (SIGSTOP / SIGCONT for pause and resume).
     Signal {
         /// Which run.
-        run: u64,
+        run: Generation,
         /// The signal.
         signal: Signal,
         /// Done, or why not (a stale run, a process that already exited).
-        reply: RpcReplyPort<Result<(), String>>,
+        reply: RpcReplyPort<Result<(), PortError>>,
     },
     /// Write bytes to the process's stdin as they are.
     Input {
         /// The bytes.
         data: Vec<u8>,
         /// Done, or why not.
-        reply: RpcReplyPort<Result<(), String>>,
+        reply: RpcReplyPort<Result<(), PortError>>,
     },
     /// Makes the actor panic (chaos testing of the supervision tree).
     Panic(String),
@@ -117,7 +122,7 @@ pub enum PortManagerMsg {
     /// its group was killed and its pipes drained. Other actors must not send it.
     Exited {
         /// Which run.
-        run: u64,
+        run: Generation,
         /// How it ended.
         exit: ExitInfo,
     },
@@ -125,7 +130,7 @@ pub enum PortManagerMsg {
     /// Other actors must not send it.
     StopTimeout {
         /// Which run.
-        run: u64,
+        run: Generation,
     },
 }
 
@@ -150,69 +155,30 @@ pub struct PortManagerState {
     current: Option<RunningProcess>,
 }
 
-/// A write request for the stdin task: the bytes and who to tell when they are written.
-type StdinWrite = (Vec<u8>, RpcReplyPort<Result<(), String>>);
-
 /// One spawned process, as the actor sees it.
 #[derive(Debug)]
 struct RunningProcess {
-    run: u64,
+    run: Generation,
     pid: u32,
     /// SIGKILLs the group if this is dropped while the process runs (actor stopped or
     /// panicked). Disarmed when the exit is reported: the watcher has killed the group.
     group: ProcessGroupGuard,
     /// Set by the watcher as soon as the leader is reaped. From then on the group is being
-    /// killed and its number may be reused, so nothing more is sent to it.
+    /// killed and its number may be reused, so nothing more is sent to it. (Not a second
+    /// notion of the run: the watcher's `Exited` message may still be queued behind a
+    /// signal request, and this flag is what closes that window.)
     reaped: Arc<AtomicBool>,
     /// The child's stdin; dropping it closes the pipe.
     stdin: StdinPort,
     /// Pending stop timers, aborted at exit. The earliest one that fires wins.
     stop_timers: Vec<JoinHandle<Result<(), MessagingErr<PortManagerMsg>>>>,
-    /// Set when a stop timer had to SIGKILL the group (read by the watcher at the exit).
-    forced_kill: Arc<AtomicBool>,
+    /// Set when a stop timer had to SIGKILL the group (reported with the exit).
+    forced_kill: bool,
 }
 
 impl RunningProcess {
     fn is_reaped(&self) -> bool {
         self.reaped.load(Ordering::Acquire)
-    }
-}
-
-/// The stdin of a process: the bare pipe until the first write starts the writer task.
-#[derive(Debug)]
-enum StdinPort {
-    /// No write yet; `None` when the process has no stdin pipe. Registered with tokio by
-    /// the first write.
-    Idle(Option<OwnedFd>),
-    /// Queue of the writer task, which owns the pipe.
-    Writing(mpsc::UnboundedSender<StdinWrite>),
-}
-
-impl StdinPort {
-    /// Queues a write, starting the writer task on the first one. Gives the request back
-    /// when the pipe is closed.
-    fn write(&mut self, request: StdinWrite) -> Result<(), StdinWrite> {
-        if let StdinPort::Idle(pipe) = self {
-            let Some(pipe) = pipe.take() else {
-                return Err(request);
-            };
-            let pipe = match pipe::Sender::from_owned_fd(pipe) {
-                Ok(pipe) => pipe,
-                Err(error) => {
-                    let _ = request
-                        .1
-                        .send(Err(format!("cannot write to stdin: {error}")));
-                    return Ok(());
-                }
-            };
-            let (queue, requests) = mpsc::unbounded_channel();
-            tokio::spawn(write_stdin(pipe, requests));
-            *self = StdinPort::Writing(queue);
-        }
-        match self {
-            StdinPort::Writing(queue) => queue.send(request).map_err(|e| e.0),
-            StdinPort::Idle(_) => Err(request),
-        }
     }
 }
 
@@ -275,7 +241,7 @@ impl Actor for PortManager {
         if let Some(mut current) = state.current.take() {
             warn!(
                 service = %state.service,
-                run = current.run,
+                run = current.run.0,
                 pid = current.pid,
                 "port manager stopping with its process running: killing the process group"
             );
@@ -288,23 +254,23 @@ impl Actor for PortManager {
 }
 
 /// The current process if it belongs to `run`.
-fn current_of(state: &mut PortManagerState, run: u64) -> Option<&mut RunningProcess> {
-    state.current.as_mut().filter(|c| c.run == run)
+fn current_of(state: &mut PortManagerState, run: Generation) -> Option<&mut RunningProcess> {
+    state.current.as_mut().filter(|c| c.run.is_current(run))
 }
 
 fn on_spawn(
     myself: &ActorRef<PortManagerMsg>,
     state: &mut PortManagerState,
-    run: u64,
+    run: Generation,
     plan: &SpawnPlan,
-) -> Result<u32, String> {
+) -> Result<u32, PortError> {
     if let Some(current) = &state.current {
-        return Err(format!(
-            "the process of run {} (pid {}) is still running: stop it before spawning another",
-            current.run, current.pid
-        ));
+        return Err(PortError::Busy {
+            run: current.run,
+            pid: current.pid,
+        });
     }
-    let mut child = crate::process::spawn(plan).map_err(|e| e.to_string())?;
+    let mut child = crate::process::spawn(plan)?;
     let pid = child.id();
     let group = ProcessGroupGuard::new(pid);
 
@@ -315,7 +281,6 @@ fn on_spawn(
     };
     let stdin = StdinPort::Idle(child.stdin.take());
     let reaped = Arc::new(AtomicBool::new(false));
-    let forced_kill = Arc::new(AtomicBool::new(false));
     tokio::spawn(watch_exit(
         Watch {
             service: state.service.clone(),
@@ -323,16 +288,14 @@ fn on_spawn(
             pid,
             child,
             reaped: reaped.clone(),
-            forced_kill: forced_kill.clone(),
             detached: plan.detached,
             log_buffer: state.log_buffer.clone(),
             port_manager: myself.clone(),
-            server: state.server.clone(),
         },
         output,
     ));
 
-    info!(service = %state.service, run, pid, program = %plan.argv.first().map(String::as_str).unwrap_or(""), "spawned");
+    info!(service = %state.service, run = run.0, pid, program = %plan.argv.first().map(String::as_str).unwrap_or(""), "spawned");
     state.current = Some(RunningProcess {
         run,
         pid,
@@ -340,7 +303,7 @@ fn on_spawn(
         reaped,
         stdin,
         stop_timers: Vec::new(),
-        forced_kill,
+        forced_kill: false,
     });
     Ok(pid)
 }
@@ -348,13 +311,13 @@ fn on_spawn(
 fn on_stop(
     myself: &ActorRef<PortManagerMsg>,
     state: &mut PortManagerState,
-    run: u64,
+    run: Generation,
     signal: Signal,
     timeout: Duration,
 ) {
     let service = state.service.clone();
     let Some(current) = current_of(state, run) else {
-        debug!(service = %service, run, "stop for a run that is not running: ignored");
+        debug!(service = %service, run = run.0, "stop for a run that is not running: ignored");
         return;
     };
     if current.is_reaped() {
@@ -362,7 +325,7 @@ fn on_stop(
     }
     info!(
         service = %service,
-        run,
+        run = run.0,
         pid = current.pid,
         signal = signal_name(signal),
         timeout_ms = timeout.as_millis() as u64,
@@ -377,7 +340,7 @@ fn on_stop(
     current.stop_timers.push(timer);
 }
 
-fn on_stop_timeout(state: &mut PortManagerState, run: u64) {
+fn on_stop_timeout(state: &mut PortManagerState, run: Generation) {
     let service = state.service.clone();
     let Some(current) = current_of(state, run) else {
         return;
@@ -385,62 +348,74 @@ fn on_stop_timeout(state: &mut PortManagerState, run: u64) {
     if current.is_reaped() {
         return;
     }
-    warn!(service = %service, run, pid = current.pid, "stop_timeout expired: SIGKILL to the process group");
-    current.forced_kill.store(true, Ordering::SeqCst);
+    warn!(service = %service, run = run.0, pid = current.pid, "stop_timeout expired: SIGKILL to the process group");
+    current.forced_kill = true;
     if let Err(error) = current.group.signal(Signal::SIGKILL) {
         warn!(service = %service, pid = current.pid, %error, "could not SIGKILL process group");
     }
 }
 
-fn on_kill(state: &mut PortManagerState, run: u64) {
+fn on_kill(state: &mut PortManagerState, run: Generation) {
     let service = state.service.clone();
     let Some(current) = current_of(state, run) else {
-        debug!(service = %service, run, "kill for a run that is not running: ignored");
+        debug!(service = %service, run = run.0, "kill for a run that is not running: ignored");
         return;
     };
     if current.is_reaped() {
         return;
     }
-    info!(service = %service, run, pid = current.pid, "SIGKILL to the process group");
+    info!(service = %service, run = run.0, pid = current.pid, "SIGKILL to the process group");
     if let Err(error) = current.group.signal(Signal::SIGKILL) {
         warn!(service = %service, pid = current.pid, %error, "could not SIGKILL process group");
     }
 }
 
-fn on_signal(state: &mut PortManagerState, run: u64, signal: Signal) -> Result<(), String> {
+fn on_signal(
+    state: &mut PortManagerState,
+    run: Generation,
+    signal: Signal,
+) -> Result<(), PortError> {
     let service = state.service.clone();
     let Some(current) = current_of(state, run) else {
-        return Err(format!("run {run} is not the running process of {service}"));
+        return Err(PortError::NotCurrent { run, service });
     };
     if current.is_reaped() {
-        return Err(format!(
-            "the process of {service} (pid {}) has exited",
-            current.pid
-        ));
+        return Err(PortError::Exited {
+            service,
+            pid: current.pid,
+        });
     }
-    debug!(service = %service, run, pid = current.pid, signal = signal_name(signal), "signalling process group");
-    current.group.signal(signal).map_err(|e| {
-        format!(
-            "cannot send {} to process group {}: {e}",
-            signal_name(signal),
-            current.pid
-        )
-    })
+    debug!(service = %service, run = run.0, pid = current.pid, signal = signal_name(signal), "signalling process group");
+    current
+        .group
+        .signal(signal)
+        .map_err(|source| PortError::Signal {
+            signal: signal_name(signal),
+            pid: current.pid,
+            source,
+        })
 }
 
-fn on_input(state: &mut PortManagerState, data: Vec<u8>, reply: RpcReplyPort<Result<(), String>>) {
+fn on_input(
+    state: &mut PortManagerState,
+    data: Vec<u8>,
+    reply: RpcReplyPort<Result<(), PortError>>,
+) {
+    let service = state.service.clone();
     let Some(current) = state.current.as_mut().filter(|c| !c.is_reaped()) else {
-        let _ = reply.send(Err(format!("{} has no running process", state.service)));
+        let _ = reply.send(Err(PortError::NoProcess { service }));
         return;
     };
     if let Err((_, reply)) = current.stdin.write((data, reply)) {
-        let _ = reply.send(Err(format!("the stdin of {} is closed", state.service)));
+        let _ = reply.send(Err(PortError::StdinClosed { service }));
     }
 }
 
-fn on_exited(state: &mut PortManagerState, run: u64, exit: ExitInfo) {
-    let Some(mut current) = state.current.take_if(|c| c.run == run) else {
-        warn!(service = %state.service, run, "exit of a run that is not current: ignored");
+/// The watcher reports the exit: lets go of the process, then reports the exit to the
+/// Server (the one report of it), so that the Server's next `Spawn` finds this actor free.
+fn on_exited(state: &mut PortManagerState, run: Generation, exit: ExitInfo) {
+    let Some(mut current) = state.current.take_if(|c| c.run.is_current(run)) else {
+        warn!(service = %state.service, run = run.0, "exit of a run that is not current: ignored");
         return;
     };
     // The watcher SIGKILLed the group after reaping the leader; the number is no longer ours.
@@ -448,173 +423,22 @@ fn on_exited(state: &mut PortManagerState, run: u64, exit: ExitInfo) {
     for timer in &current.stop_timers {
         timer.abort();
     }
-    info!(
+    // The Server logs the exit (once, at info, with what it means); this is the detail.
+    debug!(
         service = %state.service,
-        run,
+        run = run.0,
         pid = current.pid,
         code = exit.code,
         signal = exit.signal.as_deref(),
-        forced_kill = current.forced_kill.load(Ordering::SeqCst),
-        "exited"
+        forced_kill = current.forced_kill,
+        "process group released"
     );
-}
-
-/// The pipes of one process and where their lines go.
-struct Output {
-    stdout: Option<pipe::Receiver>,
-    stderr: Option<pipe::Receiver>,
-    log_buffer: ActorRef<LogBufferMsg>,
-}
-
-/// Reads both pipes to end of file, casting their lines in batches. Lines keep being
-/// read (and dropped) while the LogBuffer is away, so the child never blocks on a full
-/// pipe. `sent` turns true with the first batch.
-async fn read_output(output: Output, sent: &AtomicBool) {
-    let log_buffer = output.log_buffer;
-    let result = read_pipes(output.stdout, output.stderr, |batch, drained| {
-        sent.store(true, Ordering::Relaxed);
-        let _ = log_buffer.cast(if drained {
-            LogBufferMsg::Drained(batch)
-        } else {
-            LogBufferMsg::Lines(batch)
-        });
-    })
-    .await;
-    if let Err(error) = result {
-        debug!(%error, "pipe read failed");
-    }
-}
-
-async fn write_stdin(mut stdin: pipe::Sender, mut queue: mpsc::UnboundedReceiver<StdinWrite>) {
-    while let Some((data, reply)) = queue.recv().await {
-        let written = match stdin.write_all(&data).await {
-            Ok(()) => stdin.flush().await,
-            Err(e) => Err(e),
-        };
-        let _ = reply.send(written.map_err(|e| format!("cannot write to stdin: {e}")));
-    }
-}
-
-/// What the watcher task needs.
-struct Watch {
-    service: String,
-    run: u64,
-    pid: u32,
-    child: Child,
-    reaped: Arc<AtomicBool>,
-    /// Set by the PortManager when its stop timer SIGKILLed the group.
-    forced_kill: Arc<AtomicBool>,
-    /// A detached launcher: its group outlives it.
-    detached: bool,
-    log_buffer: ActorRef<LogBufferMsg>,
-    port_manager: ActorRef<PortManagerMsg>,
-    server: ActorRef<ServerMsg>,
-}
-
-/// The one task of a running process: reads its pipes and awaits its exit; then kills
-/// the rest of the group, drains the pipes, and reports.
-async fn watch_exit(mut watch: Watch, output: Output) {
-    let sent = AtomicBool::new(false);
-    let reading = read_output(output, &sent);
-    tokio::pin!(reading);
-    let mut drained = false;
-    let status = tokio::select! {
-        status = watch.child.wait() => status,
-        () = &mut reading => {
-            // Both pipes closed before the exit (a process that closes its stdout and
-            // stderr): nothing more to read.
-            drained = true;
-            watch.child.wait().await
-        }
+    let report = ServerMsg::ProcessExited {
+        run,
+        exit,
+        forced_kill: current.forced_kill,
     };
-    // Boxed: this task stays resident as long as the process runs, and what follows runs
-    // once, at the exit (inlined, its timers made every running service's task larger).
-    Box::pin(after_exit(watch, status, reading, drained, &sent)).await;
-}
-
-/// The rest of [`watch_exit`], once the leader is reaped.
-async fn after_exit<F: Future<Output = ()>>(
-    watch: Watch,
-    status: std::io::Result<std::process::ExitStatus>,
-    mut reading: std::pin::Pin<&mut F>,
-    mut drained: bool,
-    sent: &AtomicBool,
-) {
-    let at = Utc::now();
-    watch.reaped.store(true, Ordering::Release);
-    // KillMode=control-group: what the leader left behind in its group dies with it.
-    if watch.detached {
-        debug!(service = %watch.service, pid = watch.pid, "detached launcher exited; its group is left alone");
-    } else if let Err(error) = signal_group(watch.pid, Signal::SIGKILL) {
-        warn!(service = %watch.service, pid = watch.pid, %error, "could not kill the rest of the process group");
-    }
-    let exit = match status {
-        Ok(status) => ExitInfo {
-            code: status.code(),
-            signal: status.signal().map(raw_signal_name),
-            at,
-        },
-        Err(error) => {
-            warn!(service = %watch.service, pid = watch.pid, %error, "could not read the exit status");
-            ExitInfo {
-                code: None,
-                signal: None,
-                at,
-            }
-        }
-    };
-
-    if !drained {
-        drained = tokio::time::timeout(DRAIN_TIMEOUT, reading.as_mut())
-            .await
-            .is_ok();
-    }
-    if !drained && watch.detached {
-        // The launched daemon holds the pipes: keep feeding its output to the log (after
-        // the exit is reported, below).
-        debug!(service = %watch.service, pid = watch.pid, "the launched process keeps the output pipes");
-    } else if !drained {
-        warn!(
-            service = %watch.service,
-            pid = watch.pid,
-            "a process outside the group still holds the output pipes: unread output dropped"
-        );
-    }
-    // A silent process (most restarts of a crashed `sleep`) has nothing in flight.
-    if sent.load(Ordering::Relaxed) {
-        let _ = watch.log_buffer.cast(LogBufferMsg::Flush);
-        // Every batch was cast before this call, so its answer means they were all
-        // appended.
-        let barrier = watch
-            .log_buffer
-            .call(
-                |reply| LogBufferMsg::Tail { n: 0, reply },
-                Some(LOG_BARRIER_TIMEOUT),
-            )
-            .await;
-        if barrier.is_err() {
-            debug!(service = %watch.service, "log buffer did not confirm the last lines");
-        }
-    }
-    // The PortManager first, so that it has let go of this process before the Server's
-    // next `Spawn` reaches it; then the Server directly (one hop less on every restart).
-    // A PortManager that is gone was stopped or crashed, with its siblings: its process
-    // was killed by it, and the Server must not take that for an exit of the service.
-    let told = watch.port_manager.cast(PortManagerMsg::Exited {
-        run: watch.run,
-        exit: exit.clone(),
-    });
-    if told.is_ok() {
-        let msg = ServerMsg::ProcessExited {
-            run: watch.run,
-            exit,
-            forced_kill: watch.forced_kill.load(Ordering::SeqCst),
-        };
-        if watch.server.cast(msg).is_err() {
-            warn!(service = %watch.service, run = watch.run, "server is gone: exit not reported");
-        }
-    }
-    if !drained && watch.detached {
-        reading.await;
+    if state.server.cast(report).is_err() {
+        warn!(service = %state.service, run = run.0, "server is gone: exit not reported");
     }
 }

@@ -33,25 +33,33 @@
 //! * While the daemon runs, steward's own pid file holds its record with `detached: true`;
 //!   a steward that was SIGKILLed leaves it behind, crash recovery keeps it (`Adopt`), and
 //!   the next start of the service adopts the daemon instead of launching again.
+//!
+//! This file holds the way up (launch, adoption, the daemon found); `teardown.rs` the way
+//! down; `follow.rs` the task that follows the daemon.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use nix::sys::signal::Signal;
 use ractor::ActorRef;
 use tracing::{debug, info, warn};
 
-use super::{Intent, ProbeIdentity, ServerMsg, ServerState};
-use crate::config::CommandSpec;
+use super::state::{LiveRun, ProbeIdentity};
+use super::{ServerMsg, ServerState, Work};
 use crate::error::ControlError;
 use crate::events::{Event, EventKind};
 use crate::process::pid_file::{self, PidRecord};
-use crate::process::{self, SpawnPlan, daemon};
-use crate::runtime::service::health_checker::HealthCheckerMsg;
-use crate::runtime::service::port_manager::PortManagerMsg;
+use crate::process::{self, daemon};
+use crate::runtime::service::decide::{Intent, KillCause};
+use crate::runtime::service::generation::Generation;
 use crate::state::{ExitInfo, Health, ServiceStatus};
+
+mod follow;
+mod teardown;
+
+use follow::{Follow, follow};
 
 /// How often the follow task looks at the daemon (and rereads the pid file).
 const FOLLOW_POLL: Duration = Duration::from_secs(1);
@@ -73,31 +81,33 @@ const ADOPTED: &str = "adopted from a previous steward";
 /// The cause of the `started` event when the service's actors were restarted while it ran.
 const KEPT: &str = "adopted: still running after the service's actors restarted";
 
-/// Notices from a detached service's own follow task and timers. Stale ones (an older
-/// `token`) are ignored. Only the Server sends them to itself.
+/// Notices from a detached service's own follow task and timers. Each carries the
+/// generation of the phase it is about (a phase change starts a generation, except the
+/// launch, which is the launcher's run); stale ones are ignored. Only the Server sends
+/// them to itself.
 #[derive(Debug)]
 pub enum DetachedNotice {
     /// The pid file names a live process started after the launcher: the daemon.
     DaemonFound {
         /// Which follow task.
-        token: u64,
+        run: Generation,
         /// The daemon, by pid and start time.
         record: PidRecord,
     },
     /// The daemon being followed is gone.
     DaemonGone {
         /// Which follow task.
-        token: u64,
+        run: Generation,
     },
     /// A deadline of the way down passed (`stop_command`, or the daemon after its signal).
     Deadline {
         /// Which step.
-        token: u64,
+        run: Generation,
     },
     /// `stop_command` could not be run; the way down goes on with the daemon.
     StopCommandNotRun {
         /// Which step.
-        token: u64,
+        run: Generation,
         /// Why.
         reason: String,
     },
@@ -108,11 +118,11 @@ pub enum DetachedNotice {
 enum Phase {
     /// Nothing of it runs, as far as steward knows.
     Idle,
-    /// The launcher (run `ServerState::run`) runs. `teardown`: it was asked to go down.
+    /// The launcher (run `ServerState::generation`) runs. `teardown`: it was asked to go down.
     Launching { teardown: bool },
     /// The launcher exited 0; the daemon runs (known when the pid file named it).
     Up { daemon: Option<PidRecord> },
-    /// `stop_command` (run `ServerState::run`) runs.
+    /// `stop_command` (run `ServerState::generation`) runs.
     StopCommand { daemon: Option<PidRecord> },
     /// The daemon got its stop signal; waiting for it to disappear.
     Reaping { daemon: PidRecord },
@@ -123,8 +133,6 @@ pub(super) struct Detached {
     /// The Server itself, for the notices of tasks and timers started from sync code.
     myself: ActorRef<ServerMsg>,
     phase: Phase,
-    /// Bumped at every phase change: notices of an older phase are stale.
-    token: u64,
     /// The task following the daemon (aborted when dropped).
     follower: Follower,
     /// The environment and user the launcher got: `stop_command` and probes get the same.
@@ -146,7 +154,6 @@ impl Detached {
         Detached {
             myself,
             phase: Phase::Idle,
-            token: 0,
             follower: Follower(None),
             identity: ProbeIdentity::default(),
             launcher_started: None,
@@ -157,12 +164,10 @@ impl Detached {
         }
     }
 
-    /// Enters `phase`, making every notice of the previous one stale.
-    fn enter(&mut self, phase: Phase) -> u64 {
+    /// Enters `phase` within the current generation (the launcher's run).
+    fn enter(&mut self, phase: Phase) {
         self.follower.stop();
-        self.token += 1;
         self.phase = phase;
-        self.token
     }
 
     fn notify(&self, notice: DetachedNotice) {
@@ -193,9 +198,17 @@ impl ServerState {
         matches!(self.detached.phase, Phase::Launching { teardown: false })
     }
 
-    /// The launcher is spawned (run `self.run`): the service stays `starting` until it
-    /// exits; start waiters are answered then.
+    /// Enters `phase` in a generation of its own, making every notice of the previous
+    /// phase stale.
+    fn enter_phase(&mut self, phase: Phase) -> Generation {
+        self.detached.enter(phase);
+        self.next_generation()
+    }
+
+    /// The launcher is spawned (run `self.generation`): the service stays `starting` until
+    /// it exits; start waiters are answered then.
     pub(super) fn launcher_spawned(&mut self, pid: u32, identity: ProbeIdentity) {
+        let run = self.generation;
         let d = &mut self.detached;
         d.identity = identity;
         d.launcher_started = process::start_time(pid);
@@ -203,9 +216,9 @@ impl ServerState {
         d.killed = false;
         d.forced = false;
         d.launch_exit = None;
-        let token = d.enter(Phase::Launching { teardown: false });
+        d.enter(Phase::Launching { teardown: false });
         d.myself.send_after(LAUNCH_LIMIT, move || {
-            ServerMsg::Detached(DetachedNotice::Deadline { token })
+            ServerMsg::Detached(DetachedNotice::Deadline { run })
         });
         self.update(|r| {
             r.pid = Some(pid);
@@ -213,27 +226,23 @@ impl ServerState {
             r.health = Health::Unknown;
             r.ready = false;
         });
-        info!(service = %self.def.id, pid, run = self.run, "detached launcher started");
+        info!(service = %self.def.id, pid, run = run.0, "detached launcher started");
     }
 
-    /// A process of this service exited: the launcher, or `stop_command`.
-    pub(super) async fn on_detached_exit(&mut self, run: u64, exit: ExitInfo) {
-        if run != self.run || !self.alive {
-            return;
-        }
+    /// A process of the current run exited: the launcher, or `stop_command`.
+    pub(super) async fn on_detached_exit(&mut self, exit: ExitInfo) {
         let id = self.def.id.clone();
         match &self.detached.phase {
             Phase::Launching { teardown: false } if exit.success() => self.daemon_up(),
             Phase::Launching { teardown } => {
                 if !*teardown {
-                    let reason =
-                        format!("failed start: the launcher ended with {}", exit.describe());
-                    warn!(service = %id, %reason, "detached launch failed");
+                    let cause = KillCause::LauncherFailed(exit.clone());
+                    warn!(service = %id, %cause, "detached launch failed");
                     self.reply_starts(Err(ControlError::StartFailed {
                         id: id.clone(),
-                        reason: reason.clone(),
+                        reason: cause.to_string(),
                     }));
-                    self.kill_cause = Some(reason);
+                    self.set_kill_cause(cause);
                     self.detached.launch_exit = Some(exit);
                 }
                 // Whatever it got as far as launching is cleaned up by stop_command.
@@ -252,11 +261,15 @@ impl ServerState {
         }
     }
 
-    /// Notices of the follow task and the timers.
-    pub(super) async fn on_detached_notice(&mut self, notice: DetachedNotice) {
-        let current = self.detached.token;
+    /// `Detached`: a notice of the follow task or a timer.
+    pub(super) fn on_detached(&mut self, notice: DetachedNotice) -> Work<'_> {
+        Some(Box::pin(self.on_detached_notice(notice)))
+    }
+
+    async fn on_detached_notice(&mut self, notice: DetachedNotice) {
+        let current = self.generation;
         match notice {
-            DetachedNotice::DaemonFound { token, record } if token == current => {
+            DetachedNotice::DaemonFound { run, record } if current.is_current(run) => {
                 if let Phase::Up { daemon: None } = self.detached.phase {
                     self.daemon_found(&record);
                     self.detached.phase = Phase::Up {
@@ -264,26 +277,25 @@ impl ServerState {
                     };
                 }
             }
-            DetachedNotice::DaemonGone { token } if token == current => {
+            DetachedNotice::DaemonGone { run } if current.is_current(run) => {
                 match &self.detached.phase {
                     Phase::Up {
                         daemon: Some(record),
-                    } if self.intent == Intent::Run && self.kill_cause.is_none() => {
-                        let cause = format!(
-                            "liveness pid_file: process {} (from {}) is gone",
-                            record.pid,
-                            self.pid_file_path().unwrap_or_default().display()
-                        );
+                    } if self.intent == Intent::Run && self.kill_cause().is_none() => {
+                        let cause = KillCause::DaemonGone {
+                            pid: record.pid,
+                            pid_file: self.pid_file_path().unwrap_or_default(),
+                        };
                         info!(service = %self.def.id, %cause, "detached daemon gone; restarting");
-                        self.kill_cause = Some(cause);
+                        self.set_kill_cause(cause);
                         self.take_down(false);
                     }
                     Phase::Reaping { .. } => self.finish().await,
                     _ => {}
                 }
             }
-            DetachedNotice::Deadline { token } if token == current => self.on_deadline().await,
-            DetachedNotice::StopCommandNotRun { token, reason } if token == current => {
+            DetachedNotice::Deadline { run } if current.is_current(run) => self.on_deadline().await,
+            DetachedNotice::StopCommandNotRun { run, reason } if current.is_current(run) => {
                 if let Phase::StopCommand { daemon } = &self.detached.phase {
                     let daemon = daemon.clone();
                     warn!(service = %self.def.id, %reason, "stop_command not run");
@@ -304,7 +316,7 @@ impl ServerState {
             // The launcher's record (crash recovery would stop it) no longer applies.
             None => self.forget_pid(),
         }
-        self.detached.enter(Phase::Up { daemon });
+        self.enter_phase(Phase::Up { daemon });
         let cause = match pid {
             Some(pid) => format!("launcher exited 0; pid {pid} from pid_file"),
             None => "launcher exited 0".to_string(),
@@ -339,13 +351,10 @@ impl ServerState {
                     .cause("no readiness probe"),
             );
         }
-        if let Some(health) = &self.health {
-            let _ = health.cast(HealthCheckerMsg::Watch {
-                run: self.run,
-                env: self.detached.identity.env.clone(),
-                user: self.detached.identity.user.clone(),
-            });
-        }
+        self.watch(
+            self.detached.identity.env.clone(),
+            self.detached.identity.user.clone(),
+        );
         self.follow_daemon();
         let result = self.snapshot();
         self.reply_starts(result);
@@ -397,7 +406,7 @@ impl ServerState {
         }
         let task = follow(Follow {
             server: self.detached.myself.clone(),
-            token: self.detached.token,
+            run: self.generation,
             service: self.def.id.clone(),
             path: Some(path),
             known: daemon.clone(),
@@ -406,242 +415,6 @@ impl ServerState {
             poll: FOLLOW_POLL,
         });
         self.detached.follower.0 = Some(tokio::spawn(task));
-    }
-
-    /// The way down starts (stop, kill, restart, failed probe, daemon gone). `kill`
-    /// SIGKILLs the daemon at once; `stop_command` runs either way.
-    pub(super) fn take_down_detached(&mut self, kill: bool) {
-        self.detached.kill |= kill;
-        match std::mem::replace(&mut self.detached.phase, Phase::Idle) {
-            Phase::Idle => {}
-            Phase::Launching { teardown } => {
-                self.detached.phase = Phase::Launching { teardown: true };
-                if !teardown || kill {
-                    let run = self.run;
-                    let msg = if kill {
-                        PortManagerMsg::Kill { run }
-                    } else {
-                        PortManagerMsg::Stop {
-                            run,
-                            signal: self.def.stop_signal,
-                            timeout: self.def.stop_timeout,
-                        }
-                    };
-                    if let Some(port) = &self.port {
-                        let _ = port.cast(msg);
-                    }
-                }
-            }
-            Phase::Up { daemon } => {
-                let daemon = daemon.or_else(|| self.find_daemon());
-                if let Some(record) = &daemon {
-                    // A paused daemon could not act on what stop_command does.
-                    let signal = if kill {
-                        Signal::SIGKILL
-                    } else {
-                        Signal::SIGCONT
-                    };
-                    self.signal_recorded(record, signal);
-                    self.detached.killed |= kill;
-                }
-                self.run_stop_command(daemon);
-            }
-            Phase::StopCommand { daemon } => {
-                if let Some(record) = daemon.as_ref().filter(|_| kill) {
-                    self.signal_recorded(record, Signal::SIGKILL);
-                    self.detached.killed = true;
-                }
-                self.detached.phase = Phase::StopCommand { daemon };
-            }
-            Phase::Reaping { daemon } => {
-                if kill {
-                    self.signal_recorded(&daemon, Signal::SIGKILL);
-                    self.detached.killed = true;
-                }
-                self.detached.phase = Phase::Reaping { daemon };
-            }
-        }
-    }
-
-    fn signal_recorded(&self, record: &PidRecord, signal: Signal) {
-        match daemon::signal(record, signal) {
-            Ok(sent) => {
-                debug!(service = %self.def.id, pid = record.pid, signal = signal.as_str(), sent, "signalled the daemon")
-            }
-            Err(error) => {
-                warn!(service = %self.def.id, pid = record.pid, signal = signal.as_str(), %error, "could not signal the daemon")
-            }
-        }
-    }
-
-    /// Runs `stop_command` as a run of its own, bounded by `stop_timeout`.
-    fn run_stop_command(&mut self, daemon: Option<PidRecord>) {
-        let token = self.detached.enter(Phase::StopCommand { daemon });
-        let not_run = |reason: String| DetachedNotice::StopCommandNotRun { token, reason };
-        let plan = match &self.def.stop_command {
-            Some(command) => self.command_plan(command),
-            None => Err("the service has no stop_command".to_string()),
-        };
-        let (plan, port) = match (plan, &self.port) {
-            (Ok(plan), Some(port)) => (plan, port.clone()),
-            (Err(reason), _) => return self.detached.notify(not_run(reason)),
-            (_, None) => {
-                let reason = "the service's process manager is not attached".to_string();
-                return self.detached.notify(not_run(reason));
-            }
-        };
-        let run = self.run + 1;
-        self.run = run;
-        let (tx, rx) = ractor::concurrency::oneshot();
-        if port
-            .cast(PortManagerMsg::Spawn {
-                run,
-                plan,
-                reply: tx.into(),
-            })
-            .is_err()
-        {
-            let reason = "the service's process manager is gone".to_string();
-            return self.detached.notify(not_run(reason));
-        }
-        info!(service = %self.def.id, run, "running stop_command");
-        let server = self.detached.myself.clone();
-        tokio::spawn(async move {
-            let reason = match rx.await {
-                Ok(Ok(_pid)) => return,
-                Ok(Err(reason)) => reason,
-                Err(_) => "the service's process manager did not answer".to_string(),
-            };
-            let _ = server.cast(ServerMsg::Detached(DetachedNotice::StopCommandNotRun {
-                token,
-                reason,
-            }));
-        });
-        self.detached
-            .myself
-            .send_after(self.def.stop_timeout, move || {
-                ServerMsg::Detached(DetachedNotice::Deadline { token })
-            });
-    }
-
-    /// A plan for one of the service's own commands (`stop_command`): its cwd, the
-    /// environment the launcher got, its user.
-    fn command_plan(&self, command: &CommandSpec) -> Result<SpawnPlan, String> {
-        process::check_cwd(&self.def)?;
-        let identity = &self.detached.identity;
-        let mut plan = SpawnPlan::new(
-            process::argv_for(command),
-            self.def.cwd.clone(),
-            identity.env.to_vec(),
-        );
-        plan.user = identity.user.clone()?;
-        Ok(plan)
-    }
-
-    /// `stop_command` is done (or could not run): the daemon, if it still runs, gets
-    /// `stop_signal` (SIGKILL on a kill) and SIGKILL after `stop_timeout`.
-    async fn after_stop_command(&mut self, daemon: Option<PidRecord>) {
-        let Some(record) = daemon.filter(daemon::is_running) else {
-            return self.finish().await;
-        };
-        let kill = self.detached.kill;
-        let signals: &[Signal] = if kill {
-            &[Signal::SIGKILL]
-        } else {
-            &[self.def.stop_signal, Signal::SIGCONT]
-        };
-        info!(service = %self.def.id, pid = record.pid, "the daemon outlived stop_command: signalling its group");
-        for signal in signals {
-            self.signal_recorded(&record, *signal);
-        }
-        self.detached.killed |= kill;
-        let token = self.detached.enter(Phase::Reaping {
-            daemon: record.clone(),
-        });
-        let task = follow(Follow {
-            server: self.detached.myself.clone(),
-            token,
-            service: self.def.id.clone(),
-            path: None,
-            known: Some(record),
-            not_before: None,
-            watch_exit: true,
-            poll: REAP_POLL,
-        });
-        self.detached.follower.0 = Some(tokio::spawn(task));
-        let wait = if kill {
-            KILL_WAIT
-        } else {
-            self.def.stop_timeout
-        };
-        self.detached.myself.send_after(wait, move || {
-            ServerMsg::Detached(DetachedNotice::Deadline { token })
-        });
-    }
-
-    async fn on_deadline(&mut self) {
-        let id = self.def.id.clone();
-        match &self.detached.phase {
-            Phase::StopCommand { .. } => {
-                warn!(service = %id, "stop_command did not finish within stop_timeout: killing it");
-                if let Some(port) = &self.port {
-                    let _ = port.cast(PortManagerMsg::Kill { run: self.run });
-                }
-            }
-            Phase::Reaping { daemon } if !self.detached.killed => {
-                let record = daemon.clone();
-                warn!(service = %id, pid = record.pid, "the daemon did not stop within stop_timeout: SIGKILL to its group");
-                self.signal_recorded(&record, Signal::SIGKILL);
-                self.detached.killed = true;
-                self.detached.forced = true;
-                let token = self.detached.token;
-                self.detached.myself.send_after(KILL_WAIT, move || {
-                    ServerMsg::Detached(DetachedNotice::Deadline { token })
-                });
-            }
-            Phase::Reaping { daemon } => {
-                warn!(service = %id, pid = daemon.pid, "the daemon is still there after SIGKILL");
-                self.finish().await;
-            }
-            Phase::Launching { teardown: false } if self.kill_cause.is_none() => {
-                let reason = format!(
-                    "failed start: the launcher did not exit within {} (a detached `command` must launch and exit, like `docker compose up -d`)",
-                    humantime::format_duration(LAUNCH_LIMIT)
-                );
-                warn!(service = %id, %reason, "detached launch failed");
-                self.reply_starts(Err(ControlError::StartFailed {
-                    id,
-                    reason: reason.clone(),
-                }));
-                self.kill_cause = Some(reason);
-                self.take_down(false);
-            }
-            Phase::Idle | Phase::Launching { .. } | Phase::Up { .. } => {}
-        }
-    }
-
-    /// The way down is over: report it like the exit of a process of steward's own.
-    async fn finish(&mut self) {
-        self.tables.detached_up.remove(&self.def.id);
-        let d = &mut self.detached;
-        d.enter(Phase::Idle);
-        let forced = std::mem::take(&mut d.forced);
-        let killed = std::mem::take(&mut d.killed);
-        d.kill = false;
-        let exit = d.launch_exit.take().unwrap_or_else(|| ExitInfo {
-            code: None,
-            signal: killed.then(|| "SIGKILL".to_string()),
-            at: Utc::now(),
-        });
-        if self.intent == Intent::Stop {
-            let reason = "stopped before its launcher finished".to_string();
-            self.reply_starts(Err(ControlError::Unavailable {
-                id: self.def.id.clone(),
-                reason,
-            }));
-        }
-        let myself = self.detached.myself.clone();
-        self.on_exit(&myself, exit, forced).await;
     }
 
     /// Pause and resume signal the daemon's group; without a known daemon they are refused.
@@ -714,10 +487,7 @@ impl ServerState {
         );
         let pid = daemon.as_ref().map(|d| d.pid);
         info!(service = %id, pid, %cause, "adopting a detached service that is up");
-        self.run += 1;
-        self.alive = true;
-        self.kill_cause = None;
-        self.spawned_at = Some(Instant::now());
+        self.live = LiveRun::begun_now();
         self.readiness = Health::Unknown;
         self.liveness = Health::Unknown;
         let d = &mut self.detached;
@@ -727,52 +497,8 @@ impl ServerState {
         d.killed = false;
         d.forced = false;
         d.launch_exit = None;
-        d.enter(Phase::Up { daemon });
+        self.enter_phase(Phase::Up { daemon });
         self.went_up(pid, cause.to_string());
         true
-    }
-}
-
-/// What a follow task watches.
-struct Follow {
-    server: ActorRef<ServerMsg>,
-    token: u64,
-    service: String,
-    /// The pid file to reread until it names the daemon.
-    path: Option<PathBuf>,
-    known: Option<PidRecord>,
-    not_before: Option<u64>,
-    /// Report the known daemon's disappearance (else stop once it is found).
-    watch_exit: bool,
-    poll: Duration,
-}
-
-/// Rereads the pid file until it names the daemon (→ `DaemonFound`), then, with
-/// `watch_exit`, polls until the daemon is gone (→ `DaemonGone`).
-async fn follow(mut f: Follow) {
-    let notify = |notice| f.server.cast(ServerMsg::Detached(notice)).is_ok();
-    loop {
-        match (&f.known, &f.path) {
-            (Some(record), _) => {
-                if !daemon::is_running(record) {
-                    notify(DetachedNotice::DaemonGone { token: f.token });
-                    return;
-                }
-            }
-            (None, Some(path)) => {
-                if let Ok(record) = daemon::find(&f.service, path, f.not_before) {
-                    let found = DetachedNotice::DaemonFound {
-                        token: f.token,
-                        record: record.clone(),
-                    };
-                    if !notify(found) || !f.watch_exit {
-                        return;
-                    }
-                    f.known = Some(record);
-                }
-            }
-            (None, None) => return,
-        }
-        tokio::time::sleep(f.poll).await;
     }
 }

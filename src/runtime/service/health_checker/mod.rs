@@ -31,14 +31,20 @@ use tokio::task::AbortHandle;
 use crate::config::{ProbeKind, ServiceDefinition};
 use crate::probe::{ProbeContext, ProbeOutcome, ProbeUser, run_probe};
 use crate::process::secrets::MaskedEnv;
+use crate::runtime::service::decide::VerdictCause;
+use crate::runtime::service::generation::Generation;
 use crate::runtime::service::server::ServerMsg;
+
+mod track;
+
+pub(crate) use track::ProbeTrack;
 
 /// Messages to a HealthChecker. Their `Debug` shows an environment's names only.
 pub enum HealthCheckerMsg {
     /// A process started: begin probing it (startup first, if any).
     Watch {
-        /// The Server's run number, echoed in verdicts.
-        run: u64,
+        /// The Server's generation of the run, echoed in verdicts.
+        run: Generation,
         /// The environment the service's process got (with `user:`, including that
         /// user's HOME, USER and LOGNAME), for command probes.
         env: Arc<Vec<(String, String)>>,
@@ -112,6 +118,8 @@ pub struct HealthCheckerState {
     /// Shared by every HTTP probe run.
     http: reqwest::Client,
     /// Bumped each time probing stops or restarts, so late outcomes can be told apart.
+    /// Not the Server's [`Generation`]: probing also stops and restarts within one run
+    /// (suspend, resume), and outcomes of a suspended round must be dropped too.
     generation: u64,
     /// The process being probed; `None` between `Unwatch` and the next `Watch`.
     watched: Option<Watched>,
@@ -123,7 +131,7 @@ pub struct HealthCheckerState {
 /// environment's names only.
 struct Watched {
     /// Echoed in verdicts so the Server can drop those of an older process.
-    run: u64,
+    run: Generation,
     /// Command probes run with the service's environment (plus, with `user:`, that
     /// user's `HOME`, `USER` and `LOGNAME`, as the service got them).
     env: Arc<Vec<(String, String)>>,
@@ -244,7 +252,7 @@ fn stop_probing(state: &mut HealthCheckerState) {
 fn on_watch(
     myself: &ActorRef<HealthCheckerMsg>,
     state: &mut HealthCheckerState,
-    run: u64,
+    run: Generation,
     env: Arc<Vec<(String, String)>>,
     user: ProbeUser,
 ) {
@@ -254,7 +262,7 @@ fn on_watch(
     } else {
         Phase::Steady
     };
-    tracing::debug!(service = %state.definition.id, run, "probing a new run");
+    tracing::debug!(service = %state.definition.id, run = run.0, "probing a new run");
     state.watched = Some(Watched {
         run,
         env,
@@ -416,15 +424,18 @@ fn on_outcome(
     let track = watched.tracks.entry(kind).or_default();
     let changed = track.record(outcome.ok, success_threshold, spec.failure_threshold);
     let streak = track.streak();
-    let verdict = track.verdict;
+    let verdict = track.verdict();
     let run = watched.run;
 
     if let Some(healthy) = changed {
-        let cause = verdict_cause(kind, &outcome.detail, streak);
-        tracing::info!(service = %service, run, probe = kind.as_str(), healthy, cause = %cause, "probe verdict");
+        let cause = VerdictCause {
+            probe: kind,
+            detail: outcome.detail.clone(),
+            streak,
+        };
+        tracing::info!(service = %service, run = run.0, probe = kind.as_str(), healthy, cause = %cause, "probe verdict");
         let report = ServerMsg::ProbeVerdict {
             run,
-            probe: kind,
             healthy,
             cause,
         };
@@ -445,66 +456,6 @@ fn on_outcome(
     }
 }
 
-// Threshold arithmetic: plain functions, tested without an actor.
-
-/// Consecutive counts and the last verdict of one probe. Pure arithmetic, no actor.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct ProbeTrack {
-    /// Passes in a row (zeroed by a failure).
-    successes: u32,
-    /// Failures in a row (zeroed by a pass).
-    failures: u32,
-    /// `None` until the first threshold is reached.
-    verdict: Option<bool>,
-}
-
-impl ProbeTrack {
-    /// Counts one run; returns the new verdict when it changed (the first one included).
-    /// Thresholds of 0 act as 1.
-    pub(crate) fn record(
-        &mut self,
-        ok: bool,
-        success_threshold: u32,
-        failure_threshold: u32,
-    ) -> Option<bool> {
-        let flipped = if ok {
-            self.successes = self.successes.saturating_add(1);
-            self.failures = 0;
-            self.successes >= success_threshold.max(1)
-        } else {
-            self.failures = self.failures.saturating_add(1);
-            self.successes = 0;
-            self.failures >= failure_threshold.max(1)
-        };
-        if flipped && self.verdict != Some(ok) {
-            self.verdict = Some(ok);
-            Some(ok)
-        } else {
-            None
-        }
-    }
-
-    /// The current streak: consecutive passes or failures, whichever is running.
-    pub(crate) fn streak(&self) -> u32 {
-        self.successes.max(self.failures)
-    }
-
-    /// Forgets the counters, keeps the verdict (used on resume).
-    fn reset_counters(&mut self) {
-        self.successes = 0;
-        self.failures = 0;
-    }
-}
-
-/// `liveness http 503 ×3`, or `readiness http 200` for a single run.
-pub(crate) fn verdict_cause(probe: ProbeKind, detail: &str, streak: u32) -> String {
-    if streak > 1 {
-        format!("{} {detail} ×{streak}", probe.as_str())
-    } else {
-        format!("{} {detail}", probe.as_str())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,68 +463,11 @@ mod tests {
     #[test]
     fn debug_output_shows_env_names_only() {
         let msg = HealthCheckerMsg::Watch {
-            run: 1,
+            run: Generation(1),
             env: Arc::new(vec![("DB_URL".into(), "postgres://u:pw@h/db".into())]),
             user: Ok(None),
         };
         let text = format!("{msg:?}");
         assert!(text.contains("DB_URL") && !text.contains("pw@h"), "{text}");
-    }
-
-    #[test]
-    fn probe_track_reports_the_first_verdict_and_only_changes() {
-        let mut track = ProbeTrack::default();
-        assert_eq!(track.record(true, 1, 2), Some(true));
-        assert_eq!(track.record(true, 1, 2), None);
-        assert_eq!(track.record(false, 1, 2), None);
-        assert_eq!(track.record(false, 1, 2), Some(false));
-        assert_eq!(track.streak(), 2);
-        assert_eq!(track.record(false, 1, 2), None);
-        assert_eq!(track.record(true, 1, 2), Some(true));
-    }
-
-    #[test]
-    fn probe_track_needs_consecutive_runs() {
-        let mut track = ProbeTrack::default();
-        for ok in [false, false, true, false, false, true] {
-            assert_eq!(track.record(ok, 2, 3), None);
-        }
-        assert_eq!(track.record(true, 2, 3), Some(true));
-        assert_eq!(track.record(false, 2, 3), None);
-        assert_eq!(track.record(false, 2, 3), None);
-        assert_eq!(track.record(false, 2, 3), Some(false));
-    }
-
-    #[test]
-    fn probe_track_treats_zero_thresholds_as_one() {
-        let mut track = ProbeTrack::default();
-        assert_eq!(track.record(false, 0, 0), Some(false));
-        assert_eq!(track.record(true, 0, 0), Some(true));
-    }
-
-    #[test]
-    fn probe_track_resume_keeps_the_verdict() {
-        let mut track = ProbeTrack::default();
-        track.record(true, 1, 2);
-        track.record(false, 1, 2);
-        track.reset_counters();
-        assert_eq!(
-            track.record(false, 1, 2),
-            None,
-            "one failure after reset is below threshold"
-        );
-        assert_eq!(track.record(true, 1, 2), None, "healthy already");
-    }
-
-    #[test]
-    fn probe_cause_names_kind_detail_and_streak() {
-        assert_eq!(
-            verdict_cause(ProbeKind::Liveness, "http 503", 3),
-            "liveness http 503 ×3"
-        );
-        assert_eq!(
-            verdict_cause(ProbeKind::Readiness, "http 200", 1),
-            "readiness http 200"
-        );
     }
 }

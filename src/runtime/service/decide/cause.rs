@@ -1,0 +1,234 @@
+//! The causes the Server's decisions deal in, as typed values. Each `Display` is the one
+//! place their words are written: event causes, state reasons and error messages show
+//! them as they are (`liveness http 503 ×3`, `shutdown budget 30s spent`,
+//! `11 restarts in 1m > max_restarts 10 (last: exit code 1)`).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::{ProbeKind, RestartPolicy};
+use crate::restart::IntensityExceeded;
+use crate::state::ExitInfo;
+
+/// Why a probe's verdict changed: `liveness http 503 ×3`, `readiness http 200`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerdictCause {
+    /// Which probe.
+    pub probe: ProbeKind,
+    /// What its last run found (`http 503`, `tcp connection refused`).
+    pub detail: String,
+    /// Passes or failures in a row that made the verdict.
+    pub streak: u32,
+}
+
+impl fmt::Display for VerdictCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.probe.as_str(), self.detail)?;
+        if self.streak > 1 {
+            write!(f, " ×{}", self.streak)?;
+        }
+        Ok(())
+    }
+}
+
+/// Why steward itself takes the current process down (not a person's request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KillCause {
+    /// The liveness probe failed.
+    Liveness(VerdictCause),
+    /// The startup probe never passed.
+    FailedStart(VerdictCause),
+    /// A detached service's launcher ended badly.
+    LauncherFailed(ExitInfo),
+    /// A detached service's launcher did not exit within this limit.
+    LauncherTimeout(Duration),
+    /// A detached service's daemon disappeared (its liveness, when it has no probe).
+    DaemonGone {
+        /// The daemon's pid.
+        pid: u32,
+        /// The pid file that named it.
+        pid_file: PathBuf,
+    },
+    /// steward's shutdown budget ran out while the service was stopping.
+    ShutdownBudget(Duration),
+}
+
+impl KillCause {
+    /// True when the kill is a failure of the service: a transient service is restarted
+    /// after it even when the process exited 0 on the stop signal.
+    pub fn is_failure(&self) -> bool {
+        !matches!(self, KillCause::ShutdownBudget(_))
+    }
+
+    /// True when the process was SIGKILLed without its grace period.
+    pub fn is_forced(&self) -> bool {
+        matches!(self, KillCause::ShutdownBudget(_))
+    }
+
+    /// What the restart metric counts a restart after this kill as.
+    pub fn restart_reason(&self) -> RestartReason {
+        match self {
+            KillCause::Liveness(_) | KillCause::DaemonGone { .. } => RestartReason::Liveness,
+            _ => RestartReason::Crash,
+        }
+    }
+}
+
+impl fmt::Display for KillCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KillCause::Liveness(verdict) => verdict.fmt(f),
+            KillCause::FailedStart(verdict) => write!(f, "failed start: {verdict}"),
+            KillCause::LauncherFailed(exit) => write!(
+                f,
+                "failed start: the launcher ended with {}",
+                exit.describe()
+            ),
+            KillCause::LauncherTimeout(limit) => write!(
+                f,
+                "failed start: the launcher did not exit within {} (a detached `command` must \
+                 launch and exit, like `docker compose up -d`)",
+                humantime::format_duration(*limit)
+            ),
+            KillCause::DaemonGone { pid, pid_file } => write!(
+                f,
+                "liveness pid_file: process {pid} (from {}) is gone",
+                pid_file.display()
+            ),
+            KillCause::ShutdownBudget(budget) => write!(
+                f,
+                "shutdown budget {} spent",
+                humantime::format_duration(*budget)
+            ),
+        }
+    }
+}
+
+/// The `reason` label of `steward_restarts_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartReason {
+    /// The process ended on its own, or failed to start.
+    Crash,
+    /// A liveness check took it down.
+    Liveness,
+    /// A person or actor asked for it.
+    Manual,
+}
+
+impl RestartReason {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartReason::Crash => "crash",
+            RestartReason::Liveness => "liveness",
+            RestartReason::Manual => "manual",
+        }
+    }
+}
+
+/// How a process ended, as far as the restart policy cares: taken down by steward, or
+/// exited on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// steward took it down.
+    Killed(KillCause),
+    /// It ended on its own.
+    Exit(ExitInfo),
+}
+
+impl Ending {
+    /// What the restart metric counts a restart after it as.
+    pub fn restart_reason(&self) -> RestartReason {
+        match self {
+            Ending::Killed(cause) => cause.restart_reason(),
+            Ending::Exit(_) => RestartReason::Crash,
+        }
+    }
+}
+
+impl fmt::Display for Ending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ending::Killed(cause) => cause.fmt(f),
+            Ending::Exit(exit) => f.write_str(&exit.describe()),
+        }
+    }
+}
+
+/// The cause of an `exited` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitedCause {
+    /// A stop had to SIGKILL the group after `stop_timeout`.
+    StopTimeout(Duration),
+    /// steward took it down.
+    Killed(KillCause),
+    /// A stop or kill was asked for.
+    StoppedOnRequest,
+    /// A restart was asked for.
+    RestartRequested,
+    /// It ended and the policy does not restart it: the service is `exited`.
+    NotRestarted {
+        /// How it ended.
+        ending: Ending,
+        /// The policy that says no.
+        policy: RestartPolicy,
+    },
+}
+
+impl fmt::Display for ExitedCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitedCause::StopTimeout(timeout) => write!(
+                f,
+                "did not exit within stop_timeout {}; killed with SIGKILL",
+                humantime::format_duration(*timeout)
+            ),
+            ExitedCause::Killed(cause) => cause.fmt(f),
+            ExitedCause::StoppedOnRequest => f.write_str("stopped on request"),
+            ExitedCause::RestartRequested => f.write_str("restart requested"),
+            ExitedCause::NotRestarted { ending, policy } => write!(
+                f,
+                "{ending}; restart policy {} does not restart it",
+                policy.as_str()
+            ),
+        }
+    }
+}
+
+/// The cause of the `stopped` event after a stop or kill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoppedCause {
+    /// It went when asked.
+    OnRequest,
+    /// It had to be SIGKILLed after `stop_timeout`.
+    AfterStopTimeout,
+    /// steward's shutdown budget ran out and it was SIGKILLed.
+    ShutdownBudget(Duration),
+}
+
+impl fmt::Display for StoppedCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoppedCause::OnRequest => f.write_str("stopped on request"),
+            StoppedCause::AfterStopTimeout => f.write_str("stopped (SIGKILL after stop_timeout)"),
+            StoppedCause::ShutdownBudget(budget) => KillCause::ShutdownBudget(*budget).fmt(f),
+        }
+    }
+}
+
+/// Restart intensity passed: the service is `failed`.
+/// Worded `11 restarts in 1m > max_restarts 10 (last: exit code 1)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GaveUp {
+    /// The limit passed.
+    pub limit: IntensityExceeded,
+    /// The ending that would have been restarted.
+    pub last: Ending,
+}
+
+impl fmt::Display for GaveUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (last: {})", self.limit, self.last)
+    }
+}

@@ -1,0 +1,64 @@
+//! The PortManager's typed replies: why it could not spawn, signal or write. The Server
+//! words them at its edge (a `failed` reason, a `ControlError` message) through `Display`.
+
+use crate::runtime::service::generation::Generation;
+
+/// Why the PortManager could not do what it was asked. Worded for the Server's events
+/// and errors.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// A process runs already.
+    #[error(
+        "the process of run {run} (pid {pid}) is still running: stop it before spawning another"
+    )]
+    Busy {
+        /// Its run.
+        run: Generation,
+        /// Its pid.
+        pid: u32,
+    },
+    /// The process could not be spawned (missing program, cwd, user …).
+    #[error(transparent)]
+    Spawn(#[from] std::io::Error),
+    /// The message is about a run that is not the current one.
+    #[error("run {run} is not the running process of {service}")]
+    NotCurrent {
+        /// The run asked about.
+        run: Generation,
+        /// The service.
+        service: String,
+    },
+    /// The process has exited (its group may already be gone).
+    #[error("the process of {service} (pid {pid}) has exited")]
+    Exited {
+        /// The service.
+        service: String,
+        /// Its pid.
+        pid: u32,
+    },
+    /// The signal could not be sent.
+    #[error("cannot send {signal} to process group {pid}: {source}")]
+    Signal {
+        /// The signal's name.
+        signal: &'static str,
+        /// The group.
+        pid: u32,
+        /// What the kernel said.
+        source: std::io::Error,
+    },
+    /// No process runs.
+    #[error("{service} has no running process")]
+    NoProcess {
+        /// The service.
+        service: String,
+    },
+    /// The process has no stdin pipe, or it was closed.
+    #[error("the stdin of {service} is closed")]
+    StdinClosed {
+        /// The service.
+        service: String,
+    },
+    /// Writing to stdin failed.
+    #[error("cannot write to stdin: {0}")]
+    Stdin(#[source] std::io::Error),
+}
