@@ -421,10 +421,12 @@ impl Steward {
         self.tables.set_runtime_state(RuntimeState::Stopping);
         let result = match tokio::time::timeout(budget, self.stop_all()).await {
             Ok(r) => r.map(|_| ()),
-            Err(_) => {
-                tracing::warn!(?budget, "shutdown budget spent; killing what is left");
-                self.lifecycle(ControlAction::Kill).await.map(|_| ())
-            }
+            // Each Server that still has a process warns with its id and pid, and its
+            // events say the budget forced the kill.
+            Err(_) => self
+                .ask(|reply| RootMsg::ShutdownKill { budget, reply })
+                .await
+                .map(|_| ()),
         };
         self.root
             .stop_and_wait(Some("shutdown".into()), None)

@@ -1478,3 +1478,39 @@ async fn up_stops_a_daemon_left_by_a_killed_steward_whose_service_is_removed() {
     a_leftover_daemon_is_stopped_when_up_boots("services:\n  other:\n    command: sleep 632\n")
         .await;
 }
+
+/// Issue 10, item 7: when `shutdown_timeout` runs out during `steward up`'s shutdown, the
+/// forced kill is a WARN line that names the service and its pid (not an anonymous
+/// "killing what is left"), and steward still exits 0 once nothing of its own is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_budget_kill_warns_with_the_service_and_its_pid() {
+    let dir = config_dir(
+        r#"version: 1
+settings:
+  shutdown_timeout: 1s
+services:
+  stubborn:
+    argv: [sh, -c, "trap '' TERM; echo armed; while true; do sleep 0.1; done"]
+    stop_timeout: 30s
+"#,
+    );
+    let mut daemon = Daemon::spawn(dir.path(), &[], &[("NO_COLOR", "1")]);
+    daemon.wait_live().await;
+    daemon.wait_running(&["stubborn"]).await;
+    log_shows(&daemon, "stubborn", "armed").await;
+    let pid = daemon.pid_of("stubborn").await;
+
+    daemon.signal(Signal::SIGTERM);
+    let warning = daemon.log.until("the budget's kill warning", SOON, |line| {
+        line.contains("shutdown budget 1s spent")
+    });
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(warning.contains("stubborn"), "{warning}");
+    assert!(warning.contains(&pid.to_string()), "{warning}");
+    let status = daemon.exit(SOON).await;
+    assert_eq!(status.code(), Some(0), "{}", daemon.log.seen());
+    assert!(
+        group_members(pid).is_empty(),
+        "nothing of the group is left"
+    );
+}

@@ -552,3 +552,36 @@ async fn a_kill_at_the_shutdown_budget_says_the_budget_was_spent() {
     supervisor.stop(None);
     handle.await.expect("supervisor stopped");
 }
+
+/// Issue 10, item 7: a runtime shutdown whose budget runs out kills what is left, and
+/// says so: the events of the service it killed name the budget, not a stop request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_whose_budget_runs_out_kills_and_names_the_budget() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut events = steward.subscribe_events(None).await.expect("events");
+    // Ignores SIGTERM (and so does its sleep, which inherits the ignored disposition).
+    let mut def = service("stubborn", "trap '' TERM; while :; do sleep 1; done");
+    def.stop_timeout = Duration::from_secs(300);
+    steward.define(def).await.expect("define");
+    let running = status_becomes(&steward, "stubborn", ServiceStatus::Running).await;
+    let pid = running.pid.expect("a running service has a pid");
+    let pgid = pid; // every service leads its own process group
+
+    steward
+        .shutdown_within(Duration::from_secs(1))
+        .await
+        .expect("shutdown");
+
+    let stopping = event_of(&mut events, "stubborn", EventKind::Stopping).await;
+    assert_eq!(stopping.cause.as_deref(), Some("stop requested"));
+    let exited = event_of(&mut events, "stubborn", EventKind::Exited).await;
+    assert_eq!(exited.signal.as_deref(), Some("SIGKILL"));
+    assert_eq!(exited.cause.as_deref(), Some("shutdown budget 1s spent"));
+    let stopped = event_of(&mut events, "stubborn", EventKind::Stopped).await;
+    assert_eq!(stopped.cause.as_deref(), Some("shutdown budget 1s spent"));
+    assert!(!pid_alive(pid), "the service's process was killed");
+    assert!(
+        group_members(pgid).is_empty(),
+        "nothing of its group is left"
+    );
+}

@@ -7,6 +7,8 @@
 //! service's Server or to a task that gathers many Servers' replies, so a slow stop
 //! never holds back another request.
 
+use std::time::Duration;
+
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
 
@@ -138,6 +140,19 @@ impl RootState {
                 ControlAction::Resume => in_order(everyone, ControlAction::Resume).await,
             };
             let _ = reply.send(result);
+        });
+    }
+
+    /// The shutdown budget is spent: SIGKILL what is left of every service, dependents
+    /// first, each Server saying that the budget forced it (see [`RootMsg::ShutdownKill`]).
+    pub(super) fn on_shutdown_kill(&self, budget: Duration, reply: RpcReplyPort<BatchResult>) {
+        let stops = self.stop_plan();
+        tokio::spawn(async move {
+            let kills = each_level(stops, false, move |reply| ServerMsg::ShutdownKill {
+                budget,
+                reply,
+            });
+            let _ = reply.send(kills.await);
         });
     }
 
@@ -302,12 +317,22 @@ pub(super) fn server_msg(action: ControlAction, reply: ControlReply) -> ServerMs
 /// next level, so dependents are down before what they depend on is stopped.
 pub(super) async fn by_levels(levels: Vec<Vec<Target>>, action: ControlAction) -> BatchResult {
     let start = matches!(action, ControlAction::Start);
+    each_level(levels, start, move |reply| server_msg(action, reply)).await
+}
+
+/// [`by_levels`] with any Server message: `start` says whether a level only has to have
+/// acted (a start) or to be done (a stop or kill) before the next one is asked.
+async fn each_level(
+    levels: Vec<Vec<Target>>,
+    start: bool,
+    make: impl Fn(ControlReply) -> ServerMsg,
+) -> BatchResult {
     let mut pending = Vec::new();
     let mut out = Vec::new();
     for level in levels {
         let mut asked = Vec::with_capacity(level.len());
         for (id, sup) in level {
-            let (sent, reply) = ask(&sup, action);
+            let (sent, reply) = ask_with(&sup, &make);
             if sent {
                 asked.push(sup);
             }
@@ -355,9 +380,17 @@ type PendingReply = ractor::concurrency::OneshotReceiver<Result<ServiceState, Co
 
 /// Sends a verb to a service without waiting; whether it was sent, and its reply to come.
 fn ask(sup: &ActorRef<ServiceSupervisorMsg>, action: ControlAction) -> (bool, PendingReply) {
+    ask_with(sup, |reply| server_msg(action, reply))
+}
+
+/// Sends the Server message `make` builds around a fresh reply port, without waiting.
+fn ask_with(
+    sup: &ActorRef<ServiceSupervisorMsg>,
+    make: impl Fn(ControlReply) -> ServerMsg,
+) -> (bool, PendingReply) {
     let (tx, rx) = ractor::concurrency::oneshot();
     let sent = sup
-        .cast(ServiceSupervisorMsg::Control(server_msg(action, tx.into())))
+        .cast(ServiceSupervisorMsg::Control(make(tx.into())))
         .is_ok();
     (sent, rx)
 }

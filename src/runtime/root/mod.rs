@@ -185,6 +185,15 @@ pub enum RootMsg {
         /// One result per service.
         reply: RpcReplyPort<BatchResult>,
     },
+    /// The shutdown budget is spent: SIGKILL every service's process group now, dependents
+    /// first. Each forced kill is a warning naming the service and its pid, and the events'
+    /// cause names the budget (`shutdown budget 30s spent`).
+    ShutdownKill {
+        /// The budget that was spent.
+        budget: std::time::Duration,
+        /// One result per service.
+        reply: RpcReplyPort<BatchResult>,
+    },
     /// The runtime's own status: state, uptime, counts by status, restarts.
     Status {
         /// The status.
@@ -283,6 +292,7 @@ impl Actor for Root {
             RootMsg::StartAll { reply } => state.on_start_all(reply),
             RootMsg::StopAll { reply } => state.on_stop_all(reply),
             RootMsg::Lifecycle { action, reply } => state.on_lifecycle(action, reply),
+            RootMsg::ShutdownKill { budget, reply } => state.on_shutdown_kill(budget, reply),
             RootMsg::Status { reply } => state.on_status(reply),
             RootMsg::InjectPanic { id, actor, reply } => state.on_inject_panic(&id, actor, reply),
         }
