@@ -73,9 +73,7 @@ async fn main() {
     steward.define(def).await.expect("define");
     let ring = steward
         .tables()
-        .rings
-        .get("writer")
-        .map(|r| Arc::clone(&r))
+        .ring("writer")
         .expect("the ring exists once defined");
     let mut sub = steward
         .subscribe_logs("writer", None)

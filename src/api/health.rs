@@ -74,23 +74,18 @@ fn counts_as_ready(state: &ServiceState) -> bool {
 /// The runtime's readiness, from the tables alone (no actor round trip).
 pub fn readiness(tables: &Tables) -> Readiness {
     let runtime = tables.runtime_state();
-    let mut not_ready: Vec<NotReady> = tables
-        .states
-        .iter()
-        .filter(|row| {
-            tables
-                .definitions
-                .get(row.key())
-                .is_some_and(|d| d.autostart)
-        })
-        .filter(|row| !counts_as_ready(row.value()))
-        .map(|row| NotReady {
-            id: row.id.clone(),
-            status: row.status,
-            health: row.health,
-            reason: row.reason.clone(),
-        })
-        .collect();
+    let mut not_ready: Vec<NotReady> = Vec::new();
+    tables.each_state(|row| {
+        let autostart = tables.definition(&row.id).is_some_and(|d| d.autostart);
+        if autostart && !counts_as_ready(row) {
+            not_ready.push(NotReady {
+                id: row.id.clone(),
+                status: row.status,
+                health: row.health,
+                reason: row.reason.clone(),
+            });
+        }
+    });
     not_ready.sort_by(|a, b| a.id.cmp(&b.id));
     Readiness {
         ready: not_ready.is_empty() && runtime == RuntimeState::Running,

@@ -68,9 +68,7 @@ pub async fn logs(
     let ring = app
         .steward
         .tables()
-        .rings
-        .get(&id)
-        .map(|r| r.clone())
+        .ring(&id)
         .ok_or_else(|| ControlError::NotFound(id.clone()))?;
     let mut lines = Vec::new();
     let mut gap = None;
@@ -102,9 +100,7 @@ async fn follow(
             let ring = app
                 .steward
                 .tables()
-                .rings
-                .get(&id)
-                .map(|r| r.clone())
+                .ring(&id)
                 .ok_or_else(|| ControlError::NotFound(id.clone()))?;
             match ring.tail(tail).first() {
                 Some(first) => first.seq - 1,

@@ -52,7 +52,8 @@ pub fn render_tables(tables: &Tables) -> String {
 fn record_tables(tables: &Tables) {
     describe_tables();
     let now = chrono::Utc::now();
-    let mut ids: Vec<String> = tables.states.iter().map(|r| r.key().clone()).collect();
+    let mut ids: Vec<String> = Vec::new();
+    tables.each_state(|row| ids.push(row.id.clone()));
     ids.sort();
     let mut counts = [0u64; STATUSES.len()];
     for id in ids {
@@ -86,7 +87,7 @@ fn record_tables(tables: &Tables) {
         if let Some(rss) = state.rss_bytes {
             gauge!(SERVICE_RSS_BYTES, "service" => id.clone()).set(rss as f64);
         }
-        if let Some(ring) = tables.rings.get(&id) {
+        if let Some(ring) = tables.ring(&id) {
             counter!(LOG_LINES_TOTAL, "service" => id.clone()).absolute(ring.last_seq());
         }
     }

@@ -28,12 +28,12 @@ const USAGE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 pub struct Tables {
     /// The event stream.
     pub events: Arc<EventBus>,
-    /// Definitions by id.
-    pub definitions: DashMap<String, Arc<ServiceDefinition>>,
-    /// Status rows by id.
-    pub states: DashMap<String, ServiceState>,
-    /// Log rings by id.
-    pub rings: DashMap<String, Arc<LogRing>>,
+    /// Definitions by id (written by the root).
+    definitions: DashMap<String, Arc<ServiceDefinition>>,
+    /// Status rows by id (each written by its service's Server).
+    states: DashMap<String, ServiceState>,
+    /// Log rings by id (created by the root, appended to by each service's LogBuffer).
+    rings: DashMap<String, Arc<LogRing>>,
     /// One HTTP client for every HTTP probe (connection pooling, one resolver).
     pub http: reqwest::Client,
     /// CPU and RSS sampling of running processes.
@@ -48,7 +48,7 @@ pub struct Tables {
     /// Detached services that are up, with their daemon when `pid_file` named it. Written
     /// by their Server; outlives a one-for-all restart of the service's actors, so the
     /// new Server adopts what runs instead of launching it twice.
-    pub detached_up: DashMap<String, Option<PidRecord>>,
+    detached_up: DashMap<String, Option<PidRecord>>,
     runtime_state: AtomicU8,
 }
 
@@ -115,6 +115,98 @@ impl Tables {
             RuntimeState::Stopping => 2,
         };
         self.runtime_state.store(v, Ordering::SeqCst);
+    }
+
+    /// A service's definition.
+    pub fn definition(&self, id: &str) -> Option<Arc<ServiceDefinition>> {
+        self.definitions.get(id).map(|d| d.value().clone())
+    }
+
+    /// Whether a service of that id is defined.
+    pub fn is_defined(&self, id: &str) -> bool {
+        self.definitions.contains_key(id)
+    }
+
+    /// Every definition, in no set order.
+    pub fn definitions(&self) -> Vec<Arc<ServiceDefinition>> {
+        self.definitions.iter().map(|d| d.value().clone()).collect()
+    }
+
+    /// A copy of a service's status row (without CPU and RSS: see
+    /// [`Tables::state_with_usage`]).
+    pub fn state(&self, id: &str) -> Option<ServiceState> {
+        self.states.get(id).map(|r| r.clone())
+    }
+
+    /// Reads a service's status row in place (no copy).
+    pub fn read_state<T>(&self, id: &str, read: impl FnOnce(&ServiceState) -> T) -> Option<T> {
+        self.states.get(id).map(|r| read(&r))
+    }
+
+    /// Calls `visit` with every status row, in no set order.
+    pub fn each_state(&self, mut visit: impl FnMut(&ServiceState)) {
+        for row in self.states.iter() {
+            visit(row.value());
+        }
+    }
+
+    /// A service's log ring.
+    pub fn ring(&self, id: &str) -> Option<Arc<LogRing>> {
+        self.rings.get(id).map(|r| r.value().clone())
+    }
+
+    /// Gives a service its log ring. The root does it when it defines a service; a test
+    /// or bench that drives a service's actors without a root does it itself.
+    pub fn insert_ring(&self, id: &str, ring: Arc<LogRing>) {
+        self.rings.insert(id.to_string(), ring);
+    }
+
+    /// Adds a defined service: its definition and its first status row (root only).
+    pub(crate) fn insert_service(&self, def: Arc<ServiceDefinition>, state: ServiceState) {
+        self.states.insert(def.id.clone(), state);
+        self.definitions.insert(def.id.clone(), def);
+    }
+
+    /// Forgets a service: definition, status row and ring (root only).
+    pub(crate) fn remove_service(&self, id: &str) {
+        self.definitions.remove(id);
+        self.states.remove(id);
+        self.rings.remove(id);
+    }
+
+    /// Gives a service a status row unless it has one (a restarted Server keeps its row:
+    /// restart count, last exit, reason).
+    pub(crate) fn ensure_state(&self, id: &str, make: impl FnOnce() -> ServiceState) {
+        self.states.entry(id.to_string()).or_insert_with(make);
+    }
+
+    /// Changes a service's status row in place (its Server only).
+    pub(crate) fn update_state(&self, id: &str, change: impl FnOnce(&mut ServiceState)) {
+        if let Some(mut row) = self.states.get_mut(id) {
+            change(&mut row);
+        }
+    }
+
+    /// Records that a detached service is up, with its daemon when known (its Server).
+    pub(crate) fn set_detached_up(&self, id: &str, daemon: Option<PidRecord>) {
+        self.detached_up.insert(id.to_string(), daemon);
+    }
+
+    /// Changes the record of a detached service that is up (its Server).
+    pub(crate) fn update_detached_up(&self, id: &str, change: impl FnOnce(&mut Option<PidRecord>)) {
+        if let Some(mut up) = self.detached_up.get_mut(id) {
+            change(&mut up);
+        }
+    }
+
+    /// The record of a detached service that is up: `Some(daemon)` when it is up.
+    pub(crate) fn detached_up(&self, id: &str) -> Option<Option<PidRecord>> {
+        self.detached_up.get(id).map(|e| e.clone())
+    }
+
+    /// Forgets that a detached service is up (its Server, once the daemon is down).
+    pub(crate) fn clear_detached_up(&self, id: &str) {
+        self.detached_up.remove(id);
     }
 
     /// Marks a service `failed` because its supervision gave up, and emits the event.

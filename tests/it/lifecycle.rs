@@ -497,8 +497,8 @@ async fn a_kill_at_the_shutdown_budget_says_the_budget_was_spent() {
     let mut def = service("budget", "sleep 300");
     // A stop would wait this long; the budget's kill must not.
     def.stop_timeout = Duration::from_secs(300);
-    tables.rings.insert(
-        def.id.clone(),
+    tables.insert_ring(
+        &def.id,
         Arc::new(LogRing::new(&def.id, 100, tables.events.clone())),
     );
     let mut events = tables.events.subscribe(None);
@@ -560,11 +560,20 @@ async fn a_shutdown_whose_budget_runs_out_kills_and_names_the_budget() {
     let steward = Steward::spawn().await.expect("runtime");
     let mut events = steward.subscribe_events(None).await.expect("events");
     // Ignores SIGTERM (and so does its sleep, which inherits the ignored disposition).
-    let mut def = service("stubborn", "trap '' TERM; while :; do sleep 1; done");
+    let mut def = service(
+        "stubborn",
+        "trap '' TERM; echo armed; while :; do sleep 1; done",
+    );
     def.stop_timeout = Duration::from_secs(300);
     steward.define(def).await.expect("define");
     let running = status_becomes(&steward, "stubborn", ServiceStatus::Running).await;
     let pid = running.pid.expect("a running service has a pid");
+    // SIGTERM must come after the trap is set, or the shell dies of it.
+    wait_for("the trap to be set", SOON, || async {
+        let lines = steward.logs("stubborn", 10).await.ok()?;
+        lines.iter().any(|l| l.line == "armed").then_some(())
+    })
+    .await;
     let pgid = pid; // every service leads its own process group
 
     steward

@@ -54,7 +54,7 @@ impl RootState {
         let graph = self.graph();
         let mut ids: Vec<String> = Vec::new();
         for id in &self.order {
-            if self.tables.definitions.get(id).is_some_and(|d| d.autostart) {
+            if self.tables.definition(id).is_some_and(|d| d.autostart) {
                 for needed in dependencies::needed_by(id, &graph) {
                     if !ids.contains(&needed) {
                         ids.push(needed);

@@ -323,7 +323,7 @@ impl Actor for Root {
             state.tables.mark_failed(&id, reason);
             return Ok(());
         }
-        if let Some(def) = state.tables.definitions.get(&id).map(|d| d.clone()) {
+        if let Some(def) = state.tables.definition(&id) {
             state.spawn_supervisor(&myself, def).await?;
         }
         Ok(())
@@ -381,7 +381,7 @@ impl RootState {
 
     /// Writes a service's definition to `<config dir>/services.d/<id>.yml`.
     fn on_save(&self, id: String, reply: RpcReplyPort<Result<std::path::PathBuf, ControlError>>) {
-        let saved = match (&self.tables.config_dir, self.tables.definitions.get(&id)) {
+        let saved = match (&self.tables.config_dir, self.tables.definition(&id)) {
             (_, None) => Err(ControlError::NotFound(id)),
             (None, Some(_)) => Err(ControlError::NoConfigDir {
                 operation: "save into",

@@ -28,23 +28,14 @@ use crate::state::ServiceState;
 impl RootState {
     /// The dependency graph of every defined service.
     pub(super) fn graph(&self) -> dependencies::Graph {
-        dependencies::graph(
-            self.tables
-                .definitions
-                .iter()
-                .map(|d| d.value().clone())
-                .collect::<Vec<_>>()
-                .iter()
-                .map(|d| d.as_ref()),
-        )
+        dependencies::graph(self.tables.definitions().iter().map(|d| d.as_ref()))
     }
 
     /// Whether the service has (or is about to have) a process.
     pub(super) fn is_active(&self, id: &str) -> bool {
         self.tables
-            .states
-            .get(id)
-            .is_some_and(|r| r.status.is_active())
+            .read_state(id, |r| r.status.is_active())
+            .unwrap_or(false)
     }
 
     /// Checks `depends_on` of definitions about to be added (or replacing ones of the same
@@ -59,7 +50,7 @@ impl RootState {
             .order
             .iter()
             .filter(|id| !incoming.contains(id.as_str()))
-            .filter_map(|id| self.tables.definitions.get(id).map(|d| d.value().clone()))
+            .filter_map(|id| self.tables.definition(id))
             .collect();
         let all: Vec<&ServiceDefinition> = held
             .iter()
@@ -78,7 +69,7 @@ impl RootState {
 
     /// Why a service has no supervisor: never defined, or its supervisor gave up.
     pub(super) fn missing(&self, id: &str) -> ControlError {
-        if self.tables.definitions.contains_key(id) {
+        if self.tables.is_defined(id) {
             ControlError::Unavailable {
                 id: id.to_string(),
                 reason: "its supervisor gave up after too many failures".to_string(),
@@ -112,7 +103,7 @@ impl RootState {
 
     /// A definition may be added: its id is free and it is valid on its own.
     fn check(&self, def: &ServiceDefinition) -> Result<(), ControlError> {
-        if self.tables.definitions.contains_key(&def.id) {
+        if self.tables.is_defined(&def.id) {
             return Err(ControlError::AlreadyExists(def.id.clone()));
         }
         config::check_definition(def).map_err(ControlError::InvalidDefinition)
@@ -129,14 +120,14 @@ impl RootState {
         self.fingerprints
             .insert(id.clone(), config::fingerprint(&def));
         let def = Arc::new(def);
-        self.tables.rings.insert(
-            id.clone(),
+        self.tables.insert_ring(
+            &id,
             Arc::new(LogRing::new(&id, def.log_lines, self.tables.events.clone())),
         );
-        self.tables
-            .states
-            .insert(id.clone(), ServiceState::pending(&id, &def.name, &def.tags));
-        self.tables.definitions.insert(id.clone(), def.clone());
+        self.tables.insert_service(
+            def.clone(),
+            ServiceState::pending(&id, &def.name, &def.tags),
+        );
         self.order.push(id.clone());
         self.tables.events.emit(Event::new(&id, EventKind::Defined));
         if let Err(e) = self.spawn_supervisor(myself, def).await {
@@ -215,9 +206,7 @@ impl RootState {
     pub(super) async fn remove(&mut self, id: &str) -> Result<(), ControlError> {
         let status = self
             .tables
-            .states
-            .get(id)
-            .map(|r| r.status)
+            .read_state(id, |r| r.status)
             .ok_or_else(|| ControlError::NotFound(id.to_string()))?;
         if status.is_active() {
             return Err(ControlError::Running(id.to_string()));
@@ -241,9 +230,7 @@ impl RootState {
         self.order.retain(|o| o != id);
         self.fingerprints.remove(id);
         self.intensity.remove(id);
-        self.tables.definitions.remove(id);
-        self.tables.states.remove(id);
-        self.tables.rings.remove(id);
+        self.tables.remove_service(id);
     }
 
     /// A service's state and definition.
@@ -255,9 +242,7 @@ impl RootState {
         let info = self.state_of(&id).and_then(|state| {
             let definition = self
                 .tables
-                .definitions
-                .get(&id)
-                .map(|d| d.clone())
+                .definition(&id)
                 .ok_or_else(|| ControlError::NotFound(id.clone()))?;
             Ok(ServiceInfo { state, definition })
         });
@@ -279,10 +264,10 @@ impl RootState {
     pub(super) fn status(&self) -> RuntimeStatus {
         let mut counts = std::collections::BTreeMap::new();
         let mut restarts_total = 0u64;
-        for row in self.tables.states.iter() {
+        self.tables.each_state(|row| {
             *counts.entry(row.status).or_insert(0) += 1;
             restarts_total += u64::from(row.restart_count);
-        }
+        });
         let started_at = self.tables.started_at;
         RuntimeStatus {
             state: self.tables.runtime_state(),
@@ -299,9 +284,7 @@ impl RootState {
     /// A service's log ring.
     pub(super) fn ring(&self, id: &str) -> Result<Arc<LogRing>, ControlError> {
         self.tables
-            .rings
-            .get(id)
-            .map(|r| r.clone())
+            .ring(id)
             .ok_or_else(|| ControlError::NotFound(id.to_string()))
     }
 

@@ -46,7 +46,7 @@ impl RootState {
             .order
             .iter()
             .filter_map(|id| {
-                let def = self.tables.definitions.get(id)?.clone();
+                let def = self.tables.definition(id)?;
                 Some((def, self.fingerprints.get(id).copied().unwrap_or(0)))
             })
             .collect();
@@ -83,9 +83,8 @@ async fn apply(
     let mut dependents_to_restart: Vec<String> = Vec::new();
     for entry in &plan.entries {
         let was_active = tables
-            .states
-            .get(&entry.id)
-            .is_some_and(|r| r.status.is_active());
+            .read_state(&entry.id, |r| r.status.is_active())
+            .unwrap_or(false);
         match entry.action {
             PlanAction::Keep => {}
             PlanAction::Stop | PlanAction::Restart => {

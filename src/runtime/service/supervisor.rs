@@ -270,9 +270,8 @@ async fn restart_children(
     error!(service = %id, %cause, "one-for-all restart of the service's actors");
     let was_active = state
         .tables
-        .states
-        .get(&id)
-        .is_some_and(|r| r.status.is_active());
+        .read_state(&id, |r| r.status.is_active())
+        .unwrap_or(false);
     if let Some(old) = state.children.take() {
         stop_in_reverse(&old).await;
     }
@@ -303,9 +302,7 @@ async fn spawn_children(
     // `state_dir/src/<id>`); the table of definitions keeps the definition as given.
     let def = &crate::source::effective_definition(def, tables.state_dir.as_deref());
     let ring = tables
-        .rings
-        .get(&def.id)
-        .map(|r| r.clone())
+        .ring(&def.id)
         .ok_or_else(|| format!("no log ring for service {}", def.id))?;
     let file = def.log_file.as_ref().map(|path| LogFileSpec {
         path: path.clone(),

@@ -110,10 +110,9 @@ async fn watch_dependencies(
     loop {
         let mut all_met = true;
         for dep in &deps {
-            let verdict = match tables.states.get(&dep.service) {
-                Some(row) => condition_met(&row, dep.condition),
-                None => Verdict::Failed("is not defined".to_string()),
-            };
+            let verdict = tables
+                .read_state(&dep.service, |row| condition_met(row, dep.condition))
+                .unwrap_or_else(|| Verdict::Failed("is not defined".to_string()));
             match verdict {
                 Verdict::Met => {}
                 Verdict::Waiting => all_met = false,
@@ -139,9 +138,8 @@ async fn watch_dependencies(
                     .iter()
                     .filter(|d| {
                         tables
-                            .states
-                            .get(&d.service)
-                            .is_none_or(|row| condition_met(&row, d.condition) != Verdict::Met)
+                            .read_state(&d.service, |row| condition_met(row, d.condition))
+                            .is_none_or(|verdict| verdict != Verdict::Met)
                     })
                     .map(|d| d.service.clone())
                     .collect::<Vec<_>>()

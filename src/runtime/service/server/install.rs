@@ -406,8 +406,7 @@ impl ServerState {
     /// The sequence number of the newest line of the service's log.
     fn log_mark(&self) -> u64 {
         self.tables
-            .rings
-            .get(&self.def.id)
+            .ring(&self.def.id)
             .map(|ring| ring.last_seq())
             .unwrap_or(0)
     }
@@ -415,8 +414,7 @@ impl ServerState {
     /// The last [`FAILURE_LINES`] lines logged after `mark`.
     fn output_since(&self, mark: u64) -> Vec<String> {
         self.tables
-            .rings
-            .get(&self.def.id)
+            .ring(&self.def.id)
             .map(|ring| {
                 ring.tail(FAILURE_LINES)
                     .into_iter()

@@ -106,10 +106,9 @@ impl ServerState {
     pub(super) fn new(myself: ActorRef<ServerMsg>, args: ServerArgs) -> Self {
         let def = args.definition;
         // A restarted Server (one-for-all) keeps the row: restart count, last exit, reason.
-        args.tables
-            .states
-            .entry(def.id.clone())
-            .or_insert_with(|| ServiceState::pending(&def.id, &def.name, &def.tags));
+        args.tables.ensure_state(&def.id, || {
+            ServiceState::pending(&def.id, &def.name, &def.tags)
+        });
         ServerState {
             intensity: RestartIntensity::new(def.max_restarts, def.restart_window),
             def,
@@ -222,7 +221,7 @@ impl ServerState {
     }
 
     pub(super) fn row<T>(&self, f: impl FnOnce(&ServiceState) -> T) -> Option<T> {
-        self.tables.states.get(&self.def.id).map(|r| f(&r))
+        self.tables.read_state(&self.def.id, f)
     }
 
     pub(super) fn pid(&self) -> Option<u32> {
@@ -230,16 +229,12 @@ impl ServerState {
     }
 
     pub(super) fn update(&self, f: impl FnOnce(&mut ServiceState)) {
-        if let Some(mut row) = self.tables.states.get_mut(&self.def.id) {
-            f(&mut row);
-        }
+        self.tables.update_state(&self.def.id, f);
     }
 
     pub(super) fn snapshot(&self) -> Result<ServiceState, ControlError> {
         self.tables
-            .states
-            .get(&self.def.id)
-            .map(|r| r.clone())
+            .state(&self.def.id)
             .ok_or_else(|| ControlError::NotFound(self.def.id.clone()))
     }
 

@@ -339,7 +339,7 @@ impl ServerState {
             Phase::Up { daemon } => daemon.clone(),
             _ => None,
         };
-        self.tables.detached_up.insert(id.clone(), daemon);
+        self.tables.set_detached_up(&id, daemon);
         self.transition(
             ServiceStatus::Running,
             Event::new(&id, EventKind::Started).pid(pid).cause(cause),
@@ -364,9 +364,8 @@ impl ServerState {
     fn daemon_found(&self, record: &PidRecord) {
         let pid = record.pid;
         self.update(|r| r.pid = Some(pid));
-        if let Some(mut up) = self.tables.detached_up.get_mut(&self.def.id) {
-            *up = Some(record.clone());
-        }
+        self.tables
+            .update_detached_up(&self.def.id, |up| *up = Some(record.clone()));
         if let Some(dir) = &self.tables.state_dir
             && let Err(e) = pid_file::write(dir, record)
         {
@@ -452,11 +451,11 @@ impl ServerState {
 
     /// At start: what is already up is adopted instead of launched again, so nothing runs
     /// twice. That is a service whose actors were restarted (one-for-all) while it ran
-    /// (`Tables::detached_up`), or a daemon a previous, killed steward left running (its
+    /// ([`Tables::detached_up`](crate::runtime::Tables)), or a daemon a previous, killed steward left running (its
     /// record in `state_dir/pids`, kept by crash recovery). False when there is none.
     pub(super) fn adopt_left_behind(&mut self) -> bool {
         let id = self.def.id.clone();
-        let (daemon, cause) = match self.tables.detached_up.get(&id).map(|e| e.clone()) {
+        let (daemon, cause) = match self.tables.detached_up(&id) {
             Some(daemon) => (daemon, KEPT),
             None => match self
                 .tables
@@ -469,7 +468,7 @@ impl ServerState {
             },
         };
         if daemon.as_ref().is_some_and(|d| !daemon::is_running(d)) {
-            self.tables.detached_up.remove(&id);
+            self.tables.clear_detached_up(&id);
             self.forget_pid();
             return false;
         }

@@ -231,7 +231,7 @@ impl ServerState {
 
     /// The way down is over: report it like the exit of a process of steward's own.
     pub(super) async fn finish(&mut self) {
-        self.tables.detached_up.remove(&self.def.id);
+        self.tables.clear_detached_up(&self.def.id);
         self.enter_phase(Phase::Idle);
         let d = &mut self.detached;
         let forced = std::mem::take(&mut d.forced);
