@@ -5,14 +5,23 @@
 //! and lets people, scripts and other actors control them by message.
 //!
 //! ```text
-//! Root supervisor  (one per runtime; one-for-one over services; owns the tables)
-//!  ├─ tables: definitions, status rows, log rings, event bus  (survive actor restarts)
-//!  └─ ServiceSupervisor "web"   (one-for-all, restart intensity)
-//!      ├─ LogBuffer      pipe lines → the service's ring and log file
-//!      ├─ Server         lifecycle: state machine, restart policy, backoff, events
-//!      ├─ PortManager    the OS process: spawn, pipes, exit, signals, stdin
-//!      └─ HealthChecker  startup / readiness / liveness probes (only with probes)
+//! Root supervisor        runtime/root/: messages (mod.rs), registry, fan_out, reload
+//!  ├─ tables             runtime/tables.rs: definitions, status rows, log rings, event
+//!  │                     bus (survive actor restarts; read and written through methods)
+//!  └─ ServiceSupervisor  runtime/service/supervisor.rs (one-for-all, restart intensity)
+//!      ├─ LogBuffer      runtime/service/log_buffer.rs: pipe lines → ring and log file
+//!      ├─ Server         runtime/service/server/: lifecycle, one file per seam; it
+//!      │                 performs what runtime/service/decide/ decides after an exit or a
+//!      │                 probe verdict (pure functions over typed causes)
+//!      ├─ PortManager    runtime/service/port_manager/: spawn, pipes, exit, signals, stdin
+//!      └─ HealthChecker  runtime/service/health_checker/: probes (only with probes)
 //! ```
+//!
+//! Below the actors: [`process`] (the only module that calls nix / clone / prctl),
+//! [`config`], [`logs`], [`events`], [`metrics`]. Above them: [`Steward`] (the handle),
+//! [`control`] (the verbs and reply shapes), and, behind default cargo features, `api`
+//! (HTTP, feature `api`) and the binary's CLI (feature `cli`). docs/ARCHITECTURE.md maps
+//! every file and walks one stop request hop by hop.
 //!
 //! Embed it: spawn a runtime with [`Steward::spawn`] (or [`Steward::boot`] a loaded
 //! [`config::Config`]), define services with [`Steward::define`], and subscribe to

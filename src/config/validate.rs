@@ -7,6 +7,10 @@
 //! Checks never stop at the first problem: a service with a bad duration and a bad signal
 //! gets both reported, each at its own line and column. Values are interpreted here, not
 //! during parsing, for exactly that reason.
+//!
+//! Length: about 640 lines of checks and 140 of tests, one function per key family in the
+//! order of the schema; the family checks that grew (probes, launch, dependencies) already
+//! live in `validate/`, and what is left shares one `Checker` walk.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -35,6 +35,9 @@
 //!
 //! The calling thread is the child's "parent" for `PR_SET_PDEATHSIG`, as with `fork`:
 //! spawn from a long-lived thread (a runtime worker, never `spawn_blocking`).
+//!
+//! Length: one unsafe concept (the child's steps on a borrowed stack) kept whole in one
+//! file, so every `// SAFETY:` note can be read against the others.
 
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::io;

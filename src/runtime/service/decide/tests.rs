@@ -1,5 +1,7 @@
 //! The decision core's rules, one named test each (DESIGN §10 "Statuses", "Manual
 //! actions are not crashes", "Restart intensity"), and properties over any exit.
+//!
+//! Length: one short test per rule of the contract plus the properties; a file of tests.
 
 use super::*;
 use std::path::PathBuf;

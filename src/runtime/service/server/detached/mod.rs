@@ -36,6 +36,9 @@
 //!
 //! This file holds the way up (launch, adoption, the daemon found); `teardown.rs` the way
 //! down; `follow.rs` the task that follows the daemon.
+//!
+//! Length: about 500 lines for the way up (launch, adoption, pid file, follow); the way
+//! down is in `teardown.rs`, the follow task in `follow.rs`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
