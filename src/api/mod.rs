@@ -11,6 +11,7 @@
 //! * `error` — [`ApiError`], the one place errors are shaped (`{"error": {code, message}}`);
 //! * `extract` — extractors whose rejections are JSON 400s;
 //! * `auth` — the bearer token on `/api/*` and `/metrics`;
+//! * `dashboard` — the web page at `/` and its files under `/ui/` (public, built in);
 //! * `health`, `lifecycle`, `services`, `logs`, `events`, `explain` — the handlers;
 //! * `sse` — Server-Sent Events plumbing shared by logs and events;
 //! * `metrics` — `GET /metrics`, which serves the page [`crate::metrics`] renders;
@@ -18,6 +19,7 @@
 //! * `view` — JSON views of definitions (durations as text, secrets redacted).
 
 mod auth;
+mod dashboard;
 mod error;
 mod events;
 mod explain;
@@ -97,8 +99,8 @@ pub enum ServeError {
 /// Every route of the API as `(method, path)`, path in axum's syntax. The router is built
 /// from this table and the OpenAPI document is tested against it.
 ///
-/// Not here yet: `GET /` (the dashboard), `GET /api/v1/tools` and `POST
-/// /api/v1/tools/{name}` (agent tools) and `POST /api/v1/reload` (needs config diffing).
+/// Not here: `GET /` and `GET /ui/{file}`, the dashboard's static files, which are not
+/// API (no token, not in the OpenAPI document); [`router_with`] adds them.
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/health/live"),
     ("GET", "/health/ready"),
@@ -178,7 +180,9 @@ pub fn router_with(steward: Steward, config: ApiConfig) -> Router {
             None => tracing::error!(method, path, "a listed route has no handler"),
         }
     }
-    app.method_not_allowed_fallback(method_not_allowed)
+    app.route("/", get(dashboard::index))
+        .route("/ui/{file}", get(dashboard::asset))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(
             auth::TokenGuard::new(config.token),

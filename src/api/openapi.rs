@@ -394,6 +394,10 @@ fn schemas() -> Value {
         "stopped", "exited", "backoff", "failed"]});
     let health = json!({"type": "string", "enum": ["unknown", "healthy", "unhealthy"]});
     let nullable_string = json!({"type": ["string", "null"]});
+    let depends_on = json!({
+        "type": "object",
+        "additionalProperties": {"type": "string", "enum": ["started", "healthy", "completed"]}
+    });
     let probe = json!({"type": ["object", "null"], "properties": {
         "http": {"type": "object", "properties": {"url": {"type": "string"}, "expect_status": {"type": "integer"}}},
         "tcp": {"type": "string"},
@@ -482,7 +486,8 @@ fn schemas() -> Value {
                 "readiness": probe.clone(), "liveness": probe.clone(), "startup": probe,
                 "log_lines": {"type": "integer"}, "log_file": nullable_string,
                 "log_max_size": {"type": "integer"}, "log_max_files": {"type": "integer"},
-                "source_file": nullable_string
+                "source_file": nullable_string,
+                "depends_on": depends_on
             }
         },
         "ServiceDetail": {"allOf": [
