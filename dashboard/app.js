@@ -102,10 +102,13 @@ async function readSSE(path, { onData, onGap, signal }) {
     const { value, done } = await reader.read();
     if (done) return;
     buf += value;
+    // Walk the chunk with an index and cut it once: slicing the rest after each line
+    // would copy a burst's chunk once per line.
+    let at = 0;
     let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      let line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
+    while ((nl = buf.indexOf('\n', at)) >= 0) {
+      let line = buf.slice(at, nl);
+      at = nl + 1;
       if (line.endsWith('\r')) line = line.slice(0, -1);
       if (line === '') {
         if (ev.data.length) {
@@ -126,6 +129,7 @@ async function readSSE(path, { onData, onGap, signal }) {
       else if (field === 'event') ev.name = val;
       else if (field === 'id') ev.id = val;
     }
+    buf = buf.slice(at);
   }
 }
 
@@ -137,6 +141,23 @@ const history = new Map(); // id → {cpu: [], rss: []}
 const cards = new Map(); // id → {el, sig}
 const outcomes = new Map(); // id → {text, ok, pending}
 let runtimeState = '…';
+// Cards whose content may have changed since the last frame; the others are not rebuilt
+// (what keeps a burst of 1000 events from freezing a page of 1000 cards).
+const dirty = new Set();
+let fullRender = true; // rebuild every card (sparklines and uptimes moved)
+let relayout = true; // re-sort and re-filter every card (a filter, the sort or the set changed)
+let lastRender = 0;
+
+function setState(id, s) {
+  services.set(id, s);
+  dirty.add(id);
+}
+
+function setOutcome(id, o) {
+  outcomes.set(id, o);
+  dirty.add(id);
+  scheduleRender();
+}
 let lastSeenSeq = 0; // the newest event seq reflected in `services`
 
 /** The colour class of a state: status and health together. */
@@ -198,17 +219,24 @@ function sparkline(values, label) {
   return `<svg class="spark" viewBox="0 0 ${w} ${hgt}" width="${w}" height="${hgt}" role="img" aria-label="${esc(label)}"><polyline points="${pts.join(' ')}"/></svg>`;
 }
 
-/** Applies the list answer: the truth for every field. */
-function applyList(list) {
+/**
+ * Applies the list answer: the truth for every field. `withSample` adds the CPU and
+ * memory sample to the sparklines (the periodic read does; reads after events do not).
+ */
+function applyList(list, withSample) {
   const seen = new Set();
-  order = list.map((s) => s.id);
+  const ids = list.map((s) => s.id);
+  if (ids.length !== order.length || ids.some((id, i) => id !== order[i])) relayout = true;
+  order = ids;
   for (const s of list) {
     seen.add(s.id);
-    services.set(s.id, s);
-    sample(s);
+    const old = services.get(s.id);
+    if (!old || JSON.stringify(old) !== JSON.stringify(s)) setState(s.id, s);
+    if (withSample) sample(s);
   }
+  if (withSample) fullRender = true; // sparklines and uptimes moved
   for (const id of [...services.keys()]) {
-    if (!seen.has(id)) { services.delete(id); history.delete(id); }
+    if (!seen.has(id)) { services.delete(id); history.delete(id); relayout = true; }
   }
   refreshTagOptions();
   scheduleRender();
@@ -233,7 +261,7 @@ function applyEvent(e) {
   }
   if (e.kind === 'health_changed' && e.health) next.health = e.health;
   if (e.cause) next.reason = e.cause;
-  services.set(e.service, next);
+  setState(e.service, next);
 }
 
 // ---------------------------------------------------------------- rendering
@@ -241,10 +269,12 @@ function applyEvent(e) {
 const view = { search: '', status: '', tag: '', sort: 'definition' };
 let renderQueued = false;
 
+/** At most one render per 100 ms: a burst of events costs a few frames, not one each. */
 function scheduleRender() {
   if (renderQueued) return;
   renderQueued = true;
-  requestAnimationFrame(() => { renderQueued = false; render(); });
+  const wait = Math.max(0, 100 - (performance.now() - lastRender));
+  setTimeout(() => requestAnimationFrame(() => { renderQueued = false; render(); }), wait);
 }
 
 function matches(s) {
@@ -302,38 +332,63 @@ function cardHTML(s) {
 <p class="outcome ${out ? (out.ok ? 'ok' : 'bad') : ''}" role="status">${esc(out ? out.text : '')}</p>`;
 }
 
-function render() {
-  const box = $('#services');
-  let list = order.map((id) => services.get(id)).filter(Boolean);
-  const sorter = SORTS[view.sort];
-  if (sorter) list = list.slice().sort(sorter);
-  const counts = {};
-  let shown = 0;
-  const wanted = [];
-  for (const s of list) {
-    counts[s.status] = (counts[s.status] || 0) + 1;
-    let c = cards.get(s.id);
-    if (!c) {
-      const el = document.createElement('article');
-      el.className = 'card';
-      el.dataset.id = s.id;
-      c = { el, sig: '' };
-      cards.set(s.id, c);
-    }
+/** Brings one card up to date (built when new; content rebuilt when `rebuild`). */
+function updateCard(s, rebuild) {
+  let c = cards.get(s.id);
+  if (!c) {
+    const el = document.createElement('article');
+    el.className = 'card';
+    el.dataset.id = s.id;
+    c = { el, sig: '' };
+    cards.set(s.id, c);
+    rebuild = true;
+  }
+  if (rebuild) {
     const html = cardHTML(s);
-    const t = tone(s);
     if (c.sig !== html) {
       c.el.innerHTML = html;
       c.sig = html;
     }
     if (c.el.dataset.status !== s.status) c.el.dataset.status = s.status;
-    const cls = `card tone-${t}`;
+    const cls = `card tone-${tone(s)}`;
     if (c.el.className !== cls) c.el.className = cls;
-    const show = matches(s);
-    c.el.hidden = !show;
-    if (show) shown++;
-    wanted.push(c.el);
   }
+  const show = matches(s);
+  if (c.el.hidden === show) c.el.hidden = !show;
+  return c;
+}
+
+function render() {
+  lastRender = performance.now();
+  const box = $('#services');
+  const counts = {};
+  let shown = 0;
+  let total = 0;
+  for (const id of order) {
+    const s = services.get(id);
+    if (!s) continue;
+    total++;
+    counts[s.status] = (counts[s.status] || 0) + 1;
+    if (matches(s)) shown++;
+  }
+  // The fast path of a burst: only the cards events touched, in place.
+  const orderFixed = view.sort === 'definition' || view.sort === 'id';
+  if (!fullRender && !relayout && orderFixed && box.children.length === total) {
+    for (const id of dirty) {
+      const s = services.get(id);
+      if (s) updateCard(s, true);
+    }
+    dirty.clear();
+    renderHeader(counts, shown, total);
+    return;
+  }
+  let list = order.map((id) => services.get(id)).filter(Boolean);
+  const sorter = SORTS[view.sort];
+  if (sorter) list = list.slice().sort(sorter);
+  const wanted = list.map((s) => updateCard(s, fullRender || dirty.has(s.id)).el);
+  dirty.clear();
+  fullRender = false;
+  relayout = false;
   for (const [id, c] of cards) {
     if (!services.has(id)) { c.el.remove(); cards.delete(id); }
   }
@@ -346,13 +401,24 @@ function render() {
     for (const el of wanted) frag.appendChild(el);
     box.appendChild(frag);
   }
-  $('#counts').innerHTML = Object.keys(counts).sort()
+  renderHeader(counts, shown, list.length);
+}
+
+let lastCounts = '';
+
+function renderHeader(counts, shown, total) {
+  const html = Object.keys(counts).sort()
     .map((k) => `<li class="count tone-${k}" data-count="${k}">${esc(k)} <b>${counts[k]}</b></li>`).join('');
-  $('#shown').textContent = `${shown} of ${list.length} shown`;
+  if (html !== lastCounts) { $('#counts').innerHTML = html; lastCounts = html; }
+  $('#shown').textContent = `${shown} of ${total} shown`;
   $('#runtime').textContent = `runtime ${runtimeState}`;
   $('#runtime').dataset.state = runtimeState;
   if (graphOpen) renderGraphStatus();
-  document.body.dataset.rendered = String(list.length);
+  document.body.dataset.rendered = String(total);
+  // bench/dashboard.py reads this mark: navigation start → every card on the page.
+  if (total && !performance.getEntriesByName('steward:first-render').length) {
+    performance.mark('steward:first-render');
+  }
 }
 
 function refreshTagOptions() {
@@ -391,8 +457,7 @@ const DESTRUCTIVE = { stop: 'Stop', kill: 'Kill (SIGKILL)', restart: 'Restart' }
 
 async function control(id, act) {
   if (DESTRUCTIVE[act] && !(await confirmOnce(`${DESTRUCTIVE[act]} ${id}?`, DESTRUCTIVE[act]))) return;
-  outcomes.set(id, { pending: act, text: `${act} pending…`, ok: true });
-  scheduleRender();
+  setOutcome(id, { pending: act, text: `${act} pending…`, ok: true });
   const path = `/api/v1/services/${encodeURIComponent(id)}/${act}`;
   try {
     let state;
@@ -404,16 +469,16 @@ async function control(id, act) {
       const ok = await confirmOnce(
         `${id} is needed by running ${deps.join(', ')}. Stop ${deps.length > 1 ? 'them' : 'it'} first, then ${id} (cascade)?`,
         'Stop all of them');
-      if (!ok) { outcomes.set(id, { text: 'not stopped: dependents still run', ok: false }); scheduleRender(); return; }
+      if (!ok) { setOutcome(id, { text: 'not stopped: dependents still run', ok: false }); return; }
       state = await api('POST', `${path}?cascade=true`);
     }
-    services.set(id, Object.assign({}, services.get(id), state));
+    setState(id, Object.assign({}, services.get(id), state));
     const also = (state.also_stopped || []).map((x) => x.id);
-    for (const x of state.also_stopped || []) services.set(x.id, Object.assign({}, services.get(x.id), x));
+    for (const x of state.also_stopped || []) setState(x.id, Object.assign({}, services.get(x.id), x));
     const pid = state.pid ? ` (pid ${state.pid})` : '';
-    outcomes.set(id, { text: `✓ ${act}: ${state.status}${pid}${also.length ? `; also stopped ${also.join(', ')}` : ''}`, ok: true });
+    setOutcome(id, { text: `✓ ${act}: ${state.status}${pid}${also.length ? `; also stopped ${also.join(', ')}` : ''}`, ok: true });
   } catch (err) {
-    outcomes.set(id, { text: `✗ ${act} failed: ${err.message}`, ok: false });
+    setOutcome(id, { text: `✗ ${act} failed: ${err.message}`, ok: false });
   }
   scheduleRender();
   refreshSoon();
@@ -493,15 +558,15 @@ async function reloadApply() {
 let refreshTimer = null;
 function refreshSoon() {
   if (refreshTimer) return;
-  refreshTimer = setTimeout(() => { refreshTimer = null; refresh(); }, 250);
+  refreshTimer = setTimeout(() => { refreshTimer = null; refresh(false); }, 400);
 }
 
-async function refresh() {
+async function refresh(withSample) {
   try {
     const [status, list] = await Promise.all([api('GET', '/api/v1/status'), api('GET', '/api/v1/services')]);
     runtimeState = status.state;
     lastSeenSeq = Math.max(lastSeenSeq, status.last_event_seq);
-    applyList(list.services);
+    applyList(list.services, withSample);
   } catch (err) {
     $('#conn').textContent = `error: ${err.message}`;
   }
@@ -814,10 +879,10 @@ function wire() {
   for (const b of document.querySelectorAll('[data-runtime]')) b.addEventListener('click', () => runtimeAction(b.dataset.runtime));
   $('#reload-btn').addEventListener('click', reloadPlan);
   $('#reload-apply').addEventListener('click', reloadApply);
-  $('#search').addEventListener('input', (e) => { view.search = e.target.value.trim().toLowerCase(); scheduleRender(); });
-  $('#status-filter').addEventListener('change', (e) => { view.status = e.target.value; scheduleRender(); });
-  $('#tag-filter').addEventListener('change', (e) => { view.tag = e.target.value; scheduleRender(); });
-  $('#sort').addEventListener('change', (e) => { view.sort = e.target.value; scheduleRender(); });
+  $('#search').addEventListener('input', (e) => { view.search = e.target.value.trim().toLowerCase(); relayout = true; scheduleRender(); });
+  $('#status-filter').addEventListener('change', (e) => { view.status = e.target.value; relayout = true; scheduleRender(); });
+  $('#tag-filter').addEventListener('change', (e) => { view.tag = e.target.value; relayout = true; scheduleRender(); });
+  $('#sort').addEventListener('change', (e) => { view.sort = e.target.value; relayout = true; scheduleRender(); });
   $('#rows-view').addEventListener('change', (e) => $('#services').classList.toggle('rows', e.target.checked));
   for (const b of document.querySelectorAll('[data-tab]')) b.addEventListener('click', () => showTab(b.dataset.tab));
   $('#events-filter').addEventListener('input', () => { timelineDirty = true; renderEvents(); });
@@ -839,9 +904,9 @@ function wire() {
 
 async function main() {
   wire();
-  await refresh();
+  await refresh(true);
   followEvents();
-  setInterval(refresh, REFRESH_MS);
+  setInterval(() => refresh(true), REFRESH_MS);
 }
 
 main();
