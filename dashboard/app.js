@@ -5,7 +5,8 @@
 // updates its card at once from what it says (kind → status, pid), and schedules one
 // debounced re-read of the list (one request, whatever the size of the burst) for the
 // fields events do not carry. CPU and memory come from the same list, re-read every 5 s;
-// the page keeps the last samples per service for the sparklines. Rendering is batched
+// the sparklines start from the server's recent samples (GET /api/v1/usage) and go on
+// with the page's own. Rendering is batched
 // per animation frame and touches only cards whose content changed.
 'use strict';
 
@@ -902,8 +903,22 @@ function wire() {
   document.addEventListener('keydown', (ev) => { if (ev.key === 'Escape' && !$('#detail').hidden) closeDetail(); });
 }
 
+/** Seeds the sparklines with the samples the server kept before the page opened. */
+async function loadUsage() {
+  try {
+    const answer = await api('GET', '/api/v1/usage');
+    for (const [id, samples] of Object.entries(answer.services)) {
+      const recent = samples.slice(-HISTORY);
+      history.set(id, { cpu: recent.map((x) => x.cpu_percent), rss: recent.map((x) => x.rss_bytes) });
+    }
+  } catch (_) {
+    // an older steward without the route: the sparklines start with the page
+  }
+}
+
 async function main() {
   wire();
+  await loadUsage();
   await refresh(true);
   followEvents();
   setInterval(() => refresh(true), REFRESH_MS);

@@ -16,7 +16,8 @@
 //! * `sse` — Server-Sent Events plumbing shared by logs and events;
 //! * `metrics` — `GET /metrics`, which serves the page [`crate::metrics`] renders;
 //! * `openapi` — the OpenAPI 3.1 document;
-//! * `view` — JSON views of definitions (durations as text, secrets redacted).
+//! * `view` — JSON views of definitions (durations as text, secrets redacted);
+//! * `usage_history` — recent CPU and memory samples per service (`GET /api/v1/usage`).
 
 mod auth;
 mod dashboard;
@@ -31,6 +32,7 @@ pub mod metrics;
 mod openapi;
 mod services;
 mod sse;
+mod usage_history;
 pub mod view;
 
 use std::future::Future;
@@ -118,6 +120,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/services/{id}/input"),
     ("GET", "/api/v1/services/{id}/logs"),
     ("GET", "/api/v1/services/{id}/explain"),
+    ("GET", "/api/v1/usage"),
     ("GET", "/api/v1/events"),
     ("POST", "/api/v1/lifecycle/start"),
     ("POST", "/api/v1/lifecycle/stop"),
@@ -136,6 +139,8 @@ pub(crate) struct AppState {
     pub steward: Steward,
     /// Base directory for definitions sent over the API.
     pub config_dir: Arc<PathBuf>,
+    /// Recent CPU and memory samples of each service (the dashboard's sparklines).
+    pub usage: Arc<usage_history::UsageHistory>,
 }
 
 /// Opens the listener, refusing a non-loopback address without a token.
@@ -169,9 +174,11 @@ pub fn router_with(steward: Steward, config: ApiConfig) -> Router {
         .config_dir
         .or_else(|| std::env::current_dir().ok())
         .unwrap_or_else(|| PathBuf::from("/"));
+    let usage = usage_history::UsageHistory::start(steward.tables());
     let state = AppState {
         steward,
         config_dir: Arc::new(config_dir),
+        usage,
     };
     let mut app = Router::new();
     for &(method, path) in ROUTES {
@@ -237,6 +244,7 @@ fn endpoint(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("POST", "/api/v1/services/{id}/input") => post(services::input),
         ("GET", "/api/v1/services/{id}/logs") => get(logs::logs),
         ("GET", "/api/v1/services/{id}/explain") => get(explain::explain),
+        ("GET", "/api/v1/usage") => get(usage_history::usage),
         ("GET", "/api/v1/events") => get(events::events),
         ("POST", "/api/v1/lifecycle/start") => lifecycle(Start),
         ("POST", "/api/v1/lifecycle/stop") => lifecycle(Stop),

@@ -152,6 +152,32 @@ pub fn document() -> Value {
         }}),
     );
     add(
+        "/api/v1/usage",
+        json!({"get": {
+            "tags": ["services"], "operationId": "usage",
+            "summary": "Recent CPU and memory samples of each running service (every 5 s, the last 60).",
+            "responses": {
+                "200": {
+                    "description": "Samples per service id, oldest first.",
+                    "content": {"application/json": {"schema": {
+                        "type": "object",
+                        "properties": {
+                            "interval_secs": {"type": "integer"},
+                            "services": {"type": "object", "additionalProperties": {
+                                "type": "array", "items": {"type": "object", "properties": {
+                                    "at": {"type": "string", "format": "date-time"},
+                                    "cpu_percent": {"type": "number"},
+                                    "rss_bytes": {"type": "integer"}
+                                }}
+                            }}
+                        }
+                    }}}
+                },
+                "401": error_ref("Token missing or wrong."),
+            }
+        }}),
+    );
+    add(
         "/api/v1/status",
         json!({"get": {
             "tags": ["runtime"], "operationId": "status",

@@ -351,6 +351,20 @@ def pause_all_and_resume_all(daemon_factory, browser_factory):
              and b.card_status("web")[0] == "running" and b.card_status("api")[0] == "running")
 
 
+@test
+def sparklines_start_from_the_server_history(daemon_factory, browser_factory):
+    d = daemon_factory(sleeper("web"))
+    samples = wait_for("two samples in /api/v1/usage", lambda: (lambda x: x if len(x) >= 2 else None)(
+        d.api("GET", "/api/v1/usage")[1]["services"].get("web", [])), deadline=30)
+    assert all(s["rss_bytes"] > 0 for s in samples), samples
+    b = browser_factory()
+    page(d, b)
+    # Drawn from the server's samples at the first render: the page took none of its own yet.
+    points = b.js("""const p = document.querySelectorAll('.card[data-id="web"] .spark polyline');
+        return p.length === 2 ? p[1].getAttribute('points').split(' ').length : 0;""")
+    assert points >= len(samples), (points, samples)
+
+
 def main():
     wanted = sys.argv[1:]
     if "STEWARD_BIN" not in os.environ:  # up to date with the sources (a no-op when it is)
