@@ -365,6 +365,36 @@ def sparklines_start_from_the_server_history(daemon_factory, browser_factory):
     assert points >= len(samples), (points, samples)
 
 
+@test
+def narrow_screen_dark_mode_and_keyboard(daemon_factory, browser_factory):
+    d = daemon_factory(sleeper("web", ["frontend"]) + sleeper("api", ["backend"]))
+    b = browser_factory()
+    b.driver.set_window_size(390, 800)
+    page(d, b)
+    wait_for("both running", lambda: b.card_status("web")[0] == "running" and b.card_status("api")[0] == "running")
+    overflow = b.js("return document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{overflow}px wider than a narrow screen"
+    light = b.js("return getComputedStyle(document.body).backgroundColor")
+    b.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    dark = wait_for("the dark palette", lambda: (lambda c: c if c != light else None)(
+        b.js("return getComputedStyle(document.body).backgroundColor")))
+    b.screenshot("overview-dark-narrow.png")
+    assert dark == "rgb(17, 20, 24)", dark
+    # Keyboard only: Tab to the pause button of web's card, Enter presses it.
+    from selenium.webdriver.common.keys import Keys
+    body = b.one("body")
+    for _ in range(60):
+        body.send_keys(Keys.TAB) if b.js("return document.activeElement === document.body") else \
+            b.driver.switch_to.active_element.send_keys(Keys.TAB)
+        if b.js("""const a = document.activeElement;
+            return a && a.dataset.act === 'pause' && a.closest('.card').dataset.id === 'web'"""):
+            break
+    else:
+        raise AssertionError("Tab never reached web's pause button")
+    b.driver.switch_to.active_element.send_keys(Keys.ENTER)
+    wait_for("web paused from the keyboard", lambda: d.state("web")["status"] == "paused")
+
+
 def main():
     wanted = sys.argv[1:]
     if "STEWARD_BIN" not in os.environ:  # up to date with the sources (a no-op when it is)
