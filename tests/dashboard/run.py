@@ -352,6 +352,22 @@ def pause_all_and_resume_all(daemon_factory, browser_factory):
 
 
 @test
+def stop_all_and_start_all(daemon_factory, browser_factory):
+    d = daemon_factory(sleeper("web") + sleeper("api", extra="    depends_on: [web]\n"))
+    b = browser_factory()
+    page(d, b)
+    wait_for("both running", lambda: b.card_status("web")[0] == "running" and b.card_status("api")[0] == "running")
+    b.click('[data-runtime="stop"]')
+    assert b.confirm() == "Stop every service?"
+    wait_for("the outcome", lambda: b.one("#runtime-outcome").text == "✓ stop all: 2 ok")
+    assert [d.state(x)["status"] for x in ("web", "api")] == ["stopped", "stopped"]
+    wait_for("stopped cards", lambda: b.card_status("web")[0] == "stopped" and b.card_status("api")[0] == "stopped")
+    b.click('[data-runtime="start"]')
+    wait_for("both running again", lambda: b.card_status("web")[0] == "running" and b.card_status("api")[0] == "running")
+    assert [d.state(x)["status"] for x in ("web", "api")] == ["running", "running"]
+
+
+@test
 def sparklines_start_from_the_server_history(daemon_factory, browser_factory):
     d = daemon_factory(sleeper("web"))
     samples = wait_for("two samples in /api/v1/usage", lambda: (lambda x: x if len(x) >= 2 else None)(
