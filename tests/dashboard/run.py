@@ -203,6 +203,28 @@ def log_view_follows_pauses_resumes_searches_and_downloads(daemon_factory, brows
 
 
 @test
+def log_resume_after_the_ring_moved_on_shows_the_gap(daemon_factory, browser_factory):
+    d = daemon_factory("  echo:\n    argv: [cat]\n    log_lines: 5\n")
+    b = browser_factory()
+    page(d, b)
+    wait_for("echo running", lambda: b.card_status("echo")[0] == "running")
+    b.click('.card[data-id="echo"] [data-open="logs"]')
+    wait_for("following", lambda: b.one("#log-state").text == "following")
+    assert d.api("POST", "/api/v1/services/echo/input", b"first\n")[0] == 200
+    wait_for("the first line", lambda: [t for _, _, t in log_items(b)] == ["1outfirst"])
+    b.click("#log-pause")
+    wait_for("paused", lambda: b.one("#log-state").text == "paused after line 1")
+    lines = "".join(f"n{i}\n" for i in range(2, 12)).encode()
+    assert d.api("POST", "/api/v1/services/echo/input", lines)[0] == 200
+    wait_for("the ring moved on", lambda: [l["line"] for l in d.api(
+        "GET", "/api/v1/services/echo/logs?tail=5")[1]["lines"]] == [f"n{i}" for i in range(7, 12)])
+    b.click("#log-pause")
+    wait_for("the gap, then the lines still in the ring", lambda: [t for _, _, t in log_items(b)] == (
+        ["1outfirst", "— 5 line(s) lost —"] + [f"{i}outn{i}" for i in range(7, 12)]))
+    assert log_items(b)[1][0] == "gap"
+
+
+@test
 def token_flow_prompts_keeps_and_forgets_never_in_a_url(daemon_factory, browser_factory):
     token = "dash-" + os.urandom(8).hex()
     d = daemon_factory(sleeper("web"), token=token)
@@ -277,6 +299,9 @@ def filter_by_tag_status_and_text_and_sort(daemon_factory, browser_factory):
     b.js("document.querySelector('#search').dispatchEvent(new Event('input'))")
     b.js("const s = document.querySelector('#sort'); s.value = 'id'; s.dispatchEvent(new Event('change'))")
     wait_for("sorted by id", lambda: visible() == ["api", "job", "web", "worker"])
+    b.click("#rows-view")
+    assert "rows" in b.one("#services").get_attribute("class").split()
+    b.screenshot("overview-rows.png")
 
 
 @test
