@@ -100,6 +100,25 @@ def cards_show_each_service_with_its_status(daemon_factory, browser_factory):
 
 
 @test
+def unhealthy_and_paused_cards(daemon_factory, browser_factory):
+    from harness import free_port
+    closed = free_port()  # nothing listens there: the readiness probe fails
+    d = daemon_factory(
+        sleeper("sick", extra=f"    readiness:\n      tcp: 127.0.0.1:{closed}\n      interval: 100ms\n      failure_threshold: 1\n")
+        + sleeper("web"))
+    b = browser_factory()
+    page(d, b)
+    wait_for("sick unhealthy", lambda: b.card_status("sick") == ["running", "running · unhealthy", "tone-unhealthy"])
+    wait_for("web running", lambda: b.card_status("web")[0] == "running")
+    b.click('.card[data-id="web"] [data-act="pause"]')
+    wait_for("web paused", lambda: b.card_status("web") == ["paused", "paused", "tone-paused"])
+    assert d.state("web")["status"] == "paused"
+    wait_for("the outcome", lambda: b.one('.card[data-id="web"] .outcome').text == f"✓ pause: paused (pid {d.state('web')['pid']})")
+    b.click('.card[data-id="web"] [data-act="resume"]')
+    wait_for("web running again", lambda: b.card_status("web")[0] == "running" and d.state("web")["status"] == "running")
+
+
+@test
 def restart_button_gives_a_new_pid(daemon_factory, browser_factory):
     d = daemon_factory(sleeper("web"))
     b = browser_factory()
