@@ -145,9 +145,22 @@ let runtimeState = '…';
 // Cards whose content may have changed since the last frame; the others are not rebuilt
 // (what keeps a burst of 1000 events from freezing a page of 1000 cards).
 const dirty = new Set();
-let fullRender = true; // rebuild every card (sparklines and uptimes moved)
+let fullRender = true; // rebuild every card (the first render)
+let samplesMoved = false; // a periodic re-read moved uptimes and sparklines: rebuild the
+// cards on screen now, the others when they scroll into view
+const onScreen = new Set();
+const visibility = new IntersectionObserver((entries) => {
+  for (const entry of entries) {
+    const id = entry.target.dataset.id;
+    if (!entry.isIntersecting) { onScreen.delete(id); continue; }
+    onScreen.add(id);
+    const c = cards.get(id);
+    if (c && c.stale) { dirty.add(id); scheduleRender(); }
+  }
+});
 let relayout = true; // re-sort and re-filter every card (a filter, the sort or the set changed)
 let lastRender = 0;
+let usageLoaded = false; // the server's samples are in `history` (tests read the mark)
 
 function setState(id, s) {
   services.set(id, s);
@@ -235,7 +248,7 @@ function applyList(list, withSample) {
     if (!old || JSON.stringify(old) !== JSON.stringify(s)) setState(s.id, s);
     if (withSample) sample(s);
   }
-  if (withSample) fullRender = true; // sparklines and uptimes moved
+  if (withSample) samplesMoved = true;
   for (const id of [...services.keys()]) {
     if (!seen.has(id)) { services.delete(id); history.delete(id); relayout = true; }
   }
@@ -340,11 +353,13 @@ function updateCard(s, rebuild) {
     const el = document.createElement('article');
     el.className = 'card';
     el.dataset.id = s.id;
-    c = { el, sig: '' };
+    c = { el, sig: '', stale: false };
     cards.set(s.id, c);
+    visibility.observe(el);
     rebuild = true;
   }
   if (rebuild) {
+    c.stale = false;
     const html = cardHTML(s);
     if (c.sig !== html) {
       c.el.innerHTML = html;
@@ -372,6 +387,13 @@ function render() {
     counts[s.status] = (counts[s.status] || 0) + 1;
     if (matches(s)) shown++;
   }
+  if (samplesMoved) {
+    samplesMoved = false;
+    for (const [id, c] of cards) {
+      if (onScreen.has(id)) dirty.add(id);
+      else c.stale = true;
+    }
+  }
   // The fast path of a burst: only the cards events touched, in place.
   const orderFixed = view.sort === 'definition' || view.sort === 'id';
   if (!fullRender && !relayout && orderFixed && box.children.length === total) {
@@ -391,7 +413,7 @@ function render() {
   fullRender = false;
   relayout = false;
   for (const [id, c] of cards) {
-    if (!services.has(id)) { c.el.remove(); cards.delete(id); }
+    if (!services.has(id)) { visibility.unobserve(c.el); c.el.remove(); cards.delete(id); onScreen.delete(id); }
   }
   // Re-order only when the order changed (appending moves an element).
   const current = box.children;
@@ -416,6 +438,7 @@ function renderHeader(counts, shown, total) {
   $('#runtime').dataset.state = runtimeState;
   if (graphOpen) renderGraphStatus();
   document.body.dataset.rendered = String(total);
+  if (usageLoaded) document.body.dataset.usage = 'drawn';
   // bench/dashboard.py reads this mark: navigation start → every card on the page.
   if (total && !performance.getEntriesByName('steward:first-render').length) {
     performance.mark('steward:first-render');
@@ -911,6 +934,9 @@ async function loadUsage() {
       const recent = samples.slice(-HISTORY);
       history.set(id, { cpu: recent.map((x) => x.cpu_percent), rss: recent.map((x) => x.rss_bytes) });
     }
+    fullRender = true; // once, at start: every card gets its past
+    usageLoaded = true;
+    scheduleRender();
   } catch (_) {
     // an older steward without the route: the sparklines start with the page
   }
@@ -918,8 +944,8 @@ async function loadUsage() {
 
 async function main() {
   wire();
-  await loadUsage();
-  await refresh(true);
+  // The cards first; the sparklines' past when it arrives.
+  await Promise.all([refresh(true), loadUsage()]);
   followEvents();
   setInterval(() => refresh(true), REFRESH_MS);
 }

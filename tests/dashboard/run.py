@@ -419,7 +419,9 @@ def sparklines_start_from_the_server_history(daemon_factory, browser_factory):
     assert all(s["rss_bytes"] > 0 for s in samples), samples
     b = browser_factory()
     page(d, b)
-    # Drawn from the server's samples at the first render: the page took none of its own yet.
+    # Drawn from the server's samples (the page marks the first render after they came;
+    # without them the page would have one sample of its own, too few for a line).
+    wait_for("the server's samples drawn", lambda: b.js("return document.body.dataset.usage") == "drawn")
     points = b.js("""const p = document.querySelectorAll('.card[data-id="web"] .spark polyline');
         return p.length === 2 ? p[1].getAttribute('points').split(' ').length : 0;""")
     assert points >= len(samples), (points, samples)
