@@ -11,13 +11,16 @@
 //! * `error` — [`ApiError`], the one place errors are shaped (`{"error": {code, message}}`);
 //! * `extract` — extractors whose rejections are JSON 400s;
 //! * `auth` — the bearer token on `/api/*` and `/metrics`;
+//! * `dashboard` — the web page at `/` and its files under `/ui/` (public, built in);
 //! * `health`, `lifecycle`, `services`, `logs`, `events`, `explain` — the handlers;
 //! * `sse` — Server-Sent Events plumbing shared by logs and events;
 //! * `metrics` — `GET /metrics`, which serves the page [`crate::metrics`] renders;
 //! * `openapi` — the OpenAPI 3.1 document;
-//! * `view` — JSON views of definitions (durations as text, secrets redacted).
+//! * `view` — JSON views of definitions (durations as text, secrets redacted);
+//! * `usage_history` — recent CPU and memory samples per service (`GET /api/v1/usage`).
 
 mod auth;
+mod dashboard;
 mod error;
 mod events;
 mod explain;
@@ -29,6 +32,7 @@ pub mod metrics;
 mod openapi;
 mod services;
 mod sse;
+mod usage_history;
 pub mod view;
 
 use std::future::Future;
@@ -97,8 +101,8 @@ pub enum ServeError {
 /// Every route of the API as `(method, path)`, path in axum's syntax. The router is built
 /// from this table and the OpenAPI document is tested against it.
 ///
-/// Not here yet: `GET /` (the dashboard), `GET /api/v1/tools` and `POST
-/// /api/v1/tools/{name}` (agent tools) and `POST /api/v1/reload` (needs config diffing).
+/// Not here: `GET /` and `GET /ui/{file}`, the dashboard's static files, which are not
+/// API (no token, not in the OpenAPI document); [`router_with`] adds them.
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/health/live"),
     ("GET", "/health/ready"),
@@ -116,6 +120,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/services/{id}/input"),
     ("GET", "/api/v1/services/{id}/logs"),
     ("GET", "/api/v1/services/{id}/explain"),
+    ("GET", "/api/v1/usage"),
     ("GET", "/api/v1/events"),
     ("POST", "/api/v1/lifecycle/start"),
     ("POST", "/api/v1/lifecycle/stop"),
@@ -134,6 +139,8 @@ pub(crate) struct AppState {
     pub steward: Steward,
     /// Base directory for definitions sent over the API.
     pub config_dir: Arc<PathBuf>,
+    /// Recent CPU and memory samples of each service (the dashboard's sparklines).
+    pub usage: Arc<usage_history::UsageHistory>,
 }
 
 /// Opens the listener, refusing a non-loopback address without a token.
@@ -167,9 +174,11 @@ pub fn router_with(steward: Steward, config: ApiConfig) -> Router {
         .config_dir
         .or_else(|| std::env::current_dir().ok())
         .unwrap_or_else(|| PathBuf::from("/"));
+    let usage = usage_history::UsageHistory::start(steward.tables());
     let state = AppState {
         steward,
         config_dir: Arc::new(config_dir),
+        usage,
     };
     let mut app = Router::new();
     for &(method, path) in ROUTES {
@@ -178,7 +187,9 @@ pub fn router_with(steward: Steward, config: ApiConfig) -> Router {
             None => tracing::error!(method, path, "a listed route has no handler"),
         }
     }
-    app.method_not_allowed_fallback(method_not_allowed)
+    app.route("/", get(dashboard::index))
+        .route("/ui/{file}", get(dashboard::asset))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(
             auth::TokenGuard::new(config.token),
@@ -233,6 +244,7 @@ fn endpoint(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("POST", "/api/v1/services/{id}/input") => post(services::input),
         ("GET", "/api/v1/services/{id}/logs") => get(logs::logs),
         ("GET", "/api/v1/services/{id}/explain") => get(explain::explain),
+        ("GET", "/api/v1/usage") => get(usage_history::usage),
         ("GET", "/api/v1/events") => get(events::events),
         ("POST", "/api/v1/lifecycle/start") => lifecycle(Start),
         ("POST", "/api/v1/lifecycle/stop") => lifecycle(Stop),

@@ -155,6 +155,32 @@ pub fn document() -> Value {
         }}),
     );
     add(
+        "/api/v1/usage",
+        json!({"get": {
+            "tags": ["services"], "operationId": "usage",
+            "summary": "Recent CPU and memory samples of each running service (every 5 s, the last 60).",
+            "responses": {
+                "200": {
+                    "description": "Samples per service id, oldest first.",
+                    "content": {"application/json": {"schema": {
+                        "type": "object",
+                        "properties": {
+                            "interval_secs": {"type": "integer"},
+                            "services": {"type": "object", "additionalProperties": {
+                                "type": "array", "items": {"type": "object", "properties": {
+                                    "at": {"type": "string", "format": "date-time"},
+                                    "cpu_percent": {"type": "number"},
+                                    "rss_bytes": {"type": "integer"}
+                                }}
+                            }}
+                        }
+                    }}}
+                },
+                "401": error_ref("Token missing or wrong."),
+            }
+        }}),
+    );
+    add(
         "/api/v1/status",
         json!({"get": {
             "tags": ["runtime"], "operationId": "status",
@@ -397,6 +423,10 @@ fn schemas() -> Value {
         "stopped", "exited", "backoff", "failed"]});
     let health = json!({"type": "string", "enum": ["unknown", "healthy", "unhealthy"]});
     let nullable_string = json!({"type": ["string", "null"]});
+    let depends_on = json!({
+        "type": "object",
+        "additionalProperties": {"type": "string", "enum": ["started", "healthy", "completed"]}
+    });
     let probe = json!({"type": ["object", "null"], "properties": {
         "http": {"type": "object", "properties": {"url": {"type": "string"}, "expect_status": {"type": "integer"}}},
         "tcp": {"type": "string"},
@@ -485,7 +515,8 @@ fn schemas() -> Value {
                 "readiness": probe.clone(), "liveness": probe.clone(), "startup": probe,
                 "log_lines": {"type": "integer"}, "log_file": nullable_string,
                 "log_max_size": {"type": "integer"}, "log_max_files": {"type": "integer"},
-                "source_file": nullable_string
+                "source_file": nullable_string,
+                "depends_on": depends_on
             }
         },
         "ServiceDetail": {"allOf": [

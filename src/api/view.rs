@@ -80,6 +80,9 @@ pub struct DefinitionView {
     pub log_max_files: u32,
     /// The file that defines the service (null when defined over the API or in code).
     pub source_file: Option<String>,
+    /// The services this one waits for, each with its condition (`started`, `healthy`,
+    /// `completed`): what the dashboard's dependency graph draws.
+    pub depends_on: BTreeMap<String, &'static str>,
 }
 
 impl DefinitionView {
@@ -114,6 +117,11 @@ impl DefinitionView {
             log_max_size: def.log_max_size,
             log_max_files: def.log_max_files,
             source_file: def.source_file.as_deref().map(path_text),
+            depends_on: def
+                .depends_on
+                .iter()
+                .map(|d| (d.service.clone(), d.condition.as_str()))
+                .collect(),
         }
     }
 }
