@@ -15,20 +15,24 @@
 //! * `sse` — Server-Sent Events plumbing shared by logs and events;
 //! * `metrics` — `GET /metrics`, which serves the page [`crate::metrics`] renders;
 //! * `openapi` — the OpenAPI 3.1 document;
-//! * `view` — JSON views of definitions (durations as text, secrets redacted).
+//! * `view` — JSON views of definitions (durations as text, secrets redacted);
+//! * `tools` — the agent tools ([`crate::tools`]) over HTTP; `mcp` — the same tools over
+//!   MCP's Streamable HTTP transport at `/mcp` (token, Host and Origin checked).
 
 mod auth;
 mod error;
 mod events;
-mod explain;
+pub(crate) mod explain;
 mod extract;
 mod health;
 mod lifecycle;
 mod logs;
+pub mod mcp;
 pub mod metrics;
 mod openapi;
 mod services;
 mod sse;
+mod tools;
 pub mod view;
 
 use std::future::Future;
@@ -70,6 +74,9 @@ pub struct ApiConfig {
     /// service defined with `POST /api/v1/services` are resolved against it, as if the
     /// service were in `services.yml`. None: the current directory.
     pub config_dir: Option<PathBuf>,
+    /// The address the daemon listens on: `/mcp` accepts it as `Host` and `Origin`
+    /// besides loopback names (DNS-rebinding protection). None: loopback names only.
+    pub listen: Option<SocketAddr>,
 }
 
 /// Why the API could not be served.
@@ -97,8 +104,8 @@ pub enum ServeError {
 /// Every route of the API as `(method, path)`, path in axum's syntax. The router is built
 /// from this table and the OpenAPI document is tested against it.
 ///
-/// Not here yet: `GET /` (the dashboard), `GET /api/v1/tools` and `POST
-/// /api/v1/tools/{name}` (agent tools) and `POST /api/v1/reload` (needs config diffing).
+/// `/mcp` answers `POST` only: its transport runs stateless, so there is no stream to
+/// `GET` and no session to `DELETE`.
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/health/live"),
     ("GET", "/health/ready"),
@@ -125,6 +132,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/reload"),
     ("GET", "/metrics"),
     ("GET", "/api/v1/openapi.json"),
+    ("GET", "/api/v1/tools"),
+    ("POST", "/api/v1/tools/{name}"),
+    ("POST", "/mcp"),
 ];
 
 /// What every handler gets.
@@ -134,6 +144,12 @@ pub(crate) struct AppState {
     pub steward: Steward,
     /// Base directory for definitions sent over the API.
     pub config_dir: Arc<PathBuf>,
+    /// The agent tools over the runtime.
+    pub tools: crate::tools::Tools,
+    /// `/mcp`'s transport.
+    pub mcp: mcp::McpTransport,
+    /// Which `Host`/`Origin` may reach `/mcp`.
+    pub mcp_hosts: mcp::HostGuard,
 }
 
 /// Opens the listener, refusing a non-loopback address without a token.
@@ -157,6 +173,7 @@ pub fn router(steward: Steward, token: Option<String>) -> Router {
         ApiConfig {
             token,
             config_dir: None,
+            listen: None,
         },
     )
 }
@@ -167,9 +184,13 @@ pub fn router_with(steward: Steward, config: ApiConfig) -> Router {
         .config_dir
         .or_else(|| std::env::current_dir().ok())
         .unwrap_or_else(|| PathBuf::from("/"));
+    let tools = crate::tools::Tools::new(steward.clone()).with_config_dir(config_dir.clone());
     let state = AppState {
         steward,
         config_dir: Arc::new(config_dir),
+        mcp: mcp::http_service(tools.clone()),
+        tools,
+        mcp_hosts: mcp::HostGuard::new(config.listen),
     };
     let mut app = Router::new();
     for &(method, path) in ROUTES {
@@ -242,6 +263,9 @@ fn endpoint(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("POST", "/api/v1/reload") => post(lifecycle::reload),
         ("GET", "/metrics") => get(metrics::scrape),
         ("GET", "/api/v1/openapi.json") => get(openapi::serve),
+        ("GET", "/api/v1/tools") => get(tools::list),
+        ("POST", "/api/v1/tools/{name}") => post(tools::call),
+        ("POST", "/mcp") => post(mcp::handle),
         _ => return None,
     })
 }
