@@ -17,6 +17,9 @@ use serde_json::Value;
 pub struct LinePaths {
     root: String,
     lines: BTreeMap<u64, String>,
+    /// The top-level keys, for problems found after parsing (no line), which name
+    /// their key in backquotes.
+    keys: Vec<String>,
 }
 
 impl LinePaths {
@@ -25,11 +28,31 @@ impl LinePaths {
         let mut paths = LinePaths {
             root: root.to_string(),
             lines: BTreeMap::new(),
+            keys: value
+                .as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default(),
         };
         let mut line = 1;
         paths.lines.insert(line, root.to_string());
         walk(value, root, &mut line, &mut paths.lines);
         paths
+    }
+
+    /// The path of a problem on `line` with `message`: by its line; without one (a
+    /// problem found after parsing), the top-level key the message names in backquotes
+    /// (`` invalid `restart` ``); else the root.
+    pub fn path_for(&self, line: u64, message: &str) -> String {
+        if line > 0 {
+            return self.path_of(line);
+        }
+        message
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .find(|word| self.keys.iter().any(|k| k == word))
+            .map(|key| format!("{}.{key}", self.root))
+            .unwrap_or_else(|| self.root.clone())
     }
 
     /// The path of what is on `line`; the root for line 0 (no position) or a line past
@@ -115,5 +138,10 @@ mod tests {
             }
         }
         assert_eq!(paths.path_of(0), "$.definition");
+        assert_eq!(
+            paths.path_for(0, "invalid `backoff` in service `web`"),
+            "$.definition.backoff"
+        );
+        assert_eq!(paths.path_for(0, "service `web` is odd"), "$.definition");
     }
 }

@@ -154,7 +154,7 @@ impl ToolError {
             .0
             .iter()
             .map(|e| InputProblem {
-                path: paths.path_of(e.line),
+                path: paths.path_for(e.line, &e.message),
                 message: e.message.clone(),
                 hint: e.hint.clone(),
             })
