@@ -268,3 +268,115 @@ async fn mcp_needs_the_token_and_a_loopback_host_and_origin() {
     assert_eq!(body["result"]["serverInfo"]["name"], "steward", "{body}");
     steward.shutdown().await.expect("shutdown");
 }
+
+/// A real `steward up` on a temp config with a token; SIGTERM and reaped when dropped.
+struct Daemon {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
+
+async fn daemon() -> Daemon {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("services.yml"),
+        "version: 1\nsettings:\n  token_env: MCP_TEST_TOKEN\nservices:\n  md-web:\n    command: sleep 300\n    autostart: false\n    stop_timeout: 5s\n",
+    )
+    .expect("services.yml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(["up", "--config"])
+        .arg(dir.path())
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("MCP_TEST_TOKEN", TOKEN)
+        .env_remove("STEWARD_URL")
+        .env_remove("STEWARD_TOKEN")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("steward up");
+    let daemon = Daemon {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    };
+    let live = format!("{}/health/live", daemon.url);
+    crate::support::wait_for("the daemon to answer", crate::support::SOON, || {
+        let live = live.clone();
+        async move {
+            let answer = reqwest::get(&live).await.ok()?;
+            answer.status().is_success().then_some(())
+        }
+    })
+    .await;
+    daemon
+}
+
+/// The setup docs/AGENTS.md describes, end to end: `steward up` with a token, then an MCP
+/// client over HTTP (`/mcp` with the bearer header) and over stdio (`steward mcp` with
+/// `STEWARD_URL` and `STEWARD_TOKEN`) lists and controls its services.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_clients_configured_as_the_docs_say_control_a_real_daemon() {
+    let daemon = daemon().await;
+    let raw = reqwest::Client::new();
+    let mcp = format!("{}/mcp", daemon.url);
+    let post = |host: Option<&str>, token: Option<&str>| {
+        let mut request = raw
+            .post(&mcp)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(initialize());
+        if let Some(host) = host {
+            request = request.header("host", host);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    let status = |r: reqwest::Result<reqwest::Response>| r.expect("answer").status().as_u16();
+    assert_eq!(status(post(None, None).await), 401);
+    assert_eq!(
+        status(post(Some("rebound.example"), Some(TOKEN)).await),
+        403
+    );
+    assert_eq!(status(post(None, Some(TOKEN)).await), 200);
+
+    let mut config = StreamableHttpClientTransportConfig::with_uri(mcp.clone());
+    config.auth_header = Some(TOKEN.to_string());
+    let http =
+        ().serve(StreamableHttpClientTransport::from_config(config))
+            .await
+            .expect("initialize over HTTP");
+    exercise(&http, "md-web").await;
+    let stopped = call(&http, "service_stop", json!({"id": "md-web"})).await;
+    assert_eq!(
+        stopped.structured_content.expect("structured")["status"],
+        "stopped"
+    );
+    http.cancel().await.expect("close");
+
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_steward"));
+    command
+        .arg("mcp")
+        .env("STEWARD_URL", &daemon.url)
+        .env("STEWARD_TOKEN", TOKEN);
+    let stdio =
+        ().serve(TokioChildProcess::new(command).expect("spawn steward mcp"))
+            .await
+            .expect("initialize over stdio");
+    exercise(&stdio, "md-web").await;
+    stdio.cancel().await.expect("close");
+}
