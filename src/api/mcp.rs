@@ -7,6 +7,10 @@
 //! answers a structured result, or a tool error (`isError: true`) whose structured content
 //! is the API's `{"error": {code, message, details}}`.
 //!
+//! The event ring and each service's log are also MCP resources, read through the same
+//! tools (so masked the same way): `steward://events` (the `service_events` result) and
+//! `steward://services/{id}/logs` (the `service_logs` result), both JSON.
+//!
 //! `/mcp` takes the API's bearer token (see `auth`) and, against DNS rebinding, checks
 //! `Host` and `Origin` ([`HostGuard`]): only loopback names and the listen address pass;
 //! anything else is 403. A web page on a rebinding domain never gets to call a tool.
@@ -23,7 +27,9 @@ use axum::response::{IntoResponse, Response};
 use rmcp::ErrorData;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, InitializeResult,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, Tool, ToolAnnotations,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, ResourceTemplate, ServerCapabilities, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
@@ -99,11 +105,54 @@ pub fn mcp_tool(def: &ToolDefinition) -> Tool {
     tool
 }
 
+/// The event ring as a resource.
+pub const EVENTS_URI: &str = "steward://events";
+/// A service's log as a resource: `steward://services/{id}/logs`.
+pub const LOGS_URI_TEMPLATE: &str = "steward://services/{id}/logs";
+
+/// The service id of a log resource's URI.
+fn logs_uri_id(uri: &str) -> Option<&str> {
+    uri.strip_prefix("steward://services/")?
+        .strip_suffix("/logs")
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+}
+
+impl McpServer {
+    /// The tool result behind a resource URI.
+    async fn resource(&self, uri: &str) -> Result<Value, ErrorData> {
+        let (tool, input) = if uri == EVENTS_URI {
+            ("service_events", serde_json::json!({}))
+        } else if let Some(id) = logs_uri_id(uri) {
+            ("service_logs", serde_json::json!({ "id": id }))
+        } else {
+            return Err(ErrorData::resource_not_found(
+                format!("no resource `{uri}`: use {EVENTS_URI} or {LOGS_URI_TEMPLATE}"),
+                None,
+            ));
+        };
+        self.backend
+            .call(tool.to_string(), input)
+            .await
+            .map_err(|error| {
+                let message = error["error"]["message"]
+                    .as_str()
+                    .unwrap_or("the resource could not be read")
+                    .to_string();
+                ErrorData::resource_not_found(message, Some(error))
+            })
+    }
+}
+
 impl ServerHandler for McpServer {
     fn get_info(&self) -> InitializeResult {
-        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("steward", env!("CARGO_PKG_VERSION")))
-            .with_instructions(INSTRUCTIONS)
+        InitializeResult::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(Implementation::new("steward", env!("CARGO_PKG_VERSION")))
+        .with_instructions(INSTRUCTIONS)
     }
 
     async fn list_tools(
@@ -119,6 +168,67 @@ impl ServerHandler for McpServer {
         Ok(ListToolsResult::with_all_items(
             definitions.iter().map(mcp_tool).collect(),
         ))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let mut resources = vec![
+            Resource::new(EVENTS_URI, "events")
+                .with_title("Recent events")
+                .with_description("The runtime's most recent events, with causes (JSON)")
+                .with_mime_type("application/json"),
+        ];
+        if let Ok(list) = self
+            .backend
+            .call("service_list".to_string(), serde_json::json!({}))
+            .await
+        {
+            for id in list["services"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s["id"].as_str())
+            {
+                resources.push(
+                    Resource::new(
+                        format!("steward://services/{id}/logs"),
+                        format!("{id} logs"),
+                    )
+                    .with_description(format!("The last log lines of {id} (JSON)"))
+                    .with_mime_type("application/json"),
+                );
+            }
+        }
+        Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(vec![
+            ResourceTemplate::new(LOGS_URI_TEMPLATE, "service logs")
+                .with_description("The last log lines of a service (JSON)")
+                .with_mime_type("application/json"),
+        ]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let value = self.resource(&request.uri).await?;
+        let text = serde_json::to_string_pretty(&value)
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(text, request.uri).with_mime_type("application/json"),
+        ])
+        .into())
     }
 
     async fn call_tool(
@@ -265,6 +375,14 @@ pub(crate) async fn handle(State(app): State<AppState>, request: Request) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_resource_uris_name_one_service() {
+        assert_eq!(logs_uri_id("steward://services/web/logs"), Some("web"));
+        assert_eq!(logs_uri_id("steward://services//logs"), None);
+        assert_eq!(logs_uri_id("steward://services/a/b/logs"), None);
+        assert_eq!(logs_uri_id("steward://events"), None);
+    }
 
     #[test]
     fn loopback_and_the_listen_address_pass_other_hosts_do_not() {

@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use rmcp::ServiceExt;
-use rmcp::model::{CallToolRequestParams, CallToolResult, Tool};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ReadResourceRequestParams, ResourceContents, Tool,
+};
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
@@ -118,6 +120,33 @@ async fn exercise(client: &RunningService<RoleClient, ()>, id: &'static str) {
     assert_eq!(state["status"], "running");
     let pid = state["pid"].as_u64().expect("pid") as u32;
     assert!(pid_alive(pid), "pid {pid} is not in /proc");
+
+    // The service's log and the event ring are resources, JSON from the same tools.
+    let resources = client.list_all_resources().await.expect("resources/list");
+    let logs_uri = format!("steward://services/{id}/logs");
+    for uri in ["steward://events", logs_uri.as_str()] {
+        assert!(resources.iter().any(|r| r.uri == uri), "{uri} not listed");
+    }
+    let read = client
+        .read_resource(ReadResourceRequestParams::new(logs_uri.clone()))
+        .await
+        .expect("resources/read");
+    let Some(ResourceContents::TextResourceContents { text, .. }) = read.contents.first() else {
+        panic!("no text contents: {read:?}");
+    };
+    let logs: Value = serde_json::from_str(text).expect("JSON logs");
+    assert_eq!(logs["service"], id);
+    let events = client
+        .read_resource(ReadResourceRequestParams::new("steward://events"))
+        .await
+        .expect("resources/read events");
+    assert!(!events.contents.is_empty());
+    assert!(
+        client
+            .read_resource(ReadResourceRequestParams::new("steward://nope"))
+            .await
+            .is_err()
+    );
 
     let bad = call(client, "service_start", json!({"name": id})).await;
     assert_eq!(bad.is_error, Some(true));
