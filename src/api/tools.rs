@@ -57,6 +57,9 @@ pub async fn call(
         ))
         .into_response(),
         Err(ToolError::Control(e)) => ApiError::from(e).into_response(),
+        Err(e @ ToolError::ReadOnly(_)) => {
+            (StatusCode::FORBIDDEN, Json(e.to_json())).into_response()
+        }
         Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, Json(e.to_json())).into_response(),
     }
 }

@@ -110,16 +110,21 @@ pub enum ToolError {
         /// Each problem, with its JSON path.
         problems: Vec<InputProblem>,
     },
+    /// The tool changes the runtime and these tools are read-only ([`Tools::read_only`]).
+    #[error("`{0}` changes the runtime; only read-only tools are offered here")]
+    ReadOnly(String),
     /// The runtime refused or failed the request.
     #[error("{0}")]
     Control(#[from] ControlError),
 }
 
 impl ToolError {
-    /// The machine-readable code: `unknown_tool`, `invalid_input`, or the library's code.
+    /// The machine-readable code: `unknown_tool`, `invalid_input`, `forbidden`, or the
+    /// library's code.
     pub fn code(&self) -> &'static str {
         match self {
             ToolError::UnknownTool(_) => "unknown_tool",
+            ToolError::ReadOnly(_) => "forbidden",
             ToolError::InvalidInput { .. } => "invalid_input",
             ToolError::Control(e) => e.code(),
         }
@@ -222,9 +227,7 @@ impl Tools {
             return Err(ToolError::UnknownTool(name.to_string()));
         };
         if self.read_only && !annotations.read_only {
-            return Err(ToolError::UnknownTool(format!(
-                "{name}` (this endpoint offers only read-only tools)`"
-            )));
+            return Err(ToolError::ReadOnly(name.to_string()));
         }
         let input = match input {
             Value::Null => empty_object(),

@@ -317,6 +317,22 @@ async fn bad_inputs_and_definitions_name_the_json_path_and_a_hint() {
     assert_eq!(not_object.code(), "invalid_input");
     let no_tool = tools.call("rm_rf", json!({})).await.expect_err("unknown");
     assert!(matches!(no_tool, ToolError::UnknownTool(_)));
+    let looking = tools.clone().read_only(true);
+    assert!(
+        looking
+            .definitions()
+            .iter()
+            .all(|t| t.annotations.read_only)
+    );
+    let refused = looking
+        .call(
+            "service_define",
+            json!({"id": "tl-ro", "definition": {"command": "sleep 1"}}),
+        )
+        .await
+        .expect_err("read-only");
+    assert_eq!(refused.code(), "forbidden");
+    call(&looking, "runtime_status", json!({})).await;
 
     let bad = tools
         .call(
