@@ -47,6 +47,8 @@ pub mod restart;
 pub mod runtime;
 pub mod source;
 pub mod state;
+#[cfg(feature = "api")]
+pub mod tools;
 
 pub use config::{CommandSpec, ServiceDefinition};
 pub use control::{BatchResult, ControlAction, RuntimeStatus, ServiceInfo};

@@ -1,4 +1,4 @@
-//! Bearer-token authentication for `/api/*` and `/metrics` (DESIGN §6).
+//! Bearer-token authentication for `/api/*`, `/metrics` and `/mcp` (DESIGN §6).
 //!
 //! One middleware over the whole router decides by path, so a route added later under
 //! `/api/` is protected without anyone remembering to: `/health/*` (orchestrator probes)
@@ -32,7 +32,7 @@ impl TokenGuard {
 
     /// True when requests to `path` need the token.
     pub fn protects(path: &str) -> bool {
-        path == "/api" || path.starts_with("/api/") || path == "/metrics"
+        path == "/api" || path.starts_with("/api/") || path == "/metrics" || path == "/mcp"
     }
 
     /// True when the `Authorization` header value carries the token.
@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn only_the_api_and_metrics_are_protected() {
-        for path in ["/api", "/api/v1/services", "/metrics"] {
+        for path in ["/api", "/api/v1/services", "/metrics", "/mcp"] {
             assert!(TokenGuard::protects(path), "{path}");
         }
         for path in ["/", "/health/live", "/health/ready", "/apis", "/metrics2"] {

@@ -13,7 +13,9 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::ApiPath;
 use super::view::ProbeView;
+use crate::Steward;
 use crate::config::ServiceDefinition;
+use crate::error::ControlError;
 use crate::events::Event;
 use crate::logs::LogLine;
 use crate::state::{ExitInfo, Health, ServiceState, ServiceStatus};
@@ -51,10 +53,15 @@ pub async fn explain(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Explanation>, ApiError> {
-    let info = app.steward.get(&id).await?;
-    let logs = app.steward.logs(&id, LAST_LINES).await?;
-    let mut events: Vec<Event> = app
-        .steward
+    Ok(Json(explanation(&app.steward, &id).await?))
+}
+
+/// Why the service `id` is in its state (the explain route's body; also the
+/// `service_explain` tool's result).
+pub async fn explanation(steward: &Steward, id: &str) -> Result<Explanation, ControlError> {
+    let info = steward.get(id).await?;
+    let logs = steward.logs(id, LAST_LINES).await?;
+    let mut events: Vec<Event> = steward
         .tables()
         .events
         .history(None)
@@ -64,8 +71,8 @@ pub async fn explain(
     let keep_from = events.len().saturating_sub(RECENT_EVENTS);
     events.drain(..keep_from);
     let def = &info.definition;
-    Ok(Json(Explanation {
-        service: id,
+    Ok(Explanation {
+        service: id.to_string(),
         summary: summary(&info.state, def),
         last_exit: info.state.last_exit.clone(),
         probes: Probes {
@@ -76,7 +83,7 @@ pub async fn explain(
         state: info.state,
         events,
         logs,
-    }))
+    })
 }
 
 /// One sentence on why the service is in its state, built from its status and the cause of

@@ -18,21 +18,25 @@
 //! * `openapi` — the OpenAPI 3.1 document;
 //! * `view` — JSON views of definitions (durations as text, secrets redacted);
 //! * `usage_history` — recent CPU and memory samples per service (`GET /api/v1/usage`).
+//! * `tools` — the agent tools ([`crate::tools`]) over HTTP; `mcp` — the same tools over
+//!   MCP's Streamable HTTP transport at `/mcp` (token, Host and Origin checked).
 
 mod auth;
 mod dashboard;
 mod error;
 mod events;
-mod explain;
+pub(crate) mod explain;
 mod extract;
 mod health;
 mod lifecycle;
 mod logs;
+pub mod mcp;
 pub mod metrics;
 mod openapi;
 mod services;
 mod sse;
 mod usage_history;
+mod tools;
 pub mod view;
 
 use std::future::Future;
@@ -74,6 +78,9 @@ pub struct ApiConfig {
     /// service defined with `POST /api/v1/services` are resolved against it, as if the
     /// service were in `services.yml`. None: the current directory.
     pub config_dir: Option<PathBuf>,
+    /// The address the daemon listens on: `/mcp` accepts it as `Host` and `Origin`
+    /// besides loopback names (DNS-rebinding protection). None: loopback names only.
+    pub listen: Option<SocketAddr>,
 }
 
 /// Why the API could not be served.
@@ -103,6 +110,8 @@ pub enum ServeError {
 ///
 /// Not here: `GET /` and `GET /ui/{file}`, the dashboard's static files, which are not
 /// API (no token, not in the OpenAPI document); [`router_with`] adds them.
+/// `/mcp` answers `POST` only: its transport runs stateless, so there is no stream to
+/// `GET` and no session to `DELETE`.
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/health/live"),
     ("GET", "/health/ready"),
@@ -130,6 +139,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/reload"),
     ("GET", "/metrics"),
     ("GET", "/api/v1/openapi.json"),
+    ("GET", "/api/v1/tools"),
+    ("POST", "/api/v1/tools/{name}"),
+    ("POST", "/mcp"),
 ];
 
 /// What every handler gets.
@@ -141,6 +153,12 @@ pub(crate) struct AppState {
     pub config_dir: Arc<PathBuf>,
     /// Recent CPU and memory samples of each service (the dashboard's sparklines).
     pub usage: Arc<usage_history::UsageHistory>,
+    /// The agent tools over the runtime.
+    pub tools: crate::tools::Tools,
+    /// `/mcp`'s transport.
+    pub mcp: mcp::McpTransport,
+    /// Which `Host`/`Origin` may reach `/mcp`.
+    pub mcp_hosts: mcp::HostGuard,
 }
 
 /// Opens the listener, refusing a non-loopback address without a token.
@@ -164,6 +182,7 @@ pub fn router(steward: Steward, token: Option<String>) -> Router {
         ApiConfig {
             token,
             config_dir: None,
+            listen: None,
         },
     )
 }
@@ -175,10 +194,14 @@ pub fn router_with(steward: Steward, config: ApiConfig) -> Router {
         .or_else(|| std::env::current_dir().ok())
         .unwrap_or_else(|| PathBuf::from("/"));
     let usage = usage_history::UsageHistory::start(steward.tables());
+    let tools = crate::tools::Tools::new(steward.clone()).with_config_dir(config_dir.clone());
     let state = AppState {
         steward,
         config_dir: Arc::new(config_dir),
         usage,
+        mcp: mcp::http_service(tools.clone()),
+        tools,
+        mcp_hosts: mcp::HostGuard::new(config.listen),
     };
     let mut app = Router::new();
     for &(method, path) in ROUTES {
@@ -254,6 +277,9 @@ fn endpoint(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("POST", "/api/v1/reload") => post(lifecycle::reload),
         ("GET", "/metrics") => get(metrics::scrape),
         ("GET", "/api/v1/openapi.json") => get(openapi::serve),
+        ("GET", "/api/v1/tools") => get(tools::list),
+        ("POST", "/api/v1/tools/{name}") => post(tools::call),
+        ("POST", "/mcp") => post(mcp::handle),
         _ => return None,
     })
 }

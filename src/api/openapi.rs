@@ -401,6 +401,48 @@ pub fn document() -> Value {
         }}),
     );
 
+    add(
+        "/api/v1/tools",
+        json!({"get": {
+            "tags": ["tools"], "operationId": "list_tools",
+            "summary": "The agent tools (DESIGN §7): each with name, title, description, input_schema (JSON Schema 2020-12) and annotations (read_only, destructive, idempotent). See docs/AGENTS.md.",
+            "responses": {
+                "200": {"description": "{\"tools\": [ToolDefinition]}.", "content": {"application/json": {"schema": {"type": "object"}}}},
+                "401": error_ref("Token missing or wrong."),
+            }
+        }}),
+    );
+    add(
+        "/api/v1/tools/{name}",
+        json!({"post": {
+            "tags": ["tools"], "operationId": "call_tool",
+            "summary": "Call a tool; the body is its bare input object (empty body: {}). Answers the tool's JSON result, secrets masked.",
+            "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object"}}}},
+            "responses": {
+                "200": {"description": "The tool's result.", "content": {"application/json": {"schema": {"type": "object"}}}},
+                "400": error_ref("The body is not JSON (`bad_request`)."),
+                "401": error_ref("Token missing or wrong."),
+                "404": error_ref("No such tool, or no such service (`not_found`)."),
+                "409": error_ref("The runtime refused the request in the service's current state."),
+                "422": error_ref("The input does not match the tool's schema, or a definition has problems (`invalid_input`, each problem with its JSON path in `details`)."),
+            }
+        }}),
+    );
+    add(
+        "/mcp",
+        json!({"post": {
+            "tags": ["tools"], "operationId": "mcp",
+            "summary": "The agent tools over the Model Context Protocol (Streamable HTTP, stateless, JSON responses): JSON-RPC `initialize`, `tools/list`, `tools/call`. Needs the token when one is set; `Host` and `Origin` must be loopback or the listen address (DNS-rebinding protection).",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+            "responses": {
+                "200": {"description": "The JSON-RPC answer.", "content": {"application/json": {"schema": {"type": "object"}}}},
+                "401": error_ref("Token missing or wrong."),
+                "403": error_ref("Host or Origin not allowed (`forbidden`)."),
+            }
+        }}),
+    );
+
     json!({
         "openapi": "3.1.0",
         "info": {

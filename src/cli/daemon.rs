@@ -144,6 +144,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             ApiConfig {
                 token,
                 config_dir: Some(config_dir),
+                listen: Some(bound),
             },
         ),
         async {

@@ -21,6 +21,7 @@ pub mod daemon;
 pub mod define;
 pub mod inspect;
 pub mod logs;
+pub mod mcp;
 pub mod outline;
 pub mod spinner;
 pub mod sse;
@@ -105,6 +106,17 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Re-read the daemon's config and apply the difference.
     Reload(ReloadArgs),
+    /// Serve the agent tools over the Model Context Protocol on stdio (a client of the
+    /// running daemon; see docs/AGENTS.md).
+    Mcp(McpArgs),
+}
+
+/// `steward mcp`.
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// Offer only the read-only tools (list, status, logs, explain, events, search, graph).
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 /// How `steward up` writes its log.
@@ -271,6 +283,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Remove(args) => define::remove(&client()?, &args, json).await,
         Command::Explain(args) => inspect::explain(&client()?, &args, json).await,
         Command::Reload(args) => inspect::reload(&client()?, &args, json).await,
+        Command::Mcp(args) => mcp::run(&url, token.clone(), &args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -644,6 +644,7 @@ async fn persisting_a_definition_writes_a_file_that_loads_back() {
         api::ApiConfig {
             token: None,
             config_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
         },
     );
     let reply = post(
@@ -1391,6 +1392,7 @@ async fn defining_over_http_starts_the_service_and_invalid_ones_get_422() {
         api::ApiConfig {
             token: None,
             config_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
         },
     );
     let reply = post(

@@ -20,6 +20,9 @@ mod install;
 mod lifecycle;
 /// The LogBuffer and the log file sink.
 mod logs;
+/// MCP with a real client over Streamable HTTP (`/mcp`) and stdio (`steward mcp`); the
+/// token, Host and Origin checks.
+mod mcp;
 /// Spawning, process groups, pipes, signals, pdeathsig.
 mod process;
 /// Crash recovery: pid files, leftover process groups of a killed steward, adoption.
@@ -30,3 +33,5 @@ mod reload;
 mod supervision;
 /// Shared helpers: deadlines, temp configs.
 mod support;
+/// The agent tools: schemas, docs/AGENTS.md examples, each tool on real processes, HTTP.
+mod tools;
