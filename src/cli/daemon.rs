@@ -109,6 +109,9 @@ impl Signals {
 /// Runs `steward up` until a signal; see the module docs.
 pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let mut signals = Signals::install()?;
+    // Init's work (PID 1) or a subreaper's: orphans of services come back and are reaped.
+    let reaper = steward::process::reaper::start();
+    info!(role = reaper.as_str(), "reaping orphans");
     let config = steward::config::load_dir(&args.config)?;
     let listen = resolve_listen(args.listen.as_deref().unwrap_or(&config.settings.listen)).await?;
     let token_env = args.token_env.clone().or(config.settings.token_env.clone());

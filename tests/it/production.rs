@@ -1,0 +1,273 @@
+//! Running in production (DESIGN §11): steward as PID 1 of a PID namespace (orphans
+//! reaped, SIGTERM → exit 0), as a child subreaper outside PID 1, `exit_with`, and the
+//! notify protocol towards steward's own manager.
+//!
+//! PID namespaces come from `unshare --pid --fork --mount-proc`, which needs root; a
+//! machine without it says so and skips those tests (CI runs as root).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::support::{SOON, pid_alive, wait_for};
+
+/// How long a `steward up` may take to boot and to stop.
+const BOOT: Duration = Duration::from_secs(20);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A temp config directory holding `services_yml`.
+fn config_dir(services_yml: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("services.yml"), services_yml).expect("write services.yml");
+    dir
+}
+
+/// True when this process may create PID namespaces with `unshare`.
+fn can_unshare() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    let unshare = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !(root && unshare) {
+        eprintln!("skipped: needs root and `unshare --pid --fork --mount-proc` (util-linux)");
+    }
+    root && unshare
+}
+
+/// A `steward up` (optionally as PID 1 of a new PID namespace), killed when dropped.
+struct Up {
+    child: Child,
+    /// steward's pid as this (the host's) namespace sees it.
+    steward: u32,
+    url: String,
+    log: PathBuf,
+}
+
+impl Up {
+    fn start(dir: &Path, pid1: bool, env: &[(&str, &str)]) -> Up {
+        let port = free_port();
+        let log = dir.join("steward.log");
+        let mut command = if pid1 {
+            let mut c = Command::new("unshare");
+            c.args(["--pid", "--fork", "--mount-proc"])
+                .arg(env!("CARGO_BIN_EXE_steward"));
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_steward"))
+        };
+        command
+            .args(["up", "--config"])
+            .arg(dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env("STEWARD_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("spawn steward up");
+        let steward = if pid1 {
+            let unshare = child.id();
+            let deadline = Instant::now() + BOOT;
+            loop {
+                if let Some(&pid) = children_of(unshare).first() {
+                    break pid;
+                }
+                assert!(Instant::now() < deadline, "unshare never forked steward");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        } else {
+            child.id()
+        };
+        Up {
+            child,
+            steward,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn wait_live(&mut self) {
+        let url = format!("{}/health/live", self.url);
+        let deadline = Instant::now() + BOOT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "steward exited ({status}) before answering:\n{}",
+                    self.log()
+                );
+            }
+            if reqwest::get(&url)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "steward did not answer within {BOOT:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.steward as i32), signal).expect("signal steward");
+    }
+
+    /// Waits for the exit (of `unshare`, which exits as its child did).
+    async fn exit(&mut self, within: Duration) -> ExitStatus {
+        let what = format!("steward to exit (log:\n{})", self.log());
+        let child = &mut self.child;
+        wait_for(&what, within, || {
+            let status = child.try_wait().ok().flatten();
+            async move { status }
+        })
+        .await
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = kill(Pid::from_raw(self.steward as i32), Signal::SIGKILL);
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The pids of `pid`'s children (every thread's).
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+            out.extend(
+                list.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+    }
+    out
+}
+
+/// The parent pid of `pid` from /proc.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Reads a pid that a service wrote to `file`, once it is there.
+async fn pid_in(file: &Path) -> u32 {
+    let what = format!("{} to hold a pid", file.display());
+    wait_for(&what, SOON, || {
+        let pid = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
+        async move { pid }
+    })
+    .await
+}
+
+/// 60 short-lived orphans (a subshell backgrounds `sleep`, then exits), then `spawned`,
+/// then the service keeps running.
+const DOUBLE_FORKER: &str = r#"version: 1
+services:
+  forker:
+    command: "sh -c 'echo $$ > forker.pid; i=0; while [ $i -lt 60 ]; do (sleep 0.01 &); i=$((i+1)); done; touch spawned; exec sleep 1000'"
+    stop_timeout: 5s
+"#;
+
+/// Regression for issue 17: as PID 1 steward left every orphan a zombie (102 after 20 s).
+#[tokio::test]
+async fn as_pid1_steward_reaps_every_orphan_and_exits_0_on_sigterm() {
+    if !can_unshare() {
+        return;
+    }
+    let dir = config_dir(DOUBLE_FORKER);
+    let mut up = Up::start(dir.path(), true, &[]);
+    up.wait_live().await;
+    let spawned = dir.path().join("spawned");
+    wait_for("the forker to spawn its orphans", SOON, || {
+        let done = spawned.exists();
+        async move { done.then_some(()) }
+    })
+    .await;
+    // Every orphan came to steward (PID 1) and was reaped: only the service is left, and
+    // it is no zombie. (Its pid file holds its pid inside the namespace, not ours.)
+    let steward = up.steward;
+    let what = format!(
+        "steward's only child to be the service (log:\n{})",
+        up.log()
+    );
+    let forker = wait_for(&what, SOON, || {
+        let children = children_of(steward);
+        let only = match children.as_slice() {
+            [only] if pid_alive(*only) => Some(*only),
+            _ => None,
+        };
+        async move { only }
+    })
+    .await;
+    up.signal(Signal::SIGTERM);
+    let status = up.exit(BOOT).await;
+    assert_eq!(status.code(), Some(0), "log:\n{}", up.log());
+    assert!(!pid_alive(forker), "the service was stopped");
+    assert!(up.log().contains("role=\"init\"") || up.log().contains("role=init"));
+}
+
+/// Outside PID 1 steward is a child subreaper: a `setsid` grandchild whose parent exits
+/// is reparented to steward, not to the host's init.
+#[tokio::test]
+async fn outside_pid1_a_daemonizing_grandchild_is_reparented_to_steward() {
+    let dir = config_dir(
+        r#"version: 1
+services:
+  launcher:
+    command: "sh -c '(setsid sh -c \"echo \\$$ > grandchild.pid; exec sleep 1000\" &); exec sleep 1000'"
+"#,
+    );
+    let mut up = Up::start(dir.path(), false, &[]);
+    up.wait_live().await;
+    let grandchild = pid_in(&dir.path().join("grandchild.pid")).await;
+    let steward = up.steward;
+    let reparented = wait_for("the grandchild to be reparented to steward", SOON, || {
+        let parent = parent_of(grandchild);
+        async move { (parent == Some(steward)).then_some(true) }
+    })
+    .await;
+    assert!(reparented);
+    let _ = kill(Pid::from_raw(grandchild as i32), Signal::SIGKILL);
+    // Once it exits, steward reaps it as it reaps any orphan.
+    wait_for("the grandchild to be reaped", SOON, || {
+        let gone = !std::path::Path::new(&format!("/proc/{grandchild}")).exists();
+        async move { gone.then_some(()) }
+    })
+    .await;
+    up.signal(Signal::SIGTERM);
+    assert_eq!(up.exit(BOOT).await.code(), Some(0), "log:\n{}", up.log());
+}
