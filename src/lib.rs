@@ -31,6 +31,7 @@ pub mod error;
 pub mod events;
 mod handle;
 pub mod logs;
+pub mod main_service;
 pub mod metrics;
 pub mod probe;
 pub mod process;

@@ -48,6 +48,7 @@ const FORCED_KILL: Duration = Duration::from_secs(5);
 /// Runs `steward validate`: loads the config, prints a summary (or every error).
 pub fn validate(args: &ValidateArgs, json: bool) -> anyhow::Result<ExitCode> {
     let config = steward::config::load_dir(&args.config)?;
+    config.check_exit_with().map_err(anyhow::Error::msg)?;
     if json {
         let ids: Vec<&str> = config.services.iter().map(|s| s.id.as_str()).collect();
         out_json(&serde_json::json!({
@@ -113,6 +114,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let reaper = steward::process::reaper::start();
     info!(role = reaper.as_str(), "reaping orphans");
     let config = steward::config::load_dir(&args.config)?;
+    config.check_exit_with().map_err(anyhow::Error::msg)?;
+    let exit_with = config.settings.exit_with.clone();
     let listen = resolve_listen(args.listen.as_deref().unwrap_or(&config.settings.listen)).await?;
     let token_env = args.token_env.clone().or(config.settings.token_env.clone());
     let token = read_token(token_env.as_deref())?;
@@ -168,6 +171,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         watcher = Some(watching);
     }
     let mut failed = false;
+    // `exit_with`: the main service's end stops everything, and its code is steward's.
+    let mut exit_code: Option<u8> = None;
+    let main_ended = main_service_end(&steward, exit_with.as_deref());
+    tokio::pin!(main_ended);
     let boot = steward.start_all();
     tokio::pin!(boot);
     let mut booting = true;
@@ -203,6 +210,12 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                         watcher = None;
                     }
                 }
+            }
+            ended = &mut main_ended => {
+                let (id, code) = ended;
+                info!(service = %id, exit_code = code, "exit_with: the main service ended; stopping the rest");
+                exit_code = Some(code);
+                break "exit_with";
             }
             served = &mut server => {
                 match served {
@@ -251,12 +264,27 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         // A follower (`logs -f`) holds its stream open; exiting closes it.
         server.abort();
     }
-    info!("bye");
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+    info!(exit_code = exit_code.unwrap_or(u8::from(failed)), "bye");
+    Ok(match exit_code {
+        Some(code) => ExitCode::from(code),
+        None if failed => ExitCode::FAILURE,
+        None => ExitCode::SUCCESS,
     })
+}
+
+/// Resolves with the main service's id and exit code once it has ended for good; never
+/// without `exit_with` (or when the runtime's events end, which only a shutdown does).
+async fn main_service_end(steward: &Steward, exit_with: Option<&str>) -> (String, u8) {
+    let Some(id) = exit_with else {
+        return std::future::pending().await;
+    };
+    match steward::main_service::ended(steward, id).await {
+        Ok(state) => (id.to_string(), steward::main_service::exit_code(&state)),
+        Err(e) => {
+            warn!(service = %id, error = %e, "exit_with: cannot follow the main service");
+            std::future::pending().await
+        }
+    }
 }
 
 /// Re-reads the config and applies the difference (SIGHUP and `--watch`). A config with

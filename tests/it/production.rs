@@ -271,3 +271,81 @@ services:
     up.signal(Signal::SIGTERM);
     assert_eq!(up.exit(BOOT).await.code(), Some(0), "log:\n{}", up.log());
 }
+
+/// `exit_with: app`, `app` waits for a `go` file and then exits 3; `helper` runs on.
+const MAIN_EXITS_3: &str = r#"version: 1
+settings:
+  exit_with: app
+services:
+  app:
+    command: "sh -c 'while [ ! -e go ]; do sleep 0.05; done; exit 3'"
+    restart: temporary
+  helper:
+    command: "sh -c 'echo $$ > helper.pid; exec sleep 1000'"
+    stop_timeout: 5s
+"#;
+
+/// A container's main process exiting 3 ends the container with 3: steward (PID 1 where
+/// the machine allows) stops the helper gracefully and exits 3.
+#[tokio::test]
+async fn exit_with_passes_the_main_services_exit_code_on_and_stops_the_rest() {
+    let dir = config_dir(MAIN_EXITS_3);
+    let mut up = Up::start(dir.path(), can_unshare(), &[]);
+    up.wait_live().await;
+    pid_in(&dir.path().join("helper.pid")).await;
+    std::fs::write(dir.path().join("go"), "").expect("write go");
+    let status = up.exit(BOOT).await;
+    let log = up.log();
+    assert_eq!(status.code(), Some(3), "log:\n{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("service=helper") && l.contains("kind=\"stopped\"")),
+        "the helper was stopped gracefully; log:\n{log}"
+    );
+}
+
+/// A main process killed by SIGKILL gives 128 + 9.
+#[tokio::test]
+async fn exit_with_a_main_service_killed_by_sigkill_exits_137() {
+    let dir = config_dir(
+        r#"version: 1
+settings:
+  exit_with: app
+services:
+  app:
+    command: "sh -c 'echo $$ > app.pid; exec sleep 1000'"
+    restart: temporary
+"#,
+    );
+    let mut up = Up::start(dir.path(), false, &[]);
+    up.wait_live().await;
+    let app = pid_in(&dir.path().join("app.pid")).await;
+    kill(Pid::from_raw(app as i32), Signal::SIGKILL).expect("kill the main process");
+    let status = up.exit(BOOT).await;
+    assert_eq!(status.code(), Some(137), "log:\n{}", up.log());
+}
+
+/// `exit_with` naming a service no file defines is a config error, before anything starts.
+#[test]
+fn exit_with_naming_no_service_is_refused_by_validate() {
+    let dir = config_dir(
+        r#"version: 1
+settings:
+  exit_with: nosuch
+services:
+  app:
+    command: sleep 1000
+"#,
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(["validate", "--config"])
+        .arg(dir.path())
+        .output()
+        .expect("run steward validate");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("exit_with") && stderr.contains("nosuch"),
+        "{stderr}"
+    );
+}
