@@ -349,3 +349,56 @@ services:
         "{stderr}"
     );
 }
+
+/// A service that takes its time to stop: at SIGTERM it writes `stopping` and exits only
+/// once the test writes `release`.
+const SLOW_STOP: &str = r#"version: 1
+settings:
+  shutdown_timeout: 60s
+services:
+  slow:
+    argv: [sh, -c, "trap 'touch stopping; while [ ! -e release ]; do sleep 0.05; done; exit 0' TERM; while true; do sleep 0.05; done"]
+    stop_timeout: 60s
+"#;
+
+async fn get_status(url: &str) -> u16 {
+    reqwest::get(url)
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+/// Draining (DESIGN §11): from the first SIGTERM `/health/ready` answers 503, so a load
+/// balancer takes the instance out, while `/health/live` stays 200 (no restart of a pod
+/// that is merely stopping) until the API closes.
+#[tokio::test]
+async fn during_a_slow_shutdown_ready_is_503_while_live_stays_200() {
+    let dir = config_dir(SLOW_STOP);
+    let mut up = Up::start(dir.path(), false, &[]);
+    up.wait_live().await;
+    let ready = format!("{}/health/ready", up.url);
+    let live = format!("{}/health/live", up.url);
+    wait_for("/health/ready to answer 200", SOON, || {
+        let ready = ready.clone();
+        async move { (get_status(&ready).await == 200).then_some(()) }
+    })
+    .await;
+
+    up.signal(Signal::SIGTERM);
+    let stopping = dir.path().join("stopping");
+    wait_for("the service to get its stop signal", SOON, || {
+        let seen = stopping.exists();
+        async move { seen.then_some(()) }
+    })
+    .await;
+    // The service is still stopping (it waits for `release`): steward drains.
+    assert_eq!(get_status(&ready).await, 503, "log:\n{}", up.log());
+    assert_eq!(get_status(&live).await, 200, "log:\n{}", up.log());
+    assert!(
+        matches!(up.child.try_wait(), Ok(None)),
+        "steward is still up"
+    );
+
+    std::fs::write(dir.path().join("release"), "").expect("write release");
+    assert_eq!(up.exit(BOOT).await.code(), Some(0), "log:\n{}", up.log());
+}
