@@ -33,6 +33,7 @@ mod handle;
 pub mod logs;
 pub mod main_service;
 pub mod metrics;
+pub mod notify;
 pub mod probe;
 pub mod process;
 pub mod restart;

@@ -17,18 +17,25 @@
 //!    `shutdown_timeout` (what is left is SIGKILLed), then exit 0 (DESIGN §10 "Shutdown").
 //!    A second SIGINT during that stop kills every process group at once and exits.
 //!
+//! As PID 1 it reaps orphans, elsewhere it is their subreaper ([`steward::process::reaper`]);
+//! with `settings.exit_with` the main service's end is a sixth way out, and the exit code
+//! is that service's ([`steward::main_service`]); under systemd it reports READY, STATUS,
+//! RELOADING, STOPPING and WATCHDOG to `NOTIFY_SOCKET` ([`steward::notify`]).
+//!
 //! The API keeps answering while the services stop, so `steward status` shows them
 //! `stopping`; it closes once the runtime is down.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use steward::api::{self, ApiConfig, ApiOptions};
 use steward::config::Config;
 use steward::events::{Event, EventKind};
+use steward::notify::ManagerNotifier;
 use steward::{ControlAction, ControlError, EventItem, Steward};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{oneshot, watch};
@@ -137,6 +144,11 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     // and so is a detached daemon whose service is no longer detached.
     let steward = Steward::prepare(&config).await?;
     let printed = print_events(&steward).await?;
+    // systemd's Type=notify (DESIGN §11): READY, STATUS, STOPPING, RELOADING, WATCHDOG.
+    let notifier = ManagerNotifier::from_env().map(Arc::new);
+    if let Some(notifier) = &notifier {
+        notifier.clone().spawn(steward.clone());
+    }
     steward
         .define_all(config.services)
         .await
@@ -190,20 +202,23 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                     }
                     Err(e) => warn!(error = %e, "starting the services failed"),
                 }
+                if let Some(notifier) = &notifier {
+                    notifier.ready(&steward);
+                }
             }
             name = signals.next() => {
                 if name != "SIGHUP" {
                     break name;
                 }
                 info!("SIGHUP: reloading the configuration");
-                reload(&steward).await;
+                reload(&steward, notifier.as_deref()).await;
             }
             change = next_change(&mut watcher) => {
                 match change {
                     Some(files) => {
                         let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
                         info!(files = %files.join(", "), "config changed: reloading");
-                        reload(&steward).await;
+                        reload(&steward, notifier.as_deref()).await;
                     }
                     None => {
                         warn!("the config watcher stopped; changes now need a SIGHUP");
@@ -229,6 +244,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
+    if let Some(notifier) = &notifier {
+        notifier.stopping();
+    }
     info!(cause = signal_name, budget = %humantime::format_duration(budget), "stopping every service");
     let shutdown = steward.clone().shutdown_within(budget);
     tokio::pin!(shutdown);
@@ -289,8 +307,15 @@ async fn main_service_end(steward: &Steward, exit_with: Option<&str>) -> (String
 
 /// Re-reads the config and applies the difference (SIGHUP and `--watch`). A config with
 /// errors changes nothing; each error is logged on its own line, with file:line:col.
-async fn reload(steward: &Steward) {
-    match steward.reload(false).await {
+async fn reload(steward: &Steward, notifier: Option<&ManagerNotifier>) {
+    if let Some(notifier) = notifier {
+        notifier.reloading();
+    }
+    let result = steward.reload(false).await;
+    if let Some(notifier) = notifier {
+        notifier.ready(steward);
+    }
+    match result {
         Ok(plan) => {
             for entry in &plan.entries {
                 info!(service = %entry.id, action = ?entry.action, why = %entry.why, "reload");

@@ -402,3 +402,80 @@ async fn during_a_slow_shutdown_ready_is_503_while_live_stays_200() {
     std::fs::write(dir.path().join("release"), "").expect("write release");
     assert_eq!(up.exit(BOOT).await.code(), Some(0), "log:\n{}", up.log());
 }
+
+/// Reads datagrams from `socket` until one satisfies `want`; panics after `deadline`.
+fn datagram_until(
+    socket: &std::os::unix::net::UnixDatagram,
+    what: &str,
+    deadline: Duration,
+    mut want: impl FnMut(&str) -> bool,
+) -> String {
+    let end = Instant::now() + deadline;
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "timed out waiting for {what}; got: {seen:?}"
+        );
+        socket.set_read_timeout(Some(left)).expect("read timeout");
+        match socket.recv(&mut buf) {
+            Ok(n) => {
+                let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if want(&message) {
+                    return message;
+                }
+                seen.push(message);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+}
+
+/// steward under a manager (systemd's Type=notify): READY=1 once boot is done, WATCHDOG=1
+/// when WATCHDOG_USEC asks, RELOADING=1 then READY=1 around a SIGHUP reload, STOPPING=1
+/// at SIGTERM; and the service never inherits steward's NOTIFY_SOCKET.
+#[tokio::test]
+async fn steward_tells_its_manager_ready_watchdog_reloading_and_stopping() {
+    let dir = config_dir(
+        r#"version: 1
+services:
+  app:
+    command: "sh -c 'env > env.txt; exec sleep 1000'"
+"#,
+    );
+    let path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind the notify socket");
+    let notify = path.to_str().expect("utf-8 path").to_string();
+    let mut up = Up::start(
+        dir.path(),
+        false,
+        &[("NOTIFY_SOCKET", &notify), ("WATCHDOG_USEC", "200000")],
+    );
+    let ready = datagram_until(&socket, "READY=1", BOOT, |m| m.contains("READY=1"));
+    assert!(
+        ready.contains("STATUS=1 service: 1 running (1 ready)"),
+        "READY comes once boot is done: {ready:?}"
+    );
+    datagram_until(&socket, "WATCHDOG=1", SOON, |m| m == "WATCHDOG=1");
+
+    up.signal(Signal::SIGHUP);
+    datagram_until(&socket, "RELOADING=1", SOON, |m| m.contains("RELOADING=1"));
+    datagram_until(&socket, "READY=1 after the reload", SOON, |m| {
+        m.contains("READY=1")
+    });
+
+    up.signal(Signal::SIGTERM);
+    datagram_until(&socket, "STOPPING=1", SOON, |m| m.contains("STOPPING=1"));
+    assert_eq!(up.exit(BOOT).await.code(), Some(0), "log:\n{}", up.log());
+
+    let env = std::fs::read_to_string(dir.path().join("env.txt")).expect("the service's env");
+    assert!(!env.contains("NOTIFY_SOCKET="), "{env}");
+    assert!(!env.contains("WATCHDOG_USEC="), "{env}");
+}
