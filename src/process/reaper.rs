@@ -11,7 +11,7 @@
 //! The catch is that a service's own process is waited for by its watcher (its pidfd, then
 //! `waitpid(pid)`), and its exit status is the service's story: a blanket `waitpid(-1)`
 //! would take it away. So every process steward spawns is *owned*: registered under the
-//! [`owned`] lock in the same critical section as the `clone`/`fork` that creates it, and
+//! `owned` lock in the same critical section as the `clone`/`fork` that creates it, and
 //! released once its owner has reaped it. The sweep takes the same lock, lists steward's
 //! children (`/proc/self/task/*/children`, or a scan of `/proc` where that file is not
 //! compiled in) and reaps only the zombies that nobody owns. Holding the lock while it

@@ -479,3 +479,35 @@ services:
     assert!(!env.contains("NOTIFY_SOCKET="), "{env}");
     assert!(!env.contains("WATCHDOG_USEC="), "{env}");
 }
+
+/// The configs shipped in deploy/ load: the Docker example and the Kubernetes
+/// ConfigMaps, laid out as the Deployment's projected volume mounts them.
+#[test]
+fn the_deployment_examples_are_valid_configs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let docker = steward::config::load_dir(&root.join("deploy/docker/config"))
+        .unwrap_or_else(|e| panic!("deploy/docker/config: {e}"));
+    assert_eq!(docker.settings.exit_with.as_deref(), Some("app"));
+
+    let text = std::fs::read_to_string(root.join("deploy/kubernetes/configmap.yaml"))
+        .expect("deploy/kubernetes/configmap.yaml");
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("services.d")).expect("services.d");
+    for document in text.split("\n---\n") {
+        let map: serde_json::Value = serde_saphyr::from_str(document).expect("a YAML document");
+        let name = map["metadata"]["name"].as_str().expect("metadata.name");
+        let data = map["data"].as_object().expect("data");
+        for (key, value) in data {
+            let path = match name {
+                "steward-config" => dir.path().join(key),
+                _ => dir.path().join("services.d").join(key),
+            };
+            std::fs::write(path, value.as_str().expect("text")).expect("write");
+        }
+    }
+    let config = steward::config::load_dir(dir.path())
+        .unwrap_or_else(|e| panic!("deploy/kubernetes/configmap.yaml: {e}"));
+    let ids: Vec<&str> = config.services.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["app", "worker"]);
+    assert_eq!(config.settings.shutdown_timeout, Duration::from_secs(30));
+}
