@@ -8,7 +8,8 @@
 # See docs/OPERATIONS.md.
 
 # --- build: a release binary from the locked dependencies ---------------------------------
-FROM rust:1.88-bookworm AS build
+# The toolchain steward is developed and tested with (rustc 1.95).
+FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --bin steward \
