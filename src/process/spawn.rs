@@ -185,6 +185,7 @@ pub fn spawn_with(plan: &SpawnPlan, pipes: Pipes) -> std::io::Result<Child> {
                     let pid = nix::unistd::Pid::from_raw(pid as i32);
                     let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
                     let _ = nix::sys::wait::waitpid(pid, None);
+                    super::reaper::disown(pid.as_raw() as u32);
                 });
             }
             Err(Failure::Failed(error)) => return Err(explain_spawn_error(error, program, plan)),
