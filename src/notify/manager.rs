@@ -7,7 +7,7 @@
 //! non-blocking and a failed send is logged at debug level and forgotten.
 
 use std::os::unix::net::{SocketAddr, UnixDatagram};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -29,6 +29,9 @@ pub struct ManagerNotifier {
     /// Half of `WATCHDOG_USEC`, when the manager asked for keep-alives (and
     /// `WATCHDOG_PID`, if set, is steward's pid).
     watchdog: Option<Duration>,
+    /// The last `STATUS=` text sent (with `READY=1` or alone), so that an unchanged one
+    /// is not sent again and a changed one always is.
+    last_status: Mutex<String>,
 }
 
 impl ManagerNotifier {
@@ -71,6 +74,7 @@ impl ManagerNotifier {
             socket,
             addr,
             watchdog,
+            last_status: Mutex::new(String::new()),
         })
     }
 
@@ -88,7 +92,25 @@ impl ManagerNotifier {
 
     /// `READY=1` with the current counts.
     pub fn ready(&self, steward: &Steward) {
-        self.send(&format!("READY=1\nSTATUS={}", status_line(steward)));
+        let line = status_line(steward);
+        self.send(&format!("READY=1\nSTATUS={line}"));
+        *self.last_status() = line;
+    }
+
+    /// `STATUS=` with the current counts, unless the manager has that text already.
+    fn update_status(&self, steward: &Steward) {
+        let line = status_line(steward);
+        let mut last = self.last_status();
+        if *last != line {
+            self.send(&format!("STATUS={line}"));
+            *last = line;
+        }
+    }
+
+    fn last_status(&self) -> std::sync::MutexGuard<'_, String> {
+        self.last_status
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// `STOPPING=1`: the shutdown has begun.
@@ -118,7 +140,6 @@ impl ManagerNotifier {
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 tick
             });
-            let mut last = String::new();
             let mut next_status = tokio::time::Instant::now();
             let mut dirty = false;
             loop {
@@ -134,11 +155,7 @@ impl ManagerNotifier {
                     _ = tokio::time::sleep_until(next_status), if dirty => {
                         dirty = false;
                         next_status = tokio::time::Instant::now() + STATUS_EVERY;
-                        let line = status_line(&steward);
-                        if line != last {
-                            self.send(&format!("STATUS={line}"));
-                            last = line;
-                        }
+                        self.update_status(&steward);
                     }
                 }
             }

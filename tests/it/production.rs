@@ -439,7 +439,7 @@ fn datagram_until(
 }
 
 /// steward under a manager (systemd's Type=notify): READY=1 once boot is done, WATCHDOG=1
-/// when WATCHDOG_USEC asks, RELOADING=1 then READY=1 around a SIGHUP reload, STOPPING=1
+/// when WATCHDOG_USEC asks, STATUS= when the counts change, RELOADING=1 then READY=1 around a SIGHUP reload, STOPPING=1
 /// at SIGTERM; and the service never inherits steward's NOTIFY_SOCKET.
 #[tokio::test]
 async fn steward_tells_its_manager_ready_watchdog_reloading_and_stopping() {
@@ -447,7 +447,8 @@ async fn steward_tells_its_manager_ready_watchdog_reloading_and_stopping() {
         r#"version: 1
 services:
   app:
-    command: "sh -c 'env > env.txt; exec sleep 1000'"
+    command: "sh -c 'env > env.txt; while [ ! -e go ]; do sleep 0.05; done'"
+    restart: temporary
 "#,
     );
     let path = dir.path().join("notify.sock");
@@ -464,6 +465,12 @@ services:
         "READY comes once boot is done: {ready:?}"
     );
     datagram_until(&socket, "WATCHDOG=1", SOON, |m| m == "WATCHDOG=1");
+
+    // The counts change (app exits for good): a new STATUS= line says so.
+    std::fs::write(dir.path().join("go"), "").expect("write go");
+    datagram_until(&socket, "STATUS= with app exited", SOON, |m| {
+        m == "STATUS=1 service: 0 running (0 ready), 1 other"
+    });
 
     up.signal(Signal::SIGHUP);
     datagram_until(&socket, "RELOADING=1", SOON, |m| m.contains("RELOADING=1"));
