@@ -17,18 +17,25 @@
 //!    `shutdown_timeout` (what is left is SIGKILLed), then exit 0 (DESIGN §10 "Shutdown").
 //!    A second SIGINT during that stop kills every process group at once and exits.
 //!
+//! As PID 1 it reaps orphans, elsewhere it is their subreaper ([`steward::process::reaper`]);
+//! with `settings.exit_with` the main service's end is a sixth way out, and the exit code
+//! is that service's ([`steward::main_service`]); under systemd it reports READY, STATUS,
+//! RELOADING, STOPPING and WATCHDOG to `NOTIFY_SOCKET` ([`steward::notify`]).
+//!
 //! The API keeps answering while the services stop, so `steward status` shows them
 //! `stopping`; it closes once the runtime is down.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use steward::api::{self, ApiConfig, ApiOptions};
 use steward::config::Config;
 use steward::events::{Event, EventKind};
+use steward::notify::ManagerNotifier;
 use steward::{ControlAction, ControlError, EventItem, Steward};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{oneshot, watch};
@@ -48,6 +55,7 @@ const FORCED_KILL: Duration = Duration::from_secs(5);
 /// Runs `steward validate`: loads the config, prints a summary (or every error).
 pub fn validate(args: &ValidateArgs, json: bool) -> anyhow::Result<ExitCode> {
     let config = steward::config::load_dir(&args.config)?;
+    config.check_exit_with().map_err(anyhow::Error::msg)?;
     if json {
         let ids: Vec<&str> = config.services.iter().map(|s| s.id.as_str()).collect();
         out_json(&serde_json::json!({
@@ -109,7 +117,12 @@ impl Signals {
 /// Runs `steward up` until a signal; see the module docs.
 pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let mut signals = Signals::install()?;
+    // Init's work (PID 1) or a subreaper's: orphans of services come back and are reaped.
+    let reaper = steward::process::reaper::start();
+    info!(role = reaper.as_str(), "reaping orphans");
     let config = steward::config::load_dir(&args.config)?;
+    config.check_exit_with().map_err(anyhow::Error::msg)?;
+    let exit_with = config.settings.exit_with.clone();
     let listen = resolve_listen(args.listen.as_deref().unwrap_or(&config.settings.listen)).await?;
     let token_env = args.token_env.clone().or(config.settings.token_env.clone());
     let token = read_token(token_env.as_deref())?;
@@ -131,6 +144,11 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     // and so is a detached daemon whose service is no longer detached.
     let steward = Steward::prepare(&config).await?;
     let printed = print_events(&steward).await?;
+    // systemd's Type=notify (DESIGN §11): READY, STATUS, STOPPING, RELOADING, WATCHDOG.
+    let notifier = ManagerNotifier::from_env().map(Arc::new);
+    if let Some(notifier) = &notifier {
+        notifier.clone().spawn(steward.clone());
+    }
     steward
         .define_all(config.services)
         .await
@@ -166,6 +184,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         watcher = Some(watching);
     }
     let mut failed = false;
+    // `exit_with`: the main service's end stops everything, and its code is steward's.
+    let mut exit_code: Option<u8> = None;
+    let main_ended = main_service_end(&steward, exit_with.as_deref());
+    tokio::pin!(main_ended);
     let boot = steward.start_all();
     tokio::pin!(boot);
     let mut booting = true;
@@ -181,26 +203,35 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                     }
                     Err(e) => warn!(error = %e, "starting the services failed"),
                 }
+                if let Some(notifier) = &notifier {
+                    notifier.ready(&steward);
+                }
             }
             name = signals.next() => {
                 if name != "SIGHUP" {
                     break name;
                 }
                 info!("SIGHUP: reloading the configuration");
-                reload(&steward).await;
+                reload(&steward, notifier.as_deref()).await;
             }
             change = next_change(&mut watcher) => {
                 match change {
                     Some(files) => {
                         let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
                         info!(files = %files.join(", "), "config changed: reloading");
-                        reload(&steward).await;
+                        reload(&steward, notifier.as_deref()).await;
                     }
                     None => {
                         warn!("the config watcher stopped; changes now need a SIGHUP");
                         watcher = None;
                     }
                 }
+            }
+            ended = &mut main_ended => {
+                let (id, code) = ended;
+                info!(service = %id, exit_code = code, "exit_with: the main service ended; stopping the rest");
+                exit_code = Some(code);
+                break "exit_with";
             }
             served = &mut server => {
                 match served {
@@ -214,6 +245,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
+    if let Some(notifier) = &notifier {
+        notifier.stopping();
+    }
     info!(cause = signal_name, budget = %humantime::format_duration(budget), "stopping every service");
     let shutdown = steward.clone().shutdown_within(budget);
     tokio::pin!(shutdown);
@@ -249,18 +283,40 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         // A follower (`logs -f`) holds its stream open; exiting closes it.
         server.abort();
     }
-    info!("bye");
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+    info!(exit_code = exit_code.unwrap_or(u8::from(failed)), "bye");
+    Ok(match exit_code {
+        Some(code) => ExitCode::from(code),
+        None if failed => ExitCode::FAILURE,
+        None => ExitCode::SUCCESS,
     })
+}
+
+/// Resolves with the main service's id and exit code once it has ended for good; never
+/// without `exit_with` (or when the runtime's events end, which only a shutdown does).
+async fn main_service_end(steward: &Steward, exit_with: Option<&str>) -> (String, u8) {
+    let Some(id) = exit_with else {
+        return std::future::pending().await;
+    };
+    match steward::main_service::ended(steward, id).await {
+        Ok(state) => (id.to_string(), steward::main_service::exit_code(&state)),
+        Err(e) => {
+            warn!(service = %id, error = %e, "exit_with: cannot follow the main service");
+            std::future::pending().await
+        }
+    }
 }
 
 /// Re-reads the config and applies the difference (SIGHUP and `--watch`). A config with
 /// errors changes nothing; each error is logged on its own line, with file:line:col.
-async fn reload(steward: &Steward) {
-    match steward.reload(false).await {
+async fn reload(steward: &Steward, notifier: Option<&ManagerNotifier>) {
+    if let Some(notifier) = notifier {
+        notifier.reloading();
+    }
+    let result = steward.reload(false).await;
+    if let Some(notifier) = notifier {
+        notifier.ready(steward);
+    }
+    match result {
         Ok(plan) => {
             for entry in &plan.entries {
                 info!(service = %entry.id, action = ?entry.action, why = %entry.why, "reload");

@@ -437,6 +437,10 @@ pub struct Settings {
     pub state_dir: PathBuf,
     /// Whole-runtime graceful stop budget (default 30s).
     pub shutdown_timeout: Duration,
+    /// The container's main service: when it ends for good (exited, failed or stopped),
+    /// the `steward` binary stops the rest and exits with its code (128+signal when it
+    /// was killed). `None`: exit 0 after a clean shutdown.
+    pub exit_with: Option<String>,
 }
 
 impl Settings {
@@ -447,6 +451,7 @@ impl Settings {
             token_env: None,
             state_dir: base.join(".steward"),
             shutdown_timeout: Duration::from_secs(30),
+            exit_with: None,
         }
     }
 }
@@ -460,6 +465,23 @@ pub struct Config {
     pub settings: Settings,
     /// Services in file order (services.yml first, then services.d/*.yml by name).
     pub services: Vec<ServiceDefinition>,
+}
+
+impl Config {
+    /// `settings.exit_with` must name a service that some file defines: an error in words
+    /// (naming services.yml) when it does not.
+    pub fn check_exit_with(&self) -> Result<(), String> {
+        let Some(id) = &self.settings.exit_with else {
+            return Ok(());
+        };
+        if self.services.iter().any(|s| &s.id == id) {
+            return Ok(());
+        }
+        Err(format!(
+            "{}: invalid `exit_with` in `settings`: no service `{id}` is defined (hint: name a service of services.yml or services.d)",
+            self.dir.join("services.yml").display()
+        ))
+    }
 }
 
 #[cfg(test)]

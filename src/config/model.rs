@@ -69,6 +69,9 @@ pub(crate) struct RawSettings {
     /// A duration.
     #[serde(default)]
     pub shutdown_timeout: Option<Sp<String>>,
+    /// A service id: when it ends for good, steward stops and exits with its code.
+    #[serde(default)]
+    pub exit_with: Option<Sp<String>>,
 }
 
 /// One service, as written under `services.<id>`.
@@ -429,7 +432,13 @@ pub(crate) const PROBE_KEYS: &[&str] = &[
 pub(crate) const HTTP_KEYS: &[&str] = &["url", "expect_status"];
 
 /// The keys of `settings:`.
-pub(crate) const SETTINGS_KEYS: &[&str] = &["listen", "token_env", "state_dir", "shutdown_timeout"];
+pub(crate) const SETTINGS_KEYS: &[&str] = &[
+    "listen",
+    "token_env",
+    "state_dir",
+    "shutdown_timeout",
+    "exit_with",
+];
 
 /// The top-level keys of a file.
 pub(crate) const FILE_KEYS: &[&str] = &["version", "settings", "services"];

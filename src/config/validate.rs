@@ -417,6 +417,19 @@ fn convert_settings(
     {
         settings.shutdown_timeout = duration;
     }
+    if let Some(exit_with) = &raw.exit_with {
+        let id = exit_with.value.trim();
+        if is_valid_id(id) {
+            settings.exit_with = Some(id.to_string());
+        } else {
+            c.field(
+                Pos::of(exit_with),
+                "exit_with",
+                &format!("`{id}` is not a service id"),
+                "name a service defined in services.yml or services.d, e.g. `exit_with: app`",
+            );
+        }
+    }
     (c.problems.len() == before).then_some(settings)
 }
 

@@ -96,6 +96,7 @@ impl Child {
                 Exit::Reaped(status) => return Ok(*status),
                 Exit::Tokio(child) => {
                     let status = child.wait().await?;
+                    super::reaper::disown(self.pid);
                     self.exit = Exit::Reaped(status);
                 }
                 Exit::Pidfd(fd) => {
@@ -137,7 +138,11 @@ impl Child {
 impl Drop for Child {
     fn drop(&mut self) {
         let Exit::Pidfd(fd) = &mut self.exit else {
-            // Reaped, or tokio's handle, which reaps its orphans itself.
+            if matches!(self.exit, Exit::Tokio(_)) {
+                // tokio reaps its orphans itself; the orphan sweep may as well, since
+                // nobody reads this exit any more.
+                super::reaper::disown(self.pid);
+            }
             return;
         };
         let Some(fd) = fd.take() else { return };
@@ -168,8 +173,14 @@ impl Drop for Child {
 /// `waitpid(pid, WNOHANG)`: the status of an exited child (now reaped), or `None`.
 fn reap(pid: u32) -> io::Result<Option<ExitStatus>> {
     use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    let owned = pid;
     let pid = nix::unistd::Pid::from_raw(pid as i32);
-    let raw = match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+    let waited = waitpid(pid, Some(WaitPidFlag::WNOHANG));
+    if !matches!(waited, Ok(WaitStatus::StillAlive)) {
+        // Reaped (or not ours to reap any more): the orphan sweep may have the pid back.
+        super::reaper::disown(owned);
+    }
+    let raw = match waited {
         Ok(WaitStatus::StillAlive) => return Ok(None),
         Ok(WaitStatus::Exited(_, code)) => code << 8,
         Ok(WaitStatus::Signaled(_, signal, core)) => signal as i32 | if core { 0x80 } else { 0 },

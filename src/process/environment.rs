@@ -1,6 +1,7 @@
 //! The environment and working directory a service runs with (DESIGN §10).
 //!
-//! A service inherits steward's environment, then the variables of its `env_file`, then
+//! A service inherits steward's environment (less `NOTIFY_SOCKET` and the watchdog
+//! variables, which are steward's own), then the variables of its `env_file`, then
 //! its `env` map; a later source wins. `required_env` is checked against the result, so a
 //! service that would start without its `API_KEY` fails with a reason instead.
 //!
@@ -20,6 +21,9 @@ use crate::config::ServiceDefinition;
 /// variables). A required variable that is set but empty counts as missing.
 pub fn resolve(def: &ServiceDefinition) -> Result<Vec<(String, String)>, String> {
     let mut vars: BTreeMap<String, String> = std::env::vars_os()
+        // steward's own manager's socket and watchdog are steward's (DESIGN §11): a
+        // service that inherited them would answer for steward.
+        .filter(|(k, _)| !crate::notify::MANAGER_VARS.iter().any(|m| k == m))
         .map(|(k, v)| {
             (
                 k.to_string_lossy().into_owned(),

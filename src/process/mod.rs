@@ -1,7 +1,7 @@
 //! Everything that talks to the OS about processes: building the argv, spawning in a
 //! process group with `PR_SET_PDEATHSIG`, signalling groups, reading pipes as lines,
 //! resolving the environment (and writing `.env`, masking secrets), switching users,
-//! keeping pid files for crash recovery, following a detached service's daemon and sampling CPU and memory from `/proc`.
+//! keeping pid files for crash recovery, reaping orphans as init or subreaper, following a detached service's daemon and sampling CPU and memory from `/proc`.
 //!
 //! This is the only module allowed `unsafe` (the vfork-like spawn in `vfork`, the fork
 //! fallback's `pre_exec`, adopting descriptors); each use has a SAFETY note.
@@ -16,6 +16,7 @@ pub mod malloc;
 pub mod pid_file;
 pub mod pipe_reader;
 pub mod pipes;
+pub mod reaper;
 pub mod secrets;
 pub mod signal;
 pub mod spawn;

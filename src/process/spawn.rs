@@ -175,13 +175,21 @@ pub fn spawn_with(plan: &SpawnPlan, pipes: Pipes) -> std::io::Result<Child> {
         )?;
         // Registered with tokio before the spawn, so nothing can fail after it.
         let parent = stdio.parent.into_pipes()?;
-        match vfork::spawn(&prepared) {
+        // Held across the clone: the orphan sweep never sees this child unowned.
+        let mut owned = super::reaper::owned();
+        let spawned = vfork::spawn(&prepared);
+        if let Ok((pid, _)) = &spawned {
+            owned.insert(*pid);
+        }
+        drop(owned);
+        match spawned {
             Ok((pid, pidfd)) => {
                 return Child::with_pidfd(pid, pidfd, parent).inspect_err(|_| {
                     // Without a handle nobody would ever stop or reap it.
                     let pid = nix::unistd::Pid::from_raw(pid as i32);
                     let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
                     let _ = nix::sys::wait::waitpid(pid, None);
+                    super::reaper::disown(pid.as_raw() as u32);
                 });
             }
             Err(Failure::Failed(error)) => return Err(explain_spawn_error(error, program, plan)),
@@ -223,9 +231,14 @@ pub(crate) fn spawn_forked(
         .process_group(0)
         .kill_on_drop(false);
     bind_to_parent(command.as_std_mut(), credentials, !plan.detached);
+    let mut owned = super::reaper::owned();
     let child = command
         .spawn()
         .map_err(|e| explain_spawn_error(e, program, plan))?;
+    if let Some(pid) = child.id() {
+        owned.insert(pid);
+    }
+    drop(owned);
     Child::with_tokio(child, parent)
 }
 

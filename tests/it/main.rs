@@ -25,6 +25,8 @@ mod logs;
 mod mcp;
 /// Spawning, process groups, pipes, signals, pdeathsig.
 mod process;
+/// Production: PID 1 and subreaper (PID namespaces), exit_with, the notify protocol.
+mod production;
 /// Crash recovery: pid files, leftover process groups of a killed steward, adoption.
 mod recovery;
 /// Reload (difference applied, dry run, broken config) and save.
