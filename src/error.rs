@@ -46,6 +46,8 @@ impl ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.file {
+            // A problem with the whole file (it could not be read): no position to give.
+            Some(file) if self.line == 0 => write!(f, "{}: {}", file.display(), self.message)?,
             Some(file) => write!(
                 f,
                 "{}:{}:{}: {}",
