@@ -86,6 +86,9 @@ pub enum Outcome {
     Restart {
         /// The `exited` event's cause.
         exited: ExitedCause,
+        /// The `stopped` event's cause, when a stop request waits on this run too (a stop,
+        /// then a start queued behind it: the stop is answered `stopped` first).
+        stopped: StoppedCause,
     },
     /// The policy does not restart it: the service is `exited`.
     Exited {
@@ -145,17 +148,19 @@ pub fn decide_exit(
         (None, Intent::Restart, _) => Some(ExitedCause::RestartRequested),
         (None, Intent::Run, _) => None,
     };
+    let stopped = match (budget, forced_kill) {
+        (Some(budget), _) => StoppedCause::ShutdownBudget(budget),
+        (None, true) => StoppedCause::AfterStopTimeout,
+        (None, false) => StoppedCause::OnRequest,
+    };
     match intent {
         Intent::Stop => Outcome::Stopped {
             exited: exited.unwrap_or(ExitedCause::StoppedOnRequest),
-            stopped: match (budget, forced_kill) {
-                (Some(budget), _) => StoppedCause::ShutdownBudget(budget),
-                (None, true) => StoppedCause::AfterStopTimeout,
-                (None, false) => StoppedCause::OnRequest,
-            },
+            stopped,
         },
         Intent::Restart => Outcome::Restart {
             exited: exited.unwrap_or(ExitedCause::RestartRequested),
+            stopped,
         },
         Intent::Run => {
             let restarts = policy_restarts(policy, &exit, kill_cause.as_ref());

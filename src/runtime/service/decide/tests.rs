@@ -263,10 +263,11 @@ fn manual_restart_starts_again_without_counting() {
             &mut intensity,
             now,
         );
-        let Outcome::Restart { exited } = outcome else {
+        let Outcome::Restart { exited, stopped } = outcome else {
             panic!("expected restart, got {outcome:?}");
         };
         assert_eq!(exited.to_string(), "restart requested");
+        assert_eq!(stopped, StoppedCause::OnRequest);
     }
     assert_eq!(restarts_left(intensity, now), 1, "no restart was counted");
 }

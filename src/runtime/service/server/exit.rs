@@ -109,10 +109,23 @@ impl ServerState {
                     Event::new(&id, EventKind::Stopped).cause(stopped.to_string()),
                 );
                 self.reply_stops();
+                // A start queued behind a stop, then another stop: the last word was stop.
+                self.reply_superseded_starts();
             }
-            Outcome::Restart { exited: cause } => {
+            Outcome::Restart {
+                exited: cause,
+                stopped,
+            } => {
                 self.emit(exited(Some(cause)));
-                self.reply_stops();
+                if !self.stop_waiters.is_empty() {
+                    // A stop, then a start queued behind it: the stop did end the process,
+                    // and its answer says `stopped` before the start begins.
+                    self.transition(
+                        ServiceStatus::Stopped,
+                        Event::new(&id, EventKind::Stopped).cause(stopped.to_string()),
+                    );
+                    self.reply_stops();
+                }
                 self.intent = Intent::Run;
                 self.start(myself, "restart requested").await;
             }
