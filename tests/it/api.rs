@@ -1196,6 +1196,31 @@ async fn input_writes_the_body_bytes_as_they_are() {
     steward.shutdown().await.expect("shutdown");
 }
 
+/// Regression (issue 14, item 3): 1.9 MiB posted to the stdin of a process that never
+/// reads it was answered 409 "the process manager did not answer" after the call timed out.
+/// It is a 409 `input_failed` saying the stdin buffer is full, and the service stays
+/// controllable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_past_the_stdin_bound_is_409_stdin_buffer_full() {
+    let (steward, app) = runtime().await;
+    steward
+        .define(service("deaf", "sleep 1000"))
+        .await
+        .expect("define");
+    status_becomes(&steward, "deaf", steward::ServiceStatus::Running).await;
+    let body = "x".repeat(1900 * 1024);
+    let reply = post(&app, "/api/v1/services/deaf/input", &body).await;
+    reply.assert_error(409, "input_failed");
+    let message = reply.json["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("stdin buffer full"), "{message}");
+    let small = post(&app, "/api/v1/services/deaf/input", "still room\n").await;
+    assert_eq!(small.status, StatusCode::OK, "{small:#?}");
+    let stopped = post(&app, "/api/v1/services/deaf/stop", "").await;
+    assert_eq!(stopped.status, StatusCode::OK, "{stopped:#?}");
+    assert_eq!(stopped.json["status"], "stopped");
+    steward.shutdown().await.expect("shutdown");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_says_why_a_crashing_service_failed() {
     let steward = Steward::spawn().await.expect("runtime");

@@ -601,16 +601,16 @@ async fn a_shutdown_whose_budget_runs_out_kills_and_names_the_budget() {
 /// message in the root's mailbox before it first waits, and the root passes a service's
 /// verbs on in the order it got them: requests sent this way reach the Server in the order
 /// of the calls, with no sleep between them.
-async fn sent<'a, T>(
+async fn sent<'a, T: Send + 'a>(
     request: impl std::future::Future<Output = T> + Send + 'a,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>> {
     let mut request: std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>> =
         Box::pin(request);
-    assert!(
-        futures::poll!(&mut request).is_pending(),
-        "the request was answered before it could wait"
-    );
-    request
+    match futures::poll!(&mut request) {
+        // Answered already (another worker thread did it all between send and poll).
+        std::task::Poll::Ready(answer) => Box::pin(std::future::ready(answer)),
+        std::task::Poll::Pending => request,
+    }
 }
 
 /// A service whose shell ignores SIGTERM (so a stop waits for its 60 s `stop_timeout`)
@@ -766,5 +766,85 @@ async fn concurrent_conflicting_requests_are_all_answered() {
     }
     let state = steward.stop("churn").await.expect("stop");
     assert_eq!((state.status, state.pid), (ServiceStatus::Stopped, None));
+    steward.shutdown().await.expect("shutdown");
+}
+
+// ------------------------------------------------ stdin never blocks control (issue 14, item 3)
+
+/// Regression (issue 14, item 3): input to a process that never reads its stdin held the
+/// Server until the PortManager call timed out ("the process manager did not answer"), and
+/// a stop sent meanwhile waited as long. Input is queued up to a bound and answered at
+/// once: accepted while there is room, "stdin buffer full" past it, and a stop goes
+/// through with input still waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_input_never_blocks_control_of_the_service() {
+    let steward = Steward::spawn().await.expect("runtime");
+    steward
+        .define(service("deaf", "sleep 1000"))
+        .await
+        .expect("define");
+    status_becomes(&steward, "deaf", ServiceStatus::Running).await;
+
+    // Far more than a pipe holds (64 KiB), within the 1 MiB bound: queued.
+    steward
+        .input("deaf", vec![b'x'; 512 * 1024])
+        .await
+        .expect("queued although the process does not read");
+    // Past the bound: refused at once, saying so.
+    match steward.input("deaf", vec![b'y'; 768 * 1024]).await {
+        Err(ControlError::Input { reason, .. }) => {
+            assert!(reason.contains("stdin buffer full"), "{reason}")
+        }
+        other => panic!("expected stdin buffer full, got {other:?}"),
+    }
+    // More input, and a stop behind it: the stop is answered, and so is the input.
+    let more = sent(steward.input("deaf", vec![b'z'; 256 * 1024])).await;
+    let stopped = steward.stop("deaf").await.expect("stop");
+    assert_eq!(stopped.status, ServiceStatus::Stopped);
+    more.await.expect("queued before the stop");
+    steward.shutdown().await.expect("shutdown");
+}
+
+/// Input written in pieces larger than the pipe reaches a reading process whole and in
+/// order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_stdin_input_arrives_whole_and_in_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("stdin.bin");
+    let piece = 300 * 1024;
+    let line = format!("head -c {} > '{}'; echo done", 3 * piece, out.display());
+    let mut def = service("reader", &line);
+    def.restart = steward::config::RestartPolicy::Temporary;
+    steward_with(def, |steward| async move {
+        for byte in [b'a', b'b', b'c'] {
+            steward
+                .input("reader", vec![byte; piece])
+                .await
+                .expect("input");
+        }
+        status_becomes(&steward, "reader", ServiceStatus::Exited).await;
+    })
+    .await;
+    let written = std::fs::read(&out).expect("the reader's file");
+    assert_eq!(written.len(), 3 * piece);
+    for (i, byte) in [b'a', b'b', b'c'].into_iter().enumerate() {
+        assert!(
+            written[i * piece..(i + 1) * piece]
+                .iter()
+                .all(|&b| b == byte),
+            "piece {i} out of order"
+        );
+    }
+}
+
+/// Runs `body` against a fresh runtime where `def` is defined, then shuts it down.
+async fn steward_with<F, Fut>(def: steward::ServiceDefinition, body: F)
+where
+    F: FnOnce(Steward) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let steward = Steward::spawn().await.expect("runtime");
+    steward.define(def).await.expect("define");
+    body(steward.clone()).await;
     steward.shutdown().await.expect("shutdown");
 }

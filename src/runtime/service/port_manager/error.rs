@@ -58,6 +58,20 @@ pub enum PortError {
         /// The service.
         service: String,
     },
+    /// The input would take the bytes waiting for the process past the bound.
+    #[error(
+        "stdin buffer full: {service} has {waiting} bytes of input it has not read yet, and {asked} more would pass the {limit}-byte bound; retry once it reads"
+    )]
+    StdinFull {
+        /// The service.
+        service: String,
+        /// Bytes queued and not yet taken by the process.
+        waiting: usize,
+        /// Bytes of the refused write.
+        asked: usize,
+        /// The bound.
+        limit: usize,
+    },
     /// Writing to stdin failed.
     #[error("cannot write to stdin: {0}")]
     Stdin(#[source] std::io::Error),
