@@ -1514,3 +1514,51 @@ services:
         "nothing of the group is left"
     );
 }
+
+/// The soft and hard "Max open files" of a process, from /proc.
+fn open_file_limits(pid: u32) -> Option<(String, String)> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut fields = line.trim_start_matches("Max open files").split_whitespace();
+    Some((fields.next()?.to_string(), fields.next()?.to_string()))
+}
+
+/// Regression (issue 14, item 4): steward kept the soft open-file limit it was given (often
+/// 1024, or less), so idle sockets and pipes exhausted it long before the hard limit. `up`
+/// raises the soft limit to the hard one at boot; the services inherit it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_raises_the_soft_open_file_limit_to_the_hard_limit() {
+    let dir = config_dir("version: 1\nservices:\n  sleeper: { command: sleep 300 }\n");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = StdCommand::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -Sn 256 && exec "$0" "$@""#)
+        .arg(env!("CARGO_BIN_EXE_steward"))
+        .args(["up", "--config"])
+        .arg(dir.path())
+        .args(["--listen", &listen])
+        .env_remove("STEWARD_URL")
+        .env_remove("STEWARD_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn steward up");
+    let pid = child.id();
+    let url = format!("http://{listen}/api/v1/services/sleeper");
+    let http = reqwest::Client::new();
+    let sleeper_pid = wait_for("the service to run", SOON, || async {
+        let state: serde_json::Value = http.get(&url).send().await.ok()?.json().await.ok()?;
+        state["pid"].as_u64()
+    })
+    .await;
+    let (soft, hard) = open_file_limits(pid).expect("steward's limits");
+    assert_ne!(soft, "256", "the soft limit was not raised");
+    assert_eq!(soft, hard);
+    let inherited = open_file_limits(sleeper_pid as u32).expect("the service's limits");
+    assert_eq!(inherited, (soft, hard));
+    kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("SIGTERM");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+}
