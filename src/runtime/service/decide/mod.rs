@@ -194,6 +194,38 @@ pub fn decide_exit(
     }
 }
 
+/// Decides what follows a spawn that failed for a transient reason (EMFILE, ENFILE,
+/// EAGAIN, ENOMEM: the machine, or steward, is short of something for a moment). Like a
+/// crash: a restart after the backoff delay, counted by the restart intensity, so a
+/// shortage that lasts still ends in `failed`. The restart policy is not asked: the
+/// process never ran, so there is no exit for it to judge (issue 14, item 4: an EMFILE
+/// made the service `failed` for good).
+pub fn decide_spawn_failure(
+    reason: String,
+    backoff: BackoffFacts<'_>,
+    intensity: &mut RestartIntensity,
+    now: Instant,
+) -> Outcome {
+    let ending = Ending::SpawnFailed(reason);
+    if let Err(limit) = intensity.record(now) {
+        return Outcome::Failed {
+            exited: None,
+            cause: GaveUp {
+                limit,
+                last: ending,
+            },
+        };
+    }
+    let index = restart::backoff_index(backoff.next_index, backoff.ran_for, backoff.delays);
+    Outcome::Backoff {
+        exited: None,
+        delay: restart::backoff_delay(backoff.delays, index),
+        next_index: index.saturating_add(1),
+        reason: ending.restart_reason(),
+        cause: ending,
+    }
+}
+
 /// Whether `policy` restarts a process that ended with `exit`. A process steward took
 /// down as a failure (failed liveness or startup, a failed launch) is a failure even if it
 /// exited 0 on the stop signal.

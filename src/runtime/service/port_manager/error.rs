@@ -76,3 +76,20 @@ pub enum PortError {
     #[error("cannot write to stdin: {0}")]
     Stdin(#[source] std::io::Error),
 }
+
+impl PortError {
+    /// True when the spawn failed for a reason that passes (no file descriptor, process
+    /// slot or memory free for a moment: EMFILE, ENFILE, EAGAIN, ENOMEM), so it is worth
+    /// retrying after the backoff delay rather than giving up.
+    pub fn is_transient(&self) -> bool {
+        use nix::errno::Errno;
+        let PortError::Spawn(error) = self else {
+            return false;
+        };
+        crate::process::spawn::os_error_code(error).is_some_and(|code| {
+            [Errno::EMFILE, Errno::ENFILE, Errno::EAGAIN, Errno::ENOMEM]
+                .iter()
+                .any(|e| *e as i32 == code)
+        })
+    }
+}
