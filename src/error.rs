@@ -46,6 +46,8 @@ impl ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.file {
+            // A problem with the whole file (it could not be read): no position to give.
+            Some(file) if self.line == 0 => write!(f, "{}: {}", file.display(), self.message)?,
             Some(file) => write!(
                 f,
                 "{}:{}:{}: {}",
@@ -191,6 +193,22 @@ pub enum ControlError {
         /// Why (the file system's or the validator's words).
         reason: String,
     },
+    /// The request was overtaken by a later one before it could be carried out: a start
+    /// queued behind a stop, then a second stop or a kill. The answer says what the service
+    /// is now.
+    #[error(
+        "the {action} of service `{id}` was overtaken by a {by} requested after it; the service is {status}"
+    )]
+    Superseded {
+        /// The service.
+        id: String,
+        /// The request that was not carried out (`start`, `restart`).
+        action: String,
+        /// What overtook it (`stop`).
+        by: String,
+        /// The service's status when the answer was sent.
+        status: String,
+    },
     /// Writing to the process's standard input failed.
     #[error("could not write to `{id}`'s stdin: {reason}")]
     Input {
@@ -220,6 +238,7 @@ impl ControlError {
             ControlError::DependencyFailed { .. } => "dependency_failed",
             ControlError::StartFailed { .. } => "start_failed",
             ControlError::Unavailable { .. } => "unavailable",
+            ControlError::Superseded { .. } => "conflict",
             ControlError::Input { .. } => "input_failed",
             ControlError::Runtime(_) => "internal",
         }

@@ -368,7 +368,10 @@ impl Steward {
             .await
     }
 
-    /// Writes bytes to a service's stdin, as they are.
+    /// Writes bytes to a service's stdin, as they are. Returns once they are queued for
+    /// the process, in order, without waiting for it to read them; refused at once
+    /// ([`ControlError::Input`], "stdin buffer full") when the process already has 1 MiB of
+    /// input it has not read.
     pub async fn input(&self, id: &str, data: impl Into<Vec<u8>>) -> Result<(), ControlError> {
         let data = data.into();
         self.ask(|reply| RootMsg::Input {

@@ -13,6 +13,7 @@
 //! * `auth` — the bearer token on `/api/*` and `/metrics`;
 //! * `dashboard` — the web page at `/` and its files under `/ui/` (public, built in);
 //! * `health`, `lifecycle`, `services`, `logs`, `events`, `explain` — the handlers;
+//! * `serve` — connections: header-read / idle timeout, connection cap, graceful end;
 //! * `sse` — Server-Sent Events plumbing shared by logs and events;
 //! * `metrics` — `GET /metrics`, which serves the page [`crate::metrics`] renders;
 //! * `openapi` — the OpenAPI 3.1 document;
@@ -33,6 +34,7 @@ mod logs;
 pub mod mcp;
 pub mod metrics;
 mod openapi;
+mod serve;
 mod services;
 mod sse;
 mod usage_history;
@@ -59,6 +61,8 @@ use extract::ApiPath;
 pub use error::{ApiError, Problem};
 pub use metrics::install_recorder;
 pub use openapi::document as openapi_document;
+use serve::serve_with_limits;
+pub use serve::{HEADER_TIMEOUT, MAX_CONNECTIONS, ServeLimits};
 
 /// How the API is served.
 #[derive(Debug, Clone)]
@@ -302,16 +306,28 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 /// run on after the shutdown future resolves before they are closed.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-/// Serves `app` on `listener` until `shutdown` resolves. Requests in flight then get
-/// [`SHUTDOWN_GRACE`] to finish; streams still open after that are cut (an EventSource
-/// reconnects with `Last-Event-ID` and resumes where it stopped).
+/// Serves `app` on `listener` until `shutdown` resolves, within
+/// [`ServeLimits::for_this_process`] (header-read and idle timeout, connection cap; see
+/// `serve.rs`). Requests in flight then get [`SHUTDOWN_GRACE`] to finish; streams still
+/// open after that are cut (an EventSource reconnects with `Last-Event-ID` and resumes
+/// where it stopped).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    serve_within(listener, app, ServeLimits::for_this_process(), shutdown).await
+}
+
+/// [`serve`] with explicit limits.
+pub async fn serve_within(
+    listener: TcpListener,
+    app: Router,
+    limits: ServeLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let (fired, on_fire) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = serve_with_limits(listener, app, limits, async move {
         shutdown.await;
         let _ = fired.send(());
     });

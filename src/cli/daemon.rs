@@ -2,7 +2,8 @@
 //!
 //! `up` runs in the foreground, in this order:
 //!
-//! 1. load the config (every error at once, file:line:col) and work out the API's address
+//! 1. raise the soft open-file limit to the hard one; load the config (every error at
+//!    once, file:line:col) and work out the API's address
 //!    and token (`--listen` / `settings.listen`, `--token-env` / `settings.token_env`);
 //! 2. bind the listener *before* starting anything, so a port in use or a non-loopback
 //!    address without a token fails the boot with no service started;
@@ -114,9 +115,27 @@ impl Signals {
     }
 }
 
+/// Raises the soft open-file limit to the hard one (pipes and log files per service, a
+/// socket per API connection); logged either way, never fatal.
+fn raise_open_file_limit() {
+    match steward::process::fd_limit::raise_nofile() {
+        Ok(raised) if raised.before < raised.after => tracing::info!(
+            before = raised.before,
+            after = raised.after,
+            "raised the open-file limit (RLIMIT_NOFILE) to the hard limit"
+        ),
+        Ok(raised) => tracing::debug!(
+            nofile = raised.after,
+            "open-file limit already at the hard limit"
+        ),
+        Err(error) => tracing::warn!(%error, "could not raise the open-file limit (RLIMIT_NOFILE)"),
+    }
+}
+
 /// Runs `steward up` until a signal; see the module docs.
 pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let mut signals = Signals::install()?;
+    raise_open_file_limit();
     // Init's work (PID 1) or a subreaper's: orphans of services come back and are reaped.
     let reaper = steward::process::reaper::start();
     info!(role = reaper.as_str(), "reaping orphans");

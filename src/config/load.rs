@@ -17,7 +17,8 @@
 //!
 //! * this file — the folder: which files, in which order, read how; duplicate ids;
 //! * `parse` — one file's text into the raw schema, in passes;
-//! * `messages` — the parser's errors in words, with the nearest valid key and a hint.
+//! * `messages` — the parser's errors in words, with the nearest valid key and a hint;
+//! * `read` — one file's bytes: regular files only, never blocking, within the size cap.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ use crate::error::{ConfigError, ConfigErrors};
 
 mod messages;
 mod parse;
+mod read;
 
 pub(crate) use parse::{parse_file, parse_service_text};
 
@@ -214,12 +216,17 @@ fn list_services_d(dir: &Path, abs_dir: &Path, errors: &mut Vec<ConfigError>) ->
         let name = entry.file_name();
         let name_text = name.to_string_lossy();
         // Editor swap and lock files (`.web.yml.swp`, `.#web.yml`) are not definitions.
-        if name_text.starts_with('.') || !entry.path().is_file() {
+        if name_text.starts_with('.') {
             continue;
         }
+        // Whatever is named `*.yml` is meant as a definition: a FIFO, a device, a folder or
+        // a dangling link with that name is reported when it is read, never skipped.
         if name_text.ends_with(".yml") {
             names.push(name);
-        } else if let Some(stem) = name_text.strip_suffix(".yaml") {
+        } else if let Some(stem) = name_text
+            .strip_suffix(".yaml")
+            .filter(|_| entry.path().is_file())
+        {
             errors.push(
                 ConfigError::detached(format!(
                     "`{}` is not read: steward reads only `*.yml` files in services.d",
@@ -242,26 +249,7 @@ fn list_services_d(dir: &Path, abs_dir: &Path, errors: &mut Vec<ConfigError>) ->
 
 /// The file's text, or why it cannot be used.
 fn read_text(file: &FileToLoad) -> Result<String, ConfigError> {
-    let shown = file.shown.display();
-    let metadata = std::fs::metadata(&file.absolute).map_err(|e| {
-        let error = ConfigError::detached(format!("cannot read `{shown}`: {e}"));
-        if file.is_main && e.kind() == std::io::ErrorKind::NotFound {
-            error.with_hint(
-                "create it with `version: 1` and a `services:` map (see docs/CONFIGURATION.md)",
-            )
-        } else {
-            error
-        }
-    })?;
-    if metadata.len() > MAX_FILE_BYTES {
-        return Err(ConfigError::detached(format!(
-            "`{shown}` is {} bytes, more than the {MAX_FILE_BYTES} a service file may have",
-            metadata.len()
-        ))
-        .with_hint("split it into several files in services.d"));
-    }
-    let bytes = std::fs::read(&file.absolute)
-        .map_err(|e| ConfigError::detached(format!("cannot read `{shown}`: {e}")))?;
+    let bytes = read::read_bounded(&file.shown, &file.absolute, file.is_main)?;
     String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = valid.iter().filter(|&&b| b == b'\n').count() as u64 + 1;

@@ -11,6 +11,7 @@ pub mod command_line;
 pub mod daemon;
 pub mod env_file_writer;
 pub mod environment;
+pub mod fd_limit;
 pub mod install_marker;
 pub mod malloc;
 pub mod pid_file;

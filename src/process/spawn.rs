@@ -360,7 +360,44 @@ fn explain_spawn_error(error: Error, program: &str, plan: &SpawnPlan) -> Error {
             plan.cwd.display()
         ),
     };
-    Error::new(error.kind(), message)
+    let kind = error.kind();
+    Error::new(
+        kind,
+        Explained {
+            message,
+            cause: error,
+        },
+    )
+}
+
+/// A spawn error in words, keeping the OS error it came from (its `source`), so that a
+/// caller can still tell a passing shortage (EMFILE, EAGAIN, …) from a lasting problem.
+#[derive(Debug)]
+pub struct Explained {
+    message: String,
+    cause: Error,
+}
+
+impl std::fmt::Display for Explained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Explained {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.cause)
+    }
+}
+
+/// The OS error number behind a spawn error, also when [`Explained`] put it in words.
+pub fn os_error_code(error: &Error) -> Option<i32> {
+    error.raw_os_error().or_else(|| {
+        error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<Explained>())
+            .and_then(|explained| explained.cause.raw_os_error())
+    })
 }
 
 #[cfg(test)]

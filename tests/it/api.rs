@@ -1197,6 +1197,136 @@ async fn input_writes_the_body_bytes_as_they_are() {
     steward.shutdown().await.expect("shutdown");
 }
 
+/// Reads `stream` until the server closes it (EOF or reset), within `deadline`; returns
+/// what it sent.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, deadline: Duration) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(deadline, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(
+        read.is_ok(),
+        "the server kept the connection open past {deadline:?}"
+    );
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Regression (issue 14, item 4): the server had no header-read or idle timeout, so a
+/// connection that sends nothing, one that never finishes its headers, and an idle
+/// keep-alive connection stayed open for good (each an fd of steward's). The server closes
+/// all three (after `HEADER_TIMEOUT`, 10 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_half_sent_connections_are_closed_by_the_server() {
+    use tokio::io::AsyncWriteExt as _;
+    let steward = Steward::spawn().await.expect("runtime");
+    let server = Server::start(&steward, None).await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let connect = || tokio::net::TcpStream::connect(addr.clone());
+    let mut silent = connect().await.expect("connect");
+    let mut half = connect().await.expect("connect");
+    half.write_all(b"GET /health/live HTTP/1.1\r\nhost: steward\r\n")
+        .await
+        .expect("write");
+    let mut kept = connect().await.expect("connect");
+    kept.write_all(b"GET /health/live HTTP/1.1\r\nhost: steward\r\n\r\n")
+        .await
+        .expect("write");
+    let deadline = Duration::from_secs(30);
+    let (silent, half, kept) = tokio::join!(
+        read_until_closed(&mut silent, deadline),
+        read_until_closed(&mut half, deadline),
+        read_until_closed(&mut kept, deadline),
+    );
+    assert_eq!(silent, "");
+    assert!(!half.contains("200 OK"), "{half}");
+    assert!(kept.starts_with("HTTP/1.1 200"), "{kept}");
+    drop(server);
+    steward.shutdown().await.expect("shutdown");
+}
+
+/// Regression (issue 14, item 4): no cap on connections. Past the cap a connection is
+/// answered 503 and closed at once; when one closes, requests are served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_cap_get_503_and_the_server_recovers() {
+    use tokio::io::AsyncWriteExt as _;
+    let steward = Steward::spawn().await.expect("runtime");
+    let listener = api::bind(&ApiOptions {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        token: None,
+    })
+    .await
+    .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let limits = api::ServeLimits {
+        header_timeout: Duration::from_secs(600),
+        max_connections: 2,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(api::serve_within(
+        listener,
+        api::router(steward.clone(), None),
+        limits,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    // Accepted in the order they connect: these two hold the cap.
+    let first = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let _second = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut third = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let refused = read_until_closed(&mut third, SOON).await;
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(refused.contains("too many connections"), "{refused}");
+
+    drop(first);
+    wait_for("a request to be served again", SOON, || async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        stream
+            .write_all(b"GET /health/live HTTP/1.1\r\nhost: steward\r\nconnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let answer = read_until_closed(&mut stream, SOON).await;
+        answer.starts_with("HTTP/1.1 200").then_some(())
+    })
+    .await;
+    let _ = stop.send(());
+    serving.await.expect("task").expect("served");
+    steward.shutdown().await.expect("shutdown");
+}
+
+/// Regression (issue 14, item 3): 1.9 MiB posted to the stdin of a process that never
+/// reads it was answered 409 "the process manager did not answer" after the call timed out.
+/// It is a 409 `input_failed` saying the stdin buffer is full, and the service stays
+/// controllable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_past_the_stdin_bound_is_409_stdin_buffer_full() {
+    let (steward, app) = runtime().await;
+    steward
+        .define(service("deaf", "sleep 1000"))
+        .await
+        .expect("define");
+    status_becomes(&steward, "deaf", steward::ServiceStatus::Running).await;
+    let body = "x".repeat(1900 * 1024);
+    let reply = post(&app, "/api/v1/services/deaf/input", &body).await;
+    reply.assert_error(409, "input_failed");
+    let message = reply.json["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("stdin buffer full"), "{message}");
+    let small = post(&app, "/api/v1/services/deaf/input", "still room\n").await;
+    assert_eq!(small.status, StatusCode::OK, "{small:#?}");
+    let stopped = post(&app, "/api/v1/services/deaf/stop", "").await;
+    assert_eq!(stopped.status, StatusCode::OK, "{stopped:#?}");
+    assert_eq!(stopped.json["status"], "stopped");
+    steward.shutdown().await.expect("shutdown");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_says_why_a_crashing_service_failed() {
     let steward = Steward::spawn().await.expect("runtime");

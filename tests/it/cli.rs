@@ -1514,3 +1514,137 @@ services:
         "nothing of the group is left"
     );
 }
+
+/// The soft and hard "Max open files" of a process, from /proc.
+fn open_file_limits(pid: u32) -> Option<(String, String)> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut fields = line.trim_start_matches("Max open files").split_whitespace();
+    Some((fields.next()?.to_string(), fields.next()?.to_string()))
+}
+
+/// Regression (issue 14, item 4): steward kept the soft open-file limit it was given (often
+/// 1024, or less), so idle sockets and pipes exhausted it long before the hard limit. `up`
+/// raises the soft limit to the hard one at boot; the services inherit it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_raises_the_soft_open_file_limit_to_the_hard_limit() {
+    let dir = config_dir("version: 1\nservices:\n  sleeper: { command: sleep 300 }\n");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = StdCommand::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -Sn 256 && exec "$0" "$@""#)
+        .arg(env!("CARGO_BIN_EXE_steward"))
+        .args(["up", "--config"])
+        .arg(dir.path())
+        .args(["--listen", &listen])
+        .env_remove("STEWARD_URL")
+        .env_remove("STEWARD_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn steward up");
+    let pid = child.id();
+    let url = format!("http://{listen}/api/v1/services/sleeper");
+    let http = reqwest::Client::new();
+    let sleeper_pid = wait_for("the service to run", SOON, || async {
+        let state: serde_json::Value = http.get(&url).send().await.ok()?.json().await.ok()?;
+        state["pid"].as_u64()
+    })
+    .await;
+    let (soft, hard) = open_file_limits(pid).expect("steward's limits");
+    assert_ne!(soft, "256", "the soft limit was not raised");
+    assert_eq!(soft, hard);
+    let inherited = open_file_limits(sleeper_pid as u32).expect("the service's limits");
+    assert_eq!(inherited, (soft, hard));
+    kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("SIGTERM");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+}
+
+/// Regression (issue 14, item 4): a spawn that failed with EMFILE made the service `failed`
+/// for good. Under a real open-file limit of 40 (soft and hard, so the boot cannot raise
+/// it), twelve services do not all fit: those whose spawn fails go through backoff, and
+/// run once descriptors are free again (here: the services that run are stopped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spawn_that_fails_with_emfile_is_retried_through_backoff() {
+    let mut yml = String::from("version: 1\nservices:\n");
+    for i in 1..=12 {
+        yml.push_str(&format!(
+            "  s{i:02}: {{ command: sleep 1000, backoff: [200ms], max_restarts: 100000 }}\n"
+        ));
+    }
+    let dir = config_dir(&yml);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = StdCommand::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -n 40 && exec "$0" "$@""#)
+        .arg(env!("CARGO_BIN_EXE_steward"))
+        .args(["up", "--config"])
+        .arg(dir.path())
+        .args(["--listen", &listen])
+        .env_remove("STEWARD_URL")
+        .env_remove("STEWARD_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn steward up");
+    let base = format!("http://{listen}/api/v1/services");
+    let http = reqwest::Client::new();
+    let list = || async {
+        let page: serde_json::Value = http.get(&base).send().await.ok()?.json().await.ok()?;
+        page["services"].as_array().cloned()
+    };
+    // Some spawn failed: retried (a restart counted) or, before the fix, `failed`.
+    wait_for("a spawn to fail with EMFILE", SOON, || async {
+        let states = list().await?;
+        states
+            .iter()
+            .any(|s| s["restart_count"].as_u64() > Some(0) || s["status"] == "failed")
+            .then_some(())
+    })
+    .await;
+    let states = list().await.expect("list");
+    for state in &states {
+        assert_ne!(state["status"], "failed", "{state}");
+    }
+    let short: Vec<String> = states
+        .iter()
+        .filter(|s| s["status"] != "running")
+        .filter_map(|s| s["id"].as_str().map(str::to_string))
+        .collect();
+    assert!(!short.is_empty(), "{states:?}");
+    // Free descriptors: stop the services that run.
+    for state in &states {
+        if state["status"] == "running" {
+            let id = state["id"].as_str().expect("id");
+            http.post(format!("{base}/{id}/stop"))
+                .send()
+                .await
+                .expect("stop")
+                .error_for_status()
+                .expect("stopped");
+        }
+    }
+    // As many of them as the freed descriptors allow run; none gives up.
+    wait_for("a service short of descriptors to run", SOON, || async {
+        let states = list().await?;
+        assert!(states.iter().all(|s| s["status"] != "failed"), "{states:?}");
+        states
+            .iter()
+            .any(|s| {
+                s["status"] == "running"
+                    && s["id"]
+                        .as_str()
+                        .is_some_and(|id| short.iter().any(|x| x == id))
+            })
+            .then_some(())
+    })
+    .await;
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+}

@@ -2,6 +2,7 @@
 //! folder, defaults, path resolution, file order, and the message of every kind of bad
 //! input (insta snapshots in `tests/it/snapshots/`, with the temp folder shown as `<dir>`).
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -900,6 +901,129 @@ fn every_error_names_file_line_column_and_a_hint() {
         assert!(e.line >= 1 && e.column >= 1, "{e}");
         assert!(e.hint.as_deref().is_some_and(|h| !h.is_empty()), "{e}");
     }
+}
+
+// ------------------------------------------------- files that are not files (issue 14, item 5)
+
+/// The one error of `errors` about `file`.
+fn error_about<'a>(errors: &'a ConfigErrors, file: &Path) -> &'a steward::error::ConfigError {
+    let about: Vec<_> = errors
+        .0
+        .iter()
+        .filter(|e| e.file.as_deref() == Some(file))
+        .collect();
+    assert_eq!(
+        about.len(),
+        1,
+        "one error about {}:\n{errors}",
+        file.display()
+    );
+    about[0]
+}
+
+/// Regression (issue 14, item 5): a FIFO, a folder, a device and a dangling link named
+/// `*.yml` in services.d were skipped without a word. Each is an error naming it; a link to
+/// a regular file still loads.
+#[test]
+fn services_d_entries_that_are_not_regular_files_are_errors_naming_them() {
+    let dir = config_dir(&[
+        ("services.yml", &services_yml("  a: { command: x }\n")),
+        ("services.d/ok.yml", &services_yml("  ok: { command: x }\n")),
+        (
+            "elsewhere/linked.yml",
+            &services_yml("  linked: { command: x }\n"),
+        ),
+    ]);
+    let d = dir.path().join("services.d");
+    nix::unistd::mkfifo(&d.join("pipe.yml"), nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    std::fs::create_dir(d.join("folder.yml")).expect("mkdir");
+    std::os::unix::fs::symlink("/dev/zero", d.join("zero.yml")).expect("symlink");
+    std::os::unix::fs::symlink(dir.path().join("nowhere.yml"), d.join("gone.yml"))
+        .expect("symlink");
+    std::os::unix::fs::symlink(
+        dir.path().join("elsewhere/linked.yml"),
+        d.join("linked.yml"),
+    )
+    .expect("symlink");
+
+    let errors = load_dir(dir.path()).expect_err("special files are errors");
+    assert_eq!(errors.0.len(), 4, "{errors}");
+    for (name, what) in [
+        ("pipe.yml", "a FIFO"),
+        ("folder.yml", "a directory"),
+        ("zero.yml", "a character device"),
+        ("gone.yml", "which does not exist"),
+    ] {
+        let error = error_about(&errors, &d.join(name));
+        assert!(error.message.contains(what), "{name}: {error}");
+        assert!(error.hint.is_some(), "{name}: {error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("{}: ", d.join(name).display())),
+            "{error}"
+        );
+    }
+
+    for name in ["pipe.yml", "zero.yml", "gone.yml"] {
+        std::fs::remove_file(d.join(name)).expect("rm");
+    }
+    std::fs::remove_dir(d.join("folder.yml")).expect("rmdir");
+    let config = load_dir(dir.path()).expect("only regular files left");
+    let ids: Vec<&str> = config.services.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["a", "linked", "ok"]);
+}
+
+/// Regression (issue 14, item 5): a FIFO named services.yml made the loader wait for a
+/// writer forever. It is refused without being opened: the writer this test starts is
+/// released by the test itself, not by the loader (the old loader read the FIFO instead,
+/// got an empty file and reported a missing `version`).
+#[test]
+fn a_fifo_named_services_yml_is_refused_without_waiting_for_a_writer() {
+    let dir = config_dir(&[]);
+    let main = dir.path().join("services.yml");
+    nix::unistd::mkfifo(&main, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    // A writer that opens (blocking until some reader opens) and closes at once, so the old
+    // loader's blocking open and read ended rather than hung.
+    let writer = {
+        let main = main.clone();
+        std::thread::spawn(move || {
+            drop(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(main)
+                    .expect("open to write"),
+            )
+        })
+    };
+    let result = load_dir(dir.path());
+    // Release the writer whatever happened: a reader that does not block on open.
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(&main)
+        .expect("open to read");
+    writer.join().expect("writer");
+    drop(reader);
+
+    let errors = result.expect_err("a FIFO is no config");
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    let error = error_about(&errors, &main);
+    assert!(error.message.contains("a FIFO"), "{error}");
+}
+
+/// Regression (issue 14, item 5): `services.yml` linked to `/dev/zero` grew steward by
+/// gigabytes (the size check read the metadata length, 0 for a device). It is refused
+/// before a byte is read.
+#[test]
+fn services_yml_linked_to_a_device_is_refused_before_reading() {
+    let dir = config_dir(&[]);
+    let main = dir.path().join("services.yml");
+    std::os::unix::fs::symlink("/dev/zero", &main).expect("symlink");
+    let errors = load_dir(dir.path()).expect_err("a device is no config");
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    let error = error_about(&errors, &main);
+    assert!(error.message.contains("a character device"), "{error}");
 }
 
 // ---------------------------------------------------------------- docs stay true

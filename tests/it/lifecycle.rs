@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use steward::config::RestartPolicy;
 use steward::events::EventKind;
-use steward::{ControlError, Health, ServiceStatus, Steward};
+use steward::{ControlAction, ControlError, Health, ServiceStatus, Steward};
 
 use crate::support::*;
 
@@ -593,4 +593,258 @@ async fn a_shutdown_whose_budget_runs_out_kills_and_names_the_budget() {
         group_members(pgid).is_empty(),
         "nothing of its group is left"
     );
+}
+
+// ------------------------------------------- every request is answered (issue 14, item 1)
+
+/// Polls `request` once and hands it back to be awaited later. ractor's `call` puts its
+/// message in the root's mailbox before it first waits, and the root passes a service's
+/// verbs on in the order it got them: requests sent this way reach the Server in the order
+/// of the calls, with no sleep between them.
+async fn sent<'a, T: Send + 'a>(
+    request: impl std::future::Future<Output = T> + Send + 'a,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>> {
+    let mut request: std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>> =
+        Box::pin(request);
+    match futures::poll!(&mut request) {
+        // Answered already (another worker thread did it all between send and poll).
+        std::task::Poll::Ready(answer) => Box::pin(std::future::ready(answer)),
+        std::task::Poll::Pending => request,
+    }
+}
+
+/// A service whose shell ignores SIGTERM (so a stop waits for its 60 s `stop_timeout`)
+/// and exits when a line arrives on its stdin; running, with the trap armed.
+async fn stubborn(steward: &Steward, id: &str) {
+    let mut def = service(id, "trap '' TERM; echo armed; read line; exit 0");
+    def.stop_timeout = Duration::from_secs(60);
+    steward.define(def).await.expect("define");
+    wait_for("the trap to be armed", SOON, || async {
+        let lines = steward.logs(id, 10).await.ok()?;
+        lines.iter().any(|l| l.line == "armed").then_some(())
+    })
+    .await;
+}
+
+/// Regression (issue 14, item 1): a start queued behind a stop, then a second stop: the
+/// start waited in `start_waiters` and the exit answered only the stops, so the start was
+/// never answered. It is answered when the run ends, with what happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_queued_behind_a_stop_is_answered_when_a_later_stop_wins() {
+    let steward = Steward::spawn().await.expect("runtime");
+    stubborn(&steward, "stubborn").await;
+    let stopping = steward
+        .control_no_wait("stubborn", ControlAction::Stop)
+        .await
+        .expect("stop");
+    assert_eq!(stopping.status, ServiceStatus::Stopping);
+    let start = sent(steward.start("stubborn")).await;
+    let second_stop = sent(steward.stop("stubborn")).await;
+    let killed = steward.kill("stubborn").await.expect("kill");
+    assert_eq!(killed.status, ServiceStatus::Stopped);
+
+    let started = tokio::time::timeout(SOON, start)
+        .await
+        .expect("the queued start is answered once the run is over");
+    match started {
+        Err(ControlError::Superseded {
+            action, by, status, ..
+        }) => {
+            assert_eq!((action.as_str(), by.as_str()), ("start", "stop"));
+            assert_eq!(status, "stopped");
+        }
+        other => panic!("expected the start to be superseded, got {other:?}"),
+    }
+    let stopped = tokio::time::timeout(SOON, second_stop)
+        .await
+        .expect("the second stop is answered")
+        .expect("stop");
+    assert_eq!(stopped.status, ServiceStatus::Stopped);
+    let now = steward.get("stubborn").await.expect("get").state;
+    assert_eq!((now.status, now.pid), (ServiceStatus::Stopped, None));
+    steward.shutdown().await.expect("shutdown");
+}
+
+/// Regression (issue 14, item 1): a restart waits for the old process to go; a kill that
+/// overtakes it must still answer it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_overtaken_by_a_kill_is_answered() {
+    let steward = Steward::spawn().await.expect("runtime");
+    stubborn(&steward, "stubborn").await;
+    let restart = sent(steward.restart("stubborn")).await;
+    let killed = steward.kill("stubborn").await.expect("kill");
+    assert_eq!(killed.status, ServiceStatus::Stopped);
+    let restarted = tokio::time::timeout(SOON, restart)
+        .await
+        .expect("the restart is answered once the run is over");
+    assert!(
+        matches!(&restarted, Err(ControlError::Superseded { status, .. }) if status == "stopped"),
+        "{restarted:?}"
+    );
+    steward.shutdown().await.expect("shutdown");
+}
+
+/// Regression (issue 14, item 1): a stop, then a start queued behind it. The stop's
+/// answer said `stopping` (it was sent just before the new start); now it says `stopped`,
+/// with a `stopped` event, and the start is answered with the new process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_then_a_queued_start_each_get_a_true_answer() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut events = steward.subscribe_events(None).await.expect("events");
+    stubborn(&steward, "stubborn").await;
+    let old_pid = steward.get("stubborn").await.expect("get").state.pid;
+    let stop = sent(steward.stop("stubborn")).await;
+    let start = sent(steward.start("stubborn")).await;
+    // The shell ignores SIGTERM; a line on its stdin ends it.
+    steward.input("stubborn", "go\n").await.expect("input");
+
+    let stopped = tokio::time::timeout(SOON, stop)
+        .await
+        .expect("the stop is answered")
+        .expect("stop");
+    assert_eq!(stopped.status, ServiceStatus::Stopped);
+    assert_eq!(stopped.pid, None);
+    let started = tokio::time::timeout(SOON, start)
+        .await
+        .expect("the start is answered")
+        .expect("start");
+    assert_eq!(started.status, ServiceStatus::Running);
+    assert!(
+        started.pid.is_some() && started.pid != old_pid,
+        "{started:?}"
+    );
+    for kind in [EventKind::Exited, EventKind::Stopped, EventKind::Started] {
+        event_of(&mut events, "stubborn", kind).await;
+    }
+    steward.kill("stubborn").await.expect("kill");
+    steward.shutdown().await.expect("shutdown");
+}
+
+/// Regression (issue 14, item 1): 300 start / stop / restart / kill requests sent at once
+/// in a scrambled order (30 of 500 went unanswered before). Every one is answered, and
+/// the only refusal is "overtaken by a later stop".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_conflicting_requests_are_all_answered() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut def = service("churn", "trap '' TERM; sleep 1000 & wait");
+    def.stop_timeout = Duration::from_millis(200);
+    steward.define(def).await.expect("define");
+    status_becomes(&steward, "churn", ServiceStatus::Running).await;
+
+    // A fixed xorshift sequence: the same scramble every run.
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let actions = [
+        ControlAction::Start,
+        ControlAction::Stop,
+        ControlAction::Restart,
+        ControlAction::Kill,
+    ];
+    for _round in 0..6 {
+        let mut requests = Vec::new();
+        for _ in 0..50 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let action = actions[(seed % 4) as usize];
+            let steward = steward.clone();
+            requests.push(tokio::spawn(async move {
+                (action, steward.control("churn", action).await)
+            }));
+        }
+        for request in requests {
+            let (action, answer) = tokio::time::timeout(Duration::from_secs(60), request)
+                .await
+                .unwrap_or_else(|_| panic!("a request went unanswered"))
+                .expect("task");
+            if let Err(e) = &answer {
+                assert!(
+                    matches!(e, ControlError::Superseded { .. }),
+                    "{action:?}: {e}"
+                );
+            }
+        }
+    }
+    let state = steward.stop("churn").await.expect("stop");
+    assert_eq!((state.status, state.pid), (ServiceStatus::Stopped, None));
+    steward.shutdown().await.expect("shutdown");
+}
+
+// ------------------------------------------------ stdin never blocks control (issue 14, item 3)
+
+/// Regression (issue 14, item 3): input to a process that never reads its stdin held the
+/// Server until the PortManager call timed out ("the process manager did not answer"), and
+/// a stop sent meanwhile waited as long. Input is queued up to a bound and answered at
+/// once: accepted while there is room, "stdin buffer full" past it, and a stop goes
+/// through with input still waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_input_never_blocks_control_of_the_service() {
+    let steward = Steward::spawn().await.expect("runtime");
+    steward
+        .define(service("deaf", "sleep 1000"))
+        .await
+        .expect("define");
+    status_becomes(&steward, "deaf", ServiceStatus::Running).await;
+
+    // Far more than a pipe holds (64 KiB), within the 1 MiB bound: queued.
+    steward
+        .input("deaf", vec![b'x'; 512 * 1024])
+        .await
+        .expect("queued although the process does not read");
+    // Past the bound: refused at once, saying so.
+    match steward.input("deaf", vec![b'y'; 768 * 1024]).await {
+        Err(ControlError::Input { reason, .. }) => {
+            assert!(reason.contains("stdin buffer full"), "{reason}")
+        }
+        other => panic!("expected stdin buffer full, got {other:?}"),
+    }
+    // More input, and a stop behind it: the stop is answered, and so is the input.
+    let more = sent(steward.input("deaf", vec![b'z'; 256 * 1024])).await;
+    let stopped = steward.stop("deaf").await.expect("stop");
+    assert_eq!(stopped.status, ServiceStatus::Stopped);
+    more.await.expect("queued before the stop");
+    steward.shutdown().await.expect("shutdown");
+}
+
+/// Input written in pieces larger than the pipe reaches a reading process whole and in
+/// order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_stdin_input_arrives_whole_and_in_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("stdin.bin");
+    let piece = 300 * 1024;
+    let line = format!("head -c {} > '{}'; echo done", 3 * piece, out.display());
+    let mut def = service("reader", &line);
+    def.restart = steward::config::RestartPolicy::Temporary;
+    steward_with(def, |steward| async move {
+        for byte in [b'a', b'b', b'c'] {
+            steward
+                .input("reader", vec![byte; piece])
+                .await
+                .expect("input");
+        }
+        status_becomes(&steward, "reader", ServiceStatus::Exited).await;
+    })
+    .await;
+    let written = std::fs::read(&out).expect("the reader's file");
+    assert_eq!(written.len(), 3 * piece);
+    for (i, byte) in [b'a', b'b', b'c'].into_iter().enumerate() {
+        assert!(
+            written[i * piece..(i + 1) * piece]
+                .iter()
+                .all(|&b| b == byte),
+            "piece {i} out of order"
+        );
+    }
+}
+
+/// Runs `body` against a fresh runtime where `def` is defined, then shuts it down.
+async fn steward_with<F, Fut>(def: steward::ServiceDefinition, body: F)
+where
+    F: FnOnce(Steward) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let steward = Steward::spawn().await.expect("runtime");
+    steward.define(def).await.expect("define");
+    body(steward.clone()).await;
+    steward.shutdown().await.expect("shutdown");
 }

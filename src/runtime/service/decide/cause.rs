@@ -135,6 +135,9 @@ pub enum Ending {
     Killed(KillCause),
     /// It ended on its own.
     Exit(ExitInfo),
+    /// It could not be spawned, for a reason that passes (no file descriptor, process slot
+    /// or memory free for a moment): the words of the error.
+    SpawnFailed(String),
 }
 
 impl Ending {
@@ -142,7 +145,7 @@ impl Ending {
     pub fn restart_reason(&self) -> RestartReason {
         match self {
             Ending::Killed(cause) => cause.restart_reason(),
-            Ending::Exit(_) => RestartReason::Crash,
+            Ending::Exit(_) | Ending::SpawnFailed(_) => RestartReason::Crash,
         }
     }
 }
@@ -152,6 +155,7 @@ impl fmt::Display for Ending {
         match self {
             Ending::Killed(cause) => cause.fmt(f),
             Ending::Exit(exit) => f.write_str(&exit.describe()),
+            Ending::SpawnFailed(reason) => write!(f, "spawn failed: {reason}"),
         }
     }
 }

@@ -86,6 +86,9 @@ pub enum Outcome {
     Restart {
         /// The `exited` event's cause.
         exited: ExitedCause,
+        /// The `stopped` event's cause, when a stop request waits on this run too (a stop,
+        /// then a start queued behind it: the stop is answered `stopped` first).
+        stopped: StoppedCause,
     },
     /// The policy does not restart it: the service is `exited`.
     Exited {
@@ -145,17 +148,19 @@ pub fn decide_exit(
         (None, Intent::Restart, _) => Some(ExitedCause::RestartRequested),
         (None, Intent::Run, _) => None,
     };
+    let stopped = match (budget, forced_kill) {
+        (Some(budget), _) => StoppedCause::ShutdownBudget(budget),
+        (None, true) => StoppedCause::AfterStopTimeout,
+        (None, false) => StoppedCause::OnRequest,
+    };
     match intent {
         Intent::Stop => Outcome::Stopped {
             exited: exited.unwrap_or(ExitedCause::StoppedOnRequest),
-            stopped: match (budget, forced_kill) {
-                (Some(budget), _) => StoppedCause::ShutdownBudget(budget),
-                (None, true) => StoppedCause::AfterStopTimeout,
-                (None, false) => StoppedCause::OnRequest,
-            },
+            stopped,
         },
         Intent::Restart => Outcome::Restart {
             exited: exited.unwrap_or(ExitedCause::RestartRequested),
+            stopped,
         },
         Intent::Run => {
             let restarts = policy_restarts(policy, &exit, kill_cause.as_ref());
@@ -186,6 +191,38 @@ pub fn decide_exit(
                 cause: ending,
             }
         }
+    }
+}
+
+/// Decides what follows a spawn that failed for a transient reason (EMFILE, ENFILE,
+/// EAGAIN, ENOMEM: the machine, or steward, is short of something for a moment). Like a
+/// crash: a restart after the backoff delay, counted by the restart intensity, so a
+/// shortage that lasts still ends in `failed`. The restart policy is not asked: the
+/// process never ran, so there is no exit for it to judge (issue 14, item 4: an EMFILE
+/// made the service `failed` for good).
+pub fn decide_spawn_failure(
+    reason: String,
+    backoff: BackoffFacts<'_>,
+    intensity: &mut RestartIntensity,
+    now: Instant,
+) -> Outcome {
+    let ending = Ending::SpawnFailed(reason);
+    if let Err(limit) = intensity.record(now) {
+        return Outcome::Failed {
+            exited: None,
+            cause: GaveUp {
+                limit,
+                last: ending,
+            },
+        };
+    }
+    let index = restart::backoff_index(backoff.next_index, backoff.ran_for, backoff.delays);
+    Outcome::Backoff {
+        exited: None,
+        delay: restart::backoff_delay(backoff.delays, index),
+        next_index: index.saturating_add(1),
+        reason: ending.restart_reason(),
+        cause: ending,
     }
 }
 

@@ -265,10 +265,11 @@ fn manual_restart_starts_again_without_counting() {
             &mut intensity,
             now,
         );
-        let Outcome::Restart { exited } = outcome else {
+        let Outcome::Restart { exited, stopped } = outcome else {
             panic!("expected restart, got {outcome:?}");
         };
         assert_eq!(exited.to_string(), "restart requested");
+        assert_eq!(stopped, StoppedCause::OnRequest);
     }
     assert_eq!(restarts_left(intensity, now), 1, "no restart was counted");
 }
@@ -584,4 +585,43 @@ proptest! {
         prop_assert_eq!(delay, delays[0]);
         prop_assert_eq!(next_index, 1);
     }
+}
+
+/// Issue 14, item 4: a spawn that failed for a transient reason is retried like a crash
+/// (backoff, counted), never `failed` at once; past the intensity it gives up.
+#[test]
+fn a_transient_spawn_failure_goes_through_backoff_like_a_crash() {
+    let delays = [Duration::from_millis(100), Duration::from_secs(1)];
+    let backoff = BackoffFacts {
+        delays: &delays,
+        next_index: 0,
+        ran_for: Duration::ZERO,
+    };
+    let mut intensity = RestartIntensity::new(2, WINDOW);
+    let now = Instant::now();
+    let reason = "Too many open files (os error 24)".to_string();
+    let first = decide_spawn_failure(reason.clone(), backoff, &mut intensity, now);
+    let Outcome::Backoff {
+        exited,
+        delay,
+        next_index,
+        reason: counted,
+        cause,
+    } = first
+    else {
+        panic!("expected backoff, got {first:?}");
+    };
+    assert_eq!((exited, delay, next_index), (None, delays[0], 1));
+    assert_eq!(counted, RestartReason::Crash);
+    assert_eq!(
+        cause.to_string(),
+        "spawn failed: Too many open files (os error 24)"
+    );
+    let second = decide_spawn_failure(reason.clone(), backoff, &mut intensity, now);
+    assert!(matches!(second, Outcome::Backoff { .. }), "{second:?}");
+    let third = decide_spawn_failure(reason, backoff, &mut intensity, now);
+    let Outcome::Failed { cause, .. } = third else {
+        panic!("expected failed past the intensity, got {third:?}");
+    };
+    assert!(cause.to_string().contains("spawn failed"), "{cause}");
 }

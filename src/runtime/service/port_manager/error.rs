@@ -58,7 +58,38 @@ pub enum PortError {
         /// The service.
         service: String,
     },
+    /// The input would take the bytes waiting for the process past the bound.
+    #[error(
+        "stdin buffer full: {service} has {waiting} bytes of input it has not read yet, and {asked} more would pass the {limit}-byte bound; retry once it reads"
+    )]
+    StdinFull {
+        /// The service.
+        service: String,
+        /// Bytes queued and not yet taken by the process.
+        waiting: usize,
+        /// Bytes of the refused write.
+        asked: usize,
+        /// The bound.
+        limit: usize,
+    },
     /// Writing to stdin failed.
     #[error("cannot write to stdin: {0}")]
     Stdin(#[source] std::io::Error),
+}
+
+impl PortError {
+    /// True when the spawn failed for a reason that passes (no file descriptor, process
+    /// slot or memory free for a moment: EMFILE, ENFILE, EAGAIN, ENOMEM), so it is worth
+    /// retrying after the backoff delay rather than giving up.
+    pub fn is_transient(&self) -> bool {
+        use nix::errno::Errno;
+        let PortError::Spawn(error) = self else {
+            return false;
+        };
+        crate::process::spawn::os_error_code(error).is_some_and(|code| {
+            [Errno::EMFILE, Errno::ENFILE, Errno::EAGAIN, Errno::ENOMEM]
+                .iter()
+                .any(|e| *e as i32 == code)
+        })
+    }
 }

@@ -26,7 +26,8 @@
 //!      once this actor is free, so the Server's next `Spawn` finds it so;
 //! * a **stdin writer**, started by the first [`PortManagerMsg::Input`] (most services
 //!   never get one, and a task and its queue per service add up), writes the bytes in
-//!   order and replies once each write is done.
+//!   order; a write is answered once it is queued (or refused at once when the bounded
+//!   queue is full), never after the process reads it.
 //!
 //! So the Server hears of an exit only after the output is in the ring.
 //!
@@ -109,11 +110,12 @@ pub enum PortManagerMsg {
         /// Done, or why not (a stale run, a process that already exited).
         reply: RpcReplyPort<Result<(), PortError>>,
     },
-    /// Write bytes to the process's stdin as they are.
+    /// Write bytes to the process's stdin as they are. Answered at once: queued, or why
+    /// not (no process, stdin closed, the queue full); never after the process reads.
     Input {
         /// The bytes.
         data: Vec<u8>,
-        /// Done, or why not.
+        /// Queued, or why not.
         reply: RpcReplyPort<Result<(), PortError>>,
     },
     /// Makes the actor panic (chaos testing of the supervision tree).
@@ -406,9 +408,7 @@ fn on_input(
         let _ = reply.send(Err(PortError::NoProcess { service }));
         return;
     };
-    if let Err((_, reply)) = current.stdin.write((data, reply)) {
-        let _ = reply.send(Err(PortError::StdinClosed { service }));
-    }
+    let _ = reply.send(current.stdin.write(&service, data));
 }
 
 /// The watcher reports the exit: lets go of the process, then reports the exit to the

@@ -133,39 +133,50 @@ impl ServerState {
         }
     }
 
-    /// `Input`: bytes to the process's stdin.
+    /// `Input`: bytes to the process's stdin. The PortManager answers at once (queued,
+    /// or the queue is full), and the Server does not even wait for that: it passes the
+    /// bytes on in order and a task words the answer, so input never holds up a stop.
     pub(super) fn on_input(
         &mut self,
         data: Vec<u8>,
         reply: RpcReplyPort<Result<(), ControlError>>,
     ) -> Work<'_> {
         let id = self.def.id.clone();
-        let (Some(port), true) = (self.port.clone(), self.live.is_some()) else {
+        let (Some(port), true) = (self.port.as_ref(), self.live.is_some()) else {
             let _ = reply.send(Err(ControlError::NotRunning {
                 id,
                 status: self.status().to_string(),
             }));
             return None;
         };
-        Some(Box::pin(async move {
-            let result = match port
-                .call(
-                    |r| PortManagerMsg::Input { data, reply: r },
-                    Some(SPAWN_TIMEOUT),
-                )
-                .await
-            {
-                Ok(CallResult::Success(Ok(()))) => Ok(()),
-                Ok(CallResult::Success(Err(error))) => Err(ControlError::Input {
+        let (answer, answered) = ractor::concurrency::oneshot();
+        if port
+            .cast(PortManagerMsg::Input {
+                data,
+                reply: answer.into(),
+            })
+            .is_err()
+        {
+            let _ = reply.send(Err(ControlError::Input {
+                id,
+                reason: "the process manager is gone".into(),
+            }));
+            return None;
+        }
+        tokio::spawn(async move {
+            let result = match answered.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(ControlError::Input {
                     id,
                     reason: error.to_string(),
                 }),
-                _ => Err(ControlError::Input {
+                Err(_) => Err(ControlError::Input {
                     id,
-                    reason: "the process manager did not answer".into(),
+                    reason: "the process manager stopped before it answered".into(),
                 }),
             };
             let _ = reply.send(result);
-        }))
+        });
+        None
     }
 }

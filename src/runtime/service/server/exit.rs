@@ -6,7 +6,7 @@
 //! a manual restart, `exited`, `failed`, or `backoff` and a timer), and performs it. The
 //! exit is logged once, here.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ractor::ActorRef;
 use tracing::info;
@@ -16,7 +16,7 @@ use super::{ServerMsg, ServerState, Work};
 use crate::events::{Event, EventKind};
 use crate::runtime::RuntimeState;
 use crate::runtime::service::decide::{
-    BackoffFacts, ExitFacts, ExitedCause, Intent, Outcome, decide_exit,
+    BackoffFacts, Ending, ExitFacts, ExitedCause, Intent, Outcome, RestartReason, decide_exit,
 };
 use crate::runtime::service::generation::Generation;
 use crate::state::{ExitInfo, Health, ServiceStatus};
@@ -109,10 +109,23 @@ impl ServerState {
                     Event::new(&id, EventKind::Stopped).cause(stopped.to_string()),
                 );
                 self.reply_stops();
+                // A start queued behind a stop, then another stop: the last word was stop.
+                self.reply_superseded_starts();
             }
-            Outcome::Restart { exited: cause } => {
+            Outcome::Restart {
+                exited: cause,
+                stopped,
+            } => {
                 self.emit(exited(Some(cause)));
-                self.reply_stops();
+                if !self.stop_waiters.is_empty() {
+                    // A stop, then a start queued behind it: the stop did end the process,
+                    // and its answer says `stopped` before the start begins.
+                    self.transition(
+                        ServiceStatus::Stopped,
+                        Event::new(&id, EventKind::Stopped).cause(stopped.to_string()),
+                    );
+                    self.reply_stops();
+                }
                 self.intent = Intent::Run;
                 self.start(myself, "restart requested").await;
             }
@@ -144,25 +157,39 @@ impl ServerState {
                 cause: ending,
             } => {
                 self.emit(exited(cause));
-                count_restart(&id, reason);
-                self.next_backoff = next_index;
-                self.update(|r| r.restart_count += 1);
-                let mut event = Event::new(&id, EventKind::Backoff).cause(ending.to_string());
-                self.pending_restart = Some(Box::new(PendingRestart {
-                    after: ending,
-                    deferred: false,
-                }));
-                event.delay_ms = Some(delay.as_millis() as u64);
-                self.transition(ServiceStatus::Backoff, event);
-                let run = self.generation;
-                if delay.is_zero() {
-                    // A timer would round a zero delay up to the next tick (about 1 ms).
-                    let _ = myself.cast(ServerMsg::RestartDue { run });
-                } else {
-                    self.forget_pid();
-                    myself.send_after(delay, move || ServerMsg::RestartDue { run });
-                }
+                self.enter_backoff(myself, delay, next_index, reason, ending);
             }
+        }
+    }
+
+    /// Status `backoff`: an automatic restart after `delay` (a crash, a failed liveness,
+    /// a spawn that failed for a transient reason).
+    pub(super) fn enter_backoff(
+        &mut self,
+        myself: &ActorRef<ServerMsg>,
+        delay: Duration,
+        next_index: u32,
+        reason: RestartReason,
+        ending: Ending,
+    ) {
+        let id = self.def.id.clone();
+        count_restart(&id, reason);
+        self.next_backoff = next_index;
+        self.update(|r| r.restart_count += 1);
+        let mut event = Event::new(&id, EventKind::Backoff).cause(ending.to_string());
+        self.pending_restart = Some(Box::new(PendingRestart {
+            after: ending,
+            deferred: false,
+        }));
+        event.delay_ms = Some(delay.as_millis() as u64);
+        self.transition(ServiceStatus::Backoff, event);
+        let run = self.generation;
+        if delay.is_zero() {
+            // A timer would round a zero delay up to the next tick (about 1 ms).
+            let _ = myself.cast(ServerMsg::RestartDue { run });
+        } else {
+            self.forget_pid();
+            myself.send_after(delay, move || ServerMsg::RestartDue { run });
         }
     }
 

@@ -5,6 +5,8 @@
 //! A manual start is a fresh start: backoff and restart intensity forget the past
 //! (DESIGN §10 "Manual actions are not crashes").
 
+use std::time::{Duration, Instant};
+
 use chrono::Utc;
 use ractor::ActorRef;
 use ractor::rpc::CallResult;
@@ -15,7 +17,7 @@ use super::{ControlReply, SPAWN_TIMEOUT, ServerMsg, ServerState, Work};
 use crate::error::ControlError;
 use crate::events::{Event, EventKind};
 use crate::process::{self, SpawnPlan};
-use crate::runtime::service::decide::Intent;
+use crate::runtime::service::decide::{BackoffFacts, Intent, Outcome, decide_spawn_failure};
 use crate::runtime::service::port_manager::PortManagerMsg;
 use crate::state::{Health, ServiceStatus};
 
@@ -116,6 +118,9 @@ impl ServerState {
             .await;
         let pid = match spawned {
             Ok(CallResult::Success(Ok(pid))) => pid,
+            Ok(CallResult::Success(Err(error))) if error.is_transient() => {
+                return self.spawn_failed_for_now(error.to_string());
+            }
             Ok(CallResult::Success(Err(error))) => return self.fail_start(error.to_string()),
             Ok(CallResult::Timeout) => {
                 return self.fail_start("spawning the process timed out".to_string());
@@ -166,6 +171,46 @@ impl ServerState {
             plan = plan.run_as(user, &self.def.env);
         }
         Ok(plan)
+    }
+
+    /// The spawn failed for a reason that passes (EMFILE, ENFILE, EAGAIN, ENOMEM): like a
+    /// crash, the service goes through backoff and the restart intensity instead of being
+    /// `failed` for good; every start waiter hears why, and that it will be retried.
+    fn spawn_failed_for_now(&mut self, reason: String) {
+        warn!(service = %self.def.id, %reason, "could not spawn; retrying after the backoff delay");
+        let backoff = BackoffFacts {
+            delays: &self.def.backoff,
+            next_index: self.next_backoff,
+            ran_for: Duration::ZERO,
+        };
+        let outcome =
+            decide_spawn_failure(reason.clone(), backoff, &mut self.intensity, Instant::now());
+        let myself = self.detached.myself.clone();
+        match outcome {
+            Outcome::Backoff {
+                delay,
+                next_index,
+                reason: counted,
+                cause,
+                ..
+            } => {
+                self.update(|r| {
+                    r.pid = None;
+                    r.ready = false;
+                });
+                self.enter_backoff(&myself, delay, next_index, counted, cause);
+                let err = ControlError::StartFailed {
+                    id: self.def.id.clone(),
+                    reason: format!(
+                        "{reason}; retrying in {}",
+                        humantime::format_duration(delay)
+                    ),
+                };
+                self.reply_starts(Err(err));
+            }
+            Outcome::Failed { cause, .. } => self.fail_start(cause.to_string()),
+            other => self.fail_start(format!("{reason} ({other:?})")),
+        }
     }
 
     /// The start could not happen: the service is `failed` with `reason`, and every start

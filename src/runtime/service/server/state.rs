@@ -261,6 +261,22 @@ impl ServerState {
         }
     }
 
+    /// Answers the starts (and restarts) still queued when a run ended and no start
+    /// follows: a stop or kill asked for after them won. Each hears so, with the status
+    /// now (DESIGN §10 "Every request is answered").
+    pub(super) fn reply_superseded_starts(&mut self) {
+        if self.start_waiters.is_empty() {
+            return;
+        }
+        let superseded = ControlError::Superseded {
+            id: self.def.id.clone(),
+            action: "start".to_string(),
+            by: "stop".to_string(),
+            status: self.status().to_string(),
+        };
+        self.reply_starts(Err(superseded));
+    }
+
     pub(super) fn reply_stops(&mut self) {
         let result = self.snapshot();
         for w in self.stop_waiters.drain(..) {

@@ -134,7 +134,7 @@ enum Phase {
 /// The detached side of a Server's state.
 pub(super) struct Detached {
     /// The Server itself, for the notices of tasks and timers started from sync code.
-    myself: ActorRef<ServerMsg>,
+    pub(in crate::runtime::service::server) myself: ActorRef<ServerMsg>,
     phase: Phase,
     /// The task following the daemon (aborted when dropped).
     follower: Follower,
