@@ -46,10 +46,11 @@ impl Actor for EventPrinter {
                     e.kind.as_str(),
                     e.cause.map(|c| format!(" ({c})")).unwrap_or_default()
                 );
-                if e.service == "ticker" && e.kind == EventKind::Exited {
-                    if let Some(done) = done.take() {
-                        let _ = done.send(());
-                    }
+                if e.service == "ticker"
+                    && e.kind == EventKind::Exited
+                    && let Some(done) = done.take()
+                {
+                    let _ = done.send(());
                 }
             }
             EventItem::Gap { missed } => println!("missed {missed} events"),

@@ -192,10 +192,10 @@ struct ProcessGroupGuard {
 impl ProcessGroupGuard {
     /// Kills the group now; the guard then does nothing on drop.
     fn kill_now(&mut self) {
-        if let Some(pgid) = self.pgid.take() {
-            if let Err(e) = signal_group(pgid, Signal::SIGKILL) {
-                tracing::warn!(pgid, error = %e, "could not kill a probe's process group");
-            }
+        if let Some(pgid) = self.pgid.take()
+            && let Err(e) = signal_group(pgid, Signal::SIGKILL)
+        {
+            tracing::warn!(pgid, error = %e, "could not kill a probe's process group");
         }
     }
 }

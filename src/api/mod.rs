@@ -37,8 +37,8 @@ mod openapi;
 mod serve;
 mod services;
 mod sse;
-mod usage_history;
 mod tools;
+mod usage_history;
 pub mod view;
 
 use std::future::Future;

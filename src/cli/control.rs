@@ -289,10 +289,10 @@ pub fn describe(state: &ServiceState, paint: Paint) -> String {
     if state.status == ServiceStatus::Running && state.health != steward::Health::Unknown {
         details.push(state.health.to_string());
     }
-    if state.status == ServiceStatus::Exited {
-        if let Some(exit) = &state.last_exit {
-            details.push(exit.describe());
-        }
+    if state.status == ServiceStatus::Exited
+        && let Some(exit) = &state.last_exit
+    {
+        details.push(exit.describe());
     }
     if details.is_empty() {
         status

@@ -148,10 +148,10 @@ pub fn services_of(text: &str, file: &Path, folder: &Path) -> anyhow::Result<Vec
 /// Makes the relative paths of a service absolute against `folder`.
 fn anchor_paths(body: &mut Map<String, Value>, folder: &Path) {
     for key in PATH_KEYS {
-        if let Some(Value::String(path)) = body.get_mut(key) {
-            if Path::new(path.as_str()).is_relative() {
-                *path = folder.join(path.as_str()).display().to_string();
-            }
+        if let Some(Value::String(path)) = body.get_mut(key)
+            && Path::new(path.as_str()).is_relative()
+        {
+            *path = folder.join(path.as_str()).display().to_string();
         }
     }
     if !body.contains_key("cwd") && !body.contains_key("source") {

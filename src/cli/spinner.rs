@@ -59,10 +59,10 @@ impl Spinner {
 
     /// Replaces the message.
     pub fn set(&self, message: impl Into<String>) {
-        if let Some((shared, _)) = &self.drawing {
-            if let Ok(mut text) = shared.message.lock() {
-                *text = message.into();
-            }
+        if let Some((shared, _)) = &self.drawing
+            && let Ok(mut text) = shared.message.lock()
+        {
+            *text = message.into();
         }
     }
 }

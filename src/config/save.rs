@@ -327,7 +327,7 @@ pub(crate) fn duration_text(duration: Duration) -> String {
         (1, "ns"),
     ];
     for (size, unit) in UNITS {
-        if nanos % size == 0 {
+        if nanos.is_multiple_of(size) {
             return format!("{}{unit}", nanos / size);
         }
     }
@@ -337,7 +337,7 @@ pub(crate) fn duration_text(duration: Duration) -> String {
 /// `10MiB` when exact in a binary unit, else plain bytes.
 pub(crate) fn size_text(bytes: u64) -> String {
     for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
-        if bytes != 0 && bytes % (1u64 << shift) == 0 {
+        if bytes != 0 && bytes.is_multiple_of(1u64 << shift) {
             return format!("{}{unit}", bytes >> shift);
         }
     }

@@ -203,16 +203,16 @@ pub fn definition_from_json(
             ]));
         }
     };
-    if let Some(given) = object.remove("id") {
-        if given.as_str() != Some(id) {
-            return Err(fail(vec![
-                Problem::new(
-                    Pos::default(),
-                    format!("the body's `id` ({given}) differs from the service id `{id}`"),
-                )
-                .hint("leave `id` out of the body, or make it equal"),
-            ]));
-        }
+    if let Some(given) = object.remove("id")
+        && given.as_str() != Some(id)
+    {
+        return Err(fail(vec![
+            Problem::new(
+                Pos::default(),
+                format!("the body's `id` ({given}) differs from the service id `{id}`"),
+            )
+            .hint("leave `id` out of the body, or make it equal"),
+        ]));
     }
     let base_dir = std::path::absolute(base_dir).unwrap_or_else(|_| base_dir.to_path_buf());
     // JSON is YAML: one parser gives the API the same messages as files, and numbers

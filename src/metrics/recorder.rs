@@ -91,10 +91,10 @@ fn describe_recorded() {
 /// samples, the histograms are folded into their buckets.
 pub fn sample_recorded() {
     let n = SAMPLES.fetch_add(1, Ordering::Relaxed) + 1;
-    if n % UPKEEP_EVERY == 0 {
-        if let Some(global) = GLOBAL.get() {
-            global.handle.run_upkeep();
-        }
+    if n.is_multiple_of(UPKEEP_EVERY)
+        && let Some(global) = GLOBAL.get()
+    {
+        global.handle.run_upkeep();
     }
 }
 

@@ -225,11 +225,11 @@ impl Tables {
     /// A copy of a service's status row, with CPU and RSS filled in when it runs.
     pub fn state_with_usage(&self, id: &str) -> Option<ServiceState> {
         let mut state = self.states.get(id)?.clone();
-        if let Some(pid) = state.pid {
-            if let Some((cpu, rss)) = self.usage.sample_within(pid, USAGE_MAX_AGE) {
-                state.cpu_percent = Some(cpu);
-                state.rss_bytes = Some(rss);
-            }
+        if let Some(pid) = state.pid
+            && let Some((cpu, rss)) = self.usage.sample_within(pid, USAGE_MAX_AGE)
+        {
+            state.cpu_percent = Some(cpu);
+            state.rss_bytes = Some(rss);
         }
         Some(state)
     }

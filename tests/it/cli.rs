@@ -222,10 +222,10 @@ impl Daemon {
                     self.log.seen()
                 );
             }
-            if let Ok(response) = self.http.get(&url).send().await {
-                if response.status().is_success() {
-                    return;
-                }
+            if let Ok(response) = self.http.get(&url).send().await
+                && response.status().is_success()
+            {
+                return;
             }
             assert!(
                 Instant::now() < deadline,

@@ -94,10 +94,10 @@ pub async fn next_event(
 ) -> Event {
     let found = tokio::time::timeout(deadline, async {
         while let Some(item) = sub.recv().await {
-            if let EventItem::Event(e) = item {
-                if pred(&e) {
-                    return Some(e);
-                }
+            if let EventItem::Event(e) = item
+                && pred(&e)
+            {
+                return Some(e);
             }
         }
         None

@@ -115,13 +115,13 @@ async fn apply(
                         None,
                     )
                     .await;
-                if entry.action == PlanAction::Restart {
-                    if let Some(def) = next_defs.remove(&entry.id) {
-                        if was_active {
-                            to_start.push(def.id.clone());
-                        }
-                        to_define.push(def);
+                if entry.action == PlanAction::Restart
+                    && let Some(def) = next_defs.remove(&entry.id)
+                {
+                    if was_active {
+                        to_start.push(def.id.clone());
                     }
+                    to_define.push(def);
                 }
             }
             PlanAction::Start => {

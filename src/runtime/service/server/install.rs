@@ -305,24 +305,23 @@ impl ServerState {
                 .rest
                 .front()
                 .is_some_and(|next| next.kind.is_source());
-        if source_done {
-            if let Some((staging, target)) = self.setup.clone_into.take() {
-                if let Err(e) = std::fs::rename(&staging, &target) {
-                    let _ = std::fs::remove_dir_all(&staging);
-                    self.abandon_setup();
-                    return self.fail_start(format!(
-                        "cannot move the clone into {}: {e}",
-                        target.display()
-                    ));
-                }
-            }
+        if source_done
+            && let Some((staging, target)) = self.setup.clone_into.take()
+            && let Err(e) = std::fs::rename(&staging, &target)
+        {
+            let _ = std::fs::remove_dir_all(&staging);
+            self.abandon_setup();
+            return self.fail_start(format!(
+                "cannot move the clone into {}: {e}",
+                target.display()
+            ));
         }
-        if self.spawn_next_step().await == NextStep::Done {
-            if let Some(cause) = self.finish_setup() {
-                // The marker is current now: this start goes to the dependencies and
-                // the spawn.
-                self.start(myself, &cause).await;
-            }
+        if self.spawn_next_step().await == NextStep::Done
+            && let Some(cause) = self.finish_setup()
+        {
+            // The marker is current now: this start goes to the dependencies and
+            // the spawn.
+            self.start(myself, &cause).await;
         }
     }
 
@@ -330,14 +329,14 @@ impl ServerState {
     /// carry the start on with, or `None` when the service failed (marker not written).
     fn finish_setup(&mut self) -> Option<String> {
         let setup = std::mem::take(&mut self.setup);
-        if let Some(dir) = self.tables.state_dir.clone() {
-            if let Err(e) = install_marker::write(&dir, &self.def.id, &setup.fingerprint) {
-                self.fail_start(format!(
-                    "the install marker could not be written under {}: {e}",
-                    install_marker::marker_dir(&dir).display()
-                ));
-                return None;
-            }
+        if let Some(dir) = self.tables.state_dir.clone()
+            && let Err(e) = install_marker::write(&dir, &self.def.id, &setup.fingerprint)
+        {
+            self.fail_start(format!(
+                "the install marker could not be written under {}: {e}",
+                install_marker::marker_dir(&dir).display()
+            ));
+            return None;
         }
         info!(service = %self.def.id, "installed");
         Some(setup.cause)
@@ -368,12 +367,11 @@ impl ServerState {
     /// Drops what is left of the setup, and a clone that will not be moved into place.
     fn abandon_setup(&mut self) {
         let setup = std::mem::take(&mut self.setup);
-        if let Some((staging, _)) = setup.clone_into {
-            if let Err(e) = std::fs::remove_dir_all(&staging) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    warn!(service = %self.def.id, dir = %staging.display(), error = %e, "could not remove an unfinished clone");
-                }
-            }
+        if let Some((staging, _)) = setup.clone_into
+            && let Err(e) = std::fs::remove_dir_all(&staging)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            warn!(service = %self.def.id, dir = %staging.display(), error = %e, "could not remove an unfinished clone");
         }
     }
 

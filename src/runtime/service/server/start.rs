@@ -102,10 +102,10 @@ impl ServerState {
         let Some(port) = self.port.clone() else {
             return self.fail_start("the service's process manager is not attached".to_string());
         };
-        if self.def.write_env_file {
-            if let Err(reason) = process::write_env_file(&self.def) {
-                return self.fail_start(reason);
-            }
+        if self.def.write_env_file
+            && let Err(reason) = process::write_env_file(&self.def)
+        {
+            return self.fail_start(reason);
         }
         // Command probes (and a detached service's stop_command) run like this process.
         let like_this = ProbeIdentity::of(&plan);

@@ -209,10 +209,10 @@ impl ServerState {
         let Some(live) = &mut self.live else {
             return;
         };
-        if std::mem::take(&mut live.probed) {
-            if let Some(health) = &self.health {
-                let _ = health.cast(HealthCheckerMsg::Unwatch);
-            }
+        if std::mem::take(&mut live.probed)
+            && let Some(health) = &self.health
+        {
+            let _ = health.cast(HealthCheckerMsg::Unwatch);
         }
     }
 
@@ -297,10 +297,10 @@ impl ServerState {
     }
 
     pub(super) fn forget_pid(&self) {
-        if let Some(dir) = &self.tables.state_dir {
-            if let Err(e) = process::pid_file::remove(dir, &self.def.id) {
-                warn!(service = %self.def.id, error = %e, "could not remove the pid file");
-            }
+        if let Some(dir) = &self.tables.state_dir
+            && let Err(e) = process::pid_file::remove(dir, &self.def.id)
+        {
+            warn!(service = %self.def.id, error = %e, "could not remove the pid file");
         }
     }
 }
