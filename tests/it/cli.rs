@@ -1523,6 +1523,25 @@ fn open_file_limits(pid: u32) -> Option<(String, String)> {
     Some((fields.next()?.to_string(), fields.next()?.to_string()))
 }
 
+/// `steward up --config DIR --listen LISTEN` started by `sh` after `ulimit LIMIT` (so the
+/// limit is the one steward boots with), output discarded.
+fn up_under_ulimit(limit: &str, dir: &Path, listen: &str) -> Child {
+    StdCommand::new("sh")
+        .arg("-c")
+        .arg(format!(r#"ulimit {limit} && exec "$0" "$@""#))
+        .arg(env!("CARGO_BIN_EXE_steward"))
+        .args(["up", "--config"])
+        .arg(dir)
+        .args(["--listen", listen])
+        .env_remove("STEWARD_URL")
+        .env_remove("STEWARD_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn steward up")
+}
+
 /// Regression (issue 14, item 4): steward kept the soft open-file limit it was given (often
 /// 1024, or less), so idle sockets and pipes exhausted it long before the hard limit. `up`
 /// raises the soft limit to the hard one at boot; the services inherit it.
@@ -1531,20 +1550,7 @@ async fn up_raises_the_soft_open_file_limit_to_the_hard_limit() {
     let dir = config_dir("version: 1\nservices:\n  sleeper: { command: sleep 300 }\n");
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let mut child = StdCommand::new("sh")
-        .arg("-c")
-        .arg(r#"ulimit -Sn 256 && exec "$0" "$@""#)
-        .arg(env!("CARGO_BIN_EXE_steward"))
-        .args(["up", "--config"])
-        .arg(dir.path())
-        .args(["--listen", &listen])
-        .env_remove("STEWARD_URL")
-        .env_remove("STEWARD_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn steward up");
+    let mut child = up_under_ulimit("-Sn 256", dir.path(), &listen);
     let pid = child.id();
     let url = format!("http://{listen}/api/v1/services/sleeper");
     let http = reqwest::Client::new();
@@ -1578,20 +1584,7 @@ async fn a_spawn_that_fails_with_emfile_is_retried_through_backoff() {
     let dir = config_dir(&yml);
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let mut child = StdCommand::new("sh")
-        .arg("-c")
-        .arg(r#"ulimit -n 40 && exec "$0" "$@""#)
-        .arg(env!("CARGO_BIN_EXE_steward"))
-        .args(["up", "--config"])
-        .arg(dir.path())
-        .args(["--listen", &listen])
-        .env_remove("STEWARD_URL")
-        .env_remove("STEWARD_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn steward up");
+    let mut child = up_under_ulimit("-n 40", dir.path(), &listen);
     let base = format!("http://{listen}/api/v1/services");
     let http = reqwest::Client::new();
     let list = || async {
