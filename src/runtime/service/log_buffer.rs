@@ -22,7 +22,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::log_file::LogFileSink;
-use crate::logs::{LogLine, LogRing, RawLine};
+use crate::logs::{Credit, LogLine, LogRing, RawLine};
 
 /// Longest time a written line waits in the file buffer.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
@@ -38,6 +38,18 @@ pub enum LogBufferMsg {
     /// Like [`LogBufferMsg::Lines`], from a read that drained the pipe: the log file is
     /// flushed after the batch (which may be empty).
     Drained(Vec<RawLine>),
+    /// Lines read from a process's pipes; `drained` as for [`LogBufferMsg::Drained`]. The
+    /// credit gives the lines' bytes back to the reader's backlog once they are handled
+    /// (appended to the ring and written to the file buffer), which lets the reader read
+    /// on: this is how a slow log file slows the service instead of growing memory.
+    Read {
+        /// The lines, in order.
+        lines: Vec<RawLine>,
+        /// The read emptied the pipe: flush the log file after the batch.
+        drained: bool,
+        /// The batch's share of the reader's backlog.
+        credit: Credit,
+    },
     /// Flush the log file now (sent at process exit, or by anyone who needs the file
     /// current).
     Flush,
@@ -144,6 +156,14 @@ impl Actor for LogBuffer {
         match msg {
             LogBufferMsg::Lines(batch) => on_lines(&myself, state, batch, false),
             LogBufferMsg::Drained(batch) => on_lines(&myself, state, batch, true),
+            LogBufferMsg::Read {
+                lines,
+                drained,
+                credit,
+            } => {
+                on_lines(&myself, state, lines, drained);
+                drop(credit);
+            }
             LogBufferMsg::Flush => on_flush(&myself, state),
             LogBufferMsg::Tail { n, reply } => {
                 // The asker may have given up waiting; nothing to do then.
