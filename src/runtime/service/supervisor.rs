@@ -316,6 +316,7 @@ async fn spawn_children(
             service: def.id.clone(),
             ring,
             file,
+            tables: Some(tables.clone()),
         },
         supervisor.clone(),
     )
