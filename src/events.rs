@@ -61,6 +61,11 @@ pub enum EventKind {
     Failed,
     /// A log subscriber lost lines.
     LogDropped,
+    /// The service's `log_file` could not be opened or written (once per failing streak;
+    /// the cause is the error). Lines stay in the ring meanwhile.
+    LogFileFailed,
+    /// The `log_file` took writes again; `dropped` lines were not written while it failed.
+    LogFileResumed,
 }
 
 impl EventKind {
@@ -83,6 +88,8 @@ impl EventKind {
             EventKind::Stopped => "stopped",
             EventKind::Failed => "failed",
             EventKind::LogDropped => "log_dropped",
+            EventKind::LogFileFailed => "log_file_failed",
+            EventKind::LogFileResumed => "log_file_resumed",
         }
     }
 }
@@ -113,7 +120,7 @@ pub struct Event {
     /// Restart delay in milliseconds, for `backoff`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
-    /// Lines lost, for `log_dropped`.
+    /// Lines lost, for `log_dropped` and `log_file_resumed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropped: Option<u64>,
     /// Why, in words a person can act on, when the event is a consequence.

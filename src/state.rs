@@ -157,6 +157,10 @@ pub struct ServiceState {
     pub cpu_percent: Option<f64>,
     /// Resident memory of the main process in bytes, when running.
     pub rss_bytes: Option<u64>,
+    /// Why the service's `log_file` cannot be written, while that lasts (its lines stay in
+    /// the ring; see the `log_file_failed` and `log_file_resumed` events).
+    #[serde(default)]
+    pub log_file_error: Option<String>,
 }
 
 impl ServiceState {
@@ -177,6 +181,7 @@ impl ServiceState {
             tags: tags.to_vec(),
             cpu_percent: None,
             rss_bytes: None,
+            log_file_error: None,
         }
     }
 }

@@ -132,7 +132,12 @@ pub fn summary(state: &ServiceState, def: &ServiceDefinition) -> String {
         ),
         ServiceStatus::Failed => format!("{id} failed{}", because("it gave up")),
     };
-    format!("{text}.")
+    match &state.log_file_error {
+        Some(error) => format!(
+            "{text}. Its log file cannot be written ({error}): lines are kept in the ring only, until the file takes writes again."
+        ),
+        None => format!("{text}."),
+    }
 }
 
 #[cfg(test)]
@@ -154,5 +159,22 @@ mod tests {
         state.ready = true;
         state.pid = Some(42);
         assert_eq!(summary(&state, &def), "db is running (pid 42) and ready.");
+    }
+
+    #[test]
+    fn summary_says_when_the_log_file_fails() {
+        let def = ServiceDefinition::new("db", CommandSpec::Line("x".into()));
+        let mut state = ServiceState::pending("db", "db", &[]);
+        state.status = ServiceStatus::Running;
+        state.ready = true;
+        state.pid = Some(42);
+        state.log_file_error =
+            Some("writing log file /var/log/db.log: No space left on device (os error 28)".into());
+        assert_eq!(
+            summary(&state, &def),
+            "db is running (pid 42) and ready. Its log file cannot be written (writing log file \
+             /var/log/db.log: No space left on device (os error 28)): lines are kept in the ring \
+             only, until the file takes writes again."
+        );
     }
 }

@@ -533,7 +533,8 @@ fn schemas() -> Value {
                 "reason": nullable_string,
                 "tags": {"type": "array", "items": {"type": "string"}},
                 "cpu_percent": {"type": ["number", "null"]},
-                "rss_bytes": {"type": ["integer", "null"]}
+                "rss_bytes": {"type": ["integer", "null"]},
+                "log_file_error": {"type": ["string", "null"], "description": "Why the service's log_file cannot be written, while that lasts."}
             }
         },
         "ServiceList": {"type": "object", "required": ["services"], "properties": {
@@ -626,7 +627,7 @@ fn schemas() -> Value {
             "kind": {"type": "string", "enum": [
                 "defined", "removed", "installing", "starting", "started", "ready", "health_changed",
                 "exited", "backoff", "restarting", "paused", "resumed", "stopping", "stopped",
-                "failed", "log_dropped"]},
+                "failed", "log_dropped", "log_file_failed", "log_file_resumed"]},
             "pid": {"type": "integer"},
             "exit_code": {"type": "integer"},
             "signal": {"type": "string"},

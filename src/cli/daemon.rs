@@ -432,7 +432,10 @@ fn log_event(e: &Event) {
     // A crash shows as `backoff` (or `failed`); an exit by a stop signal is the normal end
     // of a stop, so only a non-zero exit code is worth a warning on its own.
     match e.kind {
-        EventKind::Failed | EventKind::LogDropped | EventKind::Backoff => event!(warn),
+        EventKind::Failed
+        | EventKind::LogDropped
+        | EventKind::LogFileFailed
+        | EventKind::Backoff => event!(warn),
         EventKind::Exited if e.exit_code.is_some_and(|c| c != 0) => event!(warn),
         _ => event!(info),
     }

@@ -25,13 +25,19 @@ use crate::cli::control::describe;
 use crate::cli::style::Paint;
 use crate::cli::{DefineArgs, RemoveArgs, out, out_json};
 
+/// The largest file `steward define -f` reads: the cap of a service file (a FIFO or a
+/// device is refused, never waited on).
+const DEFINE_FILE_MAX_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Keys of a service whose value is a path relative to the defining file.
 const PATH_KEYS: [&str; 3] = ["cwd", "env_file", "log_file"];
 
 /// Runs `steward define`.
 pub async fn define(client: &Client, args: &DefineArgs, json: bool) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.file)
+    let bytes = steward::process::regular_file::read_regular(&args.file, DEFINE_FILE_MAX_BYTES)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let text = String::from_utf8(bytes)
+        .with_context(|| format!("{} is not UTF-8 text", args.file.display()))?;
     let folder = std::path::absolute(&args.file)
         .with_context(|| format!("cannot resolve {}", args.file.display()))?
         .parent()

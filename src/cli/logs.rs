@@ -140,7 +140,7 @@ pub async fn events(client: &Client, args: &EventsArgs, json: bool) -> anyhow::R
 pub fn format_event(event: &Event, paint: Paint) -> String {
     let style = match event.kind {
         EventKind::Started | EventKind::Ready | EventKind::Resumed => GOOD,
-        EventKind::Failed | EventKind::LogDropped => BAD,
+        EventKind::Failed | EventKind::LogDropped | EventKind::LogFileFailed => BAD,
         EventKind::Exited if event.exit_code != Some(0) => BAD,
         EventKind::Backoff | EventKind::Restarting | EventKind::Paused => BUSY,
         EventKind::HealthChanged => match event.health {

@@ -88,7 +88,11 @@ fn definition_hash(def: &ServiceDefinition) -> u64 {
 }
 
 fn env_file_hash(def: &ServiceDefinition) -> Option<u64> {
-    let bytes = std::fs::read(def.env_file.as_ref()?).ok()?;
+    let bytes = crate::process::regular_file::read_regular(
+        def.env_file.as_ref()?,
+        crate::process::environment::ENV_FILE_MAX_BYTES,
+    )
+    .ok()?;
     let mut hasher = DefaultHasher::new();
     bytes.hash(&mut hasher);
     Some(hasher.finish())

@@ -42,6 +42,19 @@ pub struct LogFileSink {
     /// The formatted timestamp of the last second seen, up to and including the `.`:
     /// lines of the same second share it, so a line costs three digits, not a format call.
     ts_prefix: (i64, String),
+    /// The line being formatted (kept between lines so a line costs no allocation).
+    text: Vec<u8>,
+}
+
+/// A batch that went only partly into the log file.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct PartialWrite {
+    /// Lines of the batch that went in (into the buffer or the file) before the error.
+    pub written: usize,
+    /// What failed.
+    #[source]
+    pub error: io::Error,
 }
 
 impl LogFileSink {
@@ -55,6 +68,7 @@ impl LogFileSink {
             writer: None,
             size: 0,
             ts_prefix: (i64::MIN, String::new()),
+            text: Vec::with_capacity(256),
         };
         sink.ensure_open()?;
         Ok(sink)
@@ -72,23 +86,36 @@ impl LogFileSink {
 
     /// Appends one text line per log line, rotating between lines when needed. On an
     /// error, the lines before the failing one are kept (in the buffer or the file) and
-    /// the rest of the batch is not written.
-    pub fn write_batch(&mut self, lines: &[LogLine]) -> io::Result<()> {
-        let mut text = Vec::with_capacity(256);
-        for line in lines {
-            text.clear();
-            self.format_line(line, &mut text);
-            let len = text.len() as u64;
-            // A line longer than max_size on its own still goes into a file of its own.
-            if self.size > 0 && self.size + len > self.max_size {
-                self.rotate()?;
-            }
-            let writer = self.ensure_open()?;
-            writer
-                .write_all(&text)
-                .map_err(|e| with_path("writing log file", &self.path, e))?;
-            self.size += len;
+    /// the rest of the batch is not written: the error says how many went in.
+    pub fn write_batch(&mut self, lines: &[LogLine]) -> Result<(), PartialWrite> {
+        for (written, line) in lines.iter().enumerate() {
+            self.write_line(line)
+                .map_err(|error| PartialWrite { written, error })?;
         }
+        Ok(())
+    }
+
+    fn write_line(&mut self, line: &LogLine) -> io::Result<()> {
+        // The sink's own buffer, reused for every line (taken out while it is written).
+        let mut text = std::mem::take(&mut self.text);
+        text.clear();
+        self.format_line(line, &mut text);
+        let result = self.write_text(&text);
+        self.text = text;
+        result
+    }
+
+    fn write_text(&mut self, text: &[u8]) -> io::Result<()> {
+        let len = text.len() as u64;
+        // A line longer than max_size on its own still goes into a file of its own.
+        if self.size > 0 && self.size + len > self.max_size {
+            self.rotate()?;
+        }
+        let writer = self.ensure_open()?;
+        writer
+            .write_all(text)
+            .map_err(|e| with_path("writing log file", &self.path, e))?;
+        self.size += len;
         Ok(())
     }
 

@@ -13,6 +13,8 @@
 //!   survives a one-for-all restart of the service's actors;
 //! * `subscription` — [`LogSubscription`], a live reader, and the accounting of lines a slow
 //!   reader loses (gap records, `log_dropped`);
+//! * `backlog` — [`Backlog`] and [`Credit`], the bytes a pipe reader has read and the
+//!   LogBuffer not yet handled; at its limit the reader stops reading (back-pressure);
 //! * [`file_sink`] — [`LogFileSink`], the `log_file` sink with size-based rotation (also at
 //!   its older path, `steward::log_file`).
 //!
@@ -25,18 +27,22 @@
 //!   saying how many lines it lost (and a `log_dropped` event is emitted);
 //! * lines asked for with `since` that are already gone from the ring are announced the
 //!   same way, with one gap record;
-//! * the log file loses nothing while the disk accepts writes (DESIGN §3).
+//! * the log file loses nothing while the disk accepts writes (DESIGN §3): a reader never
+//!   has more than [`Backlog`]'s limit in flight, so a slow file slows the service's
+//!   writes instead of queueing lines in memory.
 //!
 //! A line's text is a [`LogText`], a shared `Arc<str>` made once by the pipe reader: the
 //! ring, the log file writer and every subscriber hold the same allocation, so a line
 //! costs one allocation and no copy however many readers it has.
 
+mod backlog;
 pub mod file_sink;
 mod line;
 mod ring;
 mod subscription;
 mod text;
 
+pub use backlog::{Backlog, Credit, DEFAULT_LIMIT as BACKLOG_LIMIT, LINE_OVERHEAD};
 pub use file_sink::LogFileSink;
 pub use line::{LogLine, LogRecord, LogStream, MAX_LINE_BYTES, RawLine};
 pub use ring::LogRing;

@@ -80,9 +80,12 @@ pub fn check_dir(dir: &Path) -> Result<(), String> {
     }
 }
 
+/// The largest env file read (a FIFO, a device or a larger file is an error, never a hang).
+pub const ENV_FILE_MAX_BYTES: u64 = 1024 * 1024;
+
 /// Reads an env file into `(key, value)` pairs in file order.
 pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, String> {
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = super::regular_file::read_regular(path, ENV_FILE_MAX_BYTES).map_err(|e| {
         format!(
             "cannot read env_file {}: {e}: create the file or fix `env_file`",
             path.display()

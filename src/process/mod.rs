@@ -18,6 +18,7 @@ pub mod pid_file;
 pub mod pipe_reader;
 pub mod pipes;
 pub mod reaper;
+pub mod regular_file;
 pub mod secrets;
 pub mod signal;
 pub mod spawn;

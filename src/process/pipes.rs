@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::unix::pipe;
 
 use super::pipe_reader::LineDecoder;
-use crate::logs::{LogStream, RawLine};
+use crate::logs::{Backlog, LogStream, RawLine};
 
 /// Bytes of one read, at most: the size of a Linux pipe's buffer, so a full pipe empties
 /// in one read.
@@ -49,9 +49,15 @@ thread_local! {
 /// `deliver` must not block: the child blocks on a full pipe while this future waits. A
 /// read error ends its stream like end of file (the partial line is still delivered);
 /// the other stream is read on, and the first error is returned once both have ended.
+///
+/// Nothing is read while `backlog` is at its limit: whoever handles the batches gives
+/// their bytes back (see [`Backlog`]), and until then the pipe fills and the writer
+/// blocks. That is the back-pressure that keeps a flooding service's lines bounded in
+/// memory without losing any.
 pub async fn read_pipes<F>(
     stdout: Option<pipe::Receiver>,
     stderr: Option<pipe::Receiver>,
+    backlog: &Backlog,
     mut deliver: F,
 ) -> std::io::Result<u64>
 where
@@ -65,6 +71,9 @@ where
     let mut first_error = None;
     poll_fn(|cx| {
         loop {
+            if backlog.poll_room(cx).is_pending() {
+                return Poll::Pending;
+            }
             let mut progressed = false;
             for slot in pipes.iter_mut() {
                 let Some(pipe) = slot else { continue };
@@ -191,6 +200,7 @@ mod tests {
     use tokio::io::AsyncWriteExt as _;
 
     use super::*;
+    use crate::logs::LINE_OVERHEAD;
 
     /// How long a test waits for a reader before it fails (a deadline, not a timing).
     const DEADLINE: Duration = Duration::from_secs(20);
@@ -205,7 +215,7 @@ mod tests {
         let mut log = Log::new();
         let result = tokio::time::timeout(
             DEADLINE,
-            read_pipes(stdout, stderr, |batch, drained| {
+            read_pipes(stdout, stderr, &Backlog::default(), |batch, drained| {
                 let lines = batch
                     .into_iter()
                     .map(|l| (l.stream, l.line.to_string()))
@@ -269,7 +279,8 @@ mod tests {
         let (mut out_tx, out_rx) = pipe::pipe().expect("pipe");
         let (mut err_tx, err_rx) = pipe::pipe().expect("pipe");
         let mut log = Log::new();
-        let reader = read_pipes(Some(out_rx), Some(err_rx), |batch, drained| {
+        let backlog = Backlog::default();
+        let reader = read_pipes(Some(out_rx), Some(err_rx), &backlog, |batch, drained| {
             let lines = batch
                 .into_iter()
                 .map(|l| (l.stream, l.line.to_string()))
@@ -364,7 +375,8 @@ mod tests {
             .await
             .expect("write");
         let shape = RefCell::new(Vec::new());
-        let reader = read_pipes(Some(rx), None, |batch, drained| {
+        let backlog = Backlog::default();
+        let reader = read_pipes(Some(rx), None, &backlog, |batch, drained| {
             shape.borrow_mut().push((batch.len(), drained))
         });
         tokio::pin!(reader);
@@ -405,5 +417,108 @@ mod tests {
         assert!(log.len() > 1, "more than one read");
         // 12 bytes a line; a read may also finish the line the previous one began.
         assert!(log.iter().all(|(l, _)| l.len() <= SCRATCH_BYTES / 12 + 1));
+    }
+
+    #[tokio::test]
+    async fn a_full_backlog_stops_the_reading_and_blocks_the_writer_without_losing_a_line() {
+        // A real process writes 4 MiB of numbered lines. The batches' credits are held, so
+        // the reader must stop at the backlog's limit: the writer then blocks in write(2)
+        // on its full pipe, not exited and not losing a line. Once the credits are given
+        // back, everything arrives, in order.
+        let limit = 256 * 1024;
+        let count = 200_000u64;
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", &format!("seq 1 {count}; echo done >&2")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sh runs");
+        let pid = child.id();
+        let stdout = child.stdout.take().map(receiver);
+        let stderr = child.stderr.take().map(receiver);
+        let backlog = Backlog::new(limit);
+        let held = RefCell::new(Vec::new());
+        let texts = RefCell::new(Vec::new());
+        let reader = read_pipes(stdout, stderr, &backlog, |batch, _| {
+            held.borrow_mut().push(backlog.charge(&batch));
+            texts
+                .borrow_mut()
+                .extend(batch.into_iter().map(|l| l.line.to_string()));
+        });
+        tokio::pin!(reader);
+
+        // Wait (with a deadline) until the writer is asleep in a pipe write.
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        let blocked_writer = || {
+            // `seq` is the shell's child (or the shell itself after an exec).
+            let mut pids = vec![pid];
+            if let Ok(children) =
+                std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            {
+                pids.extend(
+                    children
+                        .split_whitespace()
+                        .filter_map(|p| p.parse::<u32>().ok()),
+                );
+            }
+            pids.iter().any(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/wchan"))
+                    .is_ok_and(|w| w.contains("pipe_write") || w.contains("pipe_wait"))
+            })
+        };
+        loop {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the writer never blocked: the reader did not stop at the backlog's limit"
+            );
+            tokio::select! {
+                _ = &mut reader => panic!("the reader ended although the backlog was full"),
+                () = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+            if backlog.in_flight() >= limit && blocked_writer() {
+                break;
+            }
+        }
+        // At most one read of each pipe beyond the limit was taken in (a read holds at
+        // most SCRATCH_BYTES / 2 lines, each charged its text and LINE_OVERHEAD).
+        let in_flight = backlog.in_flight();
+        let one_read = SCRATCH_BYTES / 2 * (1 + LINE_OVERHEAD);
+        assert!(
+            in_flight <= limit + 2 * one_read,
+            "{in_flight} bytes in flight with a limit of {limit}"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the writer did not finish"
+        );
+
+        // Give the credits back as batches keep arriving: the rest comes through.
+        let rest = async {
+            loop {
+                held.borrow_mut().clear();
+                tokio::select! {
+                    result = &mut reader => break result,
+                    () = tokio::task::yield_now() => {}
+                }
+            }
+        };
+        let result = tokio::time::timeout(DEADLINE, rest)
+            .await
+            .expect("the reader ends once the backlog empties");
+        assert_eq!(result.expect("no read error"), count + 1);
+        let _ = child.wait();
+        let texts = texts.borrow();
+        assert_eq!(texts.len() as u64, count + 1);
+        let numbers: Vec<&String> = texts.iter().filter(|t| *t != "done").collect();
+        assert!(
+            numbers
+                .iter()
+                .enumerate()
+                .all(|(i, n)| **n == (i + 1).to_string()),
+            "every line, in order"
+        );
+        held.borrow_mut().clear();
+        assert_eq!(backlog.in_flight(), 0);
     }
 }

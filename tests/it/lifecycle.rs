@@ -213,6 +213,34 @@ async fn missing_required_env_or_cwd_fails_without_starting() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_env_file_that_is_a_fifo_or_a_device_fails_the_start_at_once() {
+    // Reading either used to hang the start (a FIFO without a writer) or grow steward
+    // without bound (/dev/zero); now both are refused, naming what the path is.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("fifo.env");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    let zero = dir.path().join("zero.env");
+    std::os::unix::fs::symlink("/dev/zero", &zero).expect("symlink");
+    let steward = Steward::spawn().await.expect("runtime");
+    for (id, path, what) in [
+        ("fifo-env", &fifo, "a FIFO"),
+        ("zero-env", &zero, "a character device"),
+    ] {
+        let mut def = service(id, "sleep 300");
+        def.env_file = Some(path.clone());
+        let err = tokio::time::timeout(SOON, steward.define(def))
+            .await
+            .expect("the start is answered")
+            .expect_err("must not start");
+        let text = err.to_string();
+        assert!(text.contains(what) && text.contains("env_file"), "{text}");
+        let state = steward.get(id).await.expect("get").state;
+        assert_eq!(state.status, ServiceStatus::Failed);
+    }
+    steward.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_actions_never_count_as_crashes() {
     let steward = Steward::spawn().await.expect("runtime");
     let mut def = service("manual", "sleep 300");

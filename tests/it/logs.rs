@@ -59,6 +59,7 @@ async fn spawn_buffer(
         service: "svc".into(),
         ring: ring.clone(),
         file,
+        tables: None,
     };
     Actor::spawn(None, LogBuffer, args)
         .await

@@ -18,6 +18,9 @@ mod health;
 mod install;
 /// Service lifecycle through the public API: start, stop, crash, restart policies, backoff.
 mod lifecycle;
+/// A service's log file in a running runtime: failures reported once, a full disk,
+/// resuming, a flood kept whole through a shutdown.
+mod log_file;
 /// The LogBuffer and the log file sink.
 mod logs;
 /// MCP with a real client over Streamable HTTP (`/mcp`) and stdio (`steward mcp`); the

@@ -65,7 +65,9 @@ fn server_relay(msg: ServerMsg) -> Option<Seen> {
 /// What the stand-in LogBuffer passes on: batches and flushes; `Tail` gets nothing.
 fn log_buffer_relay(msg: LogBufferMsg) -> Option<Seen> {
     match msg {
-        LogBufferMsg::Lines(batch) | LogBufferMsg::Drained(batch) => {
+        LogBufferMsg::Lines(batch)
+        | LogBufferMsg::Drained(batch)
+        | LogBufferMsg::Read { lines: batch, .. } => {
             (!batch.is_empty()).then_some(Seen::Lines(batch))
         }
         LogBufferMsg::Flush => Some(Seen::Flush),

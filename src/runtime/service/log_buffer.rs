@@ -12,8 +12,11 @@
 //! [`LogBufferMsg::Flush`], in `post_stop`, and when the state is dropped (a panic skips
 //! `post_stop`, not `Drop`). The flush timer is one `send_after` armed only when the buffer
 //! becomes dirty, so an idle service costs no wake-ups. A failing file (disk full, permissions, a bad path) never
-//! stops the ring: the failure is logged once per streak, and the file is reopened on the
-//! next batch.
+//! stops the ring: the failure is reported once per streak — a `log_file_failed` event with
+//! the error as its cause, and `log_file_error` in the service's state (shown by explain) —
+//! and the file is reopened on the next batch. When it takes writes again a
+//! `log_file_resumed` event says how many lines were not written meanwhile, and the state
+//! field is cleared.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,8 +24,10 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
+use crate::events::{Event, EventKind};
 use crate::log_file::LogFileSink;
-use crate::logs::{LogLine, LogRing, RawLine};
+use crate::logs::{Credit, LogLine, LogRing, RawLine};
+use crate::runtime::Tables;
 
 /// Longest time a written line waits in the file buffer.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
@@ -38,6 +43,18 @@ pub enum LogBufferMsg {
     /// Like [`LogBufferMsg::Lines`], from a read that drained the pipe: the log file is
     /// flushed after the batch (which may be empty).
     Drained(Vec<RawLine>),
+    /// Lines read from a process's pipes; `drained` as for [`LogBufferMsg::Drained`]. The
+    /// credit gives the lines' bytes back to the reader's backlog once they are handled
+    /// (appended to the ring and written to the file buffer), which lets the reader read
+    /// on: this is how a slow log file slows the service instead of growing memory.
+    Read {
+        /// The lines, in order.
+        lines: Vec<RawLine>,
+        /// The read emptied the pipe: flush the log file after the batch.
+        drained: bool,
+        /// The batch's share of the reader's backlog.
+        credit: Credit,
+    },
     /// Flush the log file now (sent at process exit, or by anyone who needs the file
     /// current).
     Flush,
@@ -75,6 +92,10 @@ pub struct LogBufferArgs {
     pub ring: Arc<LogRing>,
     /// The optional file sink.
     pub file: Option<LogFileSpec>,
+    /// The runtime's tables: a failing log file is reported in the service's state and as
+    /// events. `None` for a LogBuffer outside a runtime (tests): then only a warning is
+    /// logged.
+    pub tables: Option<Arc<Tables>>,
 }
 
 /// State of a LogBuffer. Dropping it flushes the log file (through [`LogFileSink`]'s
@@ -99,6 +120,10 @@ struct FileOutput {
     tick_armed: bool,
     /// The file failed and we said so; quiet until a flush succeeds again.
     failing: bool,
+    /// Lines not written since the file began failing.
+    unwritten: u64,
+    /// Where a failure and the recovery are reported.
+    tables: Option<Arc<Tables>>,
 }
 
 /// The LogBuffer actor.
@@ -121,6 +146,8 @@ impl Actor for LogBuffer {
                 sink: None,
                 tick_armed: false,
                 failing: false,
+                unwritten: 0,
+                tables: args.tables.clone(),
             };
             // A file that cannot be opened must not keep the service from starting.
             output.open(&args.service);
@@ -144,6 +171,14 @@ impl Actor for LogBuffer {
         match msg {
             LogBufferMsg::Lines(batch) => on_lines(&myself, state, batch, false),
             LogBufferMsg::Drained(batch) => on_lines(&myself, state, batch, true),
+            LogBufferMsg::Read {
+                lines,
+                drained,
+                credit,
+            } => {
+                on_lines(&myself, state, lines, drained);
+                drop(credit);
+            }
             LogBufferMsg::Flush => on_flush(&myself, state),
             LogBufferMsg::Tail { n, reply } => {
                 // The asker may have given up waiting; nothing to do then.
@@ -217,10 +252,14 @@ impl FileOutput {
         }
         let result = match &mut self.sink {
             Some(sink) => sink.write_batch(lines),
-            None => return,
+            None => {
+                self.unwritten += lines.len() as u64;
+                return;
+            }
         };
-        if let Err(error) = result {
-            self.failed(service, error);
+        if let Err(partial) = result {
+            self.unwritten += (lines.len() - partial.written) as u64;
+            self.failed(service, partial.error);
         }
     }
 
@@ -229,8 +268,7 @@ impl FileOutput {
         match sink.flush() {
             Ok(()) => {
                 if self.failing {
-                    self.failing = false;
-                    tracing::info!(service = %service, path = %self.spec.path.display(), "log file writable again");
+                    self.resumed(service);
                 }
             }
             Err(error) => self.failed(service, error),
@@ -249,10 +287,36 @@ impl FileOutput {
         }
     }
 
+    /// The first failure of a streak is reported (a warning, the state field, an event);
+    /// the rest of the streak is counted, not reported.
     fn failed(&mut self, service: &str, error: std::io::Error) {
-        if !self.failing {
-            self.failing = true;
-            tracing::warn!(service = %service, %error, "log file unavailable; lines stay in the ring and are not written until it works again");
+        if self.failing {
+            return;
+        }
+        self.failing = true;
+        tracing::warn!(service = %service, %error, "log file unavailable; lines stay in the ring and are not written until it works again");
+        if let Some(tables) = &self.tables {
+            let why = error.to_string();
+            tables.update_state(service, |r| r.log_file_error = Some(why.clone()));
+            tables
+                .events
+                .emit(Event::new(service, EventKind::LogFileFailed).cause(why));
+        }
+    }
+
+    /// The file took a flush again: the streak is over.
+    fn resumed(&mut self, service: &str) {
+        self.failing = false;
+        let unwritten = std::mem::take(&mut self.unwritten);
+        tracing::info!(service = %service, path = %self.spec.path.display(), unwritten, "log file writable again");
+        if let Some(tables) = &self.tables {
+            tables.update_state(service, |r| r.log_file_error = None);
+            let mut event = Event::new(service, EventKind::LogFileResumed).cause(format!(
+                "{} writable again; {unwritten} lines were not written while it failed (they were kept in the ring)",
+                self.spec.path.display()
+            ));
+            event.dropped = Some(unwritten);
+            tables.events.emit(event);
         }
     }
 }

@@ -90,14 +90,14 @@ impl Children {
     }
 
     /// Cells in reverse start order.
+    /// The children other than the LogBuffer, last started first.
     fn cells_reversed(&self) -> Vec<ActorCell> {
-        let mut cells = Vec::with_capacity(4);
+        let mut cells = Vec::with_capacity(3);
         if let Some(h) = &self.health {
             cells.push(h.get_cell());
         }
         cells.push(self.port.get_cell());
         cells.push(self.server.get_cell());
-        cells.push(self.log_buffer.get_cell());
         cells
     }
 }
@@ -316,6 +316,7 @@ async fn spawn_children(
             service: def.id.clone(),
             ring,
             file,
+            tables: Some(tables.clone()),
         },
         supervisor.clone(),
     )
@@ -370,6 +371,11 @@ async fn spawn_children(
     })
 }
 
+/// Stops the children, last started first. The LogBuffer, started first, goes last and is
+/// *drained*: the lines already read from the pipes (at most the reader's backlog) are
+/// appended and written to the log file before it stops, so a stop right after a flood
+/// loses none of them; only if that takes longer than [`CHILD_STOP_TIMEOUT`] (a stuck
+/// disk) is it stopped with lines still queued.
 async fn stop_in_reverse(children: &Children) {
     for cell in children.cells_reversed() {
         if let Err(e) = cell
@@ -378,6 +384,16 @@ async fn stop_in_reverse(children: &Children) {
         {
             warn!(error = %e, "child did not stop in time");
         }
+    }
+    let log_buffer = children.log_buffer.get_cell();
+    // Any other error means it is gone already (it is the child that failed).
+    if let Err(ractor::RactorErr::Timeout) =
+        log_buffer.drain_and_wait(Some(CHILD_STOP_TIMEOUT)).await
+    {
+        warn!("log buffer did not drain in time; stopping it with lines queued");
+        let _ = log_buffer
+            .stop_and_wait(Some("one-for-all".to_string()), Some(CHILD_STOP_TIMEOUT))
+            .await;
     }
 }
 

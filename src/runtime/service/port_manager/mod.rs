@@ -9,9 +9,12 @@
 //! runs beside the actor:
 //!
 //! * the **watcher** reads both pipes (stdout, stderr), sending every read's complete
-//!   lines as one [`LogBufferMsg::Lines`] batch straight to the LogBuffer
-//!   ([`LogBufferMsg::Drained`] when the read emptied the pipe, so the log file catches up
-//!   at once), and awaits the exit of the process (its pidfd). At the exit it:
+//!   lines as one [`LogBufferMsg::Read`] batch straight to the LogBuffer (saying whether
+//!   the read emptied the pipe, so the log file catches up at once), each batch holding
+//!   its credit of the process's backlog: with 4 MiB of lines not yet handled by the
+//!   LogBuffer it stops reading until they are, so a slow log file blocks the writer
+//!   rather than growing steward's memory (see `logs::Backlog`). It awaits the exit of
+//!   the process (its pidfd). At the exit it:
 //!   1. SIGKILLs whatever is left in its process group: a service's orphans (a shell's
 //!      background jobs, workers that outlive their master) die with it, like systemd's
 //!      `KillMode=control-group`;

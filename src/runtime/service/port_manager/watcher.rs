@@ -15,6 +15,7 @@ use tokio::net::unix::pipe;
 use tracing::{debug, warn};
 
 use super::{DRAIN_TIMEOUT, PortManagerMsg};
+use crate::logs::Backlog;
 use crate::process::signal::raw_signal_name;
 use crate::process::{Child, read_pipes, signal_group};
 use crate::runtime::service::generation::Generation;
@@ -31,17 +32,21 @@ pub(super) struct Output {
     pub(super) log_buffer: ActorRef<LogBufferMsg>,
 }
 
-/// Reads both pipes to end of file, casting their lines in batches. Lines keep being
-/// read (and dropped) while the LogBuffer is away, so the child never blocks on a full
-/// pipe. `sent` turns true with the first batch.
+/// Reads both pipes to end of file, casting their lines in batches, each with its credit
+/// of the process's [`Backlog`]: while the LogBuffer has not handled [`Backlog`]'s limit
+/// of them, nothing more is read and the writer blocks on its full pipe. Lines keep being
+/// read (and dropped, with their credit) while the LogBuffer is away, so the child never
+/// blocks for good. `sent` turns true with the first batch.
 async fn read_output(output: Output, sent: &AtomicBool) {
     let log_buffer = output.log_buffer;
-    let result = read_pipes(output.stdout, output.stderr, |batch, drained| {
+    let backlog = Backlog::default();
+    let result = read_pipes(output.stdout, output.stderr, &backlog, |lines, drained| {
         sent.store(true, Ordering::Relaxed);
-        let _ = log_buffer.cast(if drained {
-            LogBufferMsg::Drained(batch)
-        } else {
-            LogBufferMsg::Lines(batch)
+        let credit = backlog.charge(&lines);
+        let _ = log_buffer.cast(LogBufferMsg::Read {
+            lines,
+            drained,
+            credit,
         });
     })
     .await;
