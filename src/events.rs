@@ -61,6 +61,9 @@ pub enum EventKind {
     Failed,
     /// A log subscriber lost lines.
     LogDropped,
+    /// The service told steward something over its notify socket that is not a
+    /// transition: `STOPPING=1` or `RELOADING=1` (the cause says which).
+    Notified,
 }
 
 impl EventKind {
@@ -83,6 +86,7 @@ impl EventKind {
             EventKind::Stopped => "stopped",
             EventKind::Failed => "failed",
             EventKind::LogDropped => "log_dropped",
+            EventKind::Notified => "notified",
         }
     }
 }

@@ -157,6 +157,11 @@ pub struct ServiceState {
     pub cpu_percent: Option<f64>,
     /// Resident memory of the main process in bytes, when running.
     pub rss_bytes: Option<u64>,
+    /// The last `STATUS=` text the process sent over its notify socket
+    /// (`readiness: { notify: true }` or `watchdog`); `None` before one, and once the
+    /// process that sent it is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_status: Option<String>,
 }
 
 impl ServiceState {
@@ -177,6 +182,7 @@ impl ServiceState {
             tags: tags.to_vec(),
             cpu_percent: None,
             rss_bytes: None,
+            notify_status: None,
         }
     }
 }
