@@ -498,7 +498,9 @@ pub struct Config {
 
 impl Config {
     /// `settings.exit_with` must name a service that some file defines: an error in words
-    /// (naming services.yml) when it does not.
+    /// (naming services.yml) when it does not. [`load_dir`](crate::config::load_dir)
+    /// already refuses such files with the `exit_with:` value's line and column; this is
+    /// the check for a `Config` built or changed in code.
     pub fn check_exit_with(&self) -> Result<(), String> {
         let Some(id) = &self.settings.exit_with else {
             return Ok(());

@@ -299,6 +299,9 @@ pub(crate) struct FileOutcome {
     pub dependencies: Vec<(String, Vec<(String, Pos)>)>,
     /// Everything wrong with it.
     pub problems: Vec<Problem>,
+    /// `settings.exit_with` as written (a valid id) and where, for the check across files
+    /// that some file defines that service.
+    pub exit_with: Option<(String, Pos)>,
 }
 
 /// Gives a parsed file its meaning: version, settings and services, every problem noted.
@@ -323,6 +326,7 @@ pub(crate) fn convert_file(raw: RawFile, ctx: &FileContext) -> FileOutcome {
     }
 
     let mut settings = None;
+    let mut exit_with = None;
     if let Some((pos, body)) = &raw.settings {
         if !ctx.is_main {
             problems.push(
@@ -333,6 +337,11 @@ pub(crate) fn convert_file(raw: RawFile, ctx: &FileContext) -> FileOutcome {
             match body {
                 RawBody::Parsed(block) => {
                     settings = convert_settings(block, &ctx.base_dir, &mut problems);
+                    exit_with = block
+                        .exit_with
+                        .as_ref()
+                        .map(|id| (id.value.trim().to_string(), Pos::of(id)))
+                        .filter(|(id, _)| is_valid_id(id));
                 }
                 RawBody::Empty => settings = Some(Settings::defaults_in(&ctx.base_dir)),
                 RawBody::Failed => {}
@@ -375,6 +384,7 @@ pub(crate) fn convert_file(raw: RawFile, ctx: &FileContext) -> FileOutcome {
         services,
         dependencies,
         problems,
+        exit_with,
     }
 }
 
