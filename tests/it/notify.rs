@@ -29,7 +29,8 @@ use crate::support::*;
 /// * `ready-on-file GO`: `STATUS=waiting for GO`, then, once GO exists, removes it and
 ///   sends `READY=1` + `STATUS=serving` (so each run waits for its own GO);
 /// * `ready-now`: `READY=1` at once;
-/// * `ping-then-stop N`: N × `WATCHDOG=1` every 100 ms, then no more;
+/// * `ping-until-file STOP`: `WATCHDOG=1` every 50 ms (printing `ping N`) until STOP
+///   exists, then no more;
 /// * `status-on-file GO`: `STATUS=waiting`, then `STATUS=genuine` once GO exists;
 /// * `reload-then-stop GO1 GO2`: `READY=1`; at GO1 `RELOADING=1` then `READY=1`; at GO2
 ///   `STOPPING=1` and exit 0.
@@ -62,10 +63,13 @@ if mode == "ready-on-file":
     send("READY=1\nSTATUS=serving")
 elif mode == "ready-now":
     send("READY=1\nSTATUS=ready at once")
-elif mode == "ping-then-stop":
-    for i in range(int(sys.argv[2])):
+elif mode == "ping-until-file":
+    i = 0
+    while not os.path.exists(sys.argv[2]):
+        i += 1
         send("WATCHDOG=1")
-        time.sleep(0.1)
+        print("ping %d" % i, flush=True)
+        time.sleep(0.05)
     print("stopped pinging", flush=True)
 elif mode == "status-on-file":
     send("STATUS=waiting")
@@ -283,30 +287,38 @@ async fn ready_1_makes_the_service_ready_gates_its_dependent_and_health_ready() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_that_stops_pinging_is_restarted_with_the_watchdog_cause() {
     let scene = Scene::new();
-    let mut pinger = scene.service("pinger", "ping-then-stop", &["15"]);
-    pinger.watchdog = Some(Duration::from_secs(1));
+    let stop = scene.path("stop");
+    let mut pinger = scene.service("pinger", "ping-until-file", &[&stop.display().to_string()]);
+    pinger.watchdog = Some(Duration::from_secs(3));
     let steward = Steward::spawn().await.expect("runtime");
     let mut events = steward.subscribe_events(None).await.expect("events");
     let first = steward.define(pinger).await.expect("define");
     let pid = first.pid.expect("pid");
     assert_eq!(
         environ_var(pid, "WATCHDOG_USEC").as_deref(),
-        Some("1000000"),
+        Some("3000000"),
         "WATCHDOG_USEC as systemd sets it"
     );
     assert!(first.ready, "no readiness gate: ready follows running");
+    // 80 pings at least 50 ms apart span more than the 3s period: pings move the deadline.
+    wait_for("80 pings", Duration::from_secs(30), || async {
+        let logs = steward.logs("pinger", 5).await.ok()?;
+        logs.iter().any(|l| l.line == "ping 80").then_some(())
+    })
+    .await;
+    let alive = steward.get("pinger").await.expect("get").state;
+    assert_eq!(alive.pid, Some(pid), "still the first process: {alive:?}");
+    assert_eq!(seq_of(&steward, "pinger", EventKind::Exited), None);
+    scene.go("stop");
 
     let exited = next_event(&mut events, "pinger exited", SOON, |e| {
         e.service == "pinger" && e.kind == EventKind::Exited
     })
     .await;
-    assert_eq!(exited.cause.as_deref(), Some("watchdog: no ping for 1s"));
+    assert_eq!(exited.cause.as_deref(), Some("watchdog: no ping for 3s"));
     assert_eq!(exited.pid, Some(pid));
-    // The pings kept it alive past one period: it was killed only after the last one.
-    let logs = steward.logs("pinger", 100).await.expect("logs");
-    assert!(logs.iter().any(|l| l.line == "stopped pinging"), "{logs:?}");
     let backoff = event_of(&mut events, "pinger", EventKind::Backoff).await;
-    assert_eq!(backoff.cause.as_deref(), Some("watchdog: no ping for 1s"));
+    assert_eq!(backoff.cause.as_deref(), Some("watchdog: no ping for 3s"));
     let restarted = state_where(&steward, "pinger", "a new process", |s| {
         s.status == ServiceStatus::Running && s.pid.is_some_and(|p| p != pid)
     })
@@ -319,6 +331,35 @@ async fn a_service_that_stops_pinging_is_restarted_with_the_watchdog_cause() {
         "{last_exit:?}"
     );
     steward.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_watchdog_deadline_counts_from_the_spawn() {
+    let scene = Scene::new();
+    // Ready at once (READY=1 does not start the clock), but never a WATCHDOG=1.
+    let mut silent = scene.service("silent", "ready-now", &[]);
+    notify_readiness(&mut silent);
+    silent.watchdog = Some(Duration::from_millis(500));
+    silent.restart = RestartPolicy::Temporary;
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut events = steward.subscribe_events(None).await.expect("events");
+    steward.define(silent).await.expect("define");
+    let exited = event_of(&mut events, "silent", EventKind::Exited).await;
+    assert_eq!(
+        exited.cause.as_deref(),
+        Some("watchdog: no ping for 500ms; restart policy temporary does not restart it")
+    );
+    let state = status_becomes(&steward, "silent", ServiceStatus::Exited).await;
+    assert!(!state.ready && state.notify_status.is_none(), "{state:?}");
+    steward.shutdown().await.expect("shutdown");
+}
+
+/// True while an abstract socket of this name is bound (`/proc/net/unix` lists it with `@`).
+fn abstract_socket_bound(address: &str) -> bool {
+    std::fs::read_to_string("/proc/net/unix")
+        .unwrap_or_default()
+        .lines()
+        .any(|line| line.split_whitespace().last() == Some(address))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,6 +417,19 @@ async fn the_child_of_a_shell_line_may_send_ready() {
     let ready = state_where(&steward, "shell", "ready", |s| s.ready).await;
     assert_eq!(ready.notify_status.as_deref(), Some("ready at once"));
     assert_eq!(ready.pid, Some(pid));
+
+    // The socket lives as long as the service is defined, and goes with it.
+    let socket = environ_var(pid, "NOTIFY_SOCKET").expect("NOTIFY_SOCKET");
+    assert!(
+        abstract_socket_bound(&socket),
+        "{socket} not in /proc/net/unix"
+    );
+    steward.stop("shell").await.expect("stop");
+    steward.remove("shell").await.expect("remove");
+    wait_for("the socket closed", SOON, || async {
+        (!abstract_socket_bound(&socket)).then_some(())
+    })
+    .await;
     steward.shutdown().await.expect("shutdown");
 }
 
