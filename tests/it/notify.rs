@@ -386,6 +386,11 @@ async fn datagrams_from_a_foreign_process_are_ignored() {
     })
     .await;
     assert!(!after.ready, "a foreign READY=1 made it ready: {after:?}");
+    let page = steward::metrics::render(steward.tables());
+    assert!(
+        page.contains("steward_notify_ignored_total{service=\"quiet\"} 1"),
+        "the ignored datagram is counted:\n{page}"
+    );
     assert!(
         steward
             .tables()
