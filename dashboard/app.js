@@ -268,9 +268,10 @@ function applyEvent(e) {
   if (!s) return;
   const next = Object.assign({}, s);
   if (KIND_STATUS[e.kind]) next.status = KIND_STATUS[e.kind];
-  if (e.kind === 'started') { next.pid = e.pid ?? next.pid; next.started_at = e.ts; }
+  if (e.kind === 'started') { next.pid = e.pid ?? next.pid; next.started_at = e.ts; next.notify_status = null; }
   if (e.kind === 'exited') {
     next.pid = null;
+    next.notify_status = null;
     next.last_exit = { code: e.exit_code ?? null, signal: e.signal ?? null, at: e.ts };
   }
   if (e.kind === 'health_changed' && e.health) next.health = e.health;
@@ -295,7 +296,7 @@ function matches(s) {
   if (view.status && tone(s) !== view.status && s.status !== view.status) return false;
   if (view.tag && !(s.tags || []).includes(view.tag)) return false;
   if (view.search) {
-    const hay = `${s.id} ${s.name} ${s.reason ?? ''} ${(s.tags || []).join(' ')} ${s.status}`.toLowerCase();
+    const hay = `${s.id} ${s.name} ${s.reason ?? ''} ${s.notify_status ?? ''} ${(s.tags || []).join(' ')} ${s.status}`.toLowerCase();
     if (!hay.includes(view.search)) return false;
   }
   return true;
@@ -341,6 +342,7 @@ function cardHTML(s) {
 </dl>
 <ul class="tags">${(s.tags || []).map((t) => `<li>${esc(t)}</li>`).join('')}</ul>
 <p class="reason" title="the cause of the last transition">${esc(s.reason ?? '')}</p>
+${s.notify_status ? `<p class="notify-status" title="what the service says about itself (STATUS= over its notify socket)">${esc(s.notify_status)}</p>` : ''}
 <div class="actions" role="group" aria-label="control ${esc(s.id)}">${buttons}
 <button type="button" data-open="logs">logs</button><button type="button" data-open="explain">explain</button><button type="button" data-open="definition">definition</button></div>
 <p class="outcome ${out ? (out.ok ? 'ok' : 'bad') : ''}" role="status">${esc(out ? out.text : '')}</p>`;

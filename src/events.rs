@@ -66,6 +66,9 @@ pub enum EventKind {
     LogFileFailed,
     /// The `log_file` took writes again; `dropped` lines were not written while it failed.
     LogFileResumed,
+    /// The service told steward something over its notify socket that is not a
+    /// transition: `STOPPING=1` or `RELOADING=1` (the cause says which).
+    Notified,
 }
 
 impl EventKind {
@@ -90,6 +93,7 @@ impl EventKind {
             EventKind::LogDropped => "log_dropped",
             EventKind::LogFileFailed => "log_file_failed",
             EventKind::LogFileResumed => "log_file_resumed",
+            EventKind::Notified => "notified",
         }
     }
 }

@@ -91,6 +91,8 @@ pub async fn run_probe(check: &ProbeCheck, timeout: Duration, ctx: &ProbeContext
         ProbeCheck::Tcp { address } => tcp_probe(address, timeout).await,
         ProbeCheck::Command { command } => command_probe(command, timeout, ctx).await,
         ProbeCheck::Function(function) => function_probe(function, timeout).await,
+        // The HealthChecker never schedules it: `READY=1` arrives on the notify socket.
+        ProbeCheck::Notify => (false, "notify readiness is not polled".to_string()),
     };
     ProbeOutcome {
         ok,

@@ -161,6 +161,11 @@ pub struct ServiceState {
     /// the ring; see the `log_file_failed` and `log_file_resumed` events).
     #[serde(default)]
     pub log_file_error: Option<String>,
+    /// The last `STATUS=` text the process sent over its notify socket
+    /// (`readiness: { notify: true }` or `watchdog`); `None` before one, and once the
+    /// process that sent it is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_status: Option<String>,
 }
 
 impl ServiceState {
@@ -182,6 +187,7 @@ impl ServiceState {
             cpu_percent: None,
             rss_bytes: None,
             log_file_error: None,
+            notify_status: None,
         }
     }
 }

@@ -454,9 +454,33 @@ pub fn document() -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": schemas(),
+            "schemas": with_notify(schemas()),
         }
     })
+}
+
+/// The notification protocol's additions (issue 17): a probe's `notify`, a definition's
+/// `watchdog`, a state's `notify_status` and the `notified` event kind. Added to the
+/// document built by [`schemas`] (one more key there passes `json!`'s recursion limit).
+fn with_notify(mut schemas: Value) -> Value {
+    for kind in ["readiness", "liveness", "startup"] {
+        schemas["Definition"]["properties"][kind]["properties"]["notify"] = json!({
+            "type": "boolean",
+            "description": "Readiness only: the service sends READY=1 over NOTIFY_SOCKET (nothing polled)."
+        });
+    }
+    schemas["Definition"]["properties"]["watchdog"] = json!({
+        "type": "string",
+        "description": "The longest time between two WATCHDOG=1 of the service (absent without one)."
+    });
+    schemas["ServiceState"]["properties"]["notify_status"] = json!({
+        "type": ["string", "null"],
+        "description": "The last STATUS= text the process sent over its notify socket; absent before one and once that process is gone."
+    });
+    if let Some(kinds) = schemas["Event"]["properties"]["kind"]["enum"].as_array_mut() {
+        kinds.push(json!("notified"));
+    }
+    schemas
 }
 
 fn schemas() -> Value {

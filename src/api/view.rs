@@ -83,6 +83,9 @@ pub struct DefinitionView {
     /// The services this one waits for, each with its condition (`started`, `healthy`,
     /// `completed`): what the dashboard's dependency graph draws.
     pub depends_on: BTreeMap<String, &'static str>,
+    /// `watchdog:` (`30s`): the longest time between two `WATCHDOG=1` of the service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watchdog: Option<String>,
 }
 
 impl DefinitionView {
@@ -122,6 +125,7 @@ impl DefinitionView {
                 .iter()
                 .map(|d| (d.service.clone(), d.condition.as_str()))
                 .collect(),
+            watchdog: def.watchdog.map(human),
         }
     }
 }
@@ -141,6 +145,9 @@ pub struct ProbeView {
     /// The name of a function probe (no YAML form).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub function: Option<String>,
+    /// `true` for `readiness: { notify: true }` (the service's `READY=1`; nothing polled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify: Option<bool>,
     /// Time between runs.
     pub interval: String,
     /// Time one run may take.
@@ -170,6 +177,7 @@ impl ProbeView {
             tcp: None,
             command: None,
             function: None,
+            notify: None,
             interval: human(spec.interval),
             timeout: human(spec.timeout),
             initial_delay: human(spec.initial_delay),
@@ -186,6 +194,7 @@ impl ProbeView {
             ProbeCheck::Tcp { address } => view.tcp = Some(address.clone()),
             ProbeCheck::Command { command } => view.command = Some(command.to_string()),
             ProbeCheck::Function(f) => view.function = Some(f.name.clone()),
+            ProbeCheck::Notify => view.notify = Some(true),
         }
         view
     }

@@ -60,6 +60,13 @@ fn render_explanation(e: &Explanation, paint: Paint) -> String {
         if let Some(reason) = &state.reason {
             text.push_str(&format!("reason: {reason}\n"));
         }
+        if let Some(said) = &state.notify_status {
+            // What the service itself last said (sd_notify `STATUS=`).
+            text.push_str(&format!(
+                "service status: {}\n",
+                said.replace(['\n', '\r'], " ")
+            ));
+        }
     }
     if let Some(exit) = &e.last_exit {
         let at = exit.at.format("%Y-%m-%dT%H:%M:%S%.3fZ");
@@ -184,5 +191,30 @@ last log lines:
   boom
 ";
         assert_eq!(render_explanation(&explanation, Paint::plain()), expected);
+    }
+
+    #[test]
+    fn an_explanation_shows_what_the_service_said_about_itself() {
+        let answer = json!({
+            "service": "app",
+            "summary": "app is running.",
+            "state": {
+                "id": "app", "name": "app", "status": "running", "health": "unknown",
+                "ready": false, "pid": 42, "last_exit": null,
+                "restart_count": 0, "started_at": null, "changed_at": "2026-11-21T22:44:51.311Z",
+                "reason": null, "tags": [], "cpu_percent": null, "rss_bytes": null,
+                "notify_status": "loading\nmodels"
+            },
+            "last_exit": null,
+            "probes": {"startup": null, "readiness": {"notify": true}, "liveness": null},
+            "events": [],
+            "logs": []
+        });
+        let explanation = Explanation::deserialize(&answer).unwrap_or_else(|e| panic!("{e}"));
+        let text = render_explanation(&explanation, Paint::plain());
+        assert!(
+            text.contains("\nservice status: loading models\n"),
+            "{text}"
+        );
     }
 }

@@ -71,6 +71,45 @@ pub async fn run(client: &Client, args: &StatusArgs, json: bool) -> anyhow::Resu
         out("no services defined\n")?;
     } else {
         out(&table::render(&states, chrono::Utc::now(), Paint::stdout()))?;
+        out(&notify_notes(&states))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Under the table, what services said about themselves over the notify protocol
+/// (`STATUS=`), one `id: text` line each after a blank line; nothing when none did.
+pub fn notify_notes(states: &[ServiceState]) -> String {
+    let notes: Vec<String> = states
+        .iter()
+        .filter_map(|s| {
+            let text = s.notify_status.as_deref()?.trim();
+            (!text.is_empty()).then(|| format!("{}: {}\n", s.id, one_line(text)))
+        })
+        .collect();
+    if notes.is_empty() {
+        String::new()
+    } else {
+        format!("\n{}", notes.concat())
+    }
+}
+
+/// A service's text on one terminal line: control characters shown as spaces.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notify_statuses_follow_the_table_one_line_each() {
+        let mut app = ServiceState::pending("app", "app", &[]);
+        let quiet = ServiceState::pending("quiet", "quiet", &[]);
+        assert_eq!(notify_notes(&[app.clone(), quiet.clone()]), "");
+        app.notify_status = Some("serving\t3 clients\n".to_string());
+        assert_eq!(notify_notes(&[app, quiet]), "\napp: serving 3 clients\n");
+    }
 }

@@ -138,6 +138,10 @@ pub enum ProbeCheck {
     },
     /// An async function of the embedding app.
     Function(FunctionProbe),
+    /// Readiness only: the service says it is ready itself, by sending `READY=1` over the
+    /// systemd notification protocol to the socket steward gives it in `NOTIFY_SOCKET`
+    /// (`readiness: { notify: true }`). Never polled: the schedule fields do not apply.
+    Notify,
 }
 
 /// A probe with its schedule and thresholds.
@@ -283,6 +287,11 @@ pub struct ServiceDefinition {
     pub user: Option<String>,
     /// Run as this group (default: the user's primary group).
     pub group: Option<String>,
+    /// `watchdog: 30s`: the process must send `WATCHDOG=1` over its notify socket at least
+    /// this often (the first one within this time of its spawn), else it is a liveness
+    /// failure, restarted through the restart policy. Gives the process `NOTIFY_SOCKET`
+    /// and `WATCHDOG_USEC`.
+    pub watchdog: Option<Duration>,
 }
 
 impl std::fmt::Debug for ServiceDefinition {
@@ -321,6 +330,7 @@ impl std::fmt::Debug for ServiceDefinition {
             write_env_file,
             user,
             group,
+            watchdog,
         } = self;
         f.debug_struct("ServiceDefinition")
             .field("id", id)
@@ -355,6 +365,7 @@ impl std::fmt::Debug for ServiceDefinition {
             .field("write_env_file", write_env_file)
             .field("user", user)
             .field("group", group)
+            .field("watchdog", watchdog)
             .finish()
     }
 }
@@ -408,12 +419,30 @@ impl ServiceDefinition {
             write_env_file: false,
             user: None,
             group: None,
+            watchdog: None,
         }
     }
 
     /// True when the service has any probe (it then gets a HealthChecker actor).
     pub fn has_probes(&self) -> bool {
-        self.readiness.is_some() || self.liveness.is_some() || self.startup.is_some()
+        self.readiness.is_some()
+            || self.liveness.is_some()
+            || self.startup.is_some()
+            || self.watchdog.is_some()
+    }
+
+    /// True when the service speaks the notification protocol to steward: its readiness
+    /// is `notify`, or it has a `watchdog`. It then gets a notify socket (`NOTIFY_SOCKET`).
+    pub fn uses_notify(&self) -> bool {
+        self.notify_readiness() || self.watchdog.is_some()
+    }
+
+    /// True when `readiness: { notify: true }`: `READY=1` makes it ready.
+    pub fn notify_readiness(&self) -> bool {
+        matches!(
+            self.readiness.as_ref().map(|r| &r.check),
+            Some(ProbeCheck::Notify)
+        )
     }
 
     /// The probe of a kind.
@@ -469,7 +498,9 @@ pub struct Config {
 
 impl Config {
     /// `settings.exit_with` must name a service that some file defines: an error in words
-    /// (naming services.yml) when it does not.
+    /// (naming services.yml) when it does not. [`load_dir`](crate::config::load_dir)
+    /// already refuses such files with the `exit_with:` value's line and column; this is
+    /// the check for a `Config` built or changed in code.
     pub fn check_exit_with(&self) -> Result<(), String> {
         let Some(id) = &self.settings.exit_with else {
             return Ok(());

@@ -135,6 +135,7 @@ pub fn changed_keys(old: &ServiceDefinition, new: &ServiceDefinition) -> Vec<&'s
         write_env_file,
         user,
         group,
+        watchdog,
     } = old;
     let mut keys = Vec::new();
     let mut note = |key: &'static str, differs: bool| {
@@ -172,6 +173,7 @@ pub fn changed_keys(old: &ServiceDefinition, new: &ServiceDefinition) -> Vec<&'s
     note("write_env_file", *write_env_file != new.write_env_file);
     note("user", *user != new.user);
     note("group", *group != new.group);
+    note("watchdog", *watchdog != new.watchdog);
     keys
 }
 

@@ -77,6 +77,8 @@ pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
     // Every id in definition order, and the `depends_on` entries, for the check across files.
     let mut known_ids: Vec<String> = Vec::new();
     let mut dependency_nodes: Vec<DependencyNode> = Vec::new();
+    // `settings.exit_with` and where it is written, checked once every file is read.
+    let mut exit_with: Option<(String, Pos)> = None;
 
     // Each file's errors, kept apart so that the checks across files can join them in
     // line order.
@@ -102,6 +104,9 @@ pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
             };
             let outcome = validate::convert_file(raw, &ctx);
             problems.extend(outcome.problems);
+            if file.is_main {
+                exit_with = outcome.exit_with;
+            }
             for (id, entries) in outcome.dependencies {
                 // A duplicate id's entries would be reported against the wrong service.
                 if first_definition.contains_key(&id) {
@@ -153,6 +158,19 @@ pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
         );
     }
 
+    if let Some((id, pos)) = exit_with
+        && !known_ids.contains(&id)
+    {
+        // services.yml is always the first file.
+        per_file[0].push(
+            Problem::new(
+                pos,
+                format!("invalid `exit_with` in `settings`: no service `{id}` is defined"),
+            )
+            .hint("name a service of services.yml or services.d")
+            .into_error(Some(&files[0].shown)),
+        );
+    }
     for error in validate::graph_errors(&dependency_nodes, &known_ids) {
         match files
             .iter()

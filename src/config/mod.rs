@@ -26,5 +26,7 @@ pub use definition::{
 };
 pub use diff::{PlanAction, PlanEntry, ReloadPlan, changed_keys, fingerprint, plan_reload};
 pub use load::load_dir;
+/// A duration as the config writes it (`30s`, `5m`, `1500ms`), for words that quote one.
+pub(crate) use save::duration_text;
 pub use save::{save_service, service_to_yaml};
 pub use validate::{check_definition, check_dependencies, definition_from_json, is_valid_id};

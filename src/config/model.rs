@@ -171,6 +171,9 @@ pub(crate) struct RawService {
     /// A group name (or gid).
     #[serde(default)]
     pub group: Option<Sp<String>>,
+    /// A duration: the longest time between two `WATCHDOG=1` notifications.
+    #[serde(default)]
+    pub watchdog: Option<Sp<String>>,
 }
 
 /// The `source:` block of a service.
@@ -269,6 +272,9 @@ pub(crate) struct RawProbe {
     /// ≥ 1.
     #[serde(default)]
     pub success_threshold: Option<Sp<String>>,
+    /// `true`: readiness comes from the service's own `READY=1` (readiness only).
+    #[serde(default)]
+    pub notify: Option<Sp<String>>,
 }
 
 /// The `http:` check of a probe.
@@ -408,6 +414,7 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "write_env_file",
     "user",
     "group",
+    "watchdog",
 ];
 
 /// The keys of a `source:` block.
@@ -426,6 +433,7 @@ pub(crate) const PROBE_KEYS: &[&str] = &[
     "initial_delay",
     "failure_threshold",
     "success_threshold",
+    "notify",
 ];
 
 /// The keys of a probe's `http:` check.

@@ -217,6 +217,9 @@ fn render(def: &ServiceDefinition, folder: Option<&Path>) -> String {
     if let Some(group) = &def.group {
         key(&mut out, "group", &quote(group));
     }
+    if let Some(watchdog) = def.watchdog {
+        key(&mut out, "watchdog", &duration_text(watchdog));
+    }
     if def.log_lines != defaults.log_lines {
         key(&mut out, "log_lines", &def.log_lines.to_string());
     }
@@ -245,6 +248,11 @@ fn probe_text(out: &mut String, kind: ProbeKind, probe: &ProbeSpec) {
         }
         ProbeCheck::Tcp { address } => format!("tcp: {}", quote(address)),
         ProbeCheck::Command { command } => format!("command: {}", command_text(command)),
+        ProbeCheck::Notify => {
+            // Nothing is polled: the schedule fields have no meaning (and are refused).
+            let _ = writeln!(out, "    {name}: {{ notify: true }}");
+            return;
+        }
         ProbeCheck::Function(function) => {
             let _ = writeln!(
                 out,

@@ -34,6 +34,9 @@ pub use dependencies::check_dependencies;
 pub(crate) use dependencies::{DependencyEdge, DependencyNode, graph_errors};
 use probes::host_port;
 
+/// Why `notify`/`watchdog` and `detached` do not go together, and what to do instead.
+const NOTIFY_DETACHED_HINT: &str = "its daemon leaves the launcher's process tree, so steward cannot tell its notifications from a stranger's; use `readiness` probes, or run the daemon in the foreground without `detached`";
+
 /// The largest `log_lines` accepted: the ring is memory, `log_file` is for long history.
 const MAX_LOG_LINES: i64 = 1_000_000;
 
@@ -167,6 +170,29 @@ pub fn check_definition(def: &ServiceDefinition) -> Result<(), ConfigErrors> {
             );
         }
     }
+    if def.watchdog.is_some_and(|w| w.is_zero()) {
+        c.field(
+            none,
+            "watchdog",
+            "it is zero",
+            "give a duration such as `30s`",
+        );
+    }
+    if def.detached {
+        for (used, key) in [
+            (def.notify_readiness(), "readiness.notify"),
+            (def.watchdog.is_some(), "watchdog"),
+        ] {
+            if used {
+                c.field(
+                    none,
+                    key,
+                    "a detached service cannot use the notification protocol",
+                    NOTIFY_DETACHED_HINT,
+                );
+            }
+        }
+    }
     c.launch_definition(def);
     if problems.is_empty() {
         Ok(())
@@ -273,6 +299,9 @@ pub(crate) struct FileOutcome {
     pub dependencies: Vec<(String, Vec<(String, Pos)>)>,
     /// Everything wrong with it.
     pub problems: Vec<Problem>,
+    /// `settings.exit_with` as written (a valid id) and where, for the check across files
+    /// that some file defines that service.
+    pub exit_with: Option<(String, Pos)>,
 }
 
 /// Gives a parsed file its meaning: version, settings and services, every problem noted.
@@ -297,6 +326,7 @@ pub(crate) fn convert_file(raw: RawFile, ctx: &FileContext) -> FileOutcome {
     }
 
     let mut settings = None;
+    let mut exit_with = None;
     if let Some((pos, body)) = &raw.settings {
         if !ctx.is_main {
             problems.push(
@@ -307,6 +337,11 @@ pub(crate) fn convert_file(raw: RawFile, ctx: &FileContext) -> FileOutcome {
             match body {
                 RawBody::Parsed(block) => {
                     settings = convert_settings(block, &ctx.base_dir, &mut problems);
+                    exit_with = block
+                        .exit_with
+                        .as_ref()
+                        .map(|id| (id.value.trim().to_string(), Pos::of(id)))
+                        .filter(|(id, _)| is_valid_id(id));
                 }
                 RawBody::Empty => settings = Some(Settings::defaults_in(&ctx.base_dir)),
                 RawBody::Failed => {}
@@ -349,6 +384,7 @@ pub(crate) fn convert_file(raw: RawFile, ctx: &FileContext) -> FileOutcome {
         services,
         dependencies,
         problems,
+        exit_with,
     }
 }
 
@@ -637,6 +673,29 @@ fn convert_service_with_edges(
     }
     if let Some(group) = &raw.group {
         def.group = c.account("group", group);
+    }
+    if let Some(watchdog) = &raw.watchdog {
+        def.watchdog = c.positive_duration("watchdog", watchdog);
+    }
+    if def.detached && detached_readable {
+        let notify_at = raw
+            .readiness
+            .as_ref()
+            .and_then(|r| r.value.notify.as_ref())
+            .filter(|_| def.notify_readiness());
+        for (pos, key) in [
+            (notify_at.map(Pos::of), "readiness.notify"),
+            (raw.watchdog.as_ref().map(Pos::of), "watchdog"),
+        ] {
+            if let Some(pos) = pos {
+                c.field(
+                    pos,
+                    key,
+                    "a detached service cannot use the notification protocol",
+                    NOTIFY_DETACHED_HINT,
+                );
+            }
+        }
     }
     // Only when both sides read well: a bad `stop_command` is already reported.
     if detached_readable

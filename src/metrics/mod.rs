@@ -65,6 +65,9 @@ pub const PROBE_DURATION_SECONDS: &str = "steward_probe_duration_seconds";
 /// `steward_log_dropped_total{service}`: log lines lost by slow log subscribers, recorded
 /// by the subscription that lost them.
 pub const LOG_DROPPED_TOTAL: &str = "steward_log_dropped_total";
+/// `steward_notify_ignored_total{service}`: datagrams on a service's notify socket from a
+/// process outside the service, ignored by its HealthChecker.
+pub const NOTIFY_IGNORED_TOTAL: &str = "steward_notify_ignored_total";
 
 /// Every metric name on the page, with its type (for docs and tests).
 pub const METRIC_NAMES: &[(&str, &str)] = &[
@@ -84,6 +87,7 @@ pub const METRIC_NAMES: &[(&str, &str)] = &[
     (RESTARTS_TOTAL, "counter"),
     (PROBE_DURATION_SECONDS, "histogram"),
     (LOG_DROPPED_TOTAL, "counter"),
+    (NOTIFY_IGNORED_TOTAL, "counter"),
 ];
 
 /// The whole page for one runtime, in Prometheus text format: the families read from

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ::metrics::{describe_counter, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use super::{LOG_DROPPED_TOTAL, PROBE_DURATION_SECONDS, RESTARTS_TOTAL};
+use super::{LOG_DROPPED_TOTAL, NOTIFY_IGNORED_TOTAL, PROBE_DURATION_SECONDS, RESTARTS_TOTAL};
 
 /// Upper bounds of the buckets of every `*_seconds` histogram: 1 ms … 10 s.
 pub const SECONDS_BUCKETS: [f64; 13] = [
@@ -85,6 +85,10 @@ fn describe_recorded() {
         "Time one probe run took"
     );
     describe_counter!(LOG_DROPPED_TOTAL, "Log lines lost by slow log subscribers");
+    describe_counter!(
+        NOTIFY_IGNORED_TOTAL,
+        "Notify datagrams from processes outside the service, ignored"
+    );
 }
 
 /// Call after recording a histogram sample through the `metrics` facade: every 1024

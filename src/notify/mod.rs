@@ -10,10 +10,20 @@
 //! steward is such a daemon under systemd (`deploy/systemd/steward.service`): see
 //! [`manager::ManagerNotifier`]. Its own socket is never passed on to the services
 //! ([`MANAGER_VARS`] are removed from what they inherit).
+//!
+//! The other direction, service → steward, is [`service`]: a service with
+//! `readiness: { notify: true }` or `watchdog:` gets a socket of its own in
+//! `NOTIFY_SOCKET`; [`message`] reads what it says and [`sender`] checks who said it.
 
 pub mod manager;
+pub mod message;
+pub mod sender;
+pub mod service;
 
 pub use manager::ManagerNotifier;
+pub use message::NotifyMessage;
+pub use sender::sender_belongs_to_service;
+pub use service::ServiceNotifySocket;
 
 /// The variables by which a manager talks to steward; services never inherit them.
 pub const MANAGER_VARS: &[&str] = &["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];

@@ -55,6 +55,25 @@ pub fn resolve(def: &ServiceDefinition) -> Result<Vec<(String, String)>, String>
     Ok(vars.into_iter().collect())
 }
 
+/// Gives a service process its own notify socket (DESIGN §11): `NOTIFY_SOCKET` set to
+/// `socket` (steward's socket for that service, never steward's own manager's), and with a
+/// `watchdog`, `WATCHDOG_USEC` as systemd sets it. `WATCHDOG_PID` is left out: the pid is
+/// not known before the spawn, and without it the children of a shell line may ping too.
+/// Values the service's `env` gave these names are replaced.
+pub fn add_notify_vars(
+    env: &mut Vec<(String, String)>,
+    socket: &str,
+    watchdog: Option<std::time::Duration>,
+) {
+    env.retain(|(k, _)| !crate::notify::MANAGER_VARS.contains(&k.as_str()));
+    env.push(("NOTIFY_SOCKET".to_string(), socket.to_string()));
+    if let Some(watchdog) = watchdog {
+        let usec = watchdog.as_micros().max(1);
+        env.push(("WATCHDOG_USEC".to_string(), usec.to_string()));
+    }
+    env.sort();
+}
+
 /// `Ok` when the service's `cwd` exists and is a directory; else a reason that says what
 /// to fix.
 pub fn check_cwd(def: &ServiceDefinition) -> Result<(), String> {

@@ -411,6 +411,33 @@ def stop_all_and_start_all(daemon_factory, browser_factory):
     assert [d.state(x)["status"] for x in ("web", "api")] == ["running", "running"]
 
 
+NOTIFIER = r'''  notifier:
+    readiness: { notify: true }
+    argv:
+      - python3
+      - -c
+      - |
+        import os, socket, time
+        a = os.environ["NOTIFY_SOCKET"]
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.sendto(b"READY=1\nSTATUS=serving 3 clients", "\0" + a[1:] if a.startswith("@") else a)
+        time.sleep(1000)
+'''
+
+
+@test
+def a_notify_status_shows_on_the_card(daemon_factory, browser_factory):
+    d = daemon_factory(NOTIFIER)
+    wait_for("STATUS= in the API state", lambda: d.state("notifier").get("notify_status") == "serving 3 clients")
+    assert d.state("notifier")["ready"] is True
+    b = browser_factory()
+    page(d, b)
+    wait_for("notifier running", lambda: b.card_status("notifier")[0] == "running")
+    said = wait_for("the status on the card", lambda: b.js(
+        "const p = document.querySelector('.card[data-id=\"notifier\"] .notify-status'); return p && p.textContent"))
+    assert said == "serving 3 clients", said
+
+
 @test
 def sparklines_start_from_the_server_history(daemon_factory, browser_factory):
     d = daemon_factory(sleeper("web"))

@@ -74,6 +74,7 @@ impl Harness {
             definition: Arc::new(definition),
             server: stand_in.clone(),
             http: reqwest::Client::new(),
+            notify_socket: None,
         };
         let (checker, _) = Actor::spawn(None, HealthChecker, args)
             .await
@@ -99,6 +100,7 @@ impl Harness {
             run: Generation(run),
             env: Arc::new(env),
             user: Ok(None),
+            pid: None,
         });
     }
 

@@ -26,6 +26,9 @@ mod logs;
 /// MCP with a real client over Streamable HTTP (`/mcp`) and stdio (`steward mcp`); the
 /// token, Host and Origin checks.
 mod mcp;
+/// service → steward over systemd's notify protocol: READY=1, STATUS=, STOPPING=1,
+/// RELOADING=1, the watchdog, the sender check; the keys' errors.
+mod notify;
 /// Spawning, process groups, pipes, signals, pdeathsig.
 mod process;
 /// Production: PID 1 and subreaper (PID namespaces), exit_with, the notify protocol.

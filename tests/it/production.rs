@@ -344,8 +344,12 @@ services:
         .expect("run steward validate");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
+    // Located like every config error: the `exit_with:` value in services.yml.
+    let place = format!("{}:3:14: ", dir.path().join("services.yml").display());
     assert!(
-        stderr.contains("exit_with") && stderr.contains("nosuch"),
+        stderr.contains(&format!(
+            "{place}invalid `exit_with` in `settings`: no service `nosuch` is defined"
+        )),
         "{stderr}"
     );
 }

@@ -9,8 +9,15 @@ use crate::config::{CommandSpec, ProbeCheck, ProbeSpec};
 impl Checker<'_> {
     /// A probe block, or `None` when anything in it is wrong (all of it noted).
     pub(super) fn probe(&mut self, kind: &str, probe: &Sp<RawProbe>) -> Option<ProbeSpec> {
-        let before = self.problems.len();
         let raw = &probe.value;
+        if let Some(notify) = &raw.notify {
+            match self.boolean(notify, &format!("{kind}.notify")) {
+                Some(true) => return self.notify_probe(kind, notify, raw),
+                Some(false) => {}
+                None => return None,
+            }
+        }
+        let before = self.problems.len();
         let mut checks: Vec<(Pos, &str)> = Vec::new();
         if let Some(http) = &raw.http {
             checks.push((Pos::of(http), "http"));
@@ -28,7 +35,11 @@ impl Checker<'_> {
                         Pos::of(probe),
                         format!("`{kind}`{} has no check", self.place),
                     )
-                    .hint("add one of `http: { url: ... }`, `tcp: host:port` or `command: ...`"),
+                    .hint(if kind == "readiness" {
+                        "add one of `http: { url: ... }`, `tcp: host:port`, `command: ...` or `notify: true`"
+                    } else {
+                        "add one of `http: { url: ... }`, `tcp: host:port` or `command: ...`"
+                    }),
                 );
                 None
             }
@@ -85,6 +96,68 @@ impl Checker<'_> {
             }
         }
         (self.problems.len() == before).then_some(spec)
+    }
+
+    /// `notify: true`: a readiness of its own, the service's `READY=1`. It is readiness
+    /// only (liveness has `watchdog`), and it is the one source: a probe check or a
+    /// schedule beside it would have no meaning, so each is an error at its own place.
+    fn notify_probe(
+        &mut self,
+        kind: &str,
+        notify: &Sp<String>,
+        raw: &RawProbe,
+    ) -> Option<ProbeSpec> {
+        let before = self.problems.len();
+        if kind != "readiness" {
+            self.problems.push(
+                Problem::new(
+                    Pos::of(notify),
+                    format!("`{kind}.notify`{} is not allowed", self.place),
+                )
+                .hint(if kind == "liveness" {
+                    "`notify` is a readiness source: for a liveness fed by the service, write `watchdog: 30s` next to `readiness`"
+                } else {
+                    "`notify` is a readiness source: write `readiness: { notify: true }`"
+                }),
+            );
+        }
+        let checks = [
+            (raw.http.as_ref().map(Pos::of), "http"),
+            (raw.tcp.as_ref().map(Pos::of), "tcp"),
+            (raw.command.as_ref().map(Pos::of), "command"),
+        ];
+        for (pos, check) in checks {
+            if let Some(pos) = pos {
+                self.problems.push(
+                    Problem::new(
+                        pos,
+                        format!(
+                            "`{kind}`{} has both `notify: true` and a `{check}` check",
+                            self.place
+                        ),
+                    )
+                    .hint("readiness comes from one source: keep `notify: true` (the service sends READY=1) or the probe, not both"),
+                );
+            }
+        }
+        let schedule = [
+            (raw.interval.as_ref(), "interval"),
+            (raw.timeout.as_ref(), "timeout"),
+            (raw.initial_delay.as_ref(), "initial_delay"),
+            (raw.failure_threshold.as_ref(), "failure_threshold"),
+            (raw.success_threshold.as_ref(), "success_threshold"),
+        ];
+        for (value, key) in schedule {
+            if let Some(value) = value {
+                self.field(
+                    Pos::of(value),
+                    &format!("{kind}.{key}"),
+                    "it does not apply to `notify: true` (nothing is polled)",
+                    "remove it: the service is ready when it sends READY=1",
+                );
+            }
+        }
+        (self.problems.len() == before).then(|| ProbeSpec::new(ProbeCheck::Notify))
     }
 
     fn probe_check(&mut self, kind: &str, raw: &RawProbe) -> Option<ProbeCheck> {
@@ -198,6 +271,17 @@ impl Checker<'_> {
                 }
             },
             ProbeCheck::Function(_) => {}
+            ProbeCheck::Notify => {
+                if kind != "readiness" {
+                    self.field(
+                        none,
+                        &format!("{kind}.notify"),
+                        "`notify` is a readiness source only",
+                        "put it in `readiness`; for a liveness fed by the service, set `watchdog`",
+                    );
+                }
+                return;
+            }
         }
         for (key, value) in [("interval", probe.interval), ("timeout", probe.timeout)] {
             if value.is_zero() {

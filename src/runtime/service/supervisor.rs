@@ -321,12 +321,24 @@ async fn spawn_children(
         supervisor.clone(),
     )
     .await?;
+    // The notify socket exists before the Server, which names it in NOTIFY_SOCKET at
+    // each spawn; the HealthChecker reads it (and closes it when it stops).
+    let notify_socket = def.uses_notify().then(|| {
+        crate::notify::ServiceNotifySocket::open(&def.id)
+            .map(Arc::new)
+            .map_err(|e| format!("cannot open the service's notify socket: {e}"))
+    });
     let (server, _) = Actor::spawn_linked(
         None,
         Server,
         ServerArgs {
             definition: def.clone(),
             tables: tables.clone(),
+            notify_socket: notify_socket.as_ref().map(|s| {
+                s.as_ref()
+                    .map(|s| s.address().to_string())
+                    .map_err(Clone::clone)
+            }),
         },
         supervisor.clone(),
     )
@@ -350,6 +362,7 @@ async fn spawn_children(
                 definition: def.clone(),
                 server: server.clone(),
                 http: tables.http.clone(),
+                notify_socket: notify_socket.and_then(Result::ok),
             },
             supervisor.clone(),
         )

@@ -52,6 +52,8 @@ pub enum KillCause {
     },
     /// steward's shutdown budget ran out while the service was stopping.
     ShutdownBudget(Duration),
+    /// The service's `watchdog` went off (its liveness over the notify socket).
+    Watchdog(WatchdogCause),
 }
 
 impl KillCause {
@@ -69,7 +71,9 @@ impl KillCause {
     /// What the restart metric counts a restart after this kill as.
     pub fn restart_reason(&self) -> RestartReason {
         match self {
-            KillCause::Liveness(_) | KillCause::DaemonGone { .. } => RestartReason::Liveness,
+            KillCause::Liveness(_) | KillCause::DaemonGone { .. } | KillCause::Watchdog(_) => {
+                RestartReason::Liveness
+            }
             _ => RestartReason::Crash,
         }
     }
@@ -101,6 +105,31 @@ impl fmt::Display for KillCause {
                 "shutdown budget {} spent",
                 humantime::format_duration(*budget)
             ),
+            KillCause::Watchdog(cause) => cause.fmt(f),
+        }
+    }
+}
+
+/// Why a service's watchdog went off: `watchdog: no ping for 30s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchdogCause {
+    /// No `WATCHDOG=1` for the service's `watchdog` duration (the first one counted from
+    /// the spawn).
+    Missed(Duration),
+    /// The service sent `WATCHDOG=trigger`: it asks to be treated as hung.
+    Triggered,
+}
+
+impl fmt::Display for WatchdogCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // Written as the config writes durations (`30s`, `1m`, `1500ms`).
+            WatchdogCause::Missed(limit) => write!(
+                f,
+                "watchdog: no ping for {}",
+                crate::config::duration_text(*limit)
+            ),
+            WatchdogCause::Triggered => f.write_str("watchdog: the service sent WATCHDOG=trigger"),
         }
     }
 }

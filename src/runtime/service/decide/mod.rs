@@ -23,6 +23,7 @@ mod tests;
 
 pub use cause::{
     Ending, ExitedCause, GaveUp, KillCause, RestartReason, StoppedCause, VerdictCause,
+    WatchdogCause,
 };
 
 /// What the service should do once its current process is gone.
@@ -290,4 +291,11 @@ pub fn decide_verdict(healthy: bool, cause: VerdictCause, taking_down: bool) -> 
             take_down: (!healthy && !taking_down).then_some(KillCause::Liveness(cause)),
         },
     }
+}
+
+/// Decides what a watchdog that went off means: take the process down as a liveness
+/// failure (the restart policy decides what follows), unless steward already takes it
+/// down for a cause of its own.
+pub fn decide_watchdog(cause: WatchdogCause, taking_down: bool) -> Option<KillCause> {
+    (!taking_down).then_some(KillCause::Watchdog(cause))
 }

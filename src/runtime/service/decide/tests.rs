@@ -625,3 +625,29 @@ fn a_transient_spawn_failure_goes_through_backoff_like_a_crash() {
     };
     assert!(cause.to_string().contains("spawn failed"), "{cause}");
 }
+
+#[test]
+fn a_missed_watchdog_is_a_liveness_failure_worded_with_the_configured_duration() {
+    let kill = decide_watchdog(WatchdogCause::Missed(Duration::from_secs(30)), false)
+        .expect("a kill when nothing else takes the process down");
+    assert_eq!(kill.to_string(), "watchdog: no ping for 30s");
+    assert_eq!(kill.restart_reason(), RestartReason::Liveness);
+    assert!(kill.is_failure() && !kill.is_forced());
+    assert_eq!(
+        decide_watchdog(WatchdogCause::Missed(Duration::from_millis(1500)), false)
+            .map(|k| k.to_string())
+            .as_deref(),
+        Some("watchdog: no ping for 1500ms")
+    );
+    assert_eq!(
+        decide_watchdog(WatchdogCause::Triggered, true),
+        None,
+        "a second cause adds nothing while the process is already going down"
+    );
+    // A transient service is restarted after it even when it exited 0 on the signal.
+    assert!(policy_restarts(
+        RestartPolicy::Transient,
+        &exit_code(0),
+        Some(&kill)
+    ));
+}

@@ -28,15 +28,17 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::AbortHandle;
 
-use crate::config::{ProbeKind, ServiceDefinition};
+use crate::config::{ProbeCheck, ProbeKind, ServiceDefinition};
 use crate::probe::{ProbeContext, ProbeOutcome, ProbeUser, run_probe};
 use crate::process::secrets::MaskedEnv;
 use crate::runtime::service::decide::VerdictCause;
 use crate::runtime::service::generation::Generation;
 use crate::runtime::service::server::ServerMsg;
 
+mod notify;
 mod track;
 
+pub use notify::ServiceNotice;
 pub(crate) use track::ProbeTrack;
 
 /// Messages to a HealthChecker. Their `Debug` shows an environment's names only.
@@ -50,6 +52,8 @@ pub enum HealthCheckerMsg {
         env: Arc<Vec<(String, String)>>,
         /// The user the service's process runs as; command probes run as it too.
         user: ProbeUser,
+        /// The main process: notify datagrams count only from its process tree.
+        pid: Option<u32>,
     },
     /// The process is gone: stop probing, forget counters.
     Unwatch,
@@ -59,6 +63,15 @@ pub enum HealthCheckerMsg {
     Resume,
     /// Makes the actor panic (chaos testing of the supervision tree).
     Panic(String),
+    /// Internal: a datagram arrived on the service's notify socket (from its reader task).
+    Datagram(crate::notify::service::Datagram),
+    /// Internal: a watchdog timer ran out (`armed` numbers the timer; older ones are stale).
+    WatchdogDue {
+        /// The probing generation the timer was armed in.
+        generation: u64,
+        /// Which arming of the timer.
+        armed: u64,
+    },
     /// Internal: a probe run finished. Sent only by the HealthChecker's own probe tasks.
     Outcome {
         /// Which probe ran.
@@ -73,11 +86,25 @@ pub enum HealthCheckerMsg {
 impl std::fmt::Debug for HealthCheckerMsg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            HealthCheckerMsg::Watch { run, env, user } => f
+            HealthCheckerMsg::Watch {
+                run,
+                env,
+                user,
+                pid,
+            } => f
                 .debug_struct("Watch")
                 .field("run", run)
                 .field("env", &MaskedEnv(env))
                 .field("user", user)
+                .field("pid", pid)
+                .finish(),
+            HealthCheckerMsg::Datagram(datagram) => {
+                f.debug_tuple("Datagram").field(datagram).finish()
+            }
+            HealthCheckerMsg::WatchdogDue { generation, armed } => f
+                .debug_struct("WatchdogDue")
+                .field("generation", generation)
+                .field("armed", armed)
                 .finish(),
             HealthCheckerMsg::Unwatch => f.write_str("Unwatch"),
             HealthCheckerMsg::Suspend => f.write_str("Suspend"),
@@ -106,6 +133,9 @@ pub struct HealthCheckerArgs {
     pub server: ActorRef<ServerMsg>,
     /// Shared HTTP client.
     pub http: reqwest::Client,
+    /// The service's notify socket (`readiness: { notify: true }` or `watchdog`), opened
+    /// before the Server so that its address can go into `NOTIFY_SOCKET`; read here.
+    pub notify_socket: Option<Arc<crate::notify::ServiceNotifySocket>>,
 }
 
 /// State of a HealthChecker.
@@ -125,6 +155,8 @@ pub struct HealthCheckerState {
     watched: Option<Watched>,
     /// Probe runs in flight or waiting for their delay; aborted when probing stops.
     tasks: ProbeTasks,
+    /// The notify socket's reader, when the service has a socket (dropped with the actor).
+    _notify: Option<notify::NotifyEndpoint>,
 }
 
 /// What the HealthChecker knows about the run it watches. Its `Debug` shows the
@@ -143,6 +175,8 @@ struct Watched {
     suspended: bool,
     /// Counters and last verdict per probe.
     tracks: HashMap<ProbeKind, ProbeTrack>,
+    /// `READY=1` and the watchdog timer of this run.
+    notify: notify::RunNotify,
 }
 
 impl std::fmt::Debug for Watched {
@@ -154,6 +188,7 @@ impl std::fmt::Debug for Watched {
             .field("phase", &self.phase)
             .field("suspended", &self.suspended)
             .field("tracks", &self.tracks)
+            .field("notify", &self.notify)
             .finish()
     }
 }
@@ -199,9 +234,10 @@ impl Actor for HealthChecker {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         args: HealthCheckerArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
+        let notify = notify::start_reader(&myself, &args.definition.id, args.notify_socket);
         Ok(HealthCheckerState {
             definition: args.definition,
             server: args.server,
@@ -209,6 +245,7 @@ impl Actor for HealthChecker {
             generation: 0,
             watched: None,
             tasks: ProbeTasks::default(),
+            _notify: notify,
         })
     }
 
@@ -219,7 +256,12 @@ impl Actor for HealthChecker {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            HealthCheckerMsg::Watch { run, env, user } => on_watch(&myself, state, run, env, user),
+            HealthCheckerMsg::Watch {
+                run,
+                env,
+                user,
+                pid,
+            } => on_watch(&myself, state, run, env, user, pid),
             HealthCheckerMsg::Unwatch => on_unwatch(state),
             HealthCheckerMsg::Suspend => on_suspend(state),
             HealthCheckerMsg::Resume => on_resume(&myself, state),
@@ -228,6 +270,10 @@ impl Actor for HealthChecker {
                 generation,
                 outcome,
             } => on_outcome(&myself, state, probe, generation, outcome),
+            HealthCheckerMsg::Datagram(datagram) => notify::on_datagram(&myself, state, datagram),
+            HealthCheckerMsg::WatchdogDue { generation, armed } => {
+                notify::on_watchdog_due(state, generation, armed)
+            }
             HealthCheckerMsg::Panic(why) => panic!("{why}"),
         }
         Ok(())
@@ -255,6 +301,7 @@ fn on_watch(
     run: Generation,
     env: Arc<Vec<(String, String)>>,
     user: ProbeUser,
+    pid: Option<u32>,
 ) {
     stop_probing(state);
     let phase = if state.definition.startup.is_some() {
@@ -270,8 +317,11 @@ fn on_watch(
         phase,
         suspended: false,
         tracks: HashMap::new(),
+        notify: notify::RunNotify::new(pid),
     });
     start_phase(myself, state, FirstRun::AfterInitialDelay);
+    // The first watchdog deadline counts from the spawn.
+    notify::arm_watchdog(myself, state);
 }
 
 fn on_unwatch(state: &mut HealthCheckerState) {
@@ -286,6 +336,7 @@ fn on_suspend(state: &mut HealthCheckerState) {
     };
     if !already {
         stop_probing(state);
+        notify::disarm_watchdog(state);
         if let Some(watched) = &mut state.watched {
             watched.suspended = true;
         }
@@ -306,6 +357,8 @@ fn on_resume(myself: &ActorRef<HealthCheckerMsg>, state: &mut HealthCheckerState
     }
     stop_probing(state);
     start_phase(myself, state, FirstRun::AfterInterval);
+    // A frozen process could not ping: it gets a full period from the thaw.
+    notify::arm_watchdog(myself, state);
 }
 
 /// When the first run of a (re)started probe happens.
@@ -335,6 +388,10 @@ fn start_phase(
         let Some(spec) = state.definition.probe(kind) else {
             continue;
         };
+        // Notify readiness is the service's READY=1 (notify.rs): nothing to poll.
+        if spec.check == ProbeCheck::Notify {
+            continue;
+        }
         let delay = match first {
             FirstRun::AfterInitialDelay => spec.initial_delay,
             FirstRun::AfterInterval => spec.interval,
@@ -448,6 +505,8 @@ fn on_outcome(
         (ProbeKind::Startup, Some(true)) => {
             watched.phase = Phase::Steady;
             start_phase(myself, state, FirstRun::AfterInitialDelay);
+            // A READY=1 that came during start-up counts now.
+            notify::send_ready(state);
         }
         (ProbeKind::Startup, Some(false)) => {
             watched.phase = Phase::GaveUp;
@@ -466,6 +525,7 @@ mod tests {
             run: Generation(1),
             env: Arc::new(vec![("DB_URL".into(), "postgres://u:pw@h/db".into())]),
             user: Ok(None),
+            pid: Some(1),
         };
         let text = format!("{msg:?}");
         assert!(text.contains("DB_URL") && !text.contains("pw@h"), "{text}");

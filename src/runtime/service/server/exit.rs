@@ -72,6 +72,7 @@ impl ServerState {
             r.pid = None;
             r.ready = false;
             r.health = Health::Unknown;
+            r.notify_status = None;
             r.last_exit = Some(exit.clone());
             r.cpu_percent = None;
             r.rss_bytes = None;

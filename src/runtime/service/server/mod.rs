@@ -38,6 +38,7 @@
 //! | `stop.rs` | stop, kill, restart, the shutdown-budget kill: taking a run down |
 //! | `exit.rs` | an exit, and the restart timer after it |
 //! | `verdict.rs` | probe verdicts: health, ready, liveness |
+//! | `notify.rs` | what the service says over its notify socket; its watchdog |
 //! | `control.rs` | pause, resume, stdin |
 //! | `detached/` | a service whose command launches a daemon: way up, way down, follow task |
 
@@ -51,7 +52,7 @@ use crate::config::ServiceDefinition;
 use crate::error::ControlError;
 use crate::runtime::service::decide::VerdictCause;
 use crate::runtime::service::generation::Generation;
-use crate::runtime::service::health_checker::HealthCheckerMsg;
+use crate::runtime::service::health_checker::{HealthCheckerMsg, ServiceNotice};
 use crate::runtime::service::port_manager::PortManagerMsg;
 use crate::state::{ExitInfo, ServiceState};
 
@@ -60,6 +61,7 @@ mod dependency_wait;
 mod detached;
 mod exit;
 mod install;
+mod notify;
 mod start;
 mod state;
 mod stop;
@@ -159,6 +161,14 @@ pub enum ServerMsg {
     },
     /// A detached service's own watch task and deadlines (see [`DetachedNotice`]).
     Detached(DetachedNotice),
+    /// From the HealthChecker: the service said something over its notify socket
+    /// (`STATUS=`, `STOPPING=1`, `RELOADING=1`), or its watchdog went off.
+    Notified {
+        /// Which run.
+        run: Generation,
+        /// What it said, or the watchdog.
+        notice: ServiceNotice,
+    },
     /// Replies once every message sent before it has been handled (used to send stop
     /// signals to many services strictly in order without waiting for their exits).
     Sync(RpcReplyPort<()>),
@@ -173,6 +183,9 @@ pub struct ServerArgs {
     pub definition: Arc<ServiceDefinition>,
     /// The runtime's tables (the Server writes its own status row).
     pub tables: Arc<crate::runtime::Tables>,
+    /// The address of the service's notify socket for `NOTIFY_SOCKET` (`Err`: why it
+    /// could not be opened); `None` when the service does not use the protocol.
+    pub notify_socket: Option<Result<String, String>>,
 }
 
 /// What a message handler leaves to wait on: `None` when it was done at once.
@@ -242,6 +255,7 @@ impl Actor for Server {
                 cause,
             } => state.on_verdict(run, healthy, cause),
             ServerMsg::RestartDue { run } => state.on_restart_due(myself, run),
+            ServerMsg::Notified { run, notice } => state.on_notified(run, notice),
             ServerMsg::Sync(reply) => {
                 let _ = reply.send(());
                 None

@@ -109,6 +109,11 @@ impl ServerState {
         }
         // Command probes (and a detached service's stop_command) run like this process.
         let like_this = ProbeIdentity::of(&plan);
+        // The process (not its probes) gets the notify socket.
+        let plan = match self.with_notify_socket(plan) {
+            Ok(plan) => plan,
+            Err(reason) => return self.fail_start(reason),
+        };
         let run = self.next_generation();
         let spawned = port
             .call(
@@ -142,6 +147,7 @@ impl ServerState {
             r.started_at = Some(Utc::now());
             r.health = Health::Unknown;
             r.ready = ready;
+            r.notify_status = None;
         });
         info!(service = %id, pid, run = run.0, "started");
         self.transition(

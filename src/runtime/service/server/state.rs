@@ -58,6 +58,9 @@ pub struct ServerState {
     pub(super) setup: install::Setup,
     /// A detached service's launcher, daemon and stop path (unused otherwise).
     pub(super) detached: detached::Detached,
+    /// The service's notify socket address (`Err`: why it could not be opened), when it
+    /// uses the protocol. Boxed: most services do not.
+    pub(super) notify_socket: Option<Box<Result<String, String>>>,
 }
 
 /// An automatic restart waiting for its backoff delay.
@@ -127,6 +130,7 @@ impl ServerState {
             stop_waiters: Vec::new(),
             setup: install::Setup::default(),
             detached: detached::Detached::new(myself),
+            notify_socket: args.notify_socket.map(Box::new),
         }
     }
 
@@ -192,6 +196,7 @@ impl ServerState {
 
     /// Asks the HealthChecker to probe the current run.
     pub(super) fn watch(&mut self, env: Arc<Vec<(String, String)>>, user: crate::probe::ProbeUser) {
+        let pid = self.row(|r| r.pid).flatten();
         let (Some(health), Some(live)) = (&self.health, &mut self.live) else {
             return;
         };
@@ -200,6 +205,7 @@ impl ServerState {
                 run: self.generation,
                 env,
                 user,
+                pid,
             })
             .is_ok();
     }
