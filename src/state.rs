@@ -157,6 +157,10 @@ pub struct ServiceState {
     pub cpu_percent: Option<f64>,
     /// Resident memory of the main process in bytes, when running.
     pub rss_bytes: Option<u64>,
+    /// `process` (an OS process) or `function` (a function of the embedding app, with no
+    /// pid, CPU or memory of its own).
+    #[serde(default)]
+    pub kind: ServiceKind,
 }
 
 impl ServiceState {
@@ -177,6 +181,35 @@ impl ServiceState {
             tags: tags.to_vec(),
             cpu_percent: None,
             rss_bytes: None,
+            kind: ServiceKind::Process,
+        }
+    }
+
+    /// The same state, of `kind`.
+    #[must_use]
+    pub fn of_kind(mut self, kind: ServiceKind) -> Self {
+        self.kind = kind;
+        self
+    }
+}
+
+/// What runs for a service: an OS process, or a function of the embedding app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceKind {
+    /// An OS process (`command` / `argv`).
+    #[default]
+    Process,
+    /// A function service ([`crate::function`]).
+    Function,
+}
+
+impl ServiceKind {
+    /// `process` or `function`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceKind::Process => "process",
+            ServiceKind::Function => "function",
         }
     }
 }

@@ -83,14 +83,20 @@ pub struct DefinitionView {
     /// The services this one waits for, each with its condition (`started`, `healthy`,
     /// `completed`): what the dashboard's dependency graph draws.
     pub depends_on: BTreeMap<String, &'static str>,
+    /// `process`, or `function` for a function service (defined in code; no YAML form).
+    pub kind: &'static str,
+    /// The function's name, for a function service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
 }
 
 impl DefinitionView {
     /// The view of `def`, secrets redacted.
     pub fn of(def: &ServiceDefinition) -> Self {
-        let (command, argv) = match &def.command {
-            CommandSpec::Line(line) => (Some(line.clone()), None),
-            CommandSpec::Argv(argv) => (None, Some(argv.clone())),
+        let (command, argv) = match (&def.command, &def.function) {
+            (_, Some(_)) => (None, None),
+            (CommandSpec::Line(line), None) => (Some(line.clone()), None),
+            (CommandSpec::Argv(argv), None) => (None, Some(argv.clone())),
         };
         DefinitionView {
             id: def.id.clone(),
@@ -122,6 +128,8 @@ impl DefinitionView {
                 .iter()
                 .map(|d| (d.service.clone(), d.condition.as_str()))
                 .collect(),
+            kind: def.kind().as_str(),
+            function: def.function.as_ref().map(|f| f.name.clone()),
         }
     }
 }

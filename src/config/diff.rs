@@ -131,6 +131,7 @@ pub fn changed_keys(old: &ServiceDefinition, new: &ServiceDefinition) -> Vec<&'s
         write_env_file,
         user,
         group,
+        function,
     } = old;
     let mut keys = Vec::new();
     let mut note = |key: &'static str, differs: bool| {
@@ -168,6 +169,7 @@ pub fn changed_keys(old: &ServiceDefinition, new: &ServiceDefinition) -> Vec<&'s
     note("write_env_file", *write_env_file != new.write_env_file);
     note("user", *user != new.user);
     note("group", *group != new.group);
+    note("function", *function != new.function);
     keys
 }
 
@@ -182,6 +184,14 @@ pub fn plan_reload(current: &[(Arc<ServiceDefinition>, u64)], next: &Config) -> 
     for new in &next.services {
         let file = shown(new.source_file.as_deref(), &next.dir);
         let entry = match running.get(new.id.as_str()) {
+            // A function service is the app's, not the files': a reload never replaces it.
+            Some((old, _)) if old.function.is_some() => (
+                PlanAction::Keep,
+                format!(
+                    "a function service defined in code; the definition of `{}` in {file} is ignored",
+                    new.id
+                ),
+            ),
             None => {
                 let why = if new.autostart {
                     format!("new in {file}")
@@ -229,6 +239,10 @@ pub fn plan_reload(current: &[(Arc<ServiceDefinition>, u64)], next: &Config) -> 
             Some(file) => (
                 PlanAction::Stop,
                 format!("removed from {}", shown(Some(file), &next.dir)),
+            ),
+            None if old.function.is_some() => (
+                PlanAction::Keep,
+                "a function service defined in code".to_string(),
             ),
             None => (PlanAction::Keep, "defined at run time".to_string()),
         };
