@@ -299,6 +299,65 @@ async fn an_os_process_waits_for_a_function_service_to_report_ready() {
     steward.shutdown().await.expect("shutdown");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_os_process_waits_for_a_function_service_healthy_by_its_function_probe() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut events = steward.subscribe_events(None).await.expect("events");
+    let warm = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let checked = warm.clone();
+    let mut cache = function(
+        "cache",
+        FunctionService::new("cache", |ctx: ServiceContext| async move {
+            ctx.cancelled().await;
+            Ok::<(), String>(())
+        }),
+    );
+    let mut readiness = ProbeSpec::new(ProbeCheck::Function(steward::config::FunctionProbe::new(
+        "cache warm",
+        move || {
+            let warm = checked.load(Ordering::SeqCst);
+            async move {
+                if warm {
+                    Ok(())
+                } else {
+                    Err("cold".to_string())
+                }
+            }
+        },
+    )));
+    readiness.interval = Duration::from_millis(20);
+    readiness.failure_threshold = 1;
+    cache.readiness = Some(readiness);
+    steward.define(cache).await.expect("define cache");
+    let mut reader = service("reader", "sleep 300");
+    reader.depends_on = vec![Dependency {
+        service: "cache".into(),
+        condition: DependencyCondition::Healthy,
+    }];
+    reader.autostart = false;
+    steward.define(reader).await.expect("define reader");
+    steward
+        .control_no_wait("reader", steward::ControlAction::Start)
+        .await
+        .expect("start reader");
+    let cold = next_event(&mut events, "cache unhealthy", SOON, |e| {
+        e.service == "cache" && e.kind == EventKind::HealthChanged
+    })
+    .await;
+    assert_eq!(
+        cold.cause.as_deref(),
+        Some("readiness function cache warm: cold")
+    );
+    let waiting = steward.get("reader").await.expect("get").state;
+    assert_eq!(waiting.status, ServiceStatus::Starting);
+
+    warm.store(true, Ordering::SeqCst);
+    let ready = event_of(&mut events, "cache", EventKind::Ready).await;
+    let started = event_of(&mut events, "reader", EventKind::Started).await;
+    assert!(ready.seq < started.seq, "cache ready before reader started");
+    steward.shutdown().await.expect("shutdown");
+}
+
 /// A TCP port free right now on 127.0.0.1.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -370,11 +429,15 @@ async fn a_function_service_waits_for_an_os_process_to_be_healthy() {
     let started = event_of(&mut events, "warmer", EventKind::Started).await;
     assert!(ready.seq < started.seq, "db ready before warmer started");
     recv_soon(&mut called, "the warmer to connect").await;
-    let lines = steward.logs("warmer", 5).await.expect("logs");
-    assert_eq!(
-        lines.last().map(|l| l.line.to_string()).as_deref(),
-        Some("connected to db")
-    );
+    // Lines travel to the ring as a process's do, a moment after they are written.
+    wait_for("the warmer's line in the ring", SOON, || async {
+        let lines = steward.logs("warmer", 5).await.ok()?;
+        lines
+            .iter()
+            .any(|l| l.line.as_str() == "connected to db")
+            .then_some(())
+    })
+    .await;
     steward.shutdown().await.expect("shutdown");
 }
 
@@ -397,6 +460,14 @@ async fn a_process_waits_for_a_function_job_to_complete_and_an_error_carries_its
         }),
     );
     migrate.restart = RestartPolicy::Transient;
+    // The function itself waits for a process to complete first.
+    migrate.depends_on = vec![Dependency {
+        service: "seed".into(),
+        condition: DependencyCondition::Completed,
+    }];
+    let mut seed = service("seed", "echo seeded");
+    seed.restart = RestartPolicy::Temporary;
+    steward.define(seed).await.expect("define seed");
     steward.define(migrate).await.expect("define migrate");
     let mut app = service("app", "sleep 300");
     app.depends_on = vec![Dependency {
@@ -405,6 +476,13 @@ async fn a_process_waits_for_a_function_job_to_complete_and_an_error_carries_its
     }];
     steward.define(app).await.expect("define app");
 
+    let seeded = event_of(&mut events, "seed", EventKind::Exited).await;
+    assert_eq!(seeded.exit_code, Some(0));
+    let first = event_of(&mut events, "migrate", EventKind::Started).await;
+    assert!(
+        seeded.seq < first.seq,
+        "the process completed before the function ran"
+    );
     let failed_run = event_of(&mut events, "migrate", EventKind::Exited).await;
     assert_eq!(failed_run.exit_code, Some(1));
     assert_eq!(
@@ -622,6 +700,28 @@ async fn yaml_and_http_cannot_define_a_function_service() {
     assert_eq!(body["error"]["code"], "invalid_definition");
     assert!(body.to_string().contains("function"), "{body}");
     assert!(steward.get("f").await.is_err(), "nothing was defined");
+
+    // In code, the fields that only mean something to a process are refused, by name.
+    let mut odd = function(
+        "odd",
+        FunctionService::new("odd", |_ctx: ServiceContext| async { Ok::<(), String>(()) }),
+    );
+    odd.detached = true;
+    odd.user = Some("nobody".into());
+    let refused = steward.define(odd).await.expect_err("refused");
+    let text = refused.to_string();
+    assert!(
+        matches!(refused, ControlError::InvalidDefinition(_)),
+        "{text}"
+    );
+    assert!(
+        text.contains("`detached`") && text.contains("`user`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("a function service runs no process"),
+        "{text}"
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(
