@@ -22,6 +22,10 @@
 //! | kill | the task is aborted at once |
 //! | pause / resume | refused (409): there is no process to freeze |
 //!
+//! A ractor actor can be a function service too ([`FunctionService::actor`]): steward
+//! spawns it for each run, asks it to stop on a stop, and takes its end (stopped, or
+//! failed) as the function's.
+//!
 //! The error type `E` of `Result<(), E>` only needs `Display` (`String`, `&str`,
 //! `std::io::Error`, `anyhow::Error` and any `std::error::Error` qualify); it is formatted
 //! with `{:#}`, so an `anyhow::Error` shows its whole chain.
@@ -40,6 +44,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+mod actor;
 mod context;
 
 pub use context::{LogWriter, ServiceContext};

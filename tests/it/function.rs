@@ -828,3 +828,121 @@ async fn a_port_manager_panic_aborts_the_task_and_runs_the_function_again() {
     assert_eq!(state.kind, ServiceKind::Function);
     steward.shutdown().await.expect("shutdown");
 }
+
+/// An actor of the app run as a function service: it tells the test its address and
+/// when it stops, panics on `"crash"`, stops itself on `"done"`.
+struct Worker;
+
+/// What the worker tells the test.
+#[derive(Debug)]
+enum Told {
+    Up(ractor::ActorRef<String>),
+    Stopped,
+}
+
+impl ractor::Actor for Worker {
+    type Msg = String;
+    type State = (ServiceContext, mpsc::UnboundedSender<Told>);
+    type Arguments = (ServiceContext, mpsc::UnboundedSender<Told>);
+
+    async fn pre_start(
+        &self,
+        myself: ractor::ActorRef<String>,
+        (ctx, tell): Self::Arguments,
+    ) -> Result<Self::State, ractor::ActorProcessingErr> {
+        ctx.log().stdout("worker up");
+        ctx.ready();
+        let _ = tell.send(Told::Up(myself));
+        Ok((ctx, tell))
+    }
+
+    async fn handle(
+        &self,
+        myself: ractor::ActorRef<String>,
+        msg: String,
+        _state: &mut Self::State,
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        match msg.as_str() {
+            "crash" => panic!("worker crashed on purpose"),
+            "done" => myself.stop(None),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ractor::ActorRef<String>,
+        (ctx, tell): &mut Self::State,
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        ctx.log().stdout("worker stopping");
+        let _ = tell.send(Told::Stopped);
+        Ok(())
+    }
+}
+
+async fn worker_up(told: &mut mpsc::UnboundedReceiver<Told>) -> ractor::ActorRef<String> {
+    // A failed actor may or may not have run its post_stop: skip that news.
+    loop {
+        if let Told::Up(actor) = recv_soon(told, "the worker actor to start").await {
+            return actor;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ractor_actor_runs_as_a_function_service() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut events = steward.subscribe_events(None).await.expect("events");
+    let (tell, mut told) = mpsc::unbounded_channel();
+    let mut def = function(
+        "worker",
+        FunctionService::actor("worker actor", move |ctx| (Worker, (ctx, tell.clone())))
+            .reporting_ready(),
+    );
+    def.restart = RestartPolicy::Transient;
+    steward.define(def).await.expect("define");
+    let first = worker_up(&mut told).await;
+    event_of(&mut events, "worker", EventKind::Ready).await;
+
+    // A panic in a handler fails the actor: a failure, restarted through the backoff.
+    first.cast("crash".to_string()).expect("cast");
+    let exited = event_of(&mut events, "worker", EventKind::Exited).await;
+    let cause = exited.cause.unwrap_or_default();
+    assert!(
+        cause.starts_with("returned an error: actor failed:"),
+        "{cause}"
+    );
+    assert!(cause.contains("worker crashed on purpose"), "{cause}");
+    assert_eq!(exited.exit_code, Some(1));
+    event_of(&mut events, "worker", EventKind::Backoff).await;
+    let second = worker_up(&mut told).await;
+    assert_ne!(first.get_id(), second.get_id(), "a new actor");
+
+    // A stop asks the actor to stop: its post_stop runs, the service is stopped, not forced.
+    let stopped = steward.stop("worker").await.expect("stop");
+    assert_eq!(stopped.status, ServiceStatus::Stopped);
+    assert!(matches!(
+        recv_soon(&mut told, "post_stop").await,
+        Told::Stopped
+    ));
+    let done = event_of(&mut events, "worker", EventKind::Stopped).await;
+    assert_eq!(done.cause.as_deref(), Some("stopped on request"));
+
+    // An actor that stops by itself is a clean end: transient does not restart it.
+    steward.start("worker").await.expect("start");
+    let third = worker_up(&mut told).await;
+    third.cast("done".to_string()).expect("cast");
+    let state = status_becomes(&steward, "worker", ServiceStatus::Exited).await;
+    assert_eq!(state.last_exit.and_then(|e| e.code), Some(0));
+    let lines = steward.logs("worker", 20).await.expect("logs");
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.line.as_str() == "worker up")
+            .count()
+            >= 3,
+        "{lines:?}"
+    );
+    steward.shutdown().await.expect("shutdown");
+}
