@@ -661,6 +661,23 @@ async fn function_state_over_the_http_api_shows_kind_function_and_refuses_pause(
         matches!(refused, Err(ControlError::FunctionNotPausable { .. })),
         "{refused:?}"
     );
+    // The agent tools see it like any service, and get the same refusal.
+    let tools = steward::tools::Tools::new(steward.clone());
+    let status = tools
+        .call("service_status", serde_json::json!({"id": "inapp"}))
+        .await
+        .expect("service_status");
+    assert_eq!(status["kind"], "function", "{status}");
+    assert!(status["pid"].is_null(), "{status}");
+    assert_eq!(
+        status["definition"]["function"], "in-app worker",
+        "{status}"
+    );
+    let paused = tools
+        .call("service_pause", serde_json::json!({"id": "inapp"}))
+        .await
+        .expect_err("refused");
+    assert_eq!(paused.code(), "conflict");
     // Still running, untouched.
     let state = steward.get("inapp").await.expect("get").state;
     assert_eq!(state.status, ServiceStatus::Running);
