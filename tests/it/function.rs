@@ -963,3 +963,32 @@ async fn a_ractor_actor_runs_as_a_function_service() {
     );
     steward.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_cancels_the_function_and_runs_it_again_without_counting() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut events = steward.subscribe_events(None).await.expect("events");
+    let (runs, mut ran) = mpsc::unbounded_channel();
+    let def = function(
+        "again",
+        FunctionService::new("again", move |ctx: ServiceContext| {
+            let runs = runs.clone();
+            async move {
+                let _ = runs.send(());
+                ctx.cancelled().await;
+                Ok::<(), String>(())
+            }
+        }),
+    );
+    steward.define(def).await.expect("define");
+    recv_soon(&mut ran, "the first run").await;
+    let restarted = steward.restart("again").await.expect("restart");
+    assert_eq!(restarted.status, ServiceStatus::Running);
+    recv_soon(&mut ran, "the second run").await;
+    let exited = event_of(&mut events, "again", EventKind::Exited).await;
+    assert_eq!(exited.cause.as_deref(), Some("restart requested"));
+    assert_eq!(exited.exit_code, Some(0));
+    let state = steward.get("again").await.expect("get").state;
+    assert_eq!(state.restart_count, 0, "a manual restart is not counted");
+    steward.shutdown().await.expect("shutdown");
+}
