@@ -28,6 +28,8 @@ pub struct ServiceContext {
     /// Turns true when steward asks the function to stop (and stays true). A dropped
     /// sender (the PortManager gone) counts as a stop too.
     stop: watch::Receiver<bool>,
+    /// True while the service is paused (only for a function that honours pause).
+    pause: watch::Receiver<bool>,
     log: LogWriter,
     server: ActorRef<ServerMsg>,
 }
@@ -48,6 +50,7 @@ impl ServiceContext {
         id: Arc<str>,
         run: Generation,
         stop: watch::Receiver<bool>,
+        pause: watch::Receiver<bool>,
         log_buffer: ActorRef<LogBufferMsg>,
         server: ActorRef<ServerMsg>,
     ) -> Self {
@@ -55,6 +58,7 @@ impl ServiceContext {
             id,
             run,
             stop,
+            pause,
             log: LogWriter { log_buffer },
             server,
         }
@@ -77,6 +81,20 @@ impl ServiceContext {
     /// True once steward has asked the function to stop.
     pub fn is_cancelled(&self) -> bool {
         *self.stop.borrow() || self.stop.has_changed().is_err()
+    }
+
+    /// True while the service is paused. Only a function that honours pause
+    /// ([`FunctionService::honouring_pause`](super::FunctionService::honouring_pause)) is
+    /// ever paused; it should hold its work until [`ServiceContext::resumed`].
+    pub fn is_paused(&self) -> bool {
+        *self.pause.borrow()
+    }
+
+    /// Resolves at once when the service is not paused, else once it is resumed (or
+    /// stopped: a stop resumes first, so the function can act on it).
+    pub async fn resumed(&self) {
+        let mut pause = self.pause.clone();
+        let _ = pause.wait_for(|paused| !*paused).await;
     }
 
     /// The service's log: lines written here are in its ring (with a sequence number and

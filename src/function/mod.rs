@@ -20,7 +20,7 @@
 //! | panics | a crash, exit code null, cause `panicked: <message>` |
 //! | stop | [`ServiceContext::cancelled`] resolves; the task is aborted after `stop_timeout` (reported as forced, like a SIGKILL after the grace) |
 //! | kill | the task is aborted at once |
-//! | pause / resume | refused (409): there is no process to freeze |
+//! | pause / resume | refused (409): there is no process to freeze; unless it opts in ([`FunctionService::pausable`]): [`ServiceContext::is_paused`] then says so |
 //!
 //! A ractor actor can be a function service too ([`FunctionService::actor`]): steward
 //! spawns it for each run, asks it to stop on a stop, and takes its end (stopped, or
@@ -69,6 +69,11 @@ pub struct FunctionService {
     /// for dependents and `/health/ready`) until it does. Without it, `ready` follows
     /// `running`, as for a process without a readiness probe.
     pub reports_ready: bool,
+    /// The function honours pause and resume itself: a pause raises
+    /// [`ServiceContext::is_paused`] (and probes are suspended, `ready` turns false, as for
+    /// a frozen process) until a resume; the function is expected to hold its work
+    /// meanwhile ([`ServiceContext::resumed`]). Without it, pause and resume are refused.
+    pub pausable: bool,
 }
 
 impl FunctionService {
@@ -97,6 +102,7 @@ impl FunctionService {
             name: name.into(),
             factory: Arc::new(factory),
             reports_ready: false,
+            pausable: false,
         }
     }
 
@@ -105,6 +111,15 @@ impl FunctionService {
     #[must_use]
     pub fn reporting_ready(mut self) -> Self {
         self.reports_ready = true;
+        self
+    }
+}
+
+impl FunctionService {
+    /// The function honours pause and resume itself (sets [`FunctionService::pausable`]).
+    #[must_use]
+    pub fn honouring_pause(mut self) -> Self {
+        self.pausable = true;
         self
     }
 }
@@ -119,6 +134,7 @@ impl PartialEq for FunctionService {
     fn eq(&self, other: &Self) -> bool {
         self.name == other.name
             && self.reports_ready == other.reports_ready
+            && self.pausable == other.pausable
             && Arc::ptr_eq(&self.factory, &other.factory)
     }
 }

@@ -992,3 +992,48 @@ async fn restart_cancels_the_function_and_runs_it_again_without_counting() {
     assert_eq!(state.restart_count, 0, "a manual restart is not counted");
     steward.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_that_honours_pause_is_paused_and_resumed() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut events = steward.subscribe_events(None).await.expect("events");
+    let (contexts, mut context) = mpsc::unbounded_channel();
+    let def = function(
+        "consumer",
+        FunctionService::new("consumer", move |ctx: ServiceContext| {
+            let contexts = contexts.clone();
+            async move {
+                let _ = contexts.send(ctx.clone());
+                ctx.cancelled().await;
+                Ok::<(), String>(())
+            }
+        })
+        .honouring_pause(),
+    );
+    steward.define(def).await.expect("define");
+    let ctx = recv_soon(&mut context, "the run's context").await;
+    assert!(!ctx.is_paused());
+
+    let paused = steward.pause("consumer").await.expect("pause");
+    assert_eq!(paused.status, ServiceStatus::Paused);
+    assert!(!paused.ready, "a paused service is not ready");
+    assert!(
+        ctx.is_paused(),
+        "the function is told before the pause is answered"
+    );
+    event_of(&mut events, "consumer", EventKind::Paused).await;
+
+    let resumed = steward.resume("consumer").await.expect("resume");
+    assert_eq!(resumed.status, ServiceStatus::Running);
+    assert!(!ctx.is_paused());
+    ctx.resumed().await;
+
+    // A stop of a paused function resumes it first, so it can act on the cancellation.
+    steward.pause("consumer").await.expect("pause again");
+    let stopped = steward.stop("consumer").await.expect("stop");
+    assert_eq!(stopped.status, ServiceStatus::Stopped);
+    assert!(!ctx.is_paused() && ctx.is_cancelled());
+    let done = event_of(&mut events, "consumer", EventKind::Stopped).await;
+    assert_eq!(done.cause.as_deref(), Some("stopped on request"));
+    steward.shutdown().await.expect("shutdown");
+}

@@ -16,7 +16,9 @@
 //!   to have appended every line the function wrote (the same barrier as a process's
 //!   drained pipes), and tells this actor, which lets go of the run and reports it to the
 //!   Server ([`ServerMsg::FunctionExited`]);
-//! * pause, resume, signals and stdin are refused: there is no process.
+//! * pause and resume (SIGSTOP / SIGCONT from the Server) raise and lower the run's pause
+//!   signal for a function that honours them ([`ServiceContext::is_paused`]); other
+//!   signals and stdin are refused: there is no process.
 //!
 //! Cleanup never depends on a message arriving: the state holds the task's abort handle
 //! in a [`RunningFunction`] whose `Drop` aborts it, so when this actor stops or panics (a
@@ -50,6 +52,10 @@ pub(super) struct RunningFunction {
     run: Generation,
     /// Raised on stop: what [`ServiceContext::cancelled`] waits for.
     stop: watch::Sender<bool>,
+    /// Raised while paused, for a function that honours pause ([`ServiceContext::is_paused`]).
+    pause: watch::Sender<bool>,
+    /// The function honours pause: SIGSTOP and SIGCONT become pause and resume.
+    pausable: bool,
     task: AbortHandle,
     /// Pending stop timers, aborted at the end. The earliest one that fires wins.
     stop_timers: Vec<JoinHandle<Result<(), MessagingErr<PortManagerMsg>>>>,
@@ -84,10 +90,8 @@ pub(super) fn handle(
         PortManagerMsg::Stop { run, timeout, .. } => on_stop(myself, state, run, timeout),
         PortManagerMsg::Kill { run } => on_kill(state, run),
         PortManagerMsg::StopTimeout { run } => on_stop_timeout(state, run),
-        PortManagerMsg::Signal { reply, .. } => {
-            let _ = reply.send(Err(PortError::NotAProcess {
-                service: state.service.clone(),
-            }));
+        PortManagerMsg::Signal { run, signal, reply } => {
+            let _ = reply.send(on_signal(state, run, signal));
         }
         PortManagerMsg::Input { reply, .. } => {
             let _ = reply.send(Err(PortError::NotAProcess {
@@ -124,10 +128,12 @@ fn on_spawn(
         });
     }
     let (stop, stopped) = watch::channel(false);
+    let (pause, paused) = watch::channel(false);
     let ctx = ServiceContext::new(
         Arc::from(state.service.as_str()),
         run,
         stopped,
+        paused,
         state.log_buffer.clone(),
         state.server.clone(),
     );
@@ -147,6 +153,8 @@ fn on_spawn(
     state.function = Some(RunningFunction {
         run,
         stop,
+        pause,
+        pausable: function.pausable,
         task: abort,
         stop_timers: Vec::new(),
         forced_kill: false,
@@ -209,9 +217,32 @@ fn on_stop(
         timeout_ms = timeout.as_millis() as u64,
         "cancelling the function"
     );
+    // As a stopped process gets SIGCONT after its stop signal: resumed, so it can act.
+    current.pause.send_replace(false);
     current.stop.send_replace(true);
     let timer = myself.send_after(timeout, move || PortManagerMsg::StopTimeout { run });
     current.stop_timers.push(timer);
+}
+
+/// Pause and resume of a function that honours them (SIGSTOP / SIGCONT from the Server);
+/// any other signal, or a function that does not, is refused: there is no process.
+fn on_signal(
+    state: &mut PortManagerState,
+    run: Generation,
+    signal: nix::sys::signal::Signal,
+) -> Result<(), PortError> {
+    use nix::sys::signal::Signal;
+    let service = state.service.clone();
+    let Some(current) = current_of(state, run) else {
+        return Err(PortError::NotCurrent { run, service });
+    };
+    match signal {
+        Signal::SIGSTOP if current.pausable => current.pause.send_replace(true),
+        Signal::SIGCONT if current.pausable => current.pause.send_replace(false),
+        _ => return Err(PortError::NotAProcess { service }),
+    };
+    debug!(service = %service, run = run.0, paused = *current.pause.borrow(), "function paused or resumed");
+    Ok(())
 }
 
 fn on_stop_timeout(state: &mut PortManagerState, run: Generation) {

@@ -19,7 +19,7 @@ use crate::state::ServiceStatus;
 impl ServerState {
     /// `Pause`.
     pub(super) fn on_pause(&mut self, reply: ControlReply) -> Work<'_> {
-        if self.is_function_running() {
+        if self.refuses_pause() {
             let _ = reply.send(Err(self.not_pausable("pause")));
             return None;
         }
@@ -73,7 +73,7 @@ impl ServerState {
         myself: ActorRef<ServerMsg>,
         reply: ControlReply,
     ) -> Work<'_> {
-        if self.is_function_running() {
+        if self.refuses_pause() {
             let _ = reply.send(Err(self.not_pausable("resume")));
             return None;
         }

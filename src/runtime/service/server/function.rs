@@ -7,7 +7,9 @@
 //! * its end comes as `FunctionExited`, and goes the way of a process's exit
 //!   (`exit.rs`), the decision told how the function ended (`returned an error: …`,
 //!   `panicked: …`);
-//! * pause and resume of a running function are refused (`control.rs` asks here).
+//! * pause and resume of a running function are refused (`control.rs` asks here), unless
+//!   it honours them ([`FunctionService::pausable`]): then they go the process's way, with
+//!   the PortManager turning SIGSTOP / SIGCONT into the run's pause signal.
 
 use std::sync::Arc;
 
@@ -106,9 +108,10 @@ impl ServerState {
         }))
     }
 
-    /// True while a function service's task runs (or is being taken down).
-    pub(super) fn is_function_running(&self) -> bool {
-        self.def.function.is_some() && self.live.is_some()
+    /// True while a function service's task runs and the function does not honour pause
+    /// itself: pause and resume are refused.
+    pub(super) fn refuses_pause(&self) -> bool {
+        self.def.function.as_ref().is_some_and(|f| !f.pausable) && self.live.is_some()
     }
 
     /// The refusal of a pause or resume of a function service.
