@@ -23,6 +23,9 @@
 //! (HTTP, feature `api`) and the binary's CLI (feature `cli`). docs/ARCHITECTURE.md maps
 //! every file and walks one stop request hop by hop.
 //!
+//! A service may also be a function of the embedding app ([`function`]): the PortManager
+//! then runs a tokio task instead of a process, under the same Server and policies.
+//!
 //! Embed it: spawn a runtime with [`Steward::spawn`] (or [`Steward::boot`] a loaded
 //! [`config::Config`]), define services with [`Steward::define`], and subscribe to
 //! [`events`] and [`logs`]; [`metrics`] renders its Prometheus page. Every method of
