@@ -333,7 +333,7 @@ function cardHTML(s) {
   const name = s.name && s.name !== s.id ? `<span class="name">${esc(s.name)}</span>` : '';
   return `<div class="card-head"><h3>${esc(s.id)}</h3>${name}<span class="status">${esc(statusWords(s))}</span></div>
 <dl>
-<div><dt>pid</dt><dd class="pid">${s.pid ?? '—'}</dd></div>
+<div><dt>pid</dt><dd class="pid">${s.pid ?? (s.kind === 'function' ? 'function' : '—')}</dd></div>
 <div><dt>uptime</dt><dd>${uptime(s)}</dd></div>
 <div><dt>restarts</dt><dd class="restarts">${s.restart_count}</dd></div>
 <div><dt>last exit</dt><dd>${esc(exitWords(s.last_exit))}</dd></div>

@@ -220,6 +220,17 @@ pub enum ControlError {
     /// The runtime itself did not answer.
     #[error("the steward runtime did not answer: {0}")]
     Runtime(String),
+    /// Pause and resume freeze and thaw a process group; a function service runs inside
+    /// the app, with no process of its own to freeze.
+    #[error(
+        "cannot {action} service `{id}`: a function service cannot be paused (it runs inside the app, with no process to freeze); stop or restart it instead"
+    )]
+    FunctionNotPausable {
+        /// The service.
+        id: String,
+        /// The refused action (`pause`, `resume`).
+        action: String,
+    },
 }
 
 impl ControlError {
@@ -241,6 +252,7 @@ impl ControlError {
             ControlError::Superseded { .. } => "conflict",
             ControlError::Input { .. } => "input_failed",
             ControlError::Runtime(_) => "internal",
+            ControlError::FunctionNotPausable { .. } => "conflict",
         }
     }
 }

@@ -23,6 +23,9 @@
 //! (HTTP, feature `api`) and the binary's CLI (feature `cli`). docs/ARCHITECTURE.md maps
 //! every file and walks one stop request hop by hop.
 //!
+//! A service may also be a function of the embedding app ([`function`]): the PortManager
+//! then runs a tokio task instead of a process, under the same Server and policies.
+//!
 //! Embed it: spawn a runtime with [`Steward::spawn`] (or [`Steward::boot`] a loaded
 //! [`config::Config`]), define services with [`Steward::define`], and subscribe to
 //! [`events`] and [`logs`]; [`metrics`] renders its Prometheus page. Every method of
@@ -38,6 +41,7 @@ pub mod control;
 pub mod dependencies;
 pub mod error;
 pub mod events;
+pub mod function;
 mod handle;
 pub mod logs;
 pub mod main_service;
@@ -56,9 +60,10 @@ pub use config::{CommandSpec, ServiceDefinition};
 pub use control::{BatchResult, ControlAction, RuntimeStatus, ServiceInfo};
 pub use error::{BootError, ConfigError, ConfigErrors, ControlError};
 pub use events::{Event, EventItem, EventKind};
+pub use function::{FunctionService, ServiceContext};
 pub use handle::Steward;
 /// The log file sink at its older path; it lives in [`logs::file_sink`].
 pub use logs::file_sink as log_file;
 pub use runtime::root::RootMsg;
 pub use runtime::{ActorKind, RuntimeState};
-pub use state::{Health, ServiceState, ServiceStatus};
+pub use state::{Health, ServiceKind, ServiceState, ServiceStatus};

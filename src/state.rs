@@ -166,6 +166,10 @@ pub struct ServiceState {
     /// process that sent it is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_status: Option<String>,
+    /// `process` (an OS process) or `function` (a function of the embedding app, with no
+    /// pid, CPU or memory of its own).
+    #[serde(default)]
+    pub kind: ServiceKind,
 }
 
 impl ServiceState {
@@ -188,6 +192,35 @@ impl ServiceState {
             rss_bytes: None,
             log_file_error: None,
             notify_status: None,
+            kind: ServiceKind::Process,
+        }
+    }
+
+    /// The same state, of `kind`.
+    #[must_use]
+    pub fn of_kind(mut self, kind: ServiceKind) -> Self {
+        self.kind = kind;
+        self
+    }
+}
+
+/// What runs for a service: an OS process, or a function of the embedding app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceKind {
+    /// An OS process (`command` / `argv`).
+    #[default]
+    Process,
+    /// A function service ([`crate::function`]).
+    Function,
+}
+
+impl ServiceKind {
+    /// `process` or `function`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceKind::Process => "process",
+            ServiceKind::Function => "function",
         }
     }
 }

@@ -144,6 +144,8 @@ fn control_status(error: &ControlError) -> StatusCode {
             StatusCode::UNPROCESSABLE_ENTITY
         }
         ControlError::Runtime(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        // A function service asked to pause or resume: a conflict with what the service is.
+        ControlError::FunctionNotPausable { .. } => StatusCode::CONFLICT,
         // AlreadyExists, Running, NotRunning, DependencyFailed, StartFailed, Unavailable,
         // Input, and whatever the library adds later.
         _ => StatusCode::CONFLICT,

@@ -493,6 +493,13 @@ fn schemas() -> Value {
         "type": "object",
         "additionalProperties": {"type": "string", "enum": ["started", "healthy", "completed"]}
     });
+    // Function services (issue 15): built here, as the document's macro has a token limit.
+    let state_kind = json!({"type": "string", "enum": ["process", "function"],
+        "description": "`function`: a function service of the embedding app (pid, CPU and memory are null)."});
+    let definition_kind = json!({"type": "string", "enum": ["process", "function"],
+        "description": "`function`: a function service, defined in code by the embedding app; it has no YAML form and cannot be defined over HTTP."});
+    let function_name =
+        json!({"type": "string", "description": "The function's name, for a function service."});
     let probe = json!({"type": ["object", "null"], "properties": {
         "http": {"type": "object", "properties": {"url": {"type": "string"}, "expect_status": {"type": "integer"}}},
         "tcp": {"type": "string"},
@@ -558,7 +565,8 @@ fn schemas() -> Value {
                 "tags": {"type": "array", "items": {"type": "string"}},
                 "cpu_percent": {"type": ["number", "null"]},
                 "rss_bytes": {"type": ["integer", "null"]},
-                "log_file_error": {"type": ["string", "null"], "description": "Why the service's log_file cannot be written, while that lasts."}
+                "log_file_error": {"type": ["string", "null"], "description": "Why the service's log_file cannot be written, while that lasts."},
+                "kind": state_kind
             }
         },
         "ServiceList": {"type": "object", "required": ["services"], "properties": {
@@ -583,7 +591,9 @@ fn schemas() -> Value {
                 "log_lines": {"type": "integer"}, "log_file": nullable_string,
                 "log_max_size": {"type": "integer"}, "log_max_files": {"type": "integer"},
                 "source_file": nullable_string,
-                "depends_on": depends_on
+                "depends_on": depends_on,
+                "kind": definition_kind,
+                "function": function_name
             }
         },
         "ServiceDetail": {"allOf": [

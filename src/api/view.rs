@@ -86,14 +86,20 @@ pub struct DefinitionView {
     /// `watchdog:` (`30s`): the longest time between two `WATCHDOG=1` of the service.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub watchdog: Option<String>,
+    /// `process`, or `function` for a function service (defined in code; no YAML form).
+    pub kind: &'static str,
+    /// The function's name, for a function service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
 }
 
 impl DefinitionView {
     /// The view of `def`, secrets redacted.
     pub fn of(def: &ServiceDefinition) -> Self {
-        let (command, argv) = match &def.command {
-            CommandSpec::Line(line) => (Some(line.clone()), None),
-            CommandSpec::Argv(argv) => (None, Some(argv.clone())),
+        let (command, argv) = match (&def.command, &def.function) {
+            (_, Some(_)) => (None, None),
+            (CommandSpec::Line(line), None) => (Some(line.clone()), None),
+            (CommandSpec::Argv(argv), None) => (None, Some(argv.clone())),
         };
         DefinitionView {
             id: def.id.clone(),
@@ -126,6 +132,8 @@ impl DefinitionView {
                 .map(|d| (d.service.clone(), d.condition.as_str()))
                 .collect(),
             watchdog: def.watchdog.map(human),
+            kind: def.kind().as_str(),
+            function: def.function.as_ref().map(|f| f.name.clone()),
         }
     }
 }

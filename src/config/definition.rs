@@ -15,6 +15,9 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use crate::function::FunctionService;
+use crate::state::ServiceKind;
+
 /// How to run the service's process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandSpec {
@@ -292,6 +295,10 @@ pub struct ServiceDefinition {
     /// failure, restarted through the restart policy. Gives the process `NOTIFY_SOCKET`
     /// and `WATCHDOG_USEC`.
     pub watchdog: Option<Duration>,
+    /// A function service: the embedding app's async function runs instead of a process
+    /// (`command` is then unused). Built with [`ServiceDefinition::function`]; it has no
+    /// YAML form (see [`crate::function`]).
+    pub function: Option<FunctionService>,
 }
 
 impl std::fmt::Debug for ServiceDefinition {
@@ -331,6 +338,7 @@ impl std::fmt::Debug for ServiceDefinition {
             user,
             group,
             watchdog,
+            function,
         } = self;
         f.debug_struct("ServiceDefinition")
             .field("id", id)
@@ -366,6 +374,7 @@ impl std::fmt::Debug for ServiceDefinition {
             .field("user", user)
             .field("group", group)
             .field("watchdog", watchdog)
+            .field("function", function)
             .finish()
     }
 }
@@ -420,6 +429,7 @@ impl ServiceDefinition {
             user: None,
             group: None,
             watchdog: None,
+            function: None,
         }
     }
 
@@ -512,6 +522,36 @@ impl Config {
             "{}: invalid `exit_with` in `settings`: no service `{id}` is defined (hint: name a service of services.yml or services.d)",
             self.dir.join("services.yml").display()
         ))
+    }
+}
+
+/// Function services (see [`crate::function`]): built in code, run as a tokio task.
+impl ServiceDefinition {
+    /// A function service with every default (as [`ServiceDefinition::new`]): `function`
+    /// runs in a task of steward's runtime instead of a process. Set the other fields
+    /// (restart, backoff, probes, depends_on, tags, …) as for a process; the fields that
+    /// only mean something to a process (`detached`, `install`, `source`,
+    /// `stop_command`, `pid_file`, `user`, `group`, `write_env_file`) are refused when
+    /// it is defined. `cwd` and `env` are where and with what command probes run.
+    pub fn function(id: impl Into<String>, function: FunctionService) -> Self {
+        let mut def = ServiceDefinition::new(id, CommandSpec::Argv(Vec::new()));
+        def.function = Some(function);
+        def
+    }
+
+    /// `process` or `function`.
+    pub fn kind(&self) -> ServiceKind {
+        if self.function.is_some() {
+            ServiceKind::Function
+        } else {
+            ServiceKind::Process
+        }
+    }
+
+    /// True when something must declare the service ready before it is: a readiness
+    /// probe, or a function that reports its readiness itself.
+    pub fn has_readiness_gate(&self) -> bool {
+        self.readiness.is_some() || self.function.as_ref().is_some_and(|f| f.reports_ready)
     }
 }
 

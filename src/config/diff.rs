@@ -136,6 +136,7 @@ pub fn changed_keys(old: &ServiceDefinition, new: &ServiceDefinition) -> Vec<&'s
         user,
         group,
         watchdog,
+        function,
     } = old;
     let mut keys = Vec::new();
     let mut note = |key: &'static str, differs: bool| {
@@ -174,6 +175,7 @@ pub fn changed_keys(old: &ServiceDefinition, new: &ServiceDefinition) -> Vec<&'s
     note("user", *user != new.user);
     note("group", *group != new.group);
     note("watchdog", *watchdog != new.watchdog);
+    note("function", *function != new.function);
     keys
 }
 
@@ -188,6 +190,14 @@ pub fn plan_reload(current: &[(Arc<ServiceDefinition>, u64)], next: &Config) -> 
     for new in &next.services {
         let file = shown(new.source_file.as_deref(), &next.dir);
         let entry = match running.get(new.id.as_str()) {
+            // A function service is the app's, not the files': a reload never replaces it.
+            Some((old, _)) if old.function.is_some() => (
+                PlanAction::Keep,
+                format!(
+                    "a function service defined in code; the definition of `{}` in {file} is ignored",
+                    new.id
+                ),
+            ),
             None => {
                 let why = if new.autostart {
                     format!("new in {file}")
@@ -235,6 +245,10 @@ pub fn plan_reload(current: &[(Arc<ServiceDefinition>, u64)], next: &Config) -> 
             Some(file) => (
                 PlanAction::Stop,
                 format!("removed from {}", shown(Some(file), &next.dir)),
+            ),
+            None if old.function.is_some() => (
+                PlanAction::Keep,
+                "a function service defined in code".to_string(),
             ),
             None => (PlanAction::Keep, "defined at run time".to_string()),
         };

@@ -19,6 +19,8 @@ mod save;
 mod units;
 mod validate;
 
+/// Function services live in [`crate::function`]; the type is here too, next to the definition.
+pub use crate::function::FunctionService;
 pub use definition::{
     CommandSpec, Config, DEFAULT_BACKOFF, Dependency, DependencyCondition, FunctionProbe,
     ProbeCheck, ProbeFuture, ProbeKind, ProbeSpec, RestartPolicy, ServiceDefinition, Settings,

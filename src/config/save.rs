@@ -45,6 +45,12 @@ pub fn save_service(def: &ServiceDefinition, config_dir: &Path) -> std::io::Resu
     if !is_valid_id(&def.id) {
         return Err(invalid(format!("invalid service id `{}`", def.id)));
     }
+    if let Some(function) = &def.function {
+        return Err(invalid(format!(
+            "service `{}` is a function service (`{}`), defined in code: it has no YAML form",
+            def.id, function.name
+        )));
+    }
     check_definition(def).map_err(|e| invalid(e.to_string()))?;
     for kind in [
         ProbeKind::Startup,
@@ -112,9 +118,16 @@ fn render(def: &ServiceDefinition, folder: Option<&Path>) -> String {
     if def.name != def.id {
         key(&mut out, "name", &quote(&def.name));
     }
-    match &def.command {
-        CommandSpec::Line(line) => key(&mut out, "command", &quote(line)),
-        CommandSpec::Argv(argv) => key(&mut out, "argv", &list(argv)),
+    match (&def.command, &def.function) {
+        (_, Some(function)) => {
+            let _ = writeln!(
+                out,
+                "    # a function service (`{}`): it has no YAML form",
+                function.name.replace(['\n', '\r'], " ")
+            );
+        }
+        (CommandSpec::Line(line), None) => key(&mut out, "command", &quote(line)),
+        (CommandSpec::Argv(argv), None) => key(&mut out, "argv", &list(argv)),
     }
     // An empty cwd is one left to the `source` (crate::source): no key, as it was read.
     // With a `source`, a cwd equal to the folder is written too: leaving it out would

@@ -75,9 +75,20 @@ pub fn check_definition(def: &ServiceDefinition) -> Result<(), ConfigErrors> {
             "give a display name, or leave it as the id",
         );
     }
-    match &def.command {
-        CommandSpec::Line(line) => c.command_line(none, "command", line),
-        CommandSpec::Argv(argv) => {
+    match (&def.command, &def.function) {
+        // A function service runs no command; what only a process has is refused.
+        (_, Some(_)) => {
+            for key in crate::function::process_only_keys(def) {
+                c.field(
+                    none,
+                    key,
+                    "a function service runs no process, so this has no meaning",
+                    "remove it, or run the work as a process (`command` / `argv`)",
+                );
+            }
+        }
+        (CommandSpec::Line(line), None) => c.command_line(none, "command", line),
+        (CommandSpec::Argv(argv), None) => {
             let items: Vec<(Pos, &str)> = argv.iter().map(|a| (none, a.as_str())).collect();
             c.argv(none, "argv", &items);
         }

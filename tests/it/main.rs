@@ -12,6 +12,8 @@ mod dependencies;
 /// Detached services (a stand-in for `docker compose up -d`): launch, probes, restart,
 /// stop_command, adoption after a killed steward.
 mod detached;
+/// Function services: the app's own async functions in the tree, with processes around them.
+mod function;
 /// Probes and the HealthChecker against real HTTP/TCP servers and commands.
 mod health;
 /// `install` and `source`: clone, install once per definition, failures, stop while installing.

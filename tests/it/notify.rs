@@ -159,7 +159,18 @@ fn seq_of(steward: &Steward, service: &str, kind: EventKind) -> Option<u64> {
 }
 
 /// A variable of a live process's environment, from /proc.
-fn environ_var(pid: u32, name: &str) -> Option<String> {
+/// `name` in the environment of `pid` once it has exec'd: a spawn returns as soon as the
+/// child starts its exec, and until the exec is done /proc shows steward's environment,
+/// so this waits (with a deadline) for the service's own (which has NOTIFY_SOCKET).
+async fn environ_var(pid: u32, name: &str) -> Option<String> {
+    wait_for("the exec'd environment", SOON, || async {
+        environ_var_now(pid, "NOTIFY_SOCKET").map(|_| ())
+    })
+    .await;
+    environ_var_now(pid, name)
+}
+
+fn environ_var_now(pid: u32, name: &str) -> Option<String> {
     let bytes = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
     bytes.split(|b| *b == 0).find_map(|entry| {
         let entry = String::from_utf8_lossy(entry);
@@ -211,10 +222,12 @@ async fn ready_1_makes_the_service_ready_gates_its_dependent_and_health_ready() 
     let started = steward.define(app).await.expect("define app");
     let pid = started.pid.expect("app runs");
     assert!(!started.ready, "not ready at spawn: {started:?}");
-    let socket = environ_var(pid, "NOTIFY_SOCKET").expect("NOTIFY_SOCKET in the environment");
+    let socket = environ_var(pid, "NOTIFY_SOCKET")
+        .await
+        .expect("NOTIFY_SOCKET in the environment");
     assert!(socket.starts_with("@steward/"), "{socket}");
     assert_eq!(
-        environ_var(pid, "WATCHDOG_USEC"),
+        environ_var(pid, "WATCHDOG_USEC").await,
         None,
         "no watchdog configured"
     );
@@ -295,7 +308,7 @@ async fn a_service_that_stops_pinging_is_restarted_with_the_watchdog_cause() {
     let first = steward.define(pinger).await.expect("define");
     let pid = first.pid.expect("pid");
     assert_eq!(
-        environ_var(pid, "WATCHDOG_USEC").as_deref(),
+        environ_var(pid, "WATCHDOG_USEC").await.as_deref(),
         Some("3000000"),
         "WATCHDOG_USEC as systemd sets it"
     );
@@ -375,7 +388,9 @@ async fn datagrams_from_a_foreign_process_are_ignored() {
         s.notify_status.as_deref() == Some("waiting")
     })
     .await;
-    let socket = environ_var(pid, "NOTIFY_SOCKET").expect("NOTIFY_SOCKET");
+    let socket = environ_var(pid, "NOTIFY_SOCKET")
+        .await
+        .expect("NOTIFY_SOCKET");
     // The test process is no part of the service: what it says must not count.
     send_from_here(&socket, "READY=1\nSTATUS=forged");
     // Then the service itself speaks; datagrams are read in order, so once its STATUS
@@ -424,7 +439,9 @@ async fn the_child_of_a_shell_line_may_send_ready() {
     assert_eq!(ready.pid, Some(pid));
 
     // The socket lives as long as the service is defined, and goes with it.
-    let socket = environ_var(pid, "NOTIFY_SOCKET").expect("NOTIFY_SOCKET");
+    let socket = environ_var(pid, "NOTIFY_SOCKET")
+        .await
+        .expect("NOTIFY_SOCKET");
     assert!(
         abstract_socket_bound(&socket),
         "{socket} not in /proc/net/unix"

@@ -126,7 +126,7 @@ impl RootState {
         );
         self.tables.insert_service(
             def.clone(),
-            ServiceState::pending(&id, &def.name, &def.tags),
+            ServiceState::pending(&id, &def.name, &def.tags).of_kind(def.kind()),
         );
         self.order.push(id.clone());
         self.tables.events.emit(Event::new(&id, EventKind::Defined));

@@ -167,6 +167,8 @@ pub enum Ending {
     /// It could not be spawned, for a reason that passes (no file descriptor, process slot
     /// or memory free for a moment): the words of the error.
     SpawnFailed(String),
+    /// A function service's task ended on its own (returned, or panicked).
+    Function(FunctionEnd),
 }
 
 impl Ending {
@@ -174,7 +176,7 @@ impl Ending {
     pub fn restart_reason(&self) -> RestartReason {
         match self {
             Ending::Killed(cause) => cause.restart_reason(),
-            Ending::Exit(_) | Ending::SpawnFailed(_) => RestartReason::Crash,
+            Ending::Exit(_) | Ending::SpawnFailed(_) | Ending::Function(_) => RestartReason::Crash,
         }
     }
 }
@@ -185,6 +187,7 @@ impl fmt::Display for Ending {
             Ending::Killed(cause) => cause.fmt(f),
             Ending::Exit(exit) => f.write_str(&exit.describe()),
             Ending::SpawnFailed(reason) => write!(f, "spawn failed: {reason}"),
+            Ending::Function(end) => end.fmt(f),
         }
     }
 }
@@ -194,6 +197,9 @@ impl fmt::Display for Ending {
 pub enum ExitedCause {
     /// A stop had to SIGKILL the group after `stop_timeout`.
     StopTimeout(Duration),
+    /// A stop had to abort a function service's task after `stop_timeout` (the function's
+    /// forced stop: it did not end on cancellation).
+    AbortedAfterStopTimeout(Duration),
     /// steward took it down.
     Killed(KillCause),
     /// A stop or kill was asked for.
@@ -217,6 +223,11 @@ impl fmt::Display for ExitedCause {
                 "did not exit within stop_timeout {}; killed with SIGKILL",
                 humantime::format_duration(*timeout)
             ),
+            ExitedCause::AbortedAfterStopTimeout(timeout) => write!(
+                f,
+                "did not return within stop_timeout {} of its cancellation; its task was aborted",
+                humantime::format_duration(*timeout)
+            ),
             ExitedCause::Killed(cause) => cause.fmt(f),
             ExitedCause::StoppedOnRequest => f.write_str("stopped on request"),
             ExitedCause::RestartRequested => f.write_str("restart requested"),
@@ -236,6 +247,8 @@ pub enum StoppedCause {
     OnRequest,
     /// It had to be SIGKILLed after `stop_timeout`.
     AfterStopTimeout,
+    /// A function service's task had to be aborted after `stop_timeout`.
+    AbortedAfterStopTimeout,
     /// steward's shutdown budget ran out and it was SIGKILLed.
     ShutdownBudget(Duration),
 }
@@ -245,6 +258,9 @@ impl fmt::Display for StoppedCause {
         match self {
             StoppedCause::OnRequest => f.write_str("stopped on request"),
             StoppedCause::AfterStopTimeout => f.write_str("stopped (SIGKILL after stop_timeout)"),
+            StoppedCause::AbortedAfterStopTimeout => {
+                f.write_str("stopped (task aborted after stop_timeout)")
+            }
             StoppedCause::ShutdownBudget(budget) => KillCause::ShutdownBudget(*budget).fmt(f),
         }
     }
@@ -263,5 +279,41 @@ pub struct GaveUp {
 impl fmt::Display for GaveUp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} (last: {})", self.limit, self.last)
+    }
+}
+
+/// How a function service's task ended: its own account, in words (the service's
+/// `ExitInfo` carries the code: 0 for `Ok`, 1 for `Err`, none for a panic or an abort).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FunctionEnd {
+    /// It returned `Ok(())`.
+    Returned,
+    /// It returned `Err`: the error's words.
+    Failed(String),
+    /// It panicked: the panic's message.
+    Panicked(String),
+    /// steward aborted the task (a kill, or a stop past `stop_timeout`).
+    Aborted,
+}
+
+impl FunctionEnd {
+    /// The exit code it counts as: 0 for `Ok`, 1 for `Err`, none otherwise.
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            FunctionEnd::Returned => Some(0),
+            FunctionEnd::Failed(_) => Some(1),
+            FunctionEnd::Panicked(_) | FunctionEnd::Aborted => None,
+        }
+    }
+}
+
+impl fmt::Display for FunctionEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FunctionEnd::Returned => f.write_str("returned Ok"),
+            FunctionEnd::Failed(error) => write!(f, "returned an error: {error}"),
+            FunctionEnd::Panicked(message) => write!(f, "panicked: {message}"),
+            FunctionEnd::Aborted => f.write_str("aborted"),
+        }
     }
 }

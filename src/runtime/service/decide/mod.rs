@@ -22,7 +22,7 @@ mod cause;
 mod tests;
 
 pub use cause::{
-    Ending, ExitedCause, GaveUp, KillCause, RestartReason, StoppedCause, VerdictCause,
+    Ending, ExitedCause, FunctionEnd, GaveUp, KillCause, RestartReason, StoppedCause, VerdictCause,
     WatchdogCause,
 };
 
@@ -52,6 +52,9 @@ pub struct ExitFacts {
     pub policy: RestartPolicy,
     /// The service's `stop_timeout` (for the words of a forced stop).
     pub stop_timeout: Duration,
+    /// A function service's own account of how its task ended (`None` for a process):
+    /// the words of an ending on its own (`panicked: …`, `returned an error: …`).
+    pub function: Option<FunctionEnd>,
 }
 
 impl ExitFacts {
@@ -134,6 +137,7 @@ pub fn decide_exit(
         kill_cause,
         policy,
         stop_timeout,
+        function,
     } = facts;
     let budget = match &kill_cause {
         Some(KillCause::ShutdownBudget(budget)) => Some(*budget),
@@ -143,6 +147,9 @@ pub fn decide_exit(
         (Some(cause @ KillCause::ShutdownBudget(_)), _, _) => {
             Some(ExitedCause::Killed(cause.clone()))
         }
+        (_, Intent::Stop | Intent::Restart, true) if function.is_some() => {
+            Some(ExitedCause::AbortedAfterStopTimeout(stop_timeout))
+        }
         (_, Intent::Stop | Intent::Restart, true) => Some(ExitedCause::StopTimeout(stop_timeout)),
         (Some(cause), _, _) => Some(ExitedCause::Killed(cause.clone())),
         (None, Intent::Stop, _) => Some(ExitedCause::StoppedOnRequest),
@@ -151,6 +158,7 @@ pub fn decide_exit(
     };
     let stopped = match (budget, forced_kill) {
         (Some(budget), _) => StoppedCause::ShutdownBudget(budget),
+        (None, true) if function.is_some() => StoppedCause::AbortedAfterStopTimeout,
         (None, true) => StoppedCause::AfterStopTimeout,
         (None, false) => StoppedCause::OnRequest,
     };
@@ -165,9 +173,10 @@ pub fn decide_exit(
         },
         Intent::Run => {
             let restarts = policy_restarts(policy, &exit, kill_cause.as_ref());
-            let ending = match kill_cause {
-                Some(cause) => Ending::Killed(cause),
-                None => Ending::Exit(exit),
+            let ending = match (kill_cause, function) {
+                (Some(cause), _) => Ending::Killed(cause),
+                (None, Some(end)) => Ending::Function(end),
+                (None, None) => Ending::Exit(exit),
             };
             if !restarts {
                 return Outcome::Exited {

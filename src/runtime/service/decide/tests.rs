@@ -35,6 +35,7 @@ fn facts(intent: Intent, exit: ExitInfo, policy: RestartPolicy) -> ExitFacts {
         kill_cause: None,
         policy,
         stop_timeout: Duration::from_secs(10),
+        function: None,
     }
 }
 
@@ -650,4 +651,89 @@ fn a_missed_watchdog_is_a_liveness_failure_worded_with_the_configured_duration()
         &exit_code(0),
         Some(&kill)
     ));
+}
+
+/// How a function service's task ended, as the Server reports it to the decision.
+fn function_facts(intent: Intent, end: FunctionEnd, policy: RestartPolicy) -> ExitFacts {
+    let exit = ExitInfo {
+        code: end.code(),
+        signal: None,
+        at: Utc::now(),
+    };
+    ExitFacts {
+        function: Some(end),
+        ..facts(intent, exit, policy)
+    }
+}
+
+#[test]
+fn a_panicking_function_is_a_crash_restarted_with_its_message_as_the_cause() {
+    let end = FunctionEnd::Panicked("boom".to_string());
+    let outcome = decide(function_facts(Intent::Run, end, RestartPolicy::Transient));
+    let Outcome::Backoff { cause, reason, .. } = outcome else {
+        panic!("expected backoff, got {outcome:?}");
+    };
+    assert_eq!(cause.to_string(), "panicked: boom");
+    assert_eq!(reason, RestartReason::Crash);
+}
+
+#[test]
+fn a_function_that_returns_ok_is_exit_0_and_not_restarted_by_transient() {
+    let outcome = decide(function_facts(
+        Intent::Run,
+        FunctionEnd::Returned,
+        RestartPolicy::Transient,
+    ));
+    let Outcome::Exited { exited } = outcome else {
+        panic!("expected exited, got {outcome:?}");
+    };
+    assert_eq!(
+        exited.to_string(),
+        "returned Ok; restart policy transient does not restart it"
+    );
+}
+
+#[test]
+fn a_function_error_past_the_intensity_fails_the_service_naming_the_error() {
+    let mut intensity = RestartIntensity::new(1, WINDOW);
+    let now = Instant::now();
+    let end = || FunctionEnd::Failed("db unreachable".to_string());
+    let first = decide_exit(
+        function_facts(Intent::Run, end(), RestartPolicy::Permanent),
+        NO_BACKOFF,
+        &mut intensity,
+        now,
+    );
+    assert!(matches!(first, Outcome::Backoff { .. }), "{first:?}");
+    let second = decide_exit(
+        function_facts(Intent::Run, end(), RestartPolicy::Permanent),
+        NO_BACKOFF,
+        &mut intensity,
+        now,
+    );
+    let Outcome::Failed { cause, .. } = second else {
+        panic!("expected failed, got {second:?}");
+    };
+    assert!(
+        cause
+            .to_string()
+            .ends_with("(last: returned an error: db unreachable)"),
+        "{cause}"
+    );
+}
+
+#[test]
+fn a_function_aborted_after_stop_timeout_is_a_forced_stop() {
+    let mut facts = function_facts(Intent::Stop, FunctionEnd::Aborted, RestartPolicy::Permanent);
+    facts.forced_kill = true;
+    assert!(facts.forced());
+    let outcome = decide(facts);
+    let Outcome::Stopped { exited, stopped } = outcome else {
+        panic!("expected stopped, got {outcome:?}");
+    };
+    assert_eq!(
+        exited,
+        ExitedCause::AbortedAfterStopTimeout(Duration::from_secs(10))
+    );
+    assert_eq!(stopped, StoppedCause::AbortedAfterStopTimeout);
 }

@@ -75,6 +75,18 @@ pub enum PortError {
     /// Writing to stdin failed.
     #[error("cannot write to stdin: {0}")]
     Stdin(#[source] std::io::Error),
+    /// The service is a function service: it has no process to signal and no stdin.
+    #[error("{service} is a function service: it has no process to signal and no stdin")]
+    NotAProcess {
+        /// The service.
+        service: String,
+    },
+    /// A function service's task runs already.
+    #[error("the function task of run {run} is still running: stop it before spawning another")]
+    FunctionRunning {
+        /// Its run.
+        run: Generation,
+    },
 }
 
 impl PortError {

@@ -42,7 +42,8 @@
 //! is ignored. Replies are typed ([`PortError`]); the Server words them.
 //!
 //! Files: this one holds the actor and its handlers; `watcher.rs` the watcher task,
-//! `stdin.rs` the stdin writer, `error.rs` the typed replies.
+//! `stdin.rs` the stdin writer, `error.rs` the typed replies, `function.rs` the run of a
+//! function service (a tokio task instead of a process: same messages, same reports).
 //!
 //! Cleanup never depends on a message arriving: the state holds a [`ProcessGroupGuard`],
 //! so when this actor stops, or panics (ractor then skips `post_stop` but drops the
@@ -64,6 +65,7 @@ use crate::runtime::service::server::ServerMsg;
 use crate::state::ExitInfo;
 
 mod error;
+mod function;
 mod stdin;
 mod watcher;
 
@@ -137,6 +139,25 @@ pub enum PortManagerMsg {
         /// Which run.
         run: Generation,
     },
+    /// Run a function service's function as a task (`function.rs`); replies once it is
+    /// spawned. `Stop`, `Kill` and `StopTimeout` then act on the task. Refused while a
+    /// process or task runs.
+    SpawnFunction {
+        /// The run number this task will carry.
+        run: Generation,
+        /// What to run.
+        function: crate::function::FunctionService,
+        /// Spawned, or why not.
+        reply: RpcReplyPort<Result<(), PortError>>,
+    },
+    /// Internal, sent by the PortManager's own function watcher: the task of `run` ended
+    /// and the lines it wrote are appended. Other actors must not send it.
+    FunctionEnded {
+        /// Which run.
+        run: Generation,
+        /// How it ended.
+        end: crate::runtime::service::decide::FunctionEnd,
+    },
 }
 
 /// Arguments of a PortManager.
@@ -158,6 +179,8 @@ pub struct PortManagerState {
     log_buffer: ActorRef<LogBufferMsg>,
     /// The process of the current run, from spawn until its exit is reported.
     current: Option<RunningProcess>,
+    /// A function service's task of the current run, from spawn until its end is reported.
+    function: Option<function::RunningFunction>,
 }
 
 /// One spawned process, as the actor sees it.
@@ -206,6 +229,7 @@ impl Actor for PortManager {
             server: args.server,
             log_buffer: args.log_buffer,
             current: None,
+            function: None,
         })
     }
 
@@ -217,6 +241,9 @@ impl Actor for PortManager {
     ) -> impl Future<Output = Result<(), ActorProcessingErr>> + Send {
         // Nothing here waits: handled before the future exists, so the future ractor
         // keeps inlined in the actor's resident loop is an empty one.
+        let Some(msg) = function::handle(&myself, state, msg) else {
+            return std::future::ready(Ok(()));
+        };
         match msg {
             PortManagerMsg::Spawn { run, plan, reply } => {
                 let _ = reply.send(on_spawn(&myself, state, run, &plan));
@@ -234,6 +261,7 @@ impl Actor for PortManager {
             PortManagerMsg::Panic(why) => panic!("{why}"),
             PortManagerMsg::Exited { run, exit } => on_exited(state, run, exit),
             PortManagerMsg::StopTimeout { run } => on_stop_timeout(state, run),
+            PortManagerMsg::SpawnFunction { .. } | PortManagerMsg::FunctionEnded { .. } => {}
         }
         std::future::ready(Ok(()))
     }

@@ -19,6 +19,10 @@ use crate::state::ServiceStatus;
 impl ServerState {
     /// `Pause`.
     pub(super) fn on_pause(&mut self, reply: ControlReply) -> Work<'_> {
+        if self.refuses_pause() {
+            let _ = reply.send(Err(self.not_pausable("pause")));
+            return None;
+        }
         Some(Box::pin(self.pause(reply)))
     }
 
@@ -69,6 +73,10 @@ impl ServerState {
         myself: ActorRef<ServerMsg>,
         reply: ControlReply,
     ) -> Work<'_> {
+        if self.refuses_pause() {
+            let _ = reply.send(Err(self.not_pausable("resume")));
+            return None;
+        }
         Some(Box::pin(async move { self.resume(&myself, reply).await }))
     }
 

@@ -16,7 +16,8 @@ use super::{ServerMsg, ServerState, Work};
 use crate::events::{Event, EventKind};
 use crate::runtime::RuntimeState;
 use crate::runtime::service::decide::{
-    BackoffFacts, Ending, ExitFacts, ExitedCause, Intent, Outcome, RestartReason, decide_exit,
+    BackoffFacts, Ending, ExitFacts, ExitedCause, FunctionEnd, Intent, Outcome, RestartReason,
+    decide_exit,
 };
 use crate::runtime::service::generation::Generation;
 use crate::state::{ExitInfo, Health, ServiceStatus};
@@ -54,6 +55,18 @@ impl ServerState {
         exit: ExitInfo,
         forced_kill: bool,
     ) {
+        self.run_ended(myself, exit, forced_kill, None).await;
+    }
+
+    /// The current run is over, a process's (`function: None`) or a function service's
+    /// task (with its own account of the end): row, events, what the decision says.
+    pub(super) async fn run_ended(
+        &mut self,
+        myself: &ActorRef<ServerMsg>,
+        exit: ExitInfo,
+        forced_kill: bool,
+        function: Option<FunctionEnd>,
+    ) {
         let id = self.def.id.clone();
         self.unwatch();
         let Some(live) = self.live.take().map(|live| *live) else {
@@ -84,6 +97,7 @@ impl ServerState {
             kill_cause: live.kill_cause,
             policy: self.def.restart,
             stop_timeout: self.def.stop_timeout,
+            function: function.clone(),
         };
         info!(service = %id, pid, exit = %exit.describe(), forced_kill = facts.forced(), "exited");
         let backoff = BackoffFacts {
@@ -96,7 +110,11 @@ impl ServerState {
             let mut event = Event::new(&id, EventKind::Exited).pid(pid);
             event.exit_code = exit.code;
             event.signal = exit.signal.clone();
-            event.cause = cause.map(|c| c.to_string());
+            // A function's end on its own (a panic, an error) has no code or signal that
+            // says it: its words are the cause.
+            event.cause = cause
+                .map(|c| c.to_string())
+                .or_else(|| function.as_ref().map(ToString::to_string));
             event
         };
         match outcome {

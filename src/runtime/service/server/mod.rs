@@ -41,6 +41,7 @@
 //! | `notify.rs` | what the service says over its notify socket; its watchdog |
 //! | `control.rs` | pause, resume, stdin |
 //! | `detached/` | a service whose command launches a daemon: way up, way down, follow task |
+//! | `function.rs` | a function service: its spawn (a task, no pid) and its end |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +61,7 @@ mod control;
 mod dependency_wait;
 mod detached;
 mod exit;
+mod function;
 mod install;
 mod notify;
 mod start;
@@ -131,7 +133,20 @@ pub enum ServerMsg {
         /// True when it had to be SIGKILLed after `stop_timeout`.
         forced_kill: bool,
     },
-    /// From the HealthChecker: a probe's verdict changed (thresholds already applied).
+    /// From the PortManager: the task of a function service's `run` ended and the lines it
+    /// wrote are appended.
+    FunctionExited {
+        /// Which run.
+        run: Generation,
+        /// The exit it counts as (code 0 for `Ok`, 1 for `Err`, none for a panic or abort).
+        exit: ExitInfo,
+        /// How it ended, in the function's words.
+        end: crate::runtime::service::decide::FunctionEnd,
+        /// True when it had to be aborted after `stop_timeout`.
+        forced_kill: bool,
+    },
+    /// From the HealthChecker (or a function service's readiness report): a probe's
+    /// verdict changed (thresholds already applied).
     ProbeVerdict {
         /// Which run.
         run: Generation,
@@ -248,6 +263,12 @@ impl Actor for Server {
                 exit,
                 forced_kill,
             } => state.on_process_exited(myself, run, exit, forced_kill),
+            ServerMsg::FunctionExited {
+                run,
+                exit,
+                end,
+                forced_kill,
+            } => state.on_function_exited(myself, run, exit, end, forced_kill),
             ServerMsg::Detached(notice) => state.on_detached(notice),
             ServerMsg::ProbeVerdict {
                 run,

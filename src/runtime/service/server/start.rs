@@ -88,6 +88,9 @@ impl ServerState {
 
     /// Spawns a process for the service; replies to every start waiter.
     pub(super) async fn spawn_process(&mut self, cause: &str) {
+        if let Some(function) = self.def.function.clone() {
+            return self.spawn_function(cause, function).await;
+        }
         let id = self.def.id.clone();
         self.transition(
             ServiceStatus::Starting,

@@ -110,7 +110,7 @@ impl ServerState {
         let def = args.definition;
         // A restarted Server (one-for-all) keeps the row: restart count, last exit, reason.
         args.tables.ensure_state(&def.id, || {
-            ServiceState::pending(&def.id, &def.name, &def.tags)
+            ServiceState::pending(&def.id, &def.name, &def.tags).of_kind(def.kind())
         });
         ServerState {
             intensity: RestartIntensity::new(def.max_restarts, def.restart_window),

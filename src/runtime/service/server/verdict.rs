@@ -75,14 +75,16 @@ impl ServerState {
         }
     }
 
-    /// `ready`: running, and its readiness probe (if any) healthy.
+    /// `ready`: running, and its readiness probe (or a function's own report), if any,
+    /// healthy.
     pub(super) fn is_ready(&self) -> bool {
-        self.live.is_some() && (self.def.readiness.is_none() || self.readiness == Health::Healthy)
+        self.live.is_some() && (!self.def.has_readiness_gate() || self.readiness == Health::Healthy)
     }
 
-    /// The health shown for the service: readiness when it has that probe, else liveness.
+    /// The health shown for the service: readiness when it has that probe (or reports
+    /// it), else liveness.
     fn shown_health(&self) -> Health {
-        if self.def.readiness.is_some() {
+        if self.def.has_readiness_gate() {
             self.readiness
         } else {
             self.liveness
