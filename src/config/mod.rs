@@ -27,4 +27,5 @@ pub use definition::{
 pub use diff::{PlanAction, PlanEntry, ReloadPlan, changed_keys, fingerprint, plan_reload};
 pub use load::load_dir;
 pub use save::{save_service, service_to_yaml};
+pub(crate) use validate::{HeldGraph, check_added};
 pub use validate::{check_definition, check_dependencies, definition_from_json, is_valid_id};

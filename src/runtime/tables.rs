@@ -122,6 +122,15 @@ impl Tables {
         self.definitions.get(id).map(|d| d.value().clone())
     }
 
+    /// Reads a service's definition in place (no reference count taken).
+    pub fn read_definition<T>(
+        &self,
+        id: &str,
+        read: impl FnOnce(&ServiceDefinition) -> T,
+    ) -> Option<T> {
+        self.definitions.get(id).map(|d| read(d.value()))
+    }
+
     /// Whether a service of that id is defined.
     pub fn is_defined(&self, id: &str) -> bool {
         self.definitions.contains_key(id)
