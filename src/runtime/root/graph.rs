@@ -16,9 +16,13 @@
 //!   and sorting a plan by definition order needs no scan of the list.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, OnceLock};
 
 use crate::config::{HeldGraph, ServiceDefinition};
 use crate::dependencies::{self, Graph};
+
+/// Fewer services than this free too little to be worth a heap trim.
+const TRIM_FROM: usize = 64;
 
 /// Services in definition order with their dependency edges both ways.
 #[derive(Debug, Default)]
@@ -34,6 +38,12 @@ pub(super) struct ServiceGraph {
     needs: Graph,
     /// Service (defined or not) → the defined services that depend on it directly.
     needed_by: HashMap<String, BTreeSet<String>>,
+    /// The ids in definition order as one shared list, made at the first list after a
+    /// define or a remove (a list of 10,000 then costs a reference count, not 10,000
+    /// string copies in the root).
+    snapshot: OnceLock<Arc<[String]>>,
+    /// The most services defined at once since the heap was last trimmed.
+    peak: usize,
 }
 
 impl ServiceGraph {
@@ -51,10 +61,13 @@ impl ServiceGraph {
                 .insert(def.id.clone());
         }
         self.needs.insert(def.id.clone(), targets);
+        self.snapshot = OnceLock::new();
+        self.peak = self.peak.max(self.order.len());
     }
 
     /// Forgets a service (its dependents keep their entries naming it).
     pub(super) fn remove(&mut self, id: &str) {
+        self.snapshot = OnceLock::new();
         if let Some(rank) = self.rank.remove(id) {
             self.order.remove(&rank);
         }
@@ -68,6 +81,18 @@ impl ServiceGraph {
         }
     }
 
+    /// True once, each time removals have halved the services since the last time (from
+    /// at least [`TRIM_FROM`]): the moment to give freed memory back to the kernel, at a
+    /// cost spread over the removals that freed it.
+    pub(super) fn halved_since_trim(&mut self) -> bool {
+        if self.peak >= TRIM_FROM && self.order.len() * 2 <= self.peak {
+            self.peak = self.order.len();
+            true
+        } else {
+            false
+        }
+    }
+
     /// How many services are defined.
     pub(super) fn len(&self) -> usize {
         self.order.len()
@@ -76,6 +101,13 @@ impl ServiceGraph {
     /// Service ids in definition order.
     pub(super) fn ids(&self) -> impl DoubleEndedIterator<Item = &String> {
         self.order.values()
+    }
+
+    /// The ids in definition order, shared.
+    pub(super) fn snapshot(&self) -> Arc<[String]> {
+        self.snapshot
+            .get_or_init(|| self.order.values().cloned().collect())
+            .clone()
     }
 
     /// Where a service stands in definition order (`None`: not defined).
@@ -181,6 +213,29 @@ mod tests {
         );
         assert!(g.position("web") < g.position("api"));
         assert_eq!(g.len(), 3);
+    }
+
+    #[test]
+    fn the_heap_is_trimmed_each_time_removals_halve_the_services() {
+        let defs: Vec<ServiceDefinition> = (0..100).map(|i| def(&format!("s{i}"), &[])).collect();
+        let mut g = graph(&defs);
+        let mut trims = Vec::new();
+        for i in 0..100 {
+            g.remove(&format!("s{i}"));
+            if g.halved_since_trim() {
+                trims.push(g.len());
+            }
+        }
+        // 100 → 50 → 25 → 12; below TRIM_FROM (64) since the last trim, no more.
+        assert_eq!(trims, [50]);
+        let small: Vec<ServiceDefinition> = (0..10).map(|i| def(&format!("t{i}"), &[])).collect();
+        let mut g = graph(&small);
+        g.remove("t0");
+        g.remove("t1");
+        g.remove("t2");
+        g.remove("t3");
+        g.remove("t4");
+        assert!(!g.halved_since_trim());
     }
 
     #[test]

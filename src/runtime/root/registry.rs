@@ -204,6 +204,16 @@ impl RootState {
         }
         self.forget(id);
         self.tables.events.emit(Event::new(id, EventKind::Removed));
+        if self.graph.halved_since_trim() {
+            // The memory of thousands of removed services lies in free chunks between
+            // blocks still in use, which glibc keeps unless asked (issue 16).
+            let released = crate::process::trim_malloc();
+            tracing::debug!(
+                services = self.graph.len(),
+                released,
+                "heap trimmed after removals"
+            );
+        }
         Ok(())
     }
 
@@ -232,14 +242,22 @@ impl RootState {
     }
 
     /// Every service's state in definition order, optionally only those with `tag`.
+    ///
+    /// Gathered off the root's mailbox: with 10,000 services, copying the rows and reading
+    /// CPU and RSS from `/proc` takes tens of milliseconds that other requests need not
+    /// wait for.
     pub(super) fn on_list(&self, tag: Option<String>, reply: RpcReplyPort<Vec<ServiceState>>) {
-        let states = self
-            .graph
-            .ids()
-            .filter_map(|id| self.tables.state_with_usage(id))
-            .filter(|s| tag.as_ref().is_none_or(|t| s.tags.contains(t)))
-            .collect();
-        let _ = reply.send(states);
+        let ids = self.graph.snapshot();
+        let tables = self.tables.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut states = Vec::with_capacity(if tag.is_none() { ids.len() } else { 0 });
+            states.extend(
+                ids.iter()
+                    .filter_map(|id| tables.state_with_usage(id))
+                    .filter(|s| tag.as_ref().is_none_or(|t| s.tags.contains(t))),
+            );
+            let _ = reply.send(states);
+        });
     }
 
     /// The runtime's own status.
