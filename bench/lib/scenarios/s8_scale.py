@@ -39,15 +39,37 @@ from ..tools import Service, ShellFloor
 from .common import percentile, running, wait_quiet, wait_services
 from .s7_control import wrk
 
-N = 10_000
-MORE = 1_000
+# STEWARD_BENCH_S8_N / _MORE / _IDLE shrink the scenario for a smoke test of this file.
+N = int(os.environ.get("STEWARD_BENCH_S8_N", 10_000))
+MORE = int(os.environ.get("STEWARD_BENCH_S8_MORE", 1_000))
 FILES = 5
 NOFILE = 65_536
-IDLE_S = 30.0
+IDLE_S = float(os.environ.get("STEWARD_BENCH_S8_IDLE", 30.0))
+
+
+# steward holds 4 descriptors per running service (stdin, stdout and stderr pipes and a
+# pidfd), supervisord 3 (its pipes); plus a margin for listeners, files and epoll.
+FDS_PER_SERVICE = 4
+FD_MARGIN = 64
+
+
+def nofile_limit():
+    """The RLIMIT_NOFILE every tool gets: NOFILE when this process may raise its hard limit
+    to it (root with CAP_SYS_RESOURCE), else the hard limit it has."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard >= NOFILE:
+        return NOFILE
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, NOFILE))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))  # only a probe
+        return NOFILE
+    except (ValueError, OSError):
+        return hard
 
 
 def _raise_nofile():
-    resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+    limit = nofile_limit()
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
 
 def _with_nofile(tool):
@@ -63,7 +85,7 @@ def _with_nofile(tool):
         out.close()
         tool.popens.append(p)
         return p
-    tool.spawn = spawn_raised if os.geteuid() == 0 else spawn
+    tool.spawn = spawn_raised
     return tool
 
 
@@ -314,14 +336,20 @@ def peer_phases(ctx, cls, name):
             with open(tool.conf) as f:
                 text = f.read()
             with open(tool.conf, "w") as f:
-                f.write(text.replace("minfds=16384", f"minfds={NOFILE}")
+                f.write(text.replace("minfds=16384", f"minfds={min(nofile_limit(), 3 * N + 256)}")
                         .replace("minprocs=8192", "minprocs=32768"))
         table = procs.ProcTable().refresh()
         t0 = time.monotonic()
         tool.launch()
         limit = ctx.timeout(150)
         try:
-            wait_services(tool, table, procs.SLEEP_ARGV, N, limit)
+            # Ends early when the tool exits (it refused the config or a limit).
+            procs.wait_until(
+                lambda: (len(tool.service_pids(table.refresh(), procs.SLEEP_ARGV)) >= N
+                         or all(p.poll() is not None for p in tool.popens)),
+                limit, 0.002, f"{N} services of {name}")
+            if all(p.poll() is not None for p in tool.popens):
+                raise procs.Deadline("the tool exited")
             out["boot"] = {"ms": round((time.monotonic() - t0) * 1000)}
         except procs.Deadline:
             running_n = len(tool.service_pids(table.refresh(), procs.SLEEP_ARGV))
@@ -370,8 +398,21 @@ def _log_tail(tool):
 
 
 def run(ctx, tools, opts):
-    out = {"n": N, "more": MORE, "files": FILES, "nofile": NOFILE, "idle_window_s": IDLE_S,
+    global N, MORE
+    limit = nofile_limit()
+    out = {"n_asked": N, "nofile": limit, "idle_window_s": IDLE_S, "files": FILES,
            "pid_max": int(open("/proc/sys/kernel/pid_max").read())}
+    fits = (limit - FD_MARGIN) // FDS_PER_SERVICE
+    if fits < N + MORE:
+        # The machine cannot give steward the descriptors for N + MORE running services:
+        # measure at the largest round N that fits (MORE a tenth of it), and say so.
+        n = int(fits / 1.1) // 100 * 100
+        out["limited_by"] = (
+            f"RLIMIT_NOFILE hard limit {limit} (not raisable here: no CAP_SYS_RESOURCE) < "
+            f"{FDS_PER_SERVICE} descriptors × {N + MORE:,} services; measured at N = {n:,}")
+        ctx.log("S8: " + out["limited_by"])
+        N, MORE = n, n // 10
+    out["n"], out["more"] = N, MORE
     ctx.log(f"S8 shell floor: {N} × sleep")
     try:
         out["shell_floor_ms"] = floor(ctx)
@@ -383,13 +424,13 @@ def run(ctx, tools, opts):
             ctx.log(f"S8 {name}")
             try:
                 out[name] = steward_phases(ctx, tools[name], name, out["shell_floor_ms"])
-            except procs.Deadline as e:
-                out[name] = {"error": str(e)}
+            except Exception as e:  # one tool's failure must not lose the others' figures
+                out[name] = {"error": f"{type(e).__name__}: {e}"}
     for name in ("s6", "supervisord"):
         if name in tools:
             ctx.log(f"S8 {name}")
             try:
                 out[name] = peer_phases(ctx, tools[name], name)
-            except procs.Deadline as e:
-                out[name] = {"error": str(e)}
+            except Exception as e:  # one tool's failure must not lose the others' figures
+                out[name] = {"error": f"{type(e).__name__}: {e}"}
     return out
