@@ -366,13 +366,23 @@ def peer_phases(ctx, cls, name):
         out["idle"] = idle_cpu(tool, table, IDLE_S)
         out["idle"]["memory"] = mem_of(tool, table)
         if name == "supervisord":
-            proxy = xmlrpc.client.ServerProxy(tool.xmlrpc_url())
+            # At a few thousand programs one call took minutes here: bound each one.
+            import socket
+            previous = socket.getdefaulttimeout()
+            socket.setdefaulttimeout(ctx.timeout(60))
             lat = []
-            for _ in range(5):
-                t = time.monotonic()
-                proxy.supervisor.getAllProcessInfo()
-                lat.append((time.monotonic() - t) * 1000)
-            out["list"] = dict(stats_ms(lat), request="XML-RPC getAllProcessInfo")
+            try:
+                proxy = xmlrpc.client.ServerProxy(tool.xmlrpc_url())
+                for _ in range(5):
+                    t = time.monotonic()
+                    proxy.supervisor.getAllProcessInfo()
+                    lat.append((time.monotonic() - t) * 1000)
+                out["list"] = dict(stats_ms(lat), request="XML-RPC getAllProcessInfo")
+            except (OSError, xmlrpc.client.Error) as e:
+                out["list"] = dict(stats_ms(lat), request="XML-RPC getAllProcessInfo",
+                                   error=f"{type(e).__name__}: {e}")
+            finally:
+                socket.setdefaulttimeout(previous)
         ctx.log(f"S8 {name}: stop all")
         t0 = time.monotonic()
         try:
