@@ -458,3 +458,100 @@ def summary(res):
     for name, measured, met in targets(res):
         lines.append(f"  [{'met' if met else ('  -' if met is None else 'NOT')}] {name}: {measured}")
     return "\n".join(lines)
+
+
+# --- S8 (issue 16): its own block, so `bench/run --only S8` leaves S1-S7's block alone ----
+
+S8_BEGIN = "<!-- bench/run: S8 results begin -->"
+S8_END = "<!-- bench/run: S8 results end -->"
+
+
+def _mem(m):
+    if not m:
+        return "–"
+    return f"{m['rss_kib'] / 1024:.1f} / {m['pss_kib'] / 1024:.1f} MiB"
+
+
+def _lat(r):
+    if not r or r.get("p50_ms") is None:
+        return "–"
+    return f"p50 {fmt(r['p50_ms'], ' ms')}, p99 {fmt(r['p99_ms'], ' ms')}"
+
+
+def section_s8(res):
+    s8 = res["scenarios"].get("S8")
+    out = [f"### S8 scale: {s8.get('n', 10000) if s8 else 10000:,} services (issue 16)\n"]
+    if not s8 or "error" in s8:
+        out.append(f"S8 did not run: {(s8 or {}).get('error', 'not in this results file')}\n")
+        return "\n".join(out)
+    out.append(f"Produced by `{res['command'].strip()}` on {res['date'][:10]}"
+               + (f", steward at `{res['commit']}`" if res.get("commit") else "")
+               + f"; load average {res['load_before'][0]:.2f} before, {res['load_after'][0]:.2f} after; "
+               f"{s8['files']} files of services.d, RLIMIT_NOFILE {s8['nofile']}, pid_max {s8['pid_max']}. "
+               f"Shell floor for {s8['n']:,} spawns: {fmt(s8.get('shell_floor_ms'), ' ms')}.\n")
+    tools = [t for t in ("steward", "steward-base") if t in s8]
+    if tools:
+        out.append("| phase | " + " | ".join(tools) + " |")
+        out.append("|---|" + "---|" * len(tools))
+
+        def row(label, f):
+            cells = []
+            for t in tools:
+                try:
+                    cells.append(f(s8[t]))
+                except (KeyError, TypeError):
+                    cells.append("–")
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
+
+        row("empty runtime RSS / PSS", lambda r: _mem(r["empty"]))
+        row("boot: all running", lambda r: f"{fmt(r['boot']['ms'], ' ms')} ({fmt(r['boot']['vs_floor'], '×')} floor)"
+            if "ms" in r["boot"] else r["boot"]["error"])
+        row("health during boot", lambda r: _lat(r["boot"]["health_during_boot"])
+            + f", max {fmt(r['boot']['health_during_boot']['max_ms'], ' ms')}")
+        row("after boot RSS / PSS", lambda r: _mem(r["boot"]["memory"]))
+        row(f"idle CPU over {s8['idle_window_s']:.0f} s", lambda r: f"{fmt(r['idle']['cpu_ms'], ' ms')} ({fmt(r['idle']['core_percent'], ' %')} of a core)")
+        row("per idle service RSS / PSS", lambda r: f"{fmt(r['per_service_kib']['rss'])} / {fmt(r['per_service_kib']['pss'])} KiB")
+        row(f"define {s8['more']:,} over the API", lambda r: f"{_lat(r['define'])}; {fmt(r['define']['total_ms'], ' ms')} in all"
+            + (f"; {r['define']['errors'][0]}" if r['define'].get('errors') else ""))
+        row("after define RSS / PSS", lambda r: _mem(r["define"]["memory"]))
+        row("list, one client", lambda r: f"{_lat(r['list'])}, {fmt(r['list']['response_bytes'])} B")
+        row("list, 50 clients (wrk)", lambda r: f"{_lat(r['list']['wrk_50_connections'])}, {fmt(r['list']['wrk_50_connections']['requests_per_s'])}/s")
+        row("/metrics", lambda r: f"{_lat(r['metrics'])}, {fmt(r['metrics']['response_bytes'])} B")
+        row("stop all", lambda r: f"answered {fmt(r['stop']['answered_ms'], ' ms')}, all gone {fmt(r['stop']['all_gone_ms'], ' ms')}")
+        row("after stop RSS / PSS", lambda r: _mem(r["stop"]["memory"]))
+        row("remove all", lambda r: f"{_lat(r['remove'])}; {fmt(r['remove']['total_ms'], ' ms')} in all"
+            + (f"; {r['remove']['errors'][0]}" if r['remove'].get('errors') else ""))
+        row("after remove RSS / PSS", lambda r: _mem(r["remove"]["memory"]) + f" ({fmt(r['remove']['rss_vs_empty'], '×')} empty)")
+        out.append("")
+    peers_ = [t for t in ("s6", "supervisord") if t in s8]
+    if peers_:
+        out.append("| peer | boot: all running | own RSS / PSS | idle CPU | list | stop all |")
+        out.append("|---|---|---|---|---|---|")
+        for t in peers_:
+            r = s8[t]
+            if "error" in r:
+                out.append(f"| {t} | {r['error']} | | | | |")
+                continue
+            boot = r.get("boot", {})
+            b = fmt(boot["ms"], " ms") if "ms" in boot else f"cannot: {boot.get('error')}"
+            idle = r.get("idle")
+            stop = r.get("stop", {})
+            st = (f"answered {fmt(stop['answered_ms'], ' ms')}, all gone {fmt(stop['all_gone_ms'], ' ms')}"
+                  if "answered_ms" in stop else stop.get("error", "–"))
+            out.append(f"| {t} | {b} | {_mem((idle or boot).get('memory'))} | "
+                       f"{fmt(idle['cpu_ms'], ' ms') if idle else '–'} | {_lat(r.get('list'))} | {st} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def write_s8(res, path, results_path=None):
+    body = S8_BEGIN + "\n" + section_s8(res) + (
+        f"\nResults file: [`{results_path}`](../{results_path}).\n" if results_path else "\n") + S8_END
+    with open(path) as f:
+        text = f.read()
+    if S8_BEGIN in text and S8_END in text:
+        text = text[:text.index(S8_BEGIN)] + body + text[text.index(S8_END) + len(S8_END):]
+    else:
+        text = text.rstrip() + "\n\n" + body + "\n"
+    with open(path, "w") as f:
+        f.write(text)

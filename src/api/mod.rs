@@ -34,6 +34,7 @@ mod logs;
 pub mod mcp;
 pub mod metrics;
 mod openapi;
+mod read_cache;
 mod serve;
 mod services;
 mod sse;
@@ -163,6 +164,8 @@ pub(crate) struct AppState {
     pub mcp: mcp::McpTransport,
     /// Which `Host`/`Origin` may reach `/mcp`.
     pub mcp_hosts: mcp::HostGuard,
+    /// The list and metrics pages, kept while still true (issue 16).
+    pub reads: Arc<read_cache::ReadCaches>,
 }
 
 /// Opens the listener, refusing a non-loopback address without a token.
@@ -206,6 +209,7 @@ pub fn router_with(steward: Steward, config: ApiConfig) -> Router {
         mcp: mcp::http_service(tools.clone()),
         tools,
         mcp_hosts: mcp::HostGuard::new(config.listen),
+        reads: Arc::default(),
     };
     let mut app = Router::new();
     for &(method, path) in ROUTES {

@@ -31,4 +31,5 @@ pub use load::load_dir;
 /// A duration as the config writes it (`30s`, `5m`, `1500ms`), for words that quote one.
 pub(crate) use save::duration_text;
 pub use save::{save_service, service_to_yaml};
+pub(crate) use validate::{HeldGraph, check_added};
 pub use validate::{check_definition, check_dependencies, definition_from_json, is_valid_id};

@@ -31,7 +31,9 @@ mod probes;
 
 use checker::Checker;
 pub use dependencies::check_dependencies;
-pub(crate) use dependencies::{DependencyEdge, DependencyNode, graph_errors};
+pub(crate) use dependencies::{
+    DependencyEdge, DependencyNode, HeldGraph, check_added, graph_errors,
+};
 use probes::host_port;
 
 /// Why `notify`/`watchdog` and `detached` do not go together, and what to do instead.

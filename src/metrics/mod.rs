@@ -94,12 +94,21 @@ pub const METRIC_NAMES: &[(&str, &str)] = &[
 /// `tables` now, then what the runtime recorded (when steward's recorder is the global
 /// one).
 pub fn render(tables: &Tables) -> String {
-    install_recorder();
     let mut page = render_tables(tables);
-    if let Some(recorded) = recorder::render_recorded() {
+    let recorded = render_recorded();
+    if !recorded.is_empty() {
+        page.push('\n');
         page.push_str(&recorded);
     }
     page
+}
+
+/// What the runtime recorded through the `metrics` facade (restarts by reason, probe
+/// durations, dropped log lines), in Prometheus text format; empty when another recorder
+/// is the global one.
+pub fn render_recorded() -> String {
+    install_recorder();
+    recorder::render_recorded().unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ pub use child::Child;
 pub use command_line::argv_for;
 pub use env_file_writer::write_env_file;
 pub use environment::{check_cwd, resolve};
-pub use malloc::limit_malloc_arenas;
+pub use malloc::{limit_malloc_arenas, trim_malloc};
 pub use pid_file::{PidRecord, Recovered, recover, start_time};
 pub use pipe_reader::LineDecoder;
 pub use pipes::read_pipes;

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
@@ -50,6 +50,10 @@ pub struct Tables {
     /// new Server adopts what runs instead of launching it twice.
     detached_up: DashMap<String, Option<PidRecord>>,
     runtime_state: AtomicU8,
+    /// Bumped by every write to a definition or a status row (and the runtime's state):
+    /// a page rendered from the tables at one generation is still true at the same one,
+    /// apart from CPU and RSS (see [`Tables::generation`]).
+    generation: AtomicU64,
 }
 
 /// What the runtime as a whole is doing.
@@ -95,7 +99,20 @@ impl Tables {
             usage: UsageSampler::default(),
             started_at: Utc::now(),
             runtime_state: AtomicU8::new(0),
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// How many times the definitions, the status rows or the runtime's state have been
+    /// written: equal numbers mean nothing a list or a metrics page shows has changed
+    /// since, except CPU and RSS, which a reader samples within its own age limit. Caches
+    /// of rendered pages key on it.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// What the runtime as a whole is doing.
@@ -115,11 +132,21 @@ impl Tables {
             RuntimeState::Stopping => 2,
         };
         self.runtime_state.store(v, Ordering::SeqCst);
+        self.changed();
     }
 
     /// A service's definition.
     pub fn definition(&self, id: &str) -> Option<Arc<ServiceDefinition>> {
         self.definitions.get(id).map(|d| d.value().clone())
+    }
+
+    /// Reads a service's definition in place (no reference count taken).
+    pub fn read_definition<T>(
+        &self,
+        id: &str,
+        read: impl FnOnce(&ServiceDefinition) -> T,
+    ) -> Option<T> {
+        self.definitions.get(id).map(|d| read(d.value()))
     }
 
     /// Whether a service of that id is defined.
@@ -165,6 +192,7 @@ impl Tables {
     pub(crate) fn insert_service(&self, def: Arc<ServiceDefinition>, state: ServiceState) {
         self.states.insert(def.id.clone(), state);
         self.definitions.insert(def.id.clone(), def);
+        self.changed();
     }
 
     /// Forgets a service: definition, status row and ring (root only).
@@ -172,12 +200,14 @@ impl Tables {
         self.definitions.remove(id);
         self.states.remove(id);
         self.rings.remove(id);
+        self.changed();
     }
 
     /// Gives a service a status row unless it has one (a restarted Server keeps its row:
     /// restart count, last exit, reason).
     pub(crate) fn ensure_state(&self, id: &str, make: impl FnOnce() -> ServiceState) {
         self.states.entry(id.to_string()).or_insert_with(make);
+        self.changed();
     }
 
     /// Changes a service's status row in place (its Server only).
@@ -185,6 +215,7 @@ impl Tables {
         if let Some(mut row) = self.states.get_mut(id) {
             change(&mut row);
         }
+        self.changed();
     }
 
     /// Records that a detached service is up, with its daemon when known (its Server).
@@ -218,6 +249,7 @@ impl Tables {
             row.reason = Some(reason.clone());
             row.changed_at = Utc::now();
         }
+        self.changed();
         self.events
             .emit(crate::events::Event::new(id, crate::events::EventKind::Failed).cause(reason));
     }

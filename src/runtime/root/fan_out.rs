@@ -7,6 +7,7 @@
 //! service's Server or to a task that gathers many Servers' replies, so a slow stop
 //! never holds back another request.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use ractor::rpc::CallResult;
@@ -14,7 +15,6 @@ use ractor::{ActorRef, RpcReplyPort};
 
 use super::{RootMsg, RootState};
 use crate::control::{BatchResult, ControlAction};
-use crate::dependencies;
 use crate::error::ControlError;
 use crate::runtime::service::server::{ControlReply, ServerMsg};
 use crate::runtime::service::supervisor::ServiceSupervisorMsg;
@@ -51,30 +51,29 @@ impl RootState {
 
     /// The autostart services and what they need, in start levels.
     pub(super) fn start_plan(&self) -> Vec<Vec<Target>> {
-        let graph = self.graph();
+        let mut picked: HashSet<String> = HashSet::new();
         let mut ids: Vec<String> = Vec::new();
-        for id in &self.order {
-            if self.tables.definition(id).is_some_and(|d| d.autostart) {
-                for needed in dependencies::needed_by(id, &graph) {
-                    if !ids.contains(&needed) {
+        for id in self.graph.ids() {
+            if self.tables.read_definition(id, |d| d.autostart) == Some(true) {
+                for needed in self.graph.needed_by(id) {
+                    if picked.insert(needed.clone()) {
                         ids.push(needed);
                     }
                 }
-                if !ids.contains(id) {
+                if picked.insert(id.clone()) {
                     ids.push(id.clone());
                 }
             }
         }
         // Keep definition order inside levels.
-        ids.sort_by_key(|id| self.order.iter().position(|o| o == id));
-        self.level_targets(dependencies::start_levels(&ids, &graph))
+        ids.sort_by_key(|id| self.graph.position(id));
+        self.level_targets(self.graph.start_levels(&ids))
     }
 
     /// Every service, dependents first; within a level, the reverse of definition order.
     pub(super) fn stop_plan(&self) -> Vec<Vec<Target>> {
-        let graph = self.graph();
-        let ids: Vec<String> = self.order.iter().rev().cloned().collect();
-        self.level_targets(dependencies::stop_levels(&ids, &graph))
+        let ids: Vec<String> = self.graph.ids().rev().cloned().collect();
+        self.level_targets(self.graph.stop_levels(&ids))
     }
 
     /// `id` and every running service that depends on it, in stop levels (dependents
@@ -83,19 +82,20 @@ impl RootState {
         if !self.supervisors.contains_key(id) {
             return None;
         }
-        let graph = self.graph();
-        let mut ids: Vec<String> = dependencies::dependents_of(id, &graph)
+        let mut ids: Vec<String> = self
+            .graph
+            .dependents_of(id)
             .into_iter()
             .filter(|d| self.is_active(d))
             .collect();
         ids.push(id.to_string());
-        Some(self.level_targets(dependencies::stop_levels(&ids, &graph)))
+        Some(self.level_targets(self.graph.stop_levels(&ids)))
     }
 
     /// Supervisors in definition order (every service).
     pub(super) fn everyone(&self) -> Vec<Target> {
-        self.order
-            .iter()
+        self.graph
+            .ids()
             .filter_map(|id| self.supervisors.get(id).map(|s| (id.clone(), s.clone())))
             .collect()
     }
@@ -175,10 +175,11 @@ impl RootState {
     /// One service's control verb: dependencies are started first; a stop that would
     /// leave running dependents behind is refused.
     pub(super) fn on_control(&self, id: String, action: ControlAction, answer: Answer) {
-        let graph = self.graph();
         match action {
             ControlAction::Stop | ControlAction::Kill => {
-                let dependents: Vec<String> = dependencies::dependents_of(&id, &graph)
+                let dependents: Vec<String> = self
+                    .graph
+                    .dependents_of(&id)
                     .into_iter()
                     .filter(|d| self.is_active(d))
                     .collect();
@@ -188,9 +189,9 @@ impl RootState {
                 }
             }
             ControlAction::Start | ControlAction::Restart => {
-                let needed = dependencies::needed_by(&id, &graph);
+                let needed = self.graph.needed_by(&id);
                 if !needed.is_empty() {
-                    let levels = self.level_targets(dependencies::start_levels(&needed, &graph));
+                    let levels = self.level_targets(self.graph.start_levels(&needed));
                     let target = self.supervisors.get(&id).cloned();
                     let tables = self.tables.clone();
                     tokio::spawn(async move {

@@ -38,10 +38,12 @@ use crate::runtime::{ActorKind, Tables};
 use crate::state::ServiceState;
 
 mod fan_out;
+mod graph;
 mod registry;
 mod reload;
 
 use fan_out::Answer;
+use graph::ServiceGraph;
 
 /// ServiceSupervisor restarts allowed within [`SUPERVISOR_RESTART_WINDOW`].
 pub const SUPERVISOR_MAX_RESTARTS: u32 = 3;
@@ -222,8 +224,8 @@ pub struct RootArgs {
 pub struct RootState {
     /// The tables this root owns and the handle reads.
     tables: Arc<Tables>,
-    /// Service ids in definition order (start order).
-    order: Vec<String>,
+    /// Service ids in definition order (start order) and their dependency edges.
+    graph: ServiceGraph,
     /// Each service's supervisor, to send it messages.
     supervisors: HashMap<String, ActorRef<ServiceSupervisorMsg>>,
     /// Which service a supervision event is about.
@@ -250,7 +252,7 @@ impl Actor for Root {
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(RootState {
             tables: args.tables,
-            order: Vec::new(),
+            graph: ServiceGraph::default(),
             supervisors: HashMap::new(),
             by_actor: HashMap::new(),
             intensity: HashMap::new(),
@@ -337,7 +339,7 @@ impl Actor for Root {
         // ractor would kill the children without their post_stop (and so without stopping
         // their processes); stop them properly, last defined first.
         state.by_actor.clear();
-        for id in state.order.iter().rev() {
+        for id in state.graph.ids().rev() {
             if let Some(sup) = state.supervisors.remove(id) {
                 let _ = sup
                     .stop_and_wait(

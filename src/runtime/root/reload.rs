@@ -43,8 +43,8 @@ impl RootState {
             }
         };
         let current: Vec<(Arc<ServiceDefinition>, u64)> = self
-            .order
-            .iter()
+            .graph
+            .ids()
             .filter_map(|id| {
                 let def = self.tables.definition(id)?;
                 Some((def, self.fingerprints.get(id).copied().unwrap_or(0)))

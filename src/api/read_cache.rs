@@ -1,0 +1,99 @@
+//! Rendered read pages kept while they are still true: `GET /api/v1/services` and the
+//! table part of `GET /metrics` at 10,000 services are megabytes that take tens of
+//! milliseconds to build, and fifty clients (or a dashboard per person) asking at once
+//! would build them fifty times.
+//!
+//! A page is keyed on the tables' [`generation`](crate::runtime::Tables::generation),
+//! which every write to a definition, a status row or the runtime's state bumps, and
+//! kept at most [`MAX_AGE`] (the age the CPU and RSS columns may have anyway, as in
+//! `Tables::state_with_usage`). One render at a time: requests that arrive during a
+//! render wait for it and share its result (single flight), so a burst costs one render.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use tokio::sync::Mutex;
+
+/// How long a page may be served after it was rendered, if nothing changed.
+pub(crate) const MAX_AGE: Duration = Duration::from_secs(1);
+
+/// One page, rendered at a generation.
+#[derive(Debug)]
+struct Rendered {
+    generation: u64,
+    at: Instant,
+    body: Bytes,
+}
+
+/// The last rendering of one page.
+#[derive(Debug, Default)]
+pub(crate) struct RenderCache {
+    slot: Mutex<Option<Rendered>>,
+}
+
+impl RenderCache {
+    /// The page at `generation`: the kept one when it was rendered at that generation
+    /// less than [`MAX_AGE`] ago, else a new one from `render` (kept for the next caller).
+    pub(crate) async fn get<F, Fut, E>(&self, generation: u64, render: F) -> Result<Bytes, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Bytes, E>>,
+    {
+        let mut slot = self.slot.lock().await;
+        if let Some(kept) = slot.as_ref()
+            && kept.generation == generation
+            && kept.at.elapsed() < MAX_AGE
+        {
+            return Ok(kept.body.clone());
+        }
+        // Timed from before the render: the CPU and RSS it reads are at least this old.
+        let at = Instant::now();
+        let body = render().await?;
+        *slot = Some(Rendered {
+            generation,
+            at,
+            body: body.clone(),
+        });
+        Ok(body)
+    }
+}
+
+/// The pages of one API server.
+#[derive(Debug, Default)]
+pub(crate) struct ReadCaches {
+    /// `GET /api/v1/services` without a tag.
+    pub list: RenderCache,
+    /// The table part of `GET /metrics`.
+    pub metrics: RenderCache,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn a_page_is_rendered_again_only_when_the_generation_moves() {
+        let cache = RenderCache::default();
+        let renders = AtomicUsize::new(0);
+        let render = |text: &'static str| {
+            renders.fetch_add(1, Ordering::SeqCst);
+            async move { Ok::<_, ()>(Bytes::from_static(text.as_bytes())) }
+        };
+        assert_eq!(cache.get(1, || render("a")).await, Ok(Bytes::from("a")));
+        assert_eq!(cache.get(1, || render("b")).await, Ok(Bytes::from("a")));
+        assert_eq!(renders.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.get(2, || render("c")).await, Ok(Bytes::from("c")));
+        assert_eq!(renders.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_render_is_not_kept() {
+        let cache = RenderCache::default();
+        let failed: Result<Bytes, &str> = cache.get(1, || async { Err("no") }).await;
+        assert_eq!(failed, Err("no"));
+        let ok: Result<Bytes, &str> = cache.get(1, || async { Ok(Bytes::from("x")) }).await;
+        assert_eq!(ok, Ok(Bytes::from("x")));
+    }
+}
