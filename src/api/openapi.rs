@@ -294,7 +294,7 @@ pub fn document() -> Value {
             "summary": "The service's log lines. With `follow=true`: Server-Sent Events, each event's data one LogLine (SSE id = seq), after a backlog of `tail` lines or every line after `since`; lost lines arrive as an event named `gap` with data {\"gap\": N}.",
             "parameters": [
                 id_param(),
-                query("tail", json!({"type": "integer", "minimum": 0, "default": 100}), "Lines of backlog."),
+                query("tail", json!({"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 100}), "Lines of backlog (at most 1000000, the largest ring)."),
                 query("since", json!({"type": "integer", "minimum": 0}), "Only lines after this seq (then `tail` is ignored)."),
                 query("follow", json!({"type": "boolean", "default": false}), "Stream as Server-Sent Events."),
                 last_event_id(),
