@@ -79,7 +79,9 @@ fn control(verb: &str, does: &str) -> Value {
         ));
         ok = json!({
             "description": "The service's state once stopped; with `cascade=true`, the same fields plus `also_stopped`.",
-            "content": {"application/json": {"schema": {"oneOf": [
+            // anyOf, not oneOf: a CascadeStopped is also a valid ServiceState (extra
+            // fields are allowed), so exactly-one-of would reject every cascade answer.
+            "content": {"application/json": {"schema": {"anyOf": [
                 {"$ref": "#/components/schemas/ServiceState"},
                 {"$ref": "#/components/schemas/CascadeStopped"}
             ]}}}

@@ -1829,3 +1829,81 @@ async fn steward_up_refuses_a_define_past_its_max_services() {
         "{body}"
     );
 }
+
+/// Found by schemathesis (reliability/run's `apifuzz`): the stop answer was documented as
+/// `oneOf` ServiceState | CascadeStopped, but a CascadeStopped body is a ServiceState too
+/// (extra fields allowed), so every cascade answer broke "exactly one of".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stop_answer_schema_accepts_a_cascade_body() {
+    let (steward, app) = runtime().await;
+    let doc = get(&app, "/api/v1/openapi.json").await;
+    let schema = &doc.json["paths"]["/api/v1/services/{id}/stop"]["post"]["responses"]["200"]["content"]
+        ["application/json"]["schema"];
+    assert!(schema.get("oneOf").is_none(), "{schema}");
+    let branches = schema["anyOf"].as_array().expect("anyOf");
+    assert_eq!(branches.len(), 2, "{schema}");
+    // The cascade body carries every ServiceState field, so it matches both branches.
+    steward.define(idle("cs-svc")).await.expect("define");
+    steward.start("cs-svc").await.expect("start");
+    let reply = post(&app, "/api/v1/services/cs-svc/stop?cascade=true", "").await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let required = doc.json["components"]["schemas"]["ServiceState"]["required"]
+        .as_array()
+        .expect("ServiceState.required")
+        .clone();
+    for key in required {
+        let key = key.as_str().expect("key");
+        assert!(reply.json.get(key).is_some(), "{key} in {}", reply.json);
+    }
+    assert!(reply.json["also_stopped"].is_array(), "{}", reply.json);
+    steward.shutdown().await.expect("shutdown");
+}
+
+/// Found by reliability/run's chaos soak: a verb whose service's actors stop while they
+/// hold its reply (an actor panicked) was answered 500 `internal`. It is the service being
+/// unavailable for a moment: 409 `unavailable`, never a 5xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verb_whose_actors_fail_mid_answer_is_409_unavailable_not_500() {
+    let (steward, app) = runtime().await;
+    let mut def = service("ap-svc", "trap '' TERM; sleep 300 & wait");
+    def.stop_timeout = Duration::from_secs(60);
+    steward.define(def).await.expect("define");
+    wait_for("ap-svc running", Duration::from_secs(10), || {
+        let steward = steward.clone();
+        async move {
+            let state = steward.get("ap-svc").await.ok()?.state;
+            (state.status == steward::ServiceStatus::Running).then_some(())
+        }
+    })
+    .await;
+    // The stop waits (the process ignores SIGTERM) with its reply held by the Server.
+    let stop = tokio::spawn({
+        let app = app.clone();
+        async move { post(&app, "/api/v1/services/ap-svc/stop", "").await }
+    });
+    wait_for("ap-svc stopping", Duration::from_secs(10), || {
+        let steward = steward.clone();
+        async move {
+            let state = steward.get("ap-svc").await.ok()?.state;
+            (state.status == steward::ServiceStatus::Stopping).then_some(())
+        }
+    })
+    .await;
+    steward
+        .inject_panic("ap-svc", steward::ActorKind::Server)
+        .await
+        .expect("inject");
+    let reply = tokio::time::timeout(Duration::from_secs(30), stop)
+        .await
+        .expect("the stop is answered")
+        .expect("join");
+    assert!(
+        reply.status.as_u16() < 500,
+        "a failing actor is not an internal error: {reply:?}"
+    );
+    if reply.status != 200 {
+        reply.assert_error(409, "unavailable");
+    }
+    let _ = steward.kill("ap-svc").await;
+    steward.shutdown().await.expect("shutdown");
+}
