@@ -185,9 +185,7 @@ impl Steward {
         match self.root.call(make, None).await {
             Ok(CallResult::Success(v)) => Ok(v),
             Ok(CallResult::Timeout) => Err(ControlError::Runtime("timed out".into())),
-            Ok(CallResult::SenderError) => Err(ControlError::Runtime(
-                "the reply was dropped (the service's actors stopped)".into(),
-            )),
+            Ok(CallResult::SenderError) => Err(ControlError::Runtime(REPLY_DROPPED.into())),
             Err(e) => Err(ControlError::Runtime(e.to_string())),
         }
     }
@@ -203,7 +201,8 @@ impl Steward {
             action,
             reply,
         })
-        .await?
+        .await
+        .map_err(|e| actors_stopped(id, e))?
     }
 
     /// Applies a verb to one service; returns as soon as its Server has acted on it (a
@@ -219,7 +218,8 @@ impl Steward {
             action,
             reply,
         })
-        .await?
+        .await
+        .map_err(|e| actors_stopped(id, e))?
     }
 
     /// Defines a service; starts it when `autostart` is true. Returns its state.
@@ -436,5 +436,23 @@ impl Steward {
             .await
             .map_err(|e| ControlError::Runtime(e.to_string()))?;
         result
+    }
+}
+
+/// Why [`Steward::ask`] failed when the answer's port was dropped unanswered.
+const REPLY_DROPPED: &str = "the reply was dropped (the service's actors stopped)";
+
+/// A verb on one service whose reply was dropped: its actors stopped while they held it
+/// (an actor failed and its supervisor is restarting them, or the service gave up). That
+/// is the service being unavailable for a moment, not the runtime failing: the caller
+/// gets `Unavailable` (HTTP 409 `unavailable`, try again), not an internal error (found
+/// by reliability/run's chaos soak, which injects actor panics).
+fn actors_stopped(id: &str, error: ControlError) -> ControlError {
+    match error {
+        ControlError::Runtime(reason) if reason == REPLY_DROPPED => ControlError::Unavailable {
+            id: id.to_string(),
+            reason: "its actors stopped before answering (an actor failed and is being restarted); try again".to_string(),
+        },
+        other => other,
     }
 }

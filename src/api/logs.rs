@@ -22,6 +22,9 @@ use super::sse;
 use crate::error::ControlError;
 use crate::logs::{LogLine, LogRecord, SUBSCRIBE_BACKLOG};
 
+/// The largest `tail` accepted: the largest ring `log_lines` allows.
+pub const MAX_TAIL: usize = 1_000_000;
+
 /// Query of the logs route.
 #[derive(Debug, Deserialize)]
 pub struct LogsQuery {
@@ -53,6 +56,11 @@ pub async fn logs(
 ) -> Result<Response, ApiError> {
     let since = last_event_id(&headers)?.or(query.since);
     let tail = query.tail.unwrap_or(SUBSCRIBE_BACKLOG);
+    if tail > MAX_TAIL {
+        return Err(ApiError::bad_request(format!(
+            "tail={tail} is out of range: give 0 to {MAX_TAIL} (no log ring holds more lines)"
+        )));
+    }
     if query.follow {
         return follow(&app, id, since, tail).await;
     }

@@ -23,6 +23,8 @@
 //!   MCP's Streamable HTTP transport at `/mcp` (token, Host and Origin checked).
 
 mod auth;
+#[cfg(feature = "chaos")]
+mod chaos;
 mod dashboard;
 mod error;
 mod events;
@@ -64,6 +66,7 @@ pub use metrics::install_recorder;
 pub use openapi::document as openapi_document;
 use serve::serve_with_limits;
 pub use serve::{HEADER_TIMEOUT, MAX_CONNECTIONS, ServeLimits};
+pub use services::ServiceCap;
 
 /// How the API is served.
 #[derive(Debug, Clone)]
@@ -218,6 +221,8 @@ pub fn router_with(steward: Steward, config: ApiConfig) -> Router {
             None => tracing::error!(method, path, "a listed route has no handler"),
         }
     }
+    #[cfg(feature = "chaos")]
+    let app = app.route("/api/v1/services/{id}/chaos/panic", post(chaos::panic));
     app.route("/", get(dashboard::index))
         .route("/ui/{file}", get(dashboard::asset))
         .method_not_allowed_fallback(method_not_allowed)

@@ -79,7 +79,9 @@ fn control(verb: &str, does: &str) -> Value {
         ));
         ok = json!({
             "description": "The service's state once stopped; with `cascade=true`, the same fields plus `also_stopped`.",
-            "content": {"application/json": {"schema": {"oneOf": [
+            // anyOf, not oneOf: a CascadeStopped is also a valid ServiceState (extra
+            // fields are allowed), so exactly-one-of would reject every cascade answer.
+            "content": {"application/json": {"schema": {"anyOf": [
                 {"$ref": "#/components/schemas/ServiceState"},
                 {"$ref": "#/components/schemas/CascadeStopped"}
             ]}}}
@@ -294,7 +296,7 @@ pub fn document() -> Value {
             "summary": "The service's log lines. With `follow=true`: Server-Sent Events, each event's data one LogLine (SSE id = seq), after a backlog of `tail` lines or every line after `since`; lost lines arrive as an event named `gap` with data {\"gap\": N}.",
             "parameters": [
                 id_param(),
-                query("tail", json!({"type": "integer", "minimum": 0, "default": 100}), "Lines of backlog."),
+                query("tail", json!({"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 100}), "Lines of backlog (at most 1000000, the largest ring)."),
                 query("since", json!({"type": "integer", "minimum": 0}), "Only lines after this seq (then `tail` is ignored)."),
                 query("follow", json!({"type": "boolean", "default": false}), "Stream as Server-Sent Events."),
                 last_event_id(),

@@ -65,6 +65,12 @@ fn list_body(services: Vec<ServiceState>) -> Result<Bytes, ApiError> {
     Ok(Bytes::from(buf))
 }
 
+/// The most services `POST /api/v1/services` lets the runtime hold
+/// (`settings.max_services`), given to the router as an [`axum::Extension`]; without it,
+/// [`config::DEFAULT_MAX_SERVICES`].
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceCap(pub usize);
+
 /// Query of `POST /api/v1/services`.
 #[derive(Debug, Deserialize)]
 pub struct DefineQuery {
@@ -77,10 +83,24 @@ pub struct DefineQuery {
 /// as JSON, plus its `id`. 201 with the new state (after the start, when `autostart`).
 pub async fn define(
     State(app): State<AppState>,
+    cap: Option<axum::Extension<ServiceCap>>,
     ApiQuery(query): ApiQuery<DefineQuery>,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let id = body_id(&body)?;
+    let max = cap.map_or(config::DEFAULT_MAX_SERVICES, |c| c.0.0);
+    let mut defined = 0usize;
+    app.steward.tables().each_state(|_| defined += 1);
+    if defined >= max && !app.steward.tables().is_defined(&id) {
+        return Err(ControlError::Unsupported {
+            id,
+            action: "define".to_string(),
+            reason: format!(
+                "{defined} services are defined and `settings.max_services` is {max}: remove some, or raise it in services.yml"
+            ),
+        }
+        .into());
+    }
     let definition = config::definition_from_json(&id, &body, &app.config_dir)?;
     let to_save = query.persist.then(|| definition.clone());
     tracing::info!(service = %id, "defining a service over HTTP");

@@ -156,6 +156,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let bound = listener.local_addr().unwrap_or(listen);
     let budget = config.settings.shutdown_timeout;
     let config_dir = config.dir.clone();
+    let max_services = config.settings.max_services;
 
     // The library's boot, step by step (see `Steward::boot`), with the event printer and
     // the API in between. Crash recovery first: whatever a killed steward left running
@@ -183,7 +184,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 config_dir: Some(config_dir),
                 listen: Some(bound),
             },
-        ),
+        )
+        .layer(axum::Extension(api::ServiceCap(max_services))),
         async {
             let _ = api_closed.await;
         },

@@ -465,6 +465,9 @@ impl ServiceDefinition {
     }
 }
 
+/// The default of `settings.max_services`.
+pub const DEFAULT_MAX_SERVICES: usize = 100_000;
+
 /// Global settings from `services.yml`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -480,6 +483,9 @@ pub struct Settings {
     /// the `steward` binary stops the rest and exits with its code (128+signal when it
     /// was killed). `None`: exit 0 after a clean shutdown.
     pub exit_with: Option<String>,
+    /// The most services the runtime holds; a define over the API past it is refused
+    /// with 409 (default 100000).
+    pub max_services: usize,
 }
 
 impl Settings {
@@ -491,6 +497,7 @@ impl Settings {
             state_dir: base.join(".steward"),
             shutdown_timeout: Duration::from_secs(30),
             exit_with: None,
+            max_services: DEFAULT_MAX_SERVICES,
         }
     }
 }

@@ -22,9 +22,9 @@ mod validate;
 /// Function services live in [`crate::function`]; the type is here too, next to the definition.
 pub use crate::function::FunctionService;
 pub use definition::{
-    CommandSpec, Config, DEFAULT_BACKOFF, Dependency, DependencyCondition, FunctionProbe,
-    ProbeCheck, ProbeFuture, ProbeKind, ProbeSpec, RestartPolicy, ServiceDefinition, Settings,
-    SourceSpec,
+    CommandSpec, Config, DEFAULT_BACKOFF, DEFAULT_MAX_SERVICES, Dependency, DependencyCondition,
+    FunctionProbe, ProbeCheck, ProbeFuture, ProbeKind, ProbeSpec, RestartPolicy, ServiceDefinition,
+    Settings, SourceSpec,
 };
 pub use diff::{PlanAction, PlanEntry, ReloadPlan, changed_keys, fingerprint, plan_reload};
 pub use load::load_dir;

@@ -72,6 +72,9 @@ pub(crate) struct RawSettings {
     /// A service id: when it ends for good, steward stops and exits with its code.
     #[serde(default)]
     pub exit_with: Option<Sp<String>>,
+    /// The most services defined at once, a whole number.
+    #[serde(default)]
+    pub max_services: Option<Sp<String>>,
 }
 
 /// One service, as written under `services.<id>`.
@@ -446,6 +449,7 @@ pub(crate) const SETTINGS_KEYS: &[&str] = &[
     "state_dir",
     "shutdown_timeout",
     "exit_with",
+    "max_services",
 ];
 
 /// The top-level keys of a file.

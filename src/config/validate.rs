@@ -479,6 +479,11 @@ fn convert_settings(
             );
         }
     }
+    if let Some(max) = &raw.max_services
+        && let Some(max) = c.number(max, "max_services", 1, i64::from(u32::MAX))
+    {
+        settings.max_services = max as usize;
+    }
     (c.problems.len() == before).then_some(settings)
 }
 

@@ -1671,3 +1671,239 @@ fn http_api_doc_json_samples_parse_and_every_metric_is_listed() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Hostile input (issue 14, item 6; reliability/run's `hostile` campaign).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_past_the_largest_ring_is_400_not_a_huge_read() {
+    let (steward, app) = runtime().await;
+    steward.define(idle("tl-svc")).await.expect("define");
+    for uri in [
+        "/api/v1/services/tl-svc/logs?tail=1000000000000",
+        "/api/v1/services/tl-svc/logs?tail=1000001",
+        "/api/v1/services/tl-svc/logs?tail=1000000000000&follow=true",
+    ] {
+        let reply = get(&app, uri).await;
+        reply.assert_error(400, "bad_request");
+        assert!(
+            reply.json["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("1000000")),
+            "{reply:?}"
+        );
+    }
+    // The largest accepted value still answers.
+    let reply = get(&app, "/api/v1/services/tl-svc/logs?tail=1000000").await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    // And the served document says where the range ends.
+    let doc = get(&app, "/api/v1/openapi.json").await;
+    let params = doc.json["paths"]["/api/v1/services/{id}/logs"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .clone();
+    let tail = params
+        .iter()
+        .find(|p| p["name"] == "tail")
+        .expect("tail is documented");
+    assert_eq!(tail["schema"]["maximum"], 1_000_000, "{tail}");
+    steward.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn defining_past_max_services_is_409_naming_the_setting() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let app = api::router(steward.clone(), None).layer(axum::Extension(api::ServiceCap(2)));
+    for id in ["cap-a", "cap-b"] {
+        let body = format!(r#"{{"id": "{id}", "command": "sleep 300", "autostart": false}}"#);
+        let reply = post(&app, "/api/v1/services", &body).await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+    }
+    let reply = post(
+        &app,
+        "/api/v1/services",
+        r#"{"id": "cap-c", "command": "sleep 300", "autostart": false}"#,
+    )
+    .await;
+    reply.assert_error(409, "conflict");
+    let message = reply.json["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("settings.max_services") && message.contains('2'),
+        "{message}"
+    );
+    assert!(
+        steward.get("cap-c").await.is_err(),
+        "nothing was defined past the cap"
+    );
+    // Redefining an id that is there is not a new service: it gets the usual answer.
+    let reply = post(
+        &app,
+        "/api/v1/services",
+        r#"{"id": "cap-a", "command": "sleep 300", "autostart": false}"#,
+    )
+    .await;
+    reply.assert_error(409, "already_exists");
+    // Room again after a removal.
+    steward.remove("cap-b").await.expect("remove");
+    let reply = post(
+        &app,
+        "/api/v1/services",
+        r#"{"id": "cap-c", "command": "sleep 300", "autostart": false}"#,
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    steward.shutdown().await.expect("shutdown");
+}
+
+#[test]
+fn max_services_is_read_from_settings_with_a_located_error() {
+    let dir = tempfile::tempdir().expect("dir");
+    let write = |text: &str| std::fs::write(dir.path().join("services.yml"), text).expect("write");
+    write("version: 1\nservices: {}\n");
+    let config = steward::config::load_dir(dir.path()).expect("loads");
+    assert_eq!(
+        config.settings.max_services,
+        steward::config::DEFAULT_MAX_SERVICES
+    );
+    write("version: 1\nsettings:\n  max_services: 7\nservices: {}\n");
+    let config = steward::config::load_dir(dir.path()).expect("loads");
+    assert_eq!(config.settings.max_services, 7);
+    write("version: 1\nsettings:\n  max_services: 0\nservices: {}\n");
+    let err = steward::config::load_dir(dir.path()).expect_err("0 is refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("max_services") && text.contains(":3:"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steward_up_refuses_a_define_past_its_max_services() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("services.yml"),
+        format!(
+            "version: 1\nsettings:\n  listen: 127.0.0.1:{port}\n  max_services: 1\nservices:\n  one:\n    command: sleep 300\n    autostart: false\n"
+        ),
+    )
+    .expect("services.yml");
+    /// SIGTERM to `steward up` however the test ends.
+    struct Up(std::process::Child);
+    impl Drop for Up {
+        fn drop(&mut self) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.0.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = self.0.wait();
+        }
+    }
+    let _up = Up(std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(["up", "--config"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("steward up"));
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for("steward up to answer", Duration::from_secs(30), || {
+        let request = client.get(format!("{base}/health/live")).send();
+        async move { request.await.ok().map(|_| ()) }
+    })
+    .await;
+    let response = client
+        .post(format!("{base}/api/v1/services"))
+        .body(r#"{"id": "two", "command": "sleep 300", "autostart": false}"#)
+        .send()
+        .await
+        .expect("answer");
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("max_services")),
+        "{body}"
+    );
+}
+
+/// Found by schemathesis (reliability/run's `apifuzz`): the stop answer was documented as
+/// `oneOf` ServiceState | CascadeStopped, but a CascadeStopped body is a ServiceState too
+/// (extra fields allowed), so every cascade answer broke "exactly one of".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stop_answer_schema_accepts_a_cascade_body() {
+    let (steward, app) = runtime().await;
+    let doc = get(&app, "/api/v1/openapi.json").await;
+    let schema = &doc.json["paths"]["/api/v1/services/{id}/stop"]["post"]["responses"]["200"]["content"]
+        ["application/json"]["schema"];
+    assert!(schema.get("oneOf").is_none(), "{schema}");
+    let branches = schema["anyOf"].as_array().expect("anyOf");
+    assert_eq!(branches.len(), 2, "{schema}");
+    // The cascade body carries every ServiceState field, so it matches both branches.
+    steward.define(idle("cs-svc")).await.expect("define");
+    steward.start("cs-svc").await.expect("start");
+    let reply = post(&app, "/api/v1/services/cs-svc/stop?cascade=true", "").await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let required = doc.json["components"]["schemas"]["ServiceState"]["required"]
+        .as_array()
+        .expect("ServiceState.required")
+        .clone();
+    for key in required {
+        let key = key.as_str().expect("key");
+        assert!(reply.json.get(key).is_some(), "{key} in {}", reply.json);
+    }
+    assert!(reply.json["also_stopped"].is_array(), "{}", reply.json);
+    steward.shutdown().await.expect("shutdown");
+}
+
+/// Found by reliability/run's chaos soak: a verb whose service's actors stop while they
+/// hold its reply (an actor panicked) was answered 500 `internal`. It is the service being
+/// unavailable for a moment: 409 `unavailable`, never a 5xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verb_whose_actors_fail_mid_answer_is_409_unavailable_not_500() {
+    let (steward, app) = runtime().await;
+    let mut def = service("ap-svc", "trap '' TERM; sleep 300 & wait");
+    def.stop_timeout = Duration::from_secs(60);
+    steward.define(def).await.expect("define");
+    wait_for("ap-svc running", Duration::from_secs(10), || {
+        let steward = steward.clone();
+        async move {
+            let state = steward.get("ap-svc").await.ok()?.state;
+            (state.status == steward::ServiceStatus::Running).then_some(())
+        }
+    })
+    .await;
+    // The stop waits (the process ignores SIGTERM) with its reply held by the Server.
+    let stop = tokio::spawn({
+        let app = app.clone();
+        async move { post(&app, "/api/v1/services/ap-svc/stop", "").await }
+    });
+    wait_for("ap-svc stopping", Duration::from_secs(10), || {
+        let steward = steward.clone();
+        async move {
+            let state = steward.get("ap-svc").await.ok()?.state;
+            (state.status == steward::ServiceStatus::Stopping).then_some(())
+        }
+    })
+    .await;
+    steward
+        .inject_panic("ap-svc", steward::ActorKind::Server)
+        .await
+        .expect("inject");
+    let reply = tokio::time::timeout(Duration::from_secs(30), stop)
+        .await
+        .expect("the stop is answered")
+        .expect("join");
+    assert!(
+        reply.status.as_u16() < 500,
+        "a failing actor is not an internal error: {reply:?}"
+    );
+    if reply.status != 200 {
+        reply.assert_error(409, "unavailable");
+    }
+    let _ = steward.kill("ap-svc").await;
+    steward.shutdown().await.expect("shutdown");
+}

@@ -1,0 +1,1 @@
+"""reliability/run's campaigns and their shared helpers (see reliability/run)."""
