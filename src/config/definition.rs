@@ -441,6 +441,9 @@ pub struct Settings {
     /// the `steward` binary stops the rest and exits with its code (128+signal when it
     /// was killed). `None`: exit 0 after a clean shutdown.
     pub exit_with: Option<String>,
+    /// A cgroup per service where steward can create cgroups (default true); `false`
+    /// keeps the process group + subreaper mode (DESIGN §11).
+    pub cgroups: bool,
 }
 
 impl Settings {
@@ -452,6 +455,7 @@ impl Settings {
             state_dir: base.join(".steward"),
             shutdown_timeout: Duration::from_secs(30),
             exit_with: None,
+            cgroups: true,
         }
     }
 }

@@ -72,6 +72,9 @@ pub(crate) struct RawSettings {
     /// A service id: when it ends for good, steward stops and exits with its code.
     #[serde(default)]
     pub exit_with: Option<Sp<String>>,
+    /// `true` / `false`: a cgroup per service where possible (default true).
+    #[serde(default)]
+    pub cgroups: Option<Sp<String>>,
 }
 
 /// One service, as written under `services.<id>`.
@@ -438,6 +441,7 @@ pub(crate) const SETTINGS_KEYS: &[&str] = &[
     "state_dir",
     "shutdown_timeout",
     "exit_with",
+    "cgroups",
 ];
 
 /// The top-level keys of a file.

@@ -430,6 +430,11 @@ fn convert_settings(
             );
         }
     }
+    if let Some(cgroups) = &raw.cgroups
+        && let Some(cgroups) = c.boolean(cgroups, "cgroups")
+    {
+        settings.cgroups = cgroups;
+    }
     (c.problems.len() == before).then_some(settings)
 }
 

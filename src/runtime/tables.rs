@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ServiceDefinition;
 use crate::events::EventBus;
 use crate::logs::LogRing;
+use crate::process::cgroup::ProcessTracking;
 use crate::process::pid_file::PidRecord;
 use crate::process::usage::UsageSampler;
 use crate::state::ServiceState;
@@ -50,6 +51,9 @@ pub struct Tables {
     /// new Server adopts what runs instead of launching it twice.
     detached_up: DashMap<String, Option<PidRecord>>,
     runtime_state: AtomicU8,
+    /// How services' processes are tracked: a cgroup per service, or the process group
+    /// plus the subreaper (DESIGN §11). Its cgroups are removed when the tables drop.
+    pub tracking: Arc<ProcessTracking>,
 }
 
 /// What the runtime as a whole is doing.
@@ -77,6 +81,17 @@ impl Tables {
 
     /// Empty tables with a state directory and a config directory.
     pub fn with_dirs(state_dir: Option<PathBuf>, config_dir: Option<PathBuf>) -> Self {
+        let tracking = ProcessTracking::without("tables built without process tracking");
+        Self::with_tracking(state_dir, config_dir, tracking)
+    }
+
+    /// Empty tables with a state directory, a config directory and the runtime's process
+    /// tracking ([`ProcessTracking::detect`]).
+    pub fn with_tracking(
+        state_dir: Option<PathBuf>,
+        config_dir: Option<PathBuf>,
+        tracking: ProcessTracking,
+    ) -> Self {
         // A runtime is born here: what its actors record has somewhere to go from now on.
         crate::metrics::install_recorder();
         Tables {
@@ -95,6 +110,7 @@ impl Tables {
             usage: UsageSampler::default(),
             started_at: Utc::now(),
             runtime_state: AtomicU8::new(0),
+            tracking: Arc::new(tracking),
         }
     }
 

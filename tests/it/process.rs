@@ -118,6 +118,7 @@ impl Harness {
             service: "test".to_string(),
             server,
             log_buffer,
+            tracking: None,
         };
         let (port, _) = Actor::spawn(None, PortManager, args)
             .await

@@ -337,6 +337,7 @@ async fn spawn_children(
             service: def.id.clone(),
             server: server.clone(),
             log_buffer: log_buffer.clone(),
+            tracking: Some(tables.tracking.clone()),
         },
         supervisor.clone(),
     )

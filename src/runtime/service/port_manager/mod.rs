@@ -38,8 +38,13 @@
 //! Every message about a process carries its run's [`Generation`]; one about another run
 //! is ignored. Replies are typed ([`PortError`]); the Server words them.
 //!
+//! In cgroup mode (DESIGN §11) each process joins its service's cgroup before it execs;
+//! kill and the stop timeout add `cgroup.kill`, pause and resume freeze and thaw the
+//! cgroup, and the watcher reports the exit only once the cgroup is empty
+//! (`populated 0`), so nothing that left the group outlives the run (`cgroup.rs`).
+//!
 //! Files: this one holds the actor and its handlers; `watcher.rs` the watcher task,
-//! `stdin.rs` the stdin writer, `error.rs` the typed replies.
+//! `stdin.rs` the stdin writer, `error.rs` the typed replies, `cgroup.rs` the cgroup mode.
 //!
 //! Cleanup never depends on a message arriving: the state holds a [`ProcessGroupGuard`],
 //! so when this actor stops, or panics (ractor then skips `post_stop` but drops the
@@ -54,12 +59,15 @@ use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
 use tracing::{debug, info, warn};
 
+use crate::process::cgroup::ProcessTracking;
+use crate::process::spawn::{Pipes, spawn_placed};
 use crate::process::{ProcessGroupGuard, SpawnPlan, signal_name};
 use crate::runtime::service::generation::Generation;
 use crate::runtime::service::log_buffer::LogBufferMsg;
 use crate::runtime::service::server::ServerMsg;
 use crate::state::ExitInfo;
 
+mod cgroup;
 mod error;
 mod stdin;
 mod watcher;
@@ -145,6 +153,9 @@ pub struct PortManagerArgs {
     pub server: ActorRef<ServerMsg>,
     /// Where pipe lines go.
     pub log_buffer: ActorRef<LogBufferMsg>,
+    /// The runtime's process tracking: in cgroup mode each process joins the service's
+    /// cgroup. `None` (or process-group mode) signals the process group only.
+    pub tracking: Option<Arc<ProcessTracking>>,
 }
 
 /// State of a PortManager.
@@ -155,6 +166,8 @@ pub struct PortManagerState {
     log_buffer: ActorRef<LogBufferMsg>,
     /// The process of the current run, from spawn until its exit is reported.
     current: Option<RunningProcess>,
+    /// The runtime's process tracking (see [`PortManagerArgs::tracking`]).
+    tracking: Option<Arc<ProcessTracking>>,
 }
 
 /// One spawned process, as the actor sees it.
@@ -176,6 +189,8 @@ struct RunningProcess {
     stop_timers: Vec<JoinHandle<Result<(), MessagingErr<PortManagerMsg>>>>,
     /// Set when a stop timer had to SIGKILL the group (reported with the exit).
     forced_kill: bool,
+    /// The service's cgroup in cgroup mode; kills it if dropped while the process runs.
+    leaf: Option<cgroup::LeafGuard>,
 }
 
 impl RunningProcess {
@@ -203,6 +218,7 @@ impl Actor for PortManager {
             server: args.server,
             log_buffer: args.log_buffer,
             current: None,
+            tracking: args.tracking,
         })
     }
 
@@ -225,7 +241,7 @@ impl Actor for PortManager {
             } => on_stop(&myself, state, run, signal, timeout),
             PortManagerMsg::Kill { run } => on_kill(state, run),
             PortManagerMsg::Signal { run, signal, reply } => {
-                let _ = reply.send(on_signal(state, run, signal));
+                on_signal_request(state, run, signal, reply)
             }
             PortManagerMsg::Input { data, reply } => on_input(state, data, reply),
             PortManagerMsg::Panic(why) => panic!("{why}"),
@@ -251,6 +267,7 @@ impl Actor for PortManager {
                 warn!(service = %state.service, pid = current.pid, %error, "could not kill process group");
             }
         }
+        cgroup::remove_leaf(state).await;
         Ok(())
     }
 }
@@ -272,7 +289,8 @@ fn on_spawn(
             pid: current.pid,
         });
     }
-    let mut child = crate::process::spawn(plan)?;
+    let leaf = cgroup::leaf_for(state.tracking.as_ref(), &state.service, plan)?;
+    let mut child = spawn_placed(plan, Pipes::ALL, leaf.as_ref())?;
     let pid = child.id();
     let group = ProcessGroupGuard::new(pid);
 
@@ -291,6 +309,7 @@ fn on_spawn(
             child,
             reaped: reaped.clone(),
             detached: plan.detached,
+            leaf: leaf.clone(),
             log_buffer: state.log_buffer.clone(),
             port_manager: myself.clone(),
         },
@@ -306,6 +325,7 @@ fn on_spawn(
         stdin,
         stop_timers: Vec::new(),
         forced_kill: false,
+        leaf: cgroup::guard(leaf),
     });
     Ok(pid)
 }
@@ -338,6 +358,7 @@ fn on_stop(
             warn!(service = %service, pid = current.pid, signal = signal_name(sig), %error, "could not signal process group");
         }
     }
+    cgroup::stop_escaped(&service, current, signal);
     let timer = myself.send_after(timeout, move || PortManagerMsg::StopTimeout { run });
     current.stop_timers.push(timer);
 }
@@ -355,6 +376,7 @@ fn on_stop_timeout(state: &mut PortManagerState, run: Generation) {
     if let Err(error) = current.group.signal(Signal::SIGKILL) {
         warn!(service = %service, pid = current.pid, %error, "could not SIGKILL process group");
     }
+    cgroup::kill(&service, current);
 }
 
 fn on_kill(state: &mut PortManagerState, run: Generation) {
@@ -369,6 +391,33 @@ fn on_kill(state: &mut PortManagerState, run: Generation) {
     info!(service = %service, run = run.0, pid = current.pid, "SIGKILL to the process group");
     if let Err(error) = current.group.signal(Signal::SIGKILL) {
         warn!(service = %service, pid = current.pid, %error, "could not SIGKILL process group");
+    }
+    cgroup::kill(&service, current);
+}
+
+/// A signal request. The group gets the signal (pause is SIGSTOP, DESIGN §4); in cgroup
+/// mode pause also freezes the cgroup, answered by a task once `frozen 1`, so processes
+/// that left the group stop too, and resume thaws it before the SIGCONT.
+fn on_signal_request(
+    state: &mut PortManagerState,
+    run: Generation,
+    signal: Signal,
+    reply: RpcReplyPort<Result<(), PortError>>,
+) {
+    let service = state.service.clone();
+    if signal == Signal::SIGCONT
+        && let Some(current) = current_of(state, run)
+    {
+        cgroup::thaw(&service, current);
+    }
+    let signalled = on_signal(state, run, signal);
+    match (signalled, current_of(state, run)) {
+        (Ok(()), Some(current)) if signal == Signal::SIGSTOP => {
+            cgroup::freeze(&service, current, reply)
+        }
+        (result, _) => {
+            let _ = reply.send(result);
+        }
     }
 }
 
@@ -420,6 +469,9 @@ fn on_exited(state: &mut PortManagerState, run: Generation, exit: ExitInfo) {
     };
     // The watcher SIGKILLed the group after reaping the leader; the number is no longer ours.
     current.group.disarm();
+    if let Some(leaf) = &mut current.leaf {
+        leaf.disarm();
+    }
     for timer in &current.stop_timers {
         timer.abort();
     }
