@@ -238,11 +238,20 @@ impl Tables {
             .emit(crate::events::Event::new(id, crate::events::EventKind::Failed).cause(reason));
     }
 
-    /// A copy of a service's status row, with CPU and RSS filled in when it runs.
+    /// A copy of a service's status row, with CPU and RSS filled in when it runs: summed
+    /// over all of its processes (its cgroup, or its process tree; DESIGN §11).
     pub fn state_with_usage(&self, id: &str) -> Option<ServiceState> {
         let mut state = self.states.get(id)?.clone();
+        // A detached service's daemon is another manager's tree: sampled alone, and never
+        // traced as the service's own (a stop of steward must leave it running).
+        let detached = self.definitions.get(id).is_some_and(|d| d.detached);
         if let Some(pid) = state.pid
-            && let Some((cpu, rss)) = self.usage.sample_within(pid, USAGE_MAX_AGE)
+            && let Some((cpu, rss)) = if detached {
+                self.usage.sample_within(pid, USAGE_MAX_AGE)
+            } else {
+                self.usage
+                    .sample_tree_within(pid, USAGE_MAX_AGE, || self.tracking.members(id, pid))
+            }
         {
             state.cpu_percent = Some(cpu);
             state.rss_bytes = Some(rss);

@@ -312,3 +312,117 @@ async fn daemon_status(daemon: &Daemon) -> TrackingStatus {
         .expect("json");
     serde_json::from_value(body["tracking"].clone()).expect("tracking")
 }
+
+/// The escaper for process-group mode: one process in a new session whose parent stays
+/// (found by the walk at the stop) and one double-forked process left in the group (its
+/// parent exits at once; reparented to steward, the subreaper).
+const GROUP_ESCAPER: &str = r#"#!/bin/sh
+echo start >> "$1/starts"
+setsid sleep 1000 &
+echo $! >> "$1/pids"
+sh -c 'sleep 1000 & echo $! >> "$1/pids"' sh "$1" &
+exec sleep 1000
+"#;
+
+/// `POST /api/v1/services/ID/VERB`, waiting for the verb to be done.
+async fn control(daemon: &Daemon, id: &str, verb: &str) -> serde_json::Value {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/services/{id}/{verb}", daemon.url))
+        .send()
+        .await
+        .expect("control");
+    assert!(
+        response.status().is_success(),
+        "{verb}: {}",
+        response.status()
+    );
+    response.json().await.expect("json")
+}
+
+#[tokio::test]
+async fn stop_kill_and_restart_leave_no_escaped_process_in_group_mode() {
+    let scripts = tempfile::tempdir().expect("tempdir");
+    let script = scripts.path().join("escaper.sh");
+    std::fs::write(&script, GROUP_ESCAPER).expect("script");
+    let dir = config_dir(&format!(
+        "version: 1\nsettings:\n  cgroups: false\nservices:\n  esc:\n    command: sh {} {}\n",
+        script.display(),
+        scripts.path().display()
+    ));
+    let mut daemon = Daemon::spawn(dir.path(), &[], &[]);
+    daemon.wait_live().await;
+    daemon.wait_running(&["esc"]).await;
+    let status = daemon_status(&daemon).await;
+    assert_eq!(status.mode, TrackingMode::ProcessGroup);
+    assert_eq!(
+        status.reason.as_deref(),
+        Some("disabled by settings.cgroups: false")
+    );
+    let main = daemon.pid_of("esc").await;
+    let pids = escaped(scripts.path(), 0).await;
+    assert_ne!(session_of(pids[0]), session_of(main), "left the session");
+
+    let stopped = control(&daemon, "esc", "stop").await;
+    assert_eq!(stopped["status"], "stopped");
+    assert_all_gone(&pids, "after stop");
+
+    control(&daemon, "esc", "start").await;
+    let pids = escaped(scripts.path(), 2).await;
+    control(&daemon, "esc", "restart").await;
+    assert_all_gone(&pids, "after restart");
+
+    let pids = escaped(scripts.path(), 4).await;
+    control(&daemon, "esc", "kill").await;
+    assert_all_gone(&pids, "after kill");
+    daemon.signal(Signal::SIGTERM);
+    assert!(daemon.exit(Duration::from_secs(30)).await.success());
+}
+
+/// A child of the service that allocates and touches 100 MiB, then sleeps.
+fn allocator(ready: &Path) -> String {
+    format!(
+        "sh -c 'python3 -c \"import time; b = bytearray(100 << 20); b[::4096] = bytes(25600); b[::4096] = b\\\"\\\\x01\\\" * 25600; open(\\\"{}\\\", \\\"w\\\").close(); time.sleep(1000)\" & exec sleep 1000'",
+        ready.display()
+    )
+}
+
+#[tokio::test]
+async fn memory_counts_every_process_of_the_service_in_both_modes() {
+    for cgroups in [true, false] {
+        let steward = Steward::spawn_with_cgroups(None, None, cgroups)
+            .await
+            .expect("runtime");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ready = dir.path().join("ready");
+        let state = steward
+            .define(service("hog", &allocator(&ready)))
+            .await
+            .expect("defined");
+        let main = state.pid.expect("pid");
+        wait_for("the child to allocate", SOON, || {
+            let done = ready.exists();
+            async move { done.then_some(()) }
+        })
+        .await;
+        let rss = wait_for("the service's memory to count its child", SOON, || async {
+            let rss = steward.get("hog").await.ok()?.state.rss_bytes?;
+            (rss >= 100 << 20).then_some(rss)
+        })
+        .await;
+        // The process steward spawned is a `sleep`: the memory is its child's.
+        let own = std::fs::read_to_string(format!("/proc/{main}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .expect("VmRSS");
+        assert!(
+            own * 1024 < 100 << 20,
+            "cgroups {cgroups}: sleep holds {own} kB"
+        );
+        eprintln!("cgroups {cgroups}: service memory {} MiB", rss >> 20);
+        steward.shutdown().await.expect("shutdown");
+    }
+}

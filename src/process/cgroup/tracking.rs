@@ -9,6 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::hierarchy;
+use super::lineage::Lineage;
 use super::subtree::Subtree;
 
 /// The environment variable that overrides `settings.cgroups`: `off` (or `false`, `0`)
@@ -64,6 +65,8 @@ pub struct ProcessTracking {
     subtree: Option<Subtree>,
     /// Why there is no subtree.
     reason: Option<String>,
+    /// Process-group mode's record of each service's processes.
+    lineage: Lineage,
 }
 
 impl ProcessTracking {
@@ -87,6 +90,7 @@ impl ProcessTracking {
             Ok(subtree) => ProcessTracking {
                 subtree: Some(subtree),
                 reason: None,
+                lineage: Lineage::default(),
             },
             Err(reason) => ProcessTracking::without(&reason),
         }
@@ -97,6 +101,34 @@ impl ProcessTracking {
         ProcessTracking {
             subtree: None,
             reason: Some(reason.to_string()),
+            lineage: Lineage::default(),
+        }
+    }
+
+    /// The processes of `service`, whose process steward spawned is `leader`: its cgroup's
+    /// in cgroup mode; in process-group mode the leader's tree and the orphans traced to
+    /// it (recorded, so that a stop ends them: see [`Lineage`]). Leader first when it
+    /// runs; never empty.
+    pub fn members(&self, service: &str, leader: u32) -> Vec<u32> {
+        match &self.subtree {
+            Some(subtree) => {
+                let mut pids = subtree.leaf_of(service).pids();
+                // A detached launcher runs outside the cgroups: its own pid.
+                if !pids.contains(&leader) {
+                    pids.insert(0, leader);
+                }
+                pids
+            }
+            None => self.lineage.walk(service, leader),
+        }
+    }
+
+    /// Process-group mode's trace of escaped processes (`None` in cgroup mode, where the
+    /// cgroup holds them).
+    pub fn lineage(&self) -> Option<&Lineage> {
+        match self.subtree {
+            Some(_) => None,
+            None => Some(&self.lineage),
         }
     }
 

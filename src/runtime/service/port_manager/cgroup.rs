@@ -151,6 +151,30 @@ pub(super) fn freeze(
     });
 }
 
+/// Process-group mode, before a stop or kill signals the group: records the service's
+/// processes (its tree and the orphans traced to it), so that those which left the group
+/// are ended after the leader's exit ([`after_exit`]).
+pub(super) fn trace(state: &PortManagerState) {
+    let (Some(tracking), Some(current)) = (state.tracking.as_ref(), state.current.as_ref()) else {
+        return;
+    };
+    if tracking.lineage().is_some() && !current.is_reaped() {
+        tracking.members(&state.service, current.pid);
+    }
+}
+
+/// Process-group mode, after the leader's exit and the group's SIGKILL: SIGKILLs the
+/// recorded processes that left the group and still run.
+pub(super) fn after_exit(tracking: Option<&Arc<ProcessTracking>>, service: &str) {
+    let Some(lineage) = tracking.and_then(|t| t.lineage()) else {
+        return;
+    };
+    let killed = lineage.kill_escaped(service);
+    if !killed.is_empty() {
+        tracing::info!(service = %service, ?killed, "killed processes that had left the service's process group");
+    }
+}
+
 /// When the actor stops: kills what is left in the service's leaf, waits for it to be
 /// empty and removes it (a later spawn, after a restart of the actors, creates it again).
 pub(super) async fn remove_leaf(state: &PortManagerState) {

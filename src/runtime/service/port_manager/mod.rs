@@ -266,6 +266,7 @@ impl Actor for PortManager {
             if let Err(error) = current.group.kill() {
                 warn!(service = %state.service, pid = current.pid, %error, "could not kill process group");
             }
+            cgroup::after_exit(state.tracking.as_ref(), &state.service);
         }
         cgroup::remove_leaf(state).await;
         Ok(())
@@ -310,6 +311,7 @@ fn on_spawn(
             reaped: reaped.clone(),
             detached: plan.detached,
             leaf: leaf.clone(),
+            tracking: state.tracking.clone(),
             log_buffer: state.log_buffer.clone(),
             port_manager: myself.clone(),
         },
@@ -337,6 +339,7 @@ fn on_stop(
     signal: Signal,
     timeout: Duration,
 ) {
+    cgroup::trace(state);
     let service = state.service.clone();
     let Some(current) = current_of(state, run) else {
         debug!(service = %service, run = run.0, "stop for a run that is not running: ignored");
@@ -364,6 +367,7 @@ fn on_stop(
 }
 
 fn on_stop_timeout(state: &mut PortManagerState, run: Generation) {
+    cgroup::trace(state);
     let service = state.service.clone();
     let Some(current) = current_of(state, run) else {
         return;
@@ -380,6 +384,7 @@ fn on_stop_timeout(state: &mut PortManagerState, run: Generation) {
 }
 
 fn on_kill(state: &mut PortManagerState, run: Generation) {
+    cgroup::trace(state);
     let service = state.service.clone();
     let Some(current) = current_of(state, run) else {
         debug!(service = %service, run = run.0, "kill for a run that is not running: ignored");
