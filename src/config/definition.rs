@@ -283,6 +283,9 @@ pub struct ServiceDefinition {
     pub user: Option<String>,
     /// Run as this group (default: the user's primary group).
     pub group: Option<String>,
+    /// Restart (through the restart policy) when the service's whole process tree uses
+    /// more resident memory than this many bytes for two samples in a row.
+    pub max_memory: Option<u64>,
 }
 
 impl std::fmt::Debug for ServiceDefinition {
@@ -321,6 +324,7 @@ impl std::fmt::Debug for ServiceDefinition {
             write_env_file,
             user,
             group,
+            max_memory,
         } = self;
         f.debug_struct("ServiceDefinition")
             .field("id", id)
@@ -355,6 +359,7 @@ impl std::fmt::Debug for ServiceDefinition {
             .field("write_env_file", write_env_file)
             .field("user", user)
             .field("group", group)
+            .field("max_memory", max_memory)
             .finish()
     }
 }
@@ -408,6 +413,7 @@ impl ServiceDefinition {
             write_env_file: false,
             user: None,
             group: None,
+            max_memory: None,
         }
     }
 

@@ -131,6 +131,7 @@ pub fn changed_keys(old: &ServiceDefinition, new: &ServiceDefinition) -> Vec<&'s
         write_env_file,
         user,
         group,
+        max_memory,
     } = old;
     let mut keys = Vec::new();
     let mut note = |key: &'static str, differs: bool| {
@@ -168,6 +169,7 @@ pub fn changed_keys(old: &ServiceDefinition, new: &ServiceDefinition) -> Vec<&'s
     note("write_env_file", *write_env_file != new.write_env_file);
     note("user", *user != new.user);
     note("group", *group != new.group);
+    note("max_memory", *max_memory != new.max_memory);
     keys
 }
 

@@ -147,6 +147,9 @@ pub(crate) struct RawService {
     /// Old sink files kept.
     #[serde(default)]
     pub log_max_files: Option<Sp<String>>,
+    /// A size: restart when the service's process tree uses more memory.
+    #[serde(default)]
+    pub max_memory: Option<Sp<String>>,
     /// Services this one waits for: a map of ids to conditions, or a list of ids.
     #[serde(default)]
     pub depends_on: Option<Sp<DependsOnValue>>,
@@ -402,6 +405,7 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "log_file",
     "log_max_size",
     "log_max_files",
+    "max_memory",
     "depends_on",
     "install",
     "source",

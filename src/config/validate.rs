@@ -599,6 +599,20 @@ fn convert_service_with_edges(
     {
         def.log_max_files = files as u32;
     }
+    if let Some(size) = &raw.max_memory {
+        match parse_size(&size.value) {
+            Ok(0) => c.field(
+                Pos::of(size),
+                "max_memory",
+                "it is zero",
+                "give a size such as `400MiB`",
+            ),
+            Ok(bytes) => def.max_memory = Some(bytes),
+            Err(UnitError { message, hint }) => {
+                c.field(Pos::of(size), "max_memory", &message, &hint)
+            }
+        }
+    }
     if let Some(depends_on) = &raw.depends_on {
         let entries = c.depends_on(&id.value, depends_on);
         edges.extend(entries.iter().map(|(dep, pos)| (dep.service.clone(), *pos)));

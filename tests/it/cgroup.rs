@@ -426,3 +426,74 @@ async fn memory_counts_every_process_of_the_service_in_both_modes() {
         steward.shutdown().await.expect("shutdown");
     }
 }
+
+#[tokio::test]
+async fn max_memory_restarts_a_growing_service_with_the_figures_and_leaves_a_steady_one() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut events = steward.subscribe_events(None).await.expect("events");
+    // The growth is in a child of the process steward spawned: the whole tree counts.
+    let grower = "sh -c 'python3 -c \"import time\nb = []\nwhile True:\n    if len(b) < 30: b.append(bytearray(8 << 20)); b[-1][::4096] = bytes(2048)\n    time.sleep(0.05)\" & exec sleep 1000'";
+    let mut grow = service("grow", grower);
+    grow.max_memory = Some(50 << 20);
+    let mut steady = service("steady", "sleep 1000");
+    steady.max_memory = Some(50 << 20);
+    let steady_pid = steward
+        .define(steady)
+        .await
+        .expect("steady")
+        .pid
+        .expect("pid");
+    steward.define(grow).await.expect("grow");
+    let event = crate::support::next_event(&mut events, "a max_memory restart", SOON, |e| {
+        e.service == "grow"
+            && e.cause
+                .as_deref()
+                .is_some_and(|c| c.contains("> max_memory 50MiB"))
+    })
+    .await;
+    let cause = event.cause.unwrap_or_default();
+    let used: u64 = cause
+        .strip_prefix("memory ")
+        .and_then(|rest| rest.split_once("MiB > max_memory 50MiB"))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("cause in words with the figures: {cause}"));
+    assert!(used > 50, "{cause}");
+    wait_for("grow to run again after its restart", SOON, || async {
+        let state = steward.get("grow").await.ok()?.state;
+        (state.restart_count >= 1 && state.status == ServiceStatus::Running).then_some(())
+    })
+    .await;
+    // The steady service was sampled as often meanwhile and is left alone.
+    let state = steward.get("steady").await.expect("steady").state;
+    assert_eq!(state.restart_count, 0);
+    assert_eq!(state.pid, Some(steady_pid));
+    steward.shutdown().await.expect("shutdown");
+}
+
+#[test]
+fn max_memory_and_settings_cgroups_load_and_bad_values_name_the_place() {
+    let dir = config_dir(
+        "version: 1\nsettings:\n  cgroups: false\nservices:\n  web:\n    command: sleep 1\n    max_memory: 400MiB\n",
+    );
+    let config = steward::config::load_dir(dir.path()).expect("loads");
+    assert!(!config.settings.cgroups);
+    assert_eq!(config.services[0].max_memory, Some(400 << 20));
+    let dir = config_dir("version: 1\nservices:\n  web:\n    command: sleep 1\n");
+    let config = steward::config::load_dir(dir.path()).expect("loads");
+    assert!(config.settings.cgroups, "on by default");
+    assert_eq!(config.services[0].max_memory, None);
+    let dir = config_dir(
+        "version: 1\nsettings:\n  cgroups: maybe\nservices:\n  web:\n    command: sleep 1\n    max_memory: lots\n",
+    );
+    let error = steward::config::load_dir(dir.path())
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        error.contains("services.yml:3:12") && error.contains("cgroups"),
+        "{error}"
+    );
+    assert!(
+        error.contains("services.yml:7:17") && error.contains("max_memory"),
+        "{error}"
+    );
+}

@@ -119,6 +119,7 @@ impl Harness {
             server,
             log_buffer,
             tracking: None,
+            max_memory: None,
         };
         let (port, _) = Actor::spawn(None, PortManager, args)
             .await

@@ -338,6 +338,7 @@ async fn spawn_children(
             server: server.clone(),
             log_buffer: log_buffer.clone(),
             tracking: Some(tables.tracking.clone()),
+            max_memory: def.max_memory,
         },
         supervisor.clone(),
     )

@@ -52,6 +52,14 @@ pub enum KillCause {
     },
     /// steward's shutdown budget ran out while the service was stopping.
     ShutdownBudget(Duration),
+    /// The service's process tree used more memory than `max_memory` for two samples in
+    /// a row.
+    MemoryExceeded {
+        /// Bytes the tree used at the second sample.
+        used: u64,
+        /// `max_memory`.
+        limit: u64,
+    },
 }
 
 impl KillCause {
@@ -101,6 +109,15 @@ impl fmt::Display for KillCause {
                 "shutdown budget {} spent",
                 humantime::format_duration(*budget)
             ),
+            KillCause::MemoryExceeded { used, limit } if limit % (1 << 20) == 0 => write!(
+                f,
+                "memory {}MiB > max_memory {}MiB",
+                used >> 20,
+                limit >> 20
+            ),
+            KillCause::MemoryExceeded { used, limit } => {
+                write!(f, "memory {used} bytes > max_memory {limit} bytes")
+            }
         }
     }
 }

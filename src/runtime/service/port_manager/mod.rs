@@ -69,6 +69,7 @@ use crate::state::ExitInfo;
 
 mod cgroup;
 mod error;
+mod memory;
 mod stdin;
 mod watcher;
 
@@ -156,6 +157,9 @@ pub struct PortManagerArgs {
     /// The runtime's process tracking: in cgroup mode each process joins the service's
     /// cgroup. `None` (or process-group mode) signals the process group only.
     pub tracking: Option<Arc<ProcessTracking>>,
+    /// The service's `max_memory`: each run's process tree is sampled and the Server told
+    /// when it passes it (see `memory.rs`).
+    pub max_memory: Option<u64>,
 }
 
 /// State of a PortManager.
@@ -168,6 +172,8 @@ pub struct PortManagerState {
     current: Option<RunningProcess>,
     /// The runtime's process tracking (see [`PortManagerArgs::tracking`]).
     tracking: Option<Arc<ProcessTracking>>,
+    /// See [`PortManagerArgs::max_memory`].
+    max_memory: Option<u64>,
 }
 
 /// One spawned process, as the actor sees it.
@@ -191,6 +197,8 @@ struct RunningProcess {
     forced_kill: bool,
     /// The service's cgroup in cgroup mode; kills it if dropped while the process runs.
     leaf: Option<cgroup::LeafGuard>,
+    /// The `max_memory` sampling of this run, aborted at its exit.
+    memory_watch: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningProcess {
@@ -219,6 +227,7 @@ impl Actor for PortManager {
             log_buffer: args.log_buffer,
             current: None,
             tracking: args.tracking,
+            max_memory: args.max_memory,
         })
     }
 
@@ -328,6 +337,16 @@ fn on_spawn(
         stop_timers: Vec::new(),
         forced_kill: false,
         leaf: cgroup::guard(leaf),
+        memory_watch: state.max_memory.filter(|_| !plan.detached).map(|limit| {
+            memory::watch(
+                state.tracking.clone(),
+                state.service.clone(),
+                run,
+                pid,
+                limit,
+                state.server.clone(),
+            )
+        }),
     });
     Ok(pid)
 }
@@ -476,6 +495,9 @@ fn on_exited(state: &mut PortManagerState, run: Generation, exit: ExitInfo) {
     current.group.disarm();
     if let Some(leaf) = &mut current.leaf {
         leaf.disarm();
+    }
+    if let Some(watch) = &current.memory_watch {
+        watch.abort();
     }
     for timer in &current.stop_timers {
         timer.abort();
