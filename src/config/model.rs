@@ -147,9 +147,6 @@ pub(crate) struct RawService {
     /// Old sink files kept.
     #[serde(default)]
     pub log_max_files: Option<Sp<String>>,
-    /// A size: restart when the service's process tree uses more memory.
-    #[serde(default)]
-    pub max_memory: Option<Sp<String>>,
     /// Services this one waits for: a map of ids to conditions, or a list of ids.
     #[serde(default)]
     pub depends_on: Option<Sp<DependsOnValue>>,
@@ -177,6 +174,9 @@ pub(crate) struct RawService {
     /// A group name (or gid).
     #[serde(default)]
     pub group: Option<Sp<String>>,
+    /// A size: restart when the service's process tree uses more memory.
+    #[serde(default)]
+    pub max_memory: Option<Sp<String>>,
 }
 
 /// The `source:` block of a service.
@@ -405,7 +405,6 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "log_file",
     "log_max_size",
     "log_max_files",
-    "max_memory",
     "depends_on",
     "install",
     "source",
@@ -415,6 +414,7 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "write_env_file",
     "user",
     "group",
+    "max_memory",
 ];
 
 /// The keys of a `source:` block.

@@ -71,6 +71,14 @@ impl Leaf {
             .write(true)
             .open(self.path.join("cgroup.procs"))
             .map_err(|e| {
+                // A shortage of descriptors passes: kept as the bare OS error, so the spawn
+                // is retried through the backoff like any other EMFILE.
+                if matches!(
+                    e.raw_os_error(),
+                    Some(nix::libc::EMFILE | nix::libc::ENFILE)
+                ) {
+                    return e;
+                }
                 std::io::Error::new(
                     e.kind(),
                     format!(
