@@ -16,6 +16,10 @@
 //! `CLONE_VM | CLONE_VFORK | CLONE_PIDFD` and sets the death signal itself; same settings,
 //! plus `PR_SET_PDEATHSIG`), waited for through its pidfd.
 //!
+//! The column `+ cgroup` is the same spawn placed in a cgroup before exec (a service in
+//! cgroup mode: the parent opens the leaf's `cgroup.procs`, the child writes `0` to it);
+//! it is left out where no writable cgroup v2 hierarchy is found.
+//!
 //! A last line holds 4,000 open descriptors instead (a steward with 1,000 running
 //! services has four each): a child that inherits the descriptor table closes them all at
 //! exec, unless it keeps only a few (steward's spawn slots, see `src/process/vfork.rs`).
@@ -61,8 +65,12 @@ fn measure(make: &dyn Fn() -> Command) -> (f64, f64) {
     (spawned[SPAWNS / 2], exited[SPAWNS / 2])
 }
 
-/// Median microseconds of `steward::process::spawn` and of spawn → exit.
-fn measure_steward(runtime: &tokio::runtime::Runtime) -> (f64, f64) {
+/// Median microseconds of `steward::process::spawn` (into `leaf` when given) and of
+/// spawn → exit.
+fn measure_steward(
+    runtime: &tokio::runtime::Runtime,
+    leaf: Option<&steward::process::cgroup::Leaf>,
+) -> (f64, f64) {
     let plan = steward::process::SpawnPlan::new(
         vec!["/bin/true".to_string()],
         "/".into(),
@@ -73,7 +81,12 @@ fn measure_steward(runtime: &tokio::runtime::Runtime) -> (f64, f64) {
     runtime.block_on(async {
         for _ in 0..SPAWNS {
             let started = Instant::now();
-            let mut child = steward::process::spawn(&plan).expect("spawn");
+            let mut child = steward::process::spawn::spawn_placed(
+                &plan,
+                steward::process::spawn::Pipes::ALL,
+                leaf,
+            )
+            .expect("spawn");
             spawned.push(started.elapsed().as_secs_f64() * 1e6);
             child.wait().await.expect("wait");
             exited.push(started.elapsed().as_secs_f64() * 1e6);
@@ -90,7 +103,12 @@ fn main() {
         .build()
         .expect("runtime");
     // steward reserves its spawn slots at its first spawn, early in a boot.
-    measure_steward(&runtime);
+    measure_steward(&runtime, None);
+    let tracking = steward::process::cgroup::ProcessTracking::detect(true, None);
+    let leaf = tracking.subtree().and_then(|s| s.leaf("bench").ok());
+    if leaf.is_none() {
+        println!("(no cgroup column: {})", tracking.status());
+    }
     let mut held: Vec<Vec<u8>> = Vec::new();
     println!("median of {SPAWNS} spawns of /bin/true; µs for spawn() / spawn→exit");
     for mib in [0usize, 16, 64, 256] {
@@ -121,18 +139,29 @@ fn main() {
             let helper = measure(&|| command(SETPRIV, &["--pdeathsig", "KILL", "/bin/true"]));
             print!("   helper (setpriv) {:>5.0} / {:>5.0}", helper.0, helper.1);
         }
-        let ours = measure_steward(&runtime);
-        println!("   steward clone {:>5.0} / {:>5.0}", ours.0, ours.1);
+        let ours = measure_steward(&runtime, None);
+        print!("   steward clone {:>5.0} / {:>5.0}", ours.0, ours.1);
+        if let Some(leaf) = &leaf {
+            let placed = measure_steward(&runtime, Some(leaf));
+            print!("   + cgroup {:>5.0} / {:>5.0}", placed.0, placed.1);
+        }
+        println!();
     }
     drop(held);
     let descriptors: Vec<_> = (0..2000)
         .map(|_| nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe"))
         .collect();
     let spawn = measure(&|| command("/bin/true", &[]));
-    let ours = measure_steward(&runtime);
-    println!(
+    let ours = measure_steward(&runtime, None);
+    print!(
         "4000 fds open: posix_spawn {:>5.0} / {:>5.0}   steward clone {:>5.0} / {:>5.0}",
         spawn.0, spawn.1, ours.0, ours.1
     );
+    if let Some(leaf) = &leaf {
+        let placed = measure_steward(&runtime, Some(leaf));
+        print!("   + cgroup {:>5.0} / {:>5.0}", placed.0, placed.1);
+    }
+    println!();
     drop(descriptors);
+    tracking.release();
 }

@@ -94,4 +94,7 @@ pub struct RuntimeStatus {
     pub restarts_total: u64,
     /// Sequence number of the newest event.
     pub last_event_seq: u64,
+    /// How services' processes are tracked (cgroup per service, or process group +
+    /// subreaper, and why): what stop, kill and pause guarantee (DESIGN §11).
+    pub tracking: crate::process::cgroup::TrackingStatus,
 }

@@ -47,7 +47,21 @@ impl Steward {
         state_dir: Option<PathBuf>,
         config_dir: Option<PathBuf>,
     ) -> Result<Steward, BootError> {
-        let tables = Arc::new(Tables::with_dirs(state_dir, config_dir));
+        Steward::spawn_with_cgroups(state_dir, config_dir, true).await
+    }
+
+    /// [`Steward::spawn_with_dirs`], choosing the process tracking: with `cgroups` each
+    /// service runs in a cgroup of its own where a writable cgroup v2 hierarchy is found
+    /// (`settings.cgroups`; `STEWARD_CGROUPS=off` in the environment overrides it);
+    /// without, the process group plus the subreaper. [`Steward::status`] says which mode
+    /// is in force and why.
+    pub async fn spawn_with_cgroups(
+        state_dir: Option<PathBuf>,
+        config_dir: Option<PathBuf>,
+        cgroups: bool,
+    ) -> Result<Steward, BootError> {
+        let tracking = process::cgroup::ProcessTracking::detect(cgroups, state_dir.as_deref());
+        let tables = Arc::new(Tables::with_tracking(state_dir, config_dir, tracking));
         let (root, _) = Actor::spawn(
             None,
             Root,
@@ -89,7 +103,12 @@ impl Steward {
         let state_dir = config.settings.state_dir.clone();
         let recovered = Steward::recover(&state_dir).await;
         Steward::stop_unclaimed_daemons(&state_dir, &recovered, &config.services).await;
-        Steward::spawn_with_dirs(Some(state_dir), Some(config.dir.clone())).await
+        Steward::spawn_with_cgroups(
+            Some(state_dir),
+            Some(config.dir.clone()),
+            config.settings.cgroups,
+        )
+        .await
     }
 
     /// Crash recovery: stops what a previous runtime that kept its pid files in
@@ -104,9 +123,15 @@ impl Steward {
     /// again.
     pub async fn recover(state_dir: &Path) -> Vec<process::pid_file::Recovered> {
         let dir = state_dir.to_path_buf();
-        let recovered = tokio::task::spawn_blocking(move || process::pid_file::recover(&dir))
-            .await
-            .unwrap_or_default();
+        // The process groups first (they get their stop signal and grace), then whatever
+        // is left in the cgroups of a steward that was killed (escaped processes).
+        let recovered = tokio::task::spawn_blocking(move || {
+            let recovered = process::pid_file::recover(&dir);
+            process::cgroup::recover(&dir);
+            recovered
+        })
+        .await
+        .unwrap_or_default();
         for r in &recovered {
             match r {
                 process::pid_file::Recovered::Stopped { record, forced, .. } => tracing::warn!(
@@ -435,6 +460,10 @@ impl Steward {
             .stop_and_wait(Some("shutdown".into()), None)
             .await
             .map_err(|e| ControlError::Runtime(e.to_string()))?;
+        // Every service's actors are gone: remove the runtime's cgroups now rather than
+        // when the last handle drops.
+        let tables = self.tables.clone();
+        let _ = tokio::task::spawn_blocking(move || tables.tracking.release()).await;
         result
     }
 }

@@ -622,7 +622,13 @@ fn schemas() -> Value {
             "counts": {"type": "object", "description": "Services by status (only statuses that occur).",
                 "additionalProperties": {"type": "integer"}},
             "restarts_total": {"type": "integer"},
-            "last_event_seq": {"type": "integer"}
+            "last_event_seq": {"type": "integer"},
+            "tracking": {"type": "object", "description": "How services' processes are tracked: what stop, kill and pause reach.",
+                "properties": {
+                    "mode": {"type": "string", "enum": ["cgroup", "process_group"]},
+                    "cgroup": {"type": "string", "description": "cgroup mode: the runtime's subtree (one leaf per service)."},
+                    "reason": {"type": "string", "description": "process_group mode: why cgroups are not used."}
+                }}
         }},
         "LifecycleOutcome": {"type": "object", "properties": {
             "action": {"type": "string", "enum": ["start", "stop", "restart", "kill", "pause", "resume"]},

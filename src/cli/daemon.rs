@@ -163,6 +163,13 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     // is stopped before anything starts again (matched by process group and start time),
     // and so is a detached daemon whose service is no longer detached.
     let steward = Steward::prepare(&config).await?;
+    // What a stop guarantees (DESIGN §11): every process of a service, or its group and
+    // what the subreaper can trace.
+    let tracking = steward.tables().tracking.status();
+    info!(
+        mode = tracking.mode.as_str(),
+        "process tracking: {tracking}"
+    );
     let printed = print_events(&steward).await?;
     // systemd's Type=notify (DESIGN §11): READY, STATUS, STOPPING, RELOADING, WATCHDOG.
     let notifier = ManagerNotifier::from_env().map(Arc::new);

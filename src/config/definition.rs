@@ -299,6 +299,9 @@ pub struct ServiceDefinition {
     /// (`command` is then unused). Built with [`ServiceDefinition::function`]; it has no
     /// YAML form (see [`crate::function`]).
     pub function: Option<FunctionService>,
+    /// Restart (through the restart policy) when the service's whole process tree uses
+    /// more resident memory than this many bytes for two samples in a row.
+    pub max_memory: Option<u64>,
 }
 
 impl std::fmt::Debug for ServiceDefinition {
@@ -339,6 +342,7 @@ impl std::fmt::Debug for ServiceDefinition {
             group,
             watchdog,
             function,
+            max_memory,
         } = self;
         f.debug_struct("ServiceDefinition")
             .field("id", id)
@@ -375,6 +379,7 @@ impl std::fmt::Debug for ServiceDefinition {
             .field("group", group)
             .field("watchdog", watchdog)
             .field("function", function)
+            .field("max_memory", max_memory)
             .finish()
     }
 }
@@ -430,6 +435,7 @@ impl ServiceDefinition {
             group: None,
             watchdog: None,
             function: None,
+            max_memory: None,
         }
     }
 
@@ -486,6 +492,9 @@ pub struct Settings {
     /// The most services the runtime holds; a define over the API past it is refused
     /// with 409 (default 100000).
     pub max_services: usize,
+    /// A cgroup per service where steward can create cgroups (default true); `false`
+    /// keeps the process group + subreaper mode (DESIGN §11).
+    pub cgroups: bool,
 }
 
 impl Settings {
@@ -498,6 +507,7 @@ impl Settings {
             shutdown_timeout: Duration::from_secs(30),
             exit_with: None,
             max_services: DEFAULT_MAX_SERVICES,
+            cgroups: true,
         }
     }
 }

@@ -137,6 +137,7 @@ pub fn changed_keys(old: &ServiceDefinition, new: &ServiceDefinition) -> Vec<&'s
         group,
         watchdog,
         function,
+        max_memory,
     } = old;
     let mut keys = Vec::new();
     let mut note = |key: &'static str, differs: bool| {
@@ -176,6 +177,7 @@ pub fn changed_keys(old: &ServiceDefinition, new: &ServiceDefinition) -> Vec<&'s
     note("group", *group != new.group);
     note("watchdog", *watchdog != new.watchdog);
     note("function", *function != new.function);
+    note("max_memory", *max_memory != new.max_memory);
     keys
 }
 

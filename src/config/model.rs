@@ -75,6 +75,9 @@ pub(crate) struct RawSettings {
     /// The most services defined at once, a whole number.
     #[serde(default)]
     pub max_services: Option<Sp<String>>,
+    /// `true` / `false`: a cgroup per service where possible (default true).
+    #[serde(default)]
+    pub cgroups: Option<Sp<String>>,
 }
 
 /// One service, as written under `services.<id>`.
@@ -177,6 +180,9 @@ pub(crate) struct RawService {
     /// A duration: the longest time between two `WATCHDOG=1` notifications.
     #[serde(default)]
     pub watchdog: Option<Sp<String>>,
+    /// A size: restart when the service's process tree uses more memory.
+    #[serde(default)]
+    pub max_memory: Option<Sp<String>>,
 }
 
 /// The `source:` block of a service.
@@ -418,6 +424,7 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "user",
     "group",
     "watchdog",
+    "max_memory",
 ];
 
 /// The keys of a `source:` block.
@@ -450,6 +457,7 @@ pub(crate) const SETTINGS_KEYS: &[&str] = &[
     "shutdown_timeout",
     "exit_with",
     "max_services",
+    "cgroups",
 ];
 
 /// The top-level keys of a file.

@@ -245,6 +245,9 @@ fn render(def: &ServiceDefinition, folder: Option<&Path>) -> String {
     if def.log_max_files != defaults.log_max_files {
         key(&mut out, "log_max_files", &def.log_max_files.to_string());
     }
+    if let Some(bytes) = def.max_memory {
+        key(&mut out, "max_memory", &size_text(bytes));
+    }
     out
 }
 

@@ -484,6 +484,11 @@ fn convert_settings(
     {
         settings.max_services = max as usize;
     }
+    if let Some(cgroups) = &raw.cgroups
+        && let Some(cgroups) = c.boolean(cgroups, "cgroups")
+    {
+        settings.cgroups = cgroups;
+    }
     (c.problems.len() == before).then_some(settings)
 }
 
@@ -647,6 +652,20 @@ fn convert_service_with_edges(
         && let Some(files) = c.number(files, "log_max_files", 0, 1000)
     {
         def.log_max_files = files as u32;
+    }
+    if let Some(size) = &raw.max_memory {
+        match parse_size(&size.value) {
+            Ok(0) => c.field(
+                Pos::of(size),
+                "max_memory",
+                "it is zero",
+                "give a size such as `400MiB`",
+            ),
+            Ok(bytes) => def.max_memory = Some(bytes),
+            Err(UnitError { message, hint }) => {
+                c.field(Pos::of(size), "max_memory", &message, &hint)
+            }
+        }
     }
     if let Some(depends_on) = &raw.depends_on {
         let entries = c.depends_on(&id.value, depends_on);

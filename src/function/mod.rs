@@ -155,6 +155,7 @@ pub(crate) fn process_only_keys(def: &crate::ServiceDefinition) -> Vec<&'static 
         // context instead).
         ("readiness.notify", def.notify_readiness()),
         ("watchdog", def.watchdog.is_some()),
+        ("max_memory", def.max_memory.is_some()),
     ]
     .into_iter()
     .filter_map(|(key, set)| set.then_some(key))

@@ -6,6 +6,7 @@
 //! This is the only module allowed `unsafe` (the vfork-like spawn in `vfork`, the fork
 //! fallback's `pre_exec`, adopting descriptors); each use has a SAFETY note.
 
+pub mod cgroup;
 pub mod child;
 pub mod command_line;
 pub mod daemon;

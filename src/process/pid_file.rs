@@ -160,6 +160,12 @@ pub fn is_running(pid: u32, start_time: u64) -> bool {
     read_stat(pid).is_some_and(|s| s.state != 'Z' && s.start_time == start_time)
 }
 
+/// The state letter of `pid` (`S`, `R`, `T`, `Z`, …), or `None` when there is no such
+/// process.
+pub fn process_state(pid: u32) -> Option<char> {
+    read_stat(pid).map(|s| s.state)
+}
+
 /// The process group of `pid`, or `None` when there is no such process.
 pub fn process_group(pid: u32) -> Option<u32> {
     read_stat(pid).map(|s| s.pgrp)

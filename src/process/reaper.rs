@@ -144,6 +144,16 @@ pub fn sweep() -> usize {
     reaped
 }
 
+/// The pids of steward's children that no owner waits for: processes reparented to
+/// steward (as subreaper or init), alive or not. Process-group mode traces them to their
+/// service ([`crate::process::cgroup::lineage`]).
+pub(crate) fn orphans() -> Vec<u32> {
+    let mut pids = children();
+    let owned = owned();
+    pids.retain(|pid| !owned.contains(pid));
+    pids
+}
+
 /// The pids of steward's children, from every thread's `children` file (a child belongs to
 /// the thread that forked it, or that adopted it), else from a scan of `/proc`.
 fn children() -> Vec<u32> {

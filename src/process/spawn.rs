@@ -28,7 +28,7 @@
 //! and pipes here, which keeps them from drifting apart.
 
 use std::io::{Error, ErrorKind};
-use std::os::fd::AsRawFd as _;
+use std::os::fd::{AsRawFd as _, RawFd};
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -37,6 +37,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::sys::signal::Signal;
 
+use crate::process::cgroup::Leaf;
 use crate::process::child::{Child, StdioPlan};
 use crate::process::environment::check_dir;
 use crate::process::secrets::MaskedEnv;
@@ -162,8 +163,28 @@ pub fn spawn(plan: &SpawnPlan) -> std::io::Result<Child> {
 /// `/dev/null`). Command probes use it, so they run exactly like the service: same cwd,
 /// environment and user, own process group, parent-death signal (DESIGN §10).
 pub fn spawn_with(plan: &SpawnPlan, pipes: Pipes) -> std::io::Result<Child> {
+    spawn_placed(plan, pipes, None)
+}
+
+/// [`spawn_with`], with the process placed in the cgroup `leaf` before it execs (a
+/// service in cgroup mode, DESIGN §11). The child writes to the leaf's `cgroup.procs`,
+/// opened here; when it cannot join, the spawn fails with that cause (a process is never
+/// started outside its cgroup).
+pub fn spawn_placed(plan: &SpawnPlan, pipes: Pipes, leaf: Option<&Leaf>) -> std::io::Result<Child> {
     let (program, credentials) = check(plan)?;
+    let procs = leaf.map(Leaf::open_procs).transpose()?;
+    let procs_fd = procs.as_ref().map(|fd| fd.as_raw_fd());
     let stdio = StdioPlan::new(pipes.stdin, pipes.stdout, pipes.stderr)?;
+    let placed = |error: Error| match leaf {
+        Some(leaf) if is_placement(&error) => Error::new(
+            error.kind(),
+            format!(
+                "{error} (cgroup {}); the process was not started",
+                leaf.path().display()
+            ),
+        ),
+        _ => error,
+    };
     if !fork_only() {
         let prepared = Prepared::new(
             &plan.argv,
@@ -172,7 +193,8 @@ pub fn spawn_with(plan: &SpawnPlan, pipes: Pipes) -> std::io::Result<Child> {
             stdio.child.each_ref().map(|fd| fd.as_raw_fd()),
             credentials.clone(),
             !plan.detached,
-        )?;
+        )?
+        .in_cgroup(procs_fd);
         // Registered with tokio before the spawn, so nothing can fail after it.
         let parent = stdio.parent.into_pipes()?;
         // Held across the clone: the orphan sweep never sees this child unowned.
@@ -192,17 +214,26 @@ pub fn spawn_with(plan: &SpawnPlan, pipes: Pipes) -> std::io::Result<Child> {
                     super::reaper::disown(pid.as_raw() as u32);
                 });
             }
+            Err(Failure::Failed(error)) if is_placement(&error) => return Err(placed(error)),
             Err(Failure::Failed(error)) => return Err(explain_spawn_error(error, program, plan)),
             Err(Failure::Unavailable(error)) => {
                 tracing::info!(%error, "clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD) is not available: spawning by fork from now on");
                 FORK_ONLY.store(true, Ordering::Relaxed);
                 // The parent's ends went to tokio already: new pipes, once per process.
                 let stdio = StdioPlan::new(pipes.stdin, pipes.stdout, pipes.stderr)?;
-                return spawn_forked(plan, stdio, credentials);
+                return spawn_forked(plan, stdio, credentials, procs_fd).map_err(placed);
             }
         }
     }
-    spawn_forked(plan, stdio, credentials)
+    spawn_forked(plan, stdio, credentials, procs_fd).map_err(placed)
+}
+
+/// The words of a failed cgroup placement (vfork path: the child's step; fork path: the
+/// `pre_exec` error below).
+const PLACEMENT: &str = "cannot join the service's cgroup";
+
+fn is_placement(error: &Error) -> bool {
+    error.to_string().starts_with(PLACEMENT)
 }
 
 /// The spawn path that forks (std's `Command` with a `pre_exec`): the fallback where
@@ -212,6 +243,7 @@ pub(crate) fn spawn_forked(
     plan: &SpawnPlan,
     stdio: StdioPlan,
     credentials: Option<Credentials>,
+    cgroup_procs: Option<RawFd>,
 ) -> std::io::Result<Child> {
     let Some((program, args)) = plan.argv.split_first() else {
         return Err(empty_command());
@@ -230,11 +262,22 @@ pub(crate) fn spawn_forked(
         .stderr(Stdio::from(stderr))
         .process_group(0)
         .kill_on_drop(false);
-    bind_to_parent(command.as_std_mut(), credentials, !plan.detached);
+    bind_to_parent(
+        command.as_std_mut(),
+        credentials,
+        !plan.detached,
+        cgroup_procs,
+    );
     let mut owned = super::reaper::owned();
-    let child = command
-        .spawn()
-        .map_err(|e| explain_spawn_error(e, program, plan))?;
+    let child = command.spawn().map_err(|e| {
+        // std reports a `pre_exec` error as a raw errno only: a placement failure is told
+        // apart by an errno no other step of a spawn returns.
+        if cgroup_procs.is_some() && e.raw_os_error() == Some(PLACEMENT_ERRNO) {
+            Error::other(format!("{PLACEMENT} (cgroup.procs)"))
+        } else {
+            explain_spawn_error(e, program, plan)
+        }
+    })?;
     if let Some(pid) = child.id() {
         owned.insert(pid);
     }
@@ -276,6 +319,10 @@ fn check(plan: &SpawnPlan) -> std::io::Result<(&str, Option<Credentials>)> {
     Ok((program, credentials))
 }
 
+/// The errno a forked child reports when it could not join its cgroup (std passes only
+/// an errno back from `pre_exec`; this one is otherwise never seen from a spawn).
+const PLACEMENT_ERRNO: i32 = nix::libc::EXFULL;
+
 /// Makes the forked child drop to `credentials` (when given) and then, with
 /// `die_with_parent`, die with this process: `PR_SET_PDEATHSIG(SIGKILL)` after the
 /// credential change, just before exec.
@@ -284,6 +331,7 @@ fn bind_to_parent(
     command: &mut std::process::Command,
     credentials: Option<Credentials>,
     die_with_parent: bool,
+    cgroup_procs: Option<RawFd>,
 ) {
     // Read before the fork: in the child, `getppid()` must still name this process.
     let parent = nix::unistd::getpid();
@@ -301,13 +349,19 @@ fn bind_to_parent(
         )
     });
     // SAFETY: the closure runs in the forked child before exec, where only
-    // async-signal-safe operations are allowed. It makes raw syscalls only (setgroups,
+    // async-signal-safe operations are allowed. It makes raw syscalls only (write, setgroups,
     // setgid, setuid, prctl, getppid) on data prepared before the fork, touches no lock
     // and allocates nothing (errors are built from a raw errno). glibc's setuid/setgid
     // broadcast to other threads, but the forked child has a single thread; std's own
     // `CommandExt::uid` makes the same calls at the same point.
     unsafe {
         command.pre_exec(move || {
+            // First, so nothing of the service runs outside its cgroup (see vfork.rs).
+            if let Some(procs) = cgroup_procs
+                && nix::libc::write(procs, b"0".as_ptr().cast(), 1) != 1
+            {
+                return Err(Error::from_raw_os_error(PLACEMENT_ERRNO));
+            }
             if let Some((groups, gid, uid)) = &credentials {
                 // Groups and gid first: once the uid is dropped they can no longer change.
                 nix::unistd::setgroups(groups).map_err(Error::from)?;
@@ -446,7 +500,7 @@ mod tests {
         if fork {
             let (_, credentials) = check(plan)?;
             let stdio = StdioPlan::new(pipes.stdin, pipes.stdout, pipes.stderr)?;
-            spawn_forked(plan, stdio, credentials)
+            spawn_forked(plan, stdio, credentials, None)
         } else {
             spawn_with(plan, pipes)
         }

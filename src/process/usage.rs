@@ -56,6 +56,61 @@ impl UsageSampler {
         self.sample(pid)
     }
 
+    /// [`UsageSampler::sample_within`] over a service's whole tree: `leader` (the process
+    /// steward spawned, the key of the sample) and the `members` listed when a new sample
+    /// is taken (its cgroup's processes, or the leader's descendants; DESIGN §11). CPU %
+    /// is the share of one core used by all of them since the previous sample; memory is
+    /// the sum of their RSS. A service of one process costs what a sample of it costs, plus
+    /// the listing.
+    ///
+    /// A member that exits between two samples takes its CPU time with it: that interval
+    /// shows less than was used (never more).
+    pub fn sample_tree_within(
+        &self,
+        leader: u32,
+        max_age: Duration,
+        members: impl FnOnce() -> Vec<u32>,
+    ) -> Option<(f64, u64)> {
+        {
+            let previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
+            let young = |p: &&Previous| p.rss > 0 && p.at.elapsed() < max_age;
+            if let Some(p) = previous.get(&leader).filter(young) {
+                return Some((p.cpu, p.rss));
+            }
+        }
+        let members = members();
+        if members.len() <= 1 {
+            return self.sample(leader);
+        }
+        let stat = |pid: u32| {
+            i32::try_from(pid)
+                .ok()
+                .and_then(|raw| procfs::process::Process::new(raw).ok())
+                .and_then(|process| process.stat().ok())
+                .filter(|s| s.state != 'Z' && s.state != 'X')
+        };
+        let Some(lead) = stat(leader) else {
+            self.previous
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&leader);
+            return None;
+        };
+        let page = procfs::page_size();
+        let (mut ticks, mut rss) = (0u64, 0u64);
+        for s in members
+            .iter()
+            .filter(|p| **p != leader)
+            .filter_map(|p| stat(*p))
+        {
+            ticks += s.utime + s.stime;
+            rss += s.rss.saturating_mul(page);
+        }
+        ticks += lead.utime + lead.stime;
+        rss += lead.rss.saturating_mul(page);
+        Some(self.record(leader, lead.starttime, ticks, rss))
+    }
+
     /// `(cpu_percent, rss_bytes)` of `pid`, or `None` when it is gone (or a zombie).
     pub fn sample(&self, pid: u32) -> Option<(f64, u64)> {
         let stat = i32::try_from(pid)
@@ -67,14 +122,22 @@ impl UsageSampler {
             previous.remove(&pid);
             return None;
         };
-        let now = Instant::now();
-        let ticks_per_second = procfs::ticks_per_second().max(1) as f64;
+        drop(previous);
         let cpu_ticks = stat.utime + stat.stime;
         let rss = stat.rss.saturating_mul(procfs::page_size());
+        Some(self.record(pid, stat.starttime, cpu_ticks, rss))
+    }
+
+    /// Turns CPU ticks (of `pid`, or of a tree keyed by it) into a CPU % since the
+    /// previous sample of the same key, and keeps this sample.
+    fn record(&self, pid: u32, start_ticks: u64, cpu_ticks: u64, rss: u64) -> (f64, u64) {
+        let mut previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let ticks_per_second = procfs::ticks_per_second().max(1) as f64;
 
         let since_last = previous
             .get(&pid)
-            .filter(|p| p.start_ticks == stat.starttime && now > p.at)
+            .filter(|p| p.start_ticks == start_ticks && now > p.at)
             .map(|p| {
                 (
                     cpu_ticks.saturating_sub(p.cpu_ticks),
@@ -85,7 +148,7 @@ impl UsageSampler {
             Some(delta) => delta,
             None => {
                 let uptime = procfs::Uptime::current().map(|u| u.uptime).unwrap_or(0.0);
-                let age = uptime - stat.starttime as f64 / ticks_per_second;
+                let age = uptime - start_ticks as f64 / ticks_per_second;
                 (cpu_ticks, age)
             }
         };
@@ -107,11 +170,11 @@ impl UsageSampler {
                 cpu: cpu.max(0.0),
                 rss,
                 cpu_ticks,
-                start_ticks: stat.starttime,
+                start_ticks,
                 at: now,
             },
         );
-        Some((cpu.max(0.0), rss))
+        (cpu.max(0.0), rss)
     }
 }
 

@@ -12,7 +12,8 @@
 //!    working directory, the credentials) and blocks all signals;
 //! 2. `clone` starts the child on a separate stack, sharing the parent's memory; the
 //!    calling thread is suspended until the child has exec'd or exited;
-//! 3. the child resets every handled signal (and `SIGPIPE`, which Rust ignores) to its
+//! 3. the child joins its service's cgroup when it has one (a raw `write` of `0` to the
+//!    leaf's `cgroup.procs`, opened by the parent), resets every handled signal (and `SIGPIPE`, which Rust ignores) to its
 //!    default, leads a new process group, puts its pipes on 0/1/2, enters its working
 //!    directory, drops to its user with raw syscalls (glibc's `setuid` would signal the
 //!    *parent's* threads, whose memory the child shares), sets the parent-death signal,
@@ -77,6 +78,9 @@ pub(crate) struct Prepared {
     stdio: [RawFd; 3],
     credentials: Option<Credentials>,
     die_with_parent: bool,
+    /// The service's `cgroup.procs`, opened for writing by the caller (kept open across
+    /// the spawn): the child joins that cgroup first, so nothing it runs starts outside.
+    cgroup_procs: Option<RawFd>,
 }
 
 /// Why [`spawn`] failed.
@@ -112,6 +116,7 @@ impl From<Attempt> for Failure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i32)]
 enum Step {
+    Cgroup = 12,
     Unshare = 11,
     Group = 1,
     Stdio = 2,
@@ -128,6 +133,7 @@ enum Step {
 impl Step {
     fn from_raw(raw: i32) -> Option<Step> {
         [
+            Step::Cgroup,
             Step::Unshare,
             Step::Group,
             Step::Stdio,
@@ -146,6 +152,7 @@ impl Step {
 
     fn describe(self) -> &'static str {
         match self {
+            Step::Cgroup => "cannot join the service's cgroup (cgroup.procs)",
             Step::Unshare => "cannot make a private descriptor table",
             Step::Group => "cannot start a new process group",
             Step::Stdio => "cannot connect stdin/stdout/stderr",
@@ -222,7 +229,15 @@ impl Prepared {
             stdio,
             credentials,
             die_with_parent,
+            cgroup_procs: None,
         })
+    }
+
+    /// Makes the child join the cgroup whose `cgroup.procs` is open as `procs` (which must
+    /// stay open until the spawn returns).
+    pub fn in_cgroup(mut self, procs: Option<RawFd>) -> Prepared {
+        self.cgroup_procs = procs;
+        self
     }
 }
 
@@ -470,6 +485,15 @@ unsafe fn run_child(shared: &Shared) -> (Step, c_int) {
     let errno = || unsafe { *libc::__errno_location() };
     let prepared = shared.prepared;
     unsafe {
+        // Before anything else, so nothing of the service runs outside its cgroup. The
+        // descriptor is the parent's (the table is still shared, or copied whole), and a
+        // write does not change the table. `0` names the writer: this child alone, since
+        // it is a process of its own (no CLONE_THREAD), even though it shares the memory.
+        if let Some(procs) = prepared.cgroup_procs
+            && libc::write(procs, b"0".as_ptr() as *const c_void, 1) != 1
+        {
+            return (Step::Cgroup, errno());
+        }
         // First, before touching any descriptor: while the table is shared, a dup2 here
         // would change steward's own descriptors.
         if shared.unshare_below > 0

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ServiceDefinition;
 use crate::events::EventBus;
 use crate::logs::LogRing;
+use crate::process::cgroup::ProcessTracking;
 use crate::process::pid_file::PidRecord;
 use crate::process::usage::UsageSampler;
 use crate::state::ServiceState;
@@ -54,6 +55,9 @@ pub struct Tables {
     /// a page rendered from the tables at one generation is still true at the same one,
     /// apart from CPU and RSS (see [`Tables::generation`]).
     generation: AtomicU64,
+    /// How services' processes are tracked: a cgroup per service, or the process group
+    /// plus the subreaper (DESIGN §11). Its cgroups are removed when the tables drop.
+    pub tracking: Arc<ProcessTracking>,
 }
 
 /// What the runtime as a whole is doing.
@@ -81,6 +85,17 @@ impl Tables {
 
     /// Empty tables with a state directory and a config directory.
     pub fn with_dirs(state_dir: Option<PathBuf>, config_dir: Option<PathBuf>) -> Self {
+        let tracking = ProcessTracking::without("tables built without process tracking");
+        Self::with_tracking(state_dir, config_dir, tracking)
+    }
+
+    /// Empty tables with a state directory, a config directory and the runtime's process
+    /// tracking ([`ProcessTracking::detect`]).
+    pub fn with_tracking(
+        state_dir: Option<PathBuf>,
+        config_dir: Option<PathBuf>,
+        tracking: ProcessTracking,
+    ) -> Self {
         // A runtime is born here: what its actors record has somewhere to go from now on.
         crate::metrics::install_recorder();
         Tables {
@@ -100,6 +115,7 @@ impl Tables {
             started_at: Utc::now(),
             runtime_state: AtomicU8::new(0),
             generation: AtomicU64::new(0),
+            tracking: Arc::new(tracking),
         }
     }
 
@@ -254,11 +270,20 @@ impl Tables {
             .emit(crate::events::Event::new(id, crate::events::EventKind::Failed).cause(reason));
     }
 
-    /// A copy of a service's status row, with CPU and RSS filled in when it runs.
+    /// A copy of a service's status row, with CPU and RSS filled in when it runs: summed
+    /// over all of its processes (its cgroup, or its process tree; DESIGN §11).
     pub fn state_with_usage(&self, id: &str) -> Option<ServiceState> {
         let mut state = self.states.get(id)?.clone();
+        // A detached service's daemon is another manager's tree: sampled alone, and never
+        // traced as the service's own (a stop of steward must leave it running).
+        let detached = self.definitions.get(id).is_some_and(|d| d.detached);
         if let Some(pid) = state.pid
-            && let Some((cpu, rss)) = self.usage.sample_within(pid, USAGE_MAX_AGE)
+            && let Some((cpu, rss)) = if detached {
+                self.usage.sample_within(pid, USAGE_MAX_AGE)
+            } else {
+                self.usage
+                    .sample_tree_within(pid, USAGE_MAX_AGE, || self.tracking.members(id, pid))
+            }
         {
             state.cpu_percent = Some(cpu);
             state.rss_bytes = Some(rss);

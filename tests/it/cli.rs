@@ -44,7 +44,7 @@ fn free_port() -> u16 {
 }
 
 /// A temp config directory holding `services_yml` as its services.yml.
-fn config_dir(services_yml: &str) -> tempfile::TempDir {
+pub(crate) fn config_dir(services_yml: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("services.yml"), services_yml).expect("write services.yml");
     dir
@@ -149,9 +149,9 @@ impl Lines {
 }
 
 /// A `steward up` child on a free port; stopped (SIGTERM, then SIGKILL) when dropped.
-struct Daemon {
-    child: Child,
-    url: String,
+pub(crate) struct Daemon {
+    pub(crate) child: Child,
+    pub(crate) url: String,
     token: Option<String>,
     /// The daemon's log (stderr).
     log: Lines,
@@ -162,7 +162,7 @@ struct Daemon {
 
 impl Daemon {
     /// Starts `steward up --config DIR --listen 127.0.0.1:PORT EXTRA...` with `env`.
-    fn spawn(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+    pub(crate) fn spawn(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         Daemon::spawn_on("127.0.0.1", dir, extra, env)
     }
 
@@ -207,12 +207,12 @@ impl Daemon {
         daemon
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Waits until `/health/live` answers (panics with the daemon's log if it exits).
-    async fn wait_live(&mut self) {
+    pub(crate) async fn wait_live(&mut self) {
         let url = format!("{}/health/live", self.url);
         let deadline = Instant::now() + BOOT;
         loop {
@@ -237,7 +237,7 @@ impl Daemon {
     }
 
     /// The states, read with a plain HTTP client (not the CLI under test).
-    async fn states(&self) -> Option<Vec<ServiceState>> {
+    pub(crate) async fn states(&self) -> Option<Vec<ServiceState>> {
         let mut request = self.http.get(format!("{}/api/v1/services", self.url));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
@@ -248,12 +248,12 @@ impl Daemon {
         serde_json::from_value(list).ok()
     }
 
-    async fn state(&self, id: &str) -> Option<ServiceState> {
+    pub(crate) async fn state(&self, id: &str) -> Option<ServiceState> {
         self.states().await?.into_iter().find(|s| s.id == id)
     }
 
     /// Waits until every service in `ids` is running with a pid.
-    async fn wait_running(&self, ids: &[&str]) {
+    pub(crate) async fn wait_running(&self, ids: &[&str]) {
         let what = format!("{ids:?} to run (daemon log:\n{})", self.log.seen());
         wait_for(&what, BOOT, || async {
             let states = self.states().await?;
@@ -268,7 +268,7 @@ impl Daemon {
         .await;
     }
 
-    async fn pid_of(&self, id: &str) -> u32 {
+    pub(crate) async fn pid_of(&self, id: &str) -> u32 {
         self.state(id)
             .await
             .and_then(|s| s.pid)
@@ -298,12 +298,12 @@ impl Daemon {
         (child, lines)
     }
 
-    fn signal(&self, signal: Signal) {
+    pub(crate) fn signal(&self, signal: Signal) {
         kill(Pid::from_raw(self.pid() as i32), signal).expect("signal steward up");
     }
 
     /// Waits for the daemon to exit; returns its status.
-    async fn exit(&mut self, deadline: Duration) -> ExitStatus {
+    pub(crate) async fn exit(&mut self, deadline: Duration) -> ExitStatus {
         let child = &mut self.child;
         let what = "steward up to exit";
         wait_for(what, deadline, || {

@@ -3,6 +3,8 @@
 
 /// The HTTP API: shapes through the router, SSE and full flows against a real server.
 mod api;
+/// Nothing escapes: cgroup per service vs process group + subreaper, escaped grandchildren.
+mod cgroup;
 /// The `steward` binary end to end: validate, up, shutdown, and every client command.
 mod cli;
 /// Loading and validating YAML definitions; error messages (snapshots).

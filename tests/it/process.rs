@@ -120,6 +120,8 @@ impl Harness {
             service: "test".to_string(),
             server,
             log_buffer,
+            tracking: None,
+            max_memory: None,
         };
         let (port, _) = Actor::spawn(None, PortManager, args)
             .await

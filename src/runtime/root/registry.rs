@@ -278,6 +278,7 @@ impl RootState {
             counts,
             restarts_total,
             last_event_seq: self.tables.events.last_seq(),
+            tracking: self.tables.tracking.status(),
         }
     }
 

@@ -350,6 +350,8 @@ async fn spawn_children(
             service: def.id.clone(),
             server: server.clone(),
             log_buffer: log_buffer.clone(),
+            tracking: Some(tables.tracking.clone()),
+            max_memory: def.max_memory,
         },
         supervisor.clone(),
     )

@@ -54,6 +54,14 @@ pub enum KillCause {
     ShutdownBudget(Duration),
     /// The service's `watchdog` went off (its liveness over the notify socket).
     Watchdog(WatchdogCause),
+    /// The service's process tree used more memory than `max_memory` for two samples in
+    /// a row.
+    MemoryExceeded {
+        /// Bytes the tree used at the second sample.
+        used: u64,
+        /// `max_memory`.
+        limit: u64,
+    },
 }
 
 impl KillCause {
@@ -105,6 +113,15 @@ impl fmt::Display for KillCause {
                 "shutdown budget {} spent",
                 humantime::format_duration(*budget)
             ),
+            KillCause::MemoryExceeded { used, limit } if limit % (1 << 20) == 0 => write!(
+                f,
+                "memory {}MiB > max_memory {}MiB",
+                used >> 20,
+                limit >> 20
+            ),
+            KillCause::MemoryExceeded { used, limit } => {
+                write!(f, "memory {used} bytes > max_memory {limit} bytes")
+            }
             KillCause::Watchdog(cause) => cause.fmt(f),
         }
     }

@@ -41,9 +41,15 @@
 //! Every message about a process carries its run's [`Generation`]; one about another run
 //! is ignored. Replies are typed ([`PortError`]); the Server words them.
 //!
+//! In cgroup mode (DESIGN §11) each process joins its service's cgroup before it execs;
+//! kill and the stop timeout add `cgroup.kill`, pause and resume freeze and thaw the
+//! cgroup, and the watcher reports the exit only once the cgroup is empty
+//! (`populated 0`), so nothing that left the group outlives the run (`cgroup.rs`).
+//!
 //! Files: this one holds the actor and its handlers; `watcher.rs` the watcher task,
-//! `stdin.rs` the stdin writer, `error.rs` the typed replies, `function.rs` the run of a
-//! function service (a tokio task instead of a process: same messages, same reports).
+//! `stdin.rs` the stdin writer, `error.rs` the typed replies, `cgroup.rs` the cgroup mode,
+//! `memory.rs` the `max_memory` check, `function.rs` the run of a function service (a
+//! tokio task instead of a process: same messages, same reports).
 //!
 //! Cleanup never depends on a message arriving: the state holds a [`ProcessGroupGuard`],
 //! so when this actor stops, or panics (ractor then skips `post_stop` but drops the
@@ -58,14 +64,18 @@ use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
 use tracing::{debug, info, warn};
 
+use crate::process::cgroup::ProcessTracking;
+use crate::process::spawn::{Pipes, spawn_placed};
 use crate::process::{ProcessGroupGuard, SpawnPlan, signal_name};
 use crate::runtime::service::generation::Generation;
 use crate::runtime::service::log_buffer::LogBufferMsg;
 use crate::runtime::service::server::ServerMsg;
 use crate::state::ExitInfo;
 
+mod cgroup;
 mod error;
 mod function;
+mod memory;
 mod stdin;
 mod watcher;
 
@@ -169,6 +179,12 @@ pub struct PortManagerArgs {
     pub server: ActorRef<ServerMsg>,
     /// Where pipe lines go.
     pub log_buffer: ActorRef<LogBufferMsg>,
+    /// The runtime's process tracking: in cgroup mode each process joins the service's
+    /// cgroup. `None` (or process-group mode) signals the process group only.
+    pub tracking: Option<Arc<ProcessTracking>>,
+    /// The service's `max_memory`: each run's process tree is sampled and the Server told
+    /// when it passes it (see `memory.rs`).
+    pub max_memory: Option<u64>,
 }
 
 /// State of a PortManager.
@@ -181,6 +197,10 @@ pub struct PortManagerState {
     current: Option<RunningProcess>,
     /// A function service's task of the current run, from spawn until its end is reported.
     function: Option<function::RunningFunction>,
+    /// The runtime's process tracking (see [`PortManagerArgs::tracking`]).
+    tracking: Option<Arc<ProcessTracking>>,
+    /// See [`PortManagerArgs::max_memory`].
+    max_memory: Option<u64>,
 }
 
 /// One spawned process, as the actor sees it.
@@ -202,6 +222,10 @@ struct RunningProcess {
     stop_timers: Vec<JoinHandle<Result<(), MessagingErr<PortManagerMsg>>>>,
     /// Set when a stop timer had to SIGKILL the group (reported with the exit).
     forced_kill: bool,
+    /// The service's cgroup in cgroup mode; kills it if dropped while the process runs.
+    leaf: Option<cgroup::LeafGuard>,
+    /// The `max_memory` sampling of this run, aborted at its exit.
+    memory_watch: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningProcess {
@@ -230,6 +254,8 @@ impl Actor for PortManager {
             log_buffer: args.log_buffer,
             current: None,
             function: None,
+            tracking: args.tracking,
+            max_memory: args.max_memory,
         })
     }
 
@@ -255,7 +281,7 @@ impl Actor for PortManager {
             } => on_stop(&myself, state, run, signal, timeout),
             PortManagerMsg::Kill { run } => on_kill(state, run),
             PortManagerMsg::Signal { run, signal, reply } => {
-                let _ = reply.send(on_signal(state, run, signal));
+                on_signal_request(state, run, signal, reply)
             }
             PortManagerMsg::Input { data, reply } => on_input(state, data, reply),
             PortManagerMsg::Panic(why) => panic!("{why}"),
@@ -281,7 +307,9 @@ impl Actor for PortManager {
             if let Err(error) = current.group.kill() {
                 warn!(service = %state.service, pid = current.pid, %error, "could not kill process group");
             }
+            cgroup::after_exit(state.tracking.as_ref(), &state.service);
         }
+        cgroup::remove_leaf(state).await;
         Ok(())
     }
 }
@@ -303,7 +331,8 @@ fn on_spawn(
             pid: current.pid,
         });
     }
-    let mut child = crate::process::spawn(plan)?;
+    let leaf = cgroup::leaf_for(state.tracking.as_ref(), &state.service, plan)?;
+    let mut child = spawn_placed(plan, Pipes::ALL, leaf.as_ref())?;
     let pid = child.id();
     let group = ProcessGroupGuard::new(pid);
 
@@ -322,6 +351,8 @@ fn on_spawn(
             child,
             reaped: reaped.clone(),
             detached: plan.detached,
+            leaf: leaf.clone(),
+            tracking: state.tracking.clone(),
             log_buffer: state.log_buffer.clone(),
             port_manager: myself.clone(),
         },
@@ -337,6 +368,17 @@ fn on_spawn(
         stdin,
         stop_timers: Vec::new(),
         forced_kill: false,
+        leaf: cgroup::guard(leaf),
+        memory_watch: state.max_memory.filter(|_| !plan.detached).map(|limit| {
+            memory::watch(
+                state.tracking.clone(),
+                state.service.clone(),
+                run,
+                pid,
+                limit,
+                state.server.clone(),
+            )
+        }),
     });
     Ok(pid)
 }
@@ -348,6 +390,7 @@ fn on_stop(
     signal: Signal,
     timeout: Duration,
 ) {
+    cgroup::trace(state);
     let service = state.service.clone();
     let Some(current) = current_of(state, run) else {
         debug!(service = %service, run = run.0, "stop for a run that is not running: ignored");
@@ -369,11 +412,13 @@ fn on_stop(
             warn!(service = %service, pid = current.pid, signal = signal_name(sig), %error, "could not signal process group");
         }
     }
+    cgroup::stop_escaped(&service, current, signal);
     let timer = myself.send_after(timeout, move || PortManagerMsg::StopTimeout { run });
     current.stop_timers.push(timer);
 }
 
 fn on_stop_timeout(state: &mut PortManagerState, run: Generation) {
+    cgroup::trace(state);
     let service = state.service.clone();
     let Some(current) = current_of(state, run) else {
         return;
@@ -386,9 +431,11 @@ fn on_stop_timeout(state: &mut PortManagerState, run: Generation) {
     if let Err(error) = current.group.signal(Signal::SIGKILL) {
         warn!(service = %service, pid = current.pid, %error, "could not SIGKILL process group");
     }
+    cgroup::kill(&service, current);
 }
 
 fn on_kill(state: &mut PortManagerState, run: Generation) {
+    cgroup::trace(state);
     let service = state.service.clone();
     let Some(current) = current_of(state, run) else {
         debug!(service = %service, run = run.0, "kill for a run that is not running: ignored");
@@ -400,6 +447,33 @@ fn on_kill(state: &mut PortManagerState, run: Generation) {
     info!(service = %service, run = run.0, pid = current.pid, "SIGKILL to the process group");
     if let Err(error) = current.group.signal(Signal::SIGKILL) {
         warn!(service = %service, pid = current.pid, %error, "could not SIGKILL process group");
+    }
+    cgroup::kill(&service, current);
+}
+
+/// A signal request. The group gets the signal (pause is SIGSTOP, DESIGN §4); in cgroup
+/// mode pause also freezes the cgroup, answered by a task once `frozen 1`, so processes
+/// that left the group stop too, and resume thaws it before the SIGCONT.
+fn on_signal_request(
+    state: &mut PortManagerState,
+    run: Generation,
+    signal: Signal,
+    reply: RpcReplyPort<Result<(), PortError>>,
+) {
+    let service = state.service.clone();
+    if signal == Signal::SIGCONT
+        && let Some(current) = current_of(state, run)
+    {
+        cgroup::thaw(&service, current);
+    }
+    let signalled = on_signal(state, run, signal);
+    match (signalled, current_of(state, run)) {
+        (Ok(()), Some(current)) if signal == Signal::SIGSTOP => {
+            cgroup::freeze(&service, current, reply)
+        }
+        (result, _) => {
+            let _ = reply.send(result);
+        }
     }
 }
 
@@ -451,6 +525,12 @@ fn on_exited(state: &mut PortManagerState, run: Generation, exit: ExitInfo) {
     };
     // The watcher SIGKILLed the group after reaping the leader; the number is no longer ours.
     current.group.disarm();
+    if let Some(leaf) = &mut current.leaf {
+        leaf.disarm();
+    }
+    if let Some(watch) = &current.memory_watch {
+        watch.abort();
+    }
     for timer in &current.stop_timers {
         timer.abort();
     }

@@ -16,6 +16,8 @@ use tracing::{debug, warn};
 
 use super::{DRAIN_TIMEOUT, PortManagerMsg};
 use crate::logs::Backlog;
+use crate::process::cgroup::subtree::EMPTY_TIMEOUT;
+use crate::process::cgroup::{Condition, Leaf, ProcessTracking};
 use crate::process::signal::raw_signal_name;
 use crate::process::{Child, read_pipes, signal_group};
 use crate::runtime::service::generation::Generation;
@@ -64,6 +66,10 @@ pub(super) struct Watch {
     pub(super) reaped: Arc<AtomicBool>,
     /// A detached launcher: its group outlives it.
     pub(super) detached: bool,
+    /// The service's cgroup (cgroup mode): emptied before the exit is reported.
+    pub(super) leaf: Option<Leaf>,
+    /// The runtime's tracking: in process-group mode, what left the group is ended too.
+    pub(super) tracking: Option<Arc<ProcessTracking>>,
     pub(super) log_buffer: ActorRef<LogBufferMsg>,
     pub(super) port_manager: ActorRef<PortManagerMsg>,
 }
@@ -102,8 +108,21 @@ async fn after_exit<F: Future<Output = ()>>(
     // KillMode=control-group: what the leader left behind in its group dies with it.
     if watch.detached {
         debug!(service = %watch.service, pid = watch.pid, "detached launcher exited; its group is left alone");
-    } else if let Err(error) = signal_group(watch.pid, Signal::SIGKILL) {
-        warn!(service = %watch.service, pid = watch.pid, %error, "could not kill the rest of the process group");
+    } else {
+        if let Err(error) = signal_group(watch.pid, Signal::SIGKILL) {
+            warn!(service = %watch.service, pid = watch.pid, %error, "could not kill the rest of the process group");
+        }
+        super::cgroup::after_exit(watch.tracking.as_ref(), &watch.service);
+    }
+    // Nothing escapes: what left the group (setsid, a double fork) is still in the cgroup.
+    // The exit (and so `stopped`) is reported once the cgroup is empty.
+    if let Some(leaf) = &watch.leaf {
+        if let Err(error) = leaf.kill() {
+            warn!(service = %watch.service, %error, "cgroup.kill failed");
+        }
+        if !leaf.wait(Condition::Empty, EMPTY_TIMEOUT).await {
+            warn!(service = %watch.service, cgroup = %leaf.path().display(), left = ?leaf.pids(), "the service's cgroup is still populated after cgroup.kill");
+        }
     }
     let exit = match status {
         Ok(status) => ExitInfo {

@@ -133,6 +133,16 @@ pub enum ServerMsg {
         /// True when it had to be SIGKILLed after `stop_timeout`.
         forced_kill: bool,
     },
+    /// From the PortManager: the process tree of `run` used more than `max_memory` for
+    /// two samples in a row; it is restarted through the restart policy.
+    MemoryExceeded {
+        /// Which run.
+        run: Generation,
+        /// Bytes used at the second sample.
+        used: u64,
+        /// `max_memory`.
+        limit: u64,
+    },
     /// From the PortManager: the task of a function service's `run` ended and the lines it
     /// wrote are appended.
     FunctionExited {
@@ -275,6 +285,9 @@ impl Actor for Server {
                 healthy,
                 cause,
             } => state.on_verdict(run, healthy, cause),
+            ServerMsg::MemoryExceeded { run, used, limit } => {
+                state.on_memory_exceeded(run, used, limit)
+            }
             ServerMsg::RestartDue { run } => state.on_restart_due(myself, run),
             ServerMsg::Notified { run, notice } => state.on_notified(run, notice),
             ServerMsg::Sync(reply) => {

@@ -52,6 +52,25 @@ impl ServerState {
         None
     }
 
+    /// `MemoryExceeded`: the run's process tree passed `max_memory`; taken down like a
+    /// failed liveness probe (stop signal, then the restart policy), with the figures as
+    /// the cause.
+    pub(super) fn on_memory_exceeded(
+        &mut self,
+        run: crate::runtime::service::generation::Generation,
+        used: u64,
+        limit: u64,
+    ) -> Work<'_> {
+        if !self.is_current(run) || self.kill_cause().is_some() || self.live.is_none() {
+            return None;
+        }
+        let cause = KillCause::MemoryExceeded { used, limit };
+        warn!(service = %self.def.id, pid = self.pid(), used, limit, "{cause}; restarting");
+        self.set_kill_cause(cause);
+        self.take_down(false);
+        None
+    }
+
     /// `ShutdownKill`: a kill that says why, with a warning naming the process.
     pub(super) fn on_shutdown_kill(&mut self, reply: ControlReply, budget: Duration) -> Work<'_> {
         if self.live.is_some() {

@@ -1,0 +1,228 @@
+//! The processes of a service, and — in process-group mode — the trace of those that left
+//! its process group, so that a stop still ends them.
+//!
+//! In cgroup mode the answer is the leaf's `cgroup.procs`. Without cgroups, a service's
+//! processes are the leader's descendants (`/proc/PID/task/TID/children`, followed down),
+//! and steward's own orphans (processes reparented to steward as subreaper or init, which
+//! nobody owns) that share a session or process group with a process seen in the
+//! service's tree before. Each walk is recorded (pid, start time, session, group): the
+//! usage sampler walks every few seconds, and a stop walks once before its first signal.
+//! After the leader's exit every recorded process that still runs (same pid *and* start
+//! time, so never a stranger that got the number) is SIGKILLed with the group.
+//!
+//! What this cannot catch (docs/ARCHITECTURE.md): a process that leaves the session and
+//! whose parent exits before any walk saw it (a `setsid` double fork right at start); one
+//! whose parent chain ends outside steward (steward is not a subreaper: the library
+//! embedded in an application); anything after a SIGKILL of steward itself.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use nix::sys::signal::Signal;
+
+/// One process as a walk saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    pid: u32,
+    start: u64,
+    session: u32,
+    group: u32,
+}
+
+/// `/proc/PID/stat` fields a walk needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stat {
+    state: char,
+    group: u32,
+    session: u32,
+    start: u64,
+}
+
+fn stat(pid: u32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+fn parse_stat(text: &str) -> Option<Stat> {
+    let (_, rest) = text.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(Stat {
+        state: fields.first()?.chars().next()?,
+        group: fields.get(2)?.parse().ok()?,
+        session: fields.get(3)?.parse().ok()?,
+        start: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// The direct children of `pid` (every thread's `children` file).
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+            out.extend(
+                list.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+    }
+    out
+}
+
+/// `leader` and every descendant of it, leader first.
+pub fn descendants(leader: u32) -> Vec<u32> {
+    let mut out = vec![leader];
+    let mut next = 0;
+    while next < out.len() {
+        let kids = children(out[next]);
+        out.extend(kids);
+        next += 1;
+        // A fork bomb must not make a walk endless.
+        if out.len() > 100_000 {
+            break;
+        }
+    }
+    out
+}
+
+/// What process-group mode remembers of each service's processes.
+#[derive(Debug, Default)]
+pub struct Lineage {
+    seen: Mutex<HashMap<String, Vec<Seen>>>,
+}
+
+impl Lineage {
+    /// Walks `service`'s processes now (see the module docs), records them, and returns
+    /// their pids, leader first.
+    pub fn walk(&self, service: &str, leader: u32) -> Vec<u32> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let before = seen.remove(service).unwrap_or_default();
+        let mut found: Vec<Seen> = descendants(leader)
+            .into_iter()
+            .filter_map(|pid| {
+                let s = stat(pid).filter(|s| s.state != 'Z')?;
+                Some(Seen {
+                    pid,
+                    start: s.start,
+                    session: s.session,
+                    group: s.group,
+                })
+            })
+            .collect();
+        let pids: HashSet<u32> = found.iter().map(|s| s.pid).collect();
+        // Seen before and still the same process, though no longer below the leader
+        // (its parent exited and it was reparented).
+        for old in before {
+            if !pids.contains(&old.pid)
+                && stat(old.pid).is_some_and(|s| s.start == old.start && s.state != 'Z')
+            {
+                found.push(old);
+            }
+        }
+        // steward's orphans in a session or group of the service's.
+        let sessions: HashSet<u32> = found.iter().map(|s| s.session).collect();
+        let groups: HashSet<u32> = found.iter().map(|s| s.group).collect();
+        let known: HashSet<u32> = found.iter().map(|s| s.pid).collect();
+        for pid in crate::process::reaper::orphans() {
+            if known.contains(&pid) {
+                continue;
+            }
+            if let Some(s) = stat(pid).filter(|s| s.state != 'Z')
+                && (sessions.contains(&s.session) || groups.contains(&s.group))
+                // Never steward's own session or group.
+                && !is_own(s.session, s.group)
+            {
+                found.push(Seen {
+                    pid,
+                    start: s.start,
+                    session: s.session,
+                    group: s.group,
+                });
+            }
+        }
+        let out = found.iter().map(|s| s.pid).collect();
+        seen.insert(service.to_string(), found);
+        out
+    }
+
+    /// After the leader's exit and the group's SIGKILL: SIGKILLs every process recorded
+    /// for `service` that still runs (same start time), and every orphan of steward that
+    /// shares a recorded session or group; forgets the service. Returns the pids killed.
+    pub fn kill_escaped(&self, service: &str) -> Vec<u32> {
+        let recorded = self
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(service)
+            .unwrap_or_default();
+        if recorded.is_empty() {
+            return Vec::new();
+        }
+        let sessions: HashSet<u32> = recorded.iter().map(|s| s.session).collect();
+        let groups: HashSet<u32> = recorded.iter().map(|s| s.group).collect();
+        let mut targets: Vec<(u32, u64)> = recorded.iter().map(|s| (s.pid, s.start)).collect();
+        for pid in crate::process::reaper::orphans() {
+            if let Some(s) = stat(pid)
+                && (sessions.contains(&s.session) || groups.contains(&s.group))
+                && !is_own(s.session, s.group)
+            {
+                targets.push((pid, s.start));
+            }
+        }
+        let mut killed = Vec::new();
+        for (pid, start) in targets {
+            if stat(pid).is_some_and(|s| s.start == start && s.state != 'Z')
+                && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL)
+                    .is_ok()
+            {
+                killed.push(pid);
+            }
+        }
+        killed
+    }
+
+    /// Forgets a service's record.
+    pub fn forget(&self, service: &str) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(service);
+    }
+}
+
+/// True for steward's own session or process group (never a service's).
+fn is_own(session: u32, group: u32) -> bool {
+    let me = std::process::id();
+    stat(me).is_some_and(|s| s.session == session || s.group == group)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_after_the_command_name() {
+        let line =
+            "4242 (a (b) c) S 1 4240 4239 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        let s = parse_stat(line).expect("parses");
+        assert_eq!(s.state, 'S');
+        assert_eq!(s.group, 4240);
+        assert_eq!(s.session, 4239);
+        assert_eq!(s.start, 987654);
+    }
+
+    #[test]
+    fn the_descendants_of_this_process_include_a_child() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let all = descendants(std::process::id());
+        assert_eq!(all.first(), Some(&std::process::id()));
+        assert!(all.contains(&child.id()), "{all:?}");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
