@@ -163,19 +163,20 @@ fn seq_of(steward: &Steward, service: &str, kind: EventKind) -> Option<u64> {
 /// child starts its exec, and until the exec is done /proc shows steward's environment,
 /// so this waits (with a deadline) for the service's own (which has NOTIFY_SOCKET).
 async fn environ_var(pid: u32, name: &str) -> Option<String> {
+    // One read gives both the sign of the exec (NOTIFY_SOCKET) and the value asked for.
     wait_for("the exec'd environment", SOON, || async {
-        environ_var_now(pid, "NOTIFY_SOCKET").map(|_| ())
+        let bytes = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+        let vars: Vec<String> = bytes
+            .split(|b| *b == 0)
+            .map(|entry| String::from_utf8_lossy(entry).into_owned())
+            .collect();
+        let value = |key: &str| {
+            vars.iter()
+                .find_map(|v| v.strip_prefix(&format!("{key}=")).map(str::to_string))
+        };
+        value("NOTIFY_SOCKET").map(|_| value(name))
     })
-    .await;
-    environ_var_now(pid, name)
-}
-
-fn environ_var_now(pid: u32, name: &str) -> Option<String> {
-    let bytes = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-    bytes.split(|b| *b == 0).find_map(|entry| {
-        let entry = String::from_utf8_lossy(entry);
-        entry.strip_prefix(&format!("{name}=")).map(str::to_string)
-    })
+    .await
 }
 
 /// Sends `text` to a `NOTIFY_SOCKET` address from this (the test's) process.

@@ -55,6 +55,7 @@ impl Subtree {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
+        sweep_dead_empty(&hierarchy.own);
         let path = hierarchy.own.join(name);
         std::fs::create_dir(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
         if !path.join("cgroup.kill").exists() {
@@ -139,6 +140,49 @@ fn empty_and_remove(path: &Path) {
             warn!(cgroup = %path.display(), %error, "could not remove steward's cgroup subtree")
         }
     }
+}
+
+/// Removes the subtrees below `own` of stewards that are gone and left them *empty* (a
+/// SIGKILLed steward that never boots again on its `state_dir` leaves one behind). Only
+/// directories named `steward-<pid>-<n>` whose pid no longer exists and that hold no
+/// process are removed; a populated one is left to [`recover`] on its `state_dir`, and a
+/// pid that runs again (reused) keeps its subtree.
+fn sweep_dead_empty(own: &Path) {
+    let Ok(entries) = std::fs::read_dir(own) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("steward-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let path = entry.path();
+        if Path::new(&format!("/proc/{pid}")).exists() || populated(&path) {
+            continue;
+        }
+        if let Ok(leaves) = std::fs::read_dir(&path) {
+            for leaf in leaves.flatten() {
+                if leaf.file_type().is_ok_and(|t| t.is_dir()) {
+                    let _ = std::fs::remove_dir(leaf.path());
+                }
+            }
+        }
+        if std::fs::remove_dir(&path).is_ok() {
+            info!(cgroup = %path.display(), "removed the empty cgroup subtree of a steward that is gone");
+        }
+    }
+}
+
+/// True unless `cgroup.events` says `populated 0` (an unreadable one counts as populated).
+fn populated(cgroup: &Path) -> bool {
+    std::fs::read_to_string(cgroup.join("cgroup.events"))
+        .map(|events| !events.lines().any(|l| l == "populated 0"))
+        .unwrap_or(true)
 }
 
 /// What `state_dir/cgroup` says.
@@ -232,5 +276,44 @@ mod tests {
         // Our own record: the writer runs, so recovery leaves it alone.
         assert_eq!(recover(dir.path()), 0);
         assert!(file.exists());
+    }
+
+    #[test]
+    fn a_new_subtree_sweeps_the_empty_ones_of_stewards_that_are_gone() {
+        let hierarchy = match super::super::hierarchy::find() {
+            Ok(h) => h,
+            Err(why) => {
+                eprintln!("skipped: no writable cgroup v2 hierarchy here: {why}");
+                return;
+            }
+        };
+        // A pid that is gone: a child that ran and was reaped.
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("true runs");
+        let dead = child.id();
+        child.wait().expect("reaped");
+        let stale = hierarchy.own.join(format!("steward-{dead}-7"));
+        let live = hierarchy
+            .own
+            .join(format!("steward-{}-4000000000", std::process::id()));
+        for dir in [stale.join("svc"), live.clone()] {
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                eprintln!("skipped: cannot create {}: {e}", dir.display());
+                return;
+            }
+        }
+        let subtree = Subtree::create(hierarchy, None).expect("a subtree");
+        let stale_left = stale.exists();
+        let live_left = live.exists();
+        let _ = std::fs::remove_dir(&live);
+        let _ = std::fs::remove_dir(stale.join("svc"));
+        let _ = std::fs::remove_dir(&stale);
+        drop(subtree);
+        assert!(
+            !stale_left,
+            "the empty subtree of a gone steward is removed"
+        );
+        assert!(live_left, "the subtree of a running process is kept");
     }
 }
