@@ -31,9 +31,21 @@ pub fn read_regular(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
 }
 
 fn refuse_unless_regular(metadata: &Metadata) -> io::Result<()> {
+    match not_regular(metadata) {
+        None => Ok(()),
+        Some(what) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{what}, not a regular file"),
+        )),
+    }
+}
+
+/// What `metadata` describes when it is not a regular file (`a FIFO (named pipe)`, `a
+/// directory`…); `None` for a regular file.
+pub fn not_regular(metadata: &Metadata) -> Option<&'static str> {
     let kind = metadata.file_type();
     let what = if kind.is_file() {
-        return Ok(());
+        return None;
     } else if kind.is_dir() {
         "a directory"
     } else if kind.is_fifo() {
@@ -47,10 +59,7 @@ fn refuse_unless_regular(metadata: &Metadata) -> io::Result<()> {
     } else {
         "a special file"
     };
-    Err(io::Error::new(
-        io::ErrorKind::InvalidInput,
-        format!("{what}, not a regular file"),
-    ))
+    Some(what)
 }
 
 #[cfg(test)]

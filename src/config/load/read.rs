@@ -15,7 +15,7 @@
 
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::MAX_FILE_BYTES;
@@ -80,21 +80,8 @@ fn read_capped(shown: &Path, file: File) -> Result<Vec<u8>, ConfigError> {
 
 /// An error unless `metadata` describes a regular file; the error says what it is instead.
 fn refuse_unless_regular(shown: &Path, metadata: &Metadata) -> Result<(), ConfigError> {
-    let kind = metadata.file_type();
-    let what = if kind.is_file() {
+    let Some(what) = crate::process::regular_file::not_regular(metadata) else {
         return Ok(());
-    } else if kind.is_dir() {
-        "a directory"
-    } else if kind.is_fifo() {
-        "a FIFO (named pipe)"
-    } else if kind.is_char_device() {
-        "a character device"
-    } else if kind.is_block_device() {
-        "a block device"
-    } else if kind.is_socket() {
-        "a socket"
-    } else {
-        "a special file"
     };
     Err(located(
         shown,
