@@ -303,14 +303,20 @@ fn leftovers(record: &PidRecord) -> Vec<u32> {
     pids
 }
 
-/// The fields of `/proc/PID/stat` recovery needs.
-struct Stat {
-    state: char,
-    pgrp: u32,
-    start_time: u64,
+/// The fields of `/proc/PID/stat` that recovery and the process-group mode's walks need.
+pub(crate) struct Stat {
+    /// `R`, `S`, `Z`, …
+    pub(crate) state: char,
+    /// The process group.
+    pub(crate) pgrp: u32,
+    /// The session.
+    pub(crate) session: u32,
+    /// Start time in clock ticks after boot.
+    pub(crate) start_time: u64,
 }
 
-fn read_stat(pid: u32) -> Option<Stat> {
+/// The `/proc/PID/stat` fields of `pid`, or `None` when it is gone.
+pub(crate) fn read_stat(pid: u32) -> Option<Stat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_stat(&text)
 }
@@ -324,6 +330,7 @@ fn parse_stat(text: &str) -> Option<Stat> {
     Some(Stat {
         state: fields.first()?.chars().next()?,
         pgrp: fields.get(2)?.parse().ok()?,
+        session: fields.get(3)?.parse().ok()?,
         start_time: fields.get(19)?.parse().ok()?,
     })
 }
@@ -334,10 +341,11 @@ mod tests {
 
     #[test]
     fn stat_fields_are_counted_after_the_command_name() {
-        let line = "4242 (we (ird) name) S 1 4240 4240 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 18446744073709551615";
+        let line = "4242 (we (ird) name) S 1 4240 4239 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 18446744073709551615";
         let stat = parse_stat(line).expect("parses");
         assert_eq!(stat.state, 'S');
         assert_eq!(stat.pgrp, 4240);
+        assert_eq!(stat.session, 4239);
         assert_eq!(stat.start_time, 987_654);
         assert!(parse_stat("garbage").is_none());
     }

@@ -39,18 +39,12 @@ struct Stat {
 }
 
 fn stat(pid: u32) -> Option<Stat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&text)
-}
-
-fn parse_stat(text: &str) -> Option<Stat> {
-    let (_, rest) = text.rsplit_once(')')?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let s = crate::process::pid_file::read_stat(pid)?;
     Some(Stat {
-        state: fields.first()?.chars().next()?,
-        group: fields.get(2)?.parse().ok()?,
-        session: fields.get(3)?.parse().ok()?,
-        start: fields.get(19)?.parse().ok()?,
+        state: s.state,
+        group: s.pgrp,
+        session: s.session,
+        start: s.start_time,
     })
 }
 
@@ -201,17 +195,6 @@ fn is_own(session: u32, group: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_fields_after_the_command_name() {
-        let line =
-            "4242 (a (b) c) S 1 4240 4239 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
-        let s = parse_stat(line).expect("parses");
-        assert_eq!(s.state, 'S');
-        assert_eq!(s.group, 4240);
-        assert_eq!(s.session, 4239);
-        assert_eq!(s.start, 987654);
-    }
 
     #[test]
     fn the_descendants_of_this_process_include_a_child() {
