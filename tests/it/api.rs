@@ -1881,10 +1881,15 @@ async fn a_verb_whose_actors_fail_mid_answer_is_409_unavailable_not_500() {
         let app = app.clone();
         async move { post(&app, "/api/v1/services/ap-svc/stop", "").await }
     });
-    wait_for("ap-svc stopping", Duration::from_secs(10), || {
+    wait_for("ap-svc stopping", Duration::from_secs(30), || {
         let steward = steward.clone();
+        let finished = stop.is_finished();
         async move {
             let state = steward.get("ap-svc").await.ok()?.state;
+            assert!(
+                !finished,
+                "the stop was answered before stopping: {state:?}"
+            );
             (state.status == steward::ServiceStatus::Stopping).then_some(())
         }
     })
