@@ -386,29 +386,19 @@ async fn spawn_children(
     })
 }
 
-/// Stops the children, last started first. The LogBuffer, started first, goes last and is
-/// *drained*: the lines already read from the pipes (at most the reader's backlog) are
-/// appended and written to the log file before it stops, so a stop right after a flood
-/// loses none of them; only if that takes longer than [`CHILD_STOP_TIMEOUT`] (a stuck
-/// disk) is it stopped with lines still queued.
+/// Stops the children, last started first; the LogBuffer, started first, goes last. The
+/// lines of an ended process are in the ring before its exit is reported (the watcher's
+/// barrier, quick because the backlog is bounded), so stopping does not lose them.
 async fn stop_in_reverse(children: &Children) {
-    for cell in children.cells_reversed() {
+    let mut cells = children.cells_reversed();
+    cells.push(children.log_buffer.get_cell());
+    for cell in cells {
         if let Err(e) = cell
             .stop_and_wait(Some("one-for-all".to_string()), Some(CHILD_STOP_TIMEOUT))
             .await
         {
             warn!(error = %e, "child did not stop in time");
         }
-    }
-    let log_buffer = children.log_buffer.get_cell();
-    // Any other error means it is gone already (it is the child that failed).
-    if let Err(ractor::RactorErr::Timeout) =
-        log_buffer.drain_and_wait(Some(CHILD_STOP_TIMEOUT)).await
-    {
-        warn!("log buffer did not drain in time; stopping it with lines queued");
-        let _ = log_buffer
-            .stop_and_wait(Some("one-for-all".to_string()), Some(CHILD_STOP_TIMEOUT))
-            .await;
     }
 }
 
