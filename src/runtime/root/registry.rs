@@ -180,8 +180,10 @@ impl RootState {
         self.forget(id);
         self.tables.events.emit(Event::new(id, EventKind::Removed));
         if self.graph.halved_since_trim() {
-            // The memory of thousands of removed services lies in free chunks between
-            // blocks still in use, which glibc keeps unless asked (issue 16).
+            // Maps keep their capacity, and the memory of thousands of removed services
+            // lies in free chunks between blocks still in use, which glibc keeps unless
+            // asked (issue 16): shrink first, so the trim finds the maps' old room free.
+            self.shrink();
             let released = crate::process::trim_malloc();
             tracing::debug!(
                 services = self.graph.len(),
@@ -190,6 +192,17 @@ impl RootState {
             );
         }
         Ok(())
+    }
+
+    /// Gives back the room the root's and the tables' maps kept for removed services.
+    fn shrink(&mut self) {
+        self.graph.shrink();
+        self.supervisors.shrink_to_fit();
+        self.by_actor.shrink_to_fit();
+        self.intensity.shrink_to_fit();
+        self.fingerprints.shrink_to_fit();
+        self.reserved.shrink_to_fit();
+        self.tables.shrink();
     }
 
     /// Drops every trace of a service from the root and its tables.
