@@ -8,8 +8,11 @@
 //! kept at most [`MAX_AGE`] (the age the CPU and RSS columns may have anyway, as in
 //! `Tables::state_with_usage`). One render at a time: requests that arrive during a
 //! render wait for it and share its result (single flight), so a burst costs one render.
+//! A page is dropped once it is too old to be served, so megabytes rendered at 10,000
+//! services are not kept after the services are gone (issue 16).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -29,7 +32,8 @@ struct Rendered {
 /// The last rendering of one page.
 #[derive(Debug, Default)]
 pub(crate) struct RenderCache {
-    slot: Mutex<Option<Rendered>>,
+    /// Shared with the task that drops the page once it is too old to serve.
+    slot: Arc<Mutex<Option<Rendered>>>,
 }
 
 impl RenderCache {
@@ -55,7 +59,23 @@ impl RenderCache {
             at,
             body: body.clone(),
         });
+        let kept = Arc::downgrade(&self.slot);
+        tokio::spawn(async move {
+            tokio::time::sleep_until((at + MAX_AGE).into()).await;
+            if let Some(kept) = kept.upgrade() {
+                let mut slot = kept.lock().await;
+                if slot.as_ref().is_some_and(|page| page.at == at) {
+                    *slot = None;
+                }
+            }
+        });
         Ok(body)
+    }
+
+    /// Whether a page is kept.
+    #[cfg(test)]
+    async fn holds_a_page(&self) -> bool {
+        self.slot.lock().await.is_some()
     }
 }
 
@@ -86,6 +106,19 @@ mod tests {
         assert_eq!(renders.load(Ordering::SeqCst), 1);
         assert_eq!(cache.get(2, || render("c")).await, Ok(Bytes::from("c")));
         assert_eq!(renders.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_page_is_dropped_once_it_is_too_old_to_serve() {
+        let cache = RenderCache::default();
+        let page: Result<Bytes, ()> = cache.get(1, || async { Ok(Bytes::from("x")) }).await;
+        assert_eq!(page, Ok(Bytes::from("x")));
+        assert!(cache.holds_a_page().await);
+        let deadline = Instant::now() + MAX_AGE * 10;
+        while cache.holds_a_page().await {
+            assert!(Instant::now() < deadline, "the page is still kept");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[tokio::test]

@@ -119,10 +119,16 @@ impl Signals {
 /// socket per API connection); logged either way, never fatal.
 fn raise_open_file_limit() {
     match steward::process::fd_limit::raise_nofile() {
+        Ok(raised) if raised.hard_before < raised.hard_after => tracing::info!(
+            before = raised.before,
+            after = raised.after,
+            hard_before = raised.hard_before,
+            "raised the open-file limit (RLIMIT_NOFILE) to the kernel's fs.nr_open; services get the limits steward was started with"
+        ),
         Ok(raised) if raised.before < raised.after => tracing::info!(
             before = raised.before,
             after = raised.after,
-            "raised the open-file limit (RLIMIT_NOFILE) to the hard limit"
+            "raised the open-file limit (RLIMIT_NOFILE) to the hard limit; services get the limits steward was started with"
         ),
         Ok(raised) => tracing::debug!(
             nofile = raised.after,

@@ -335,6 +335,7 @@ fn bind_to_parent(
 ) {
     // Read before the fork: in the child, `getppid()` must still name this process.
     let parent = nix::unistd::getpid();
+    let nofile = super::fd_limit::for_children();
     // Built before the fork, so the child only reads them.
     let credentials = credentials.map(|c| {
         let groups: Vec<nix::unistd::Gid> = c
@@ -349,7 +350,7 @@ fn bind_to_parent(
         )
     });
     // SAFETY: the closure runs in the forked child before exec, where only
-    // async-signal-safe operations are allowed. It makes raw syscalls only (write, setgroups,
+    // async-signal-safe operations are allowed. It makes raw syscalls only (write, setrlimit, setgroups,
     // setgid, setuid, prctl, getppid) on data prepared before the fork, touches no lock
     // and allocates nothing (errors are built from a raw errno). glibc's setuid/setgid
     // broadcast to other threads, but the forked child has a single thread; std's own
@@ -361,6 +362,12 @@ fn bind_to_parent(
                 && nix::libc::write(procs, b"0".as_ptr().cast(), 1) != 1
             {
                 return Err(Error::from_raw_os_error(PLACEMENT_ERRNO));
+            }
+            // The limits steward was started with (see fd_limit.rs).
+            if let Some(limit) = &nofile
+                && nix::libc::setrlimit(nix::libc::RLIMIT_NOFILE, limit) != 0
+            {
+                return Err(Error::last_os_error());
             }
             if let Some((groups, gid, uid)) = &credentials {
                 // Groups and gid first: once the uid is dropped they can no longer change.

@@ -81,6 +81,9 @@ pub(crate) struct Prepared {
     /// The service's `cgroup.procs`, opened for writing by the caller (kept open across
     /// the spawn): the child joins that cgroup first, so nothing it runs starts outside.
     cgroup_procs: Option<RawFd>,
+    /// The open-file limits steward was started with, when it raised its own: the child
+    /// gets them back (see `fd_limit`).
+    nofile: Option<libc::rlimit>,
 }
 
 /// Why [`spawn`] failed.
@@ -117,6 +120,7 @@ impl From<Attempt> for Failure {
 #[repr(i32)]
 enum Step {
     Cgroup = 12,
+    Limits = 13,
     Unshare = 11,
     Group = 1,
     Stdio = 2,
@@ -134,6 +138,7 @@ impl Step {
     fn from_raw(raw: i32) -> Option<Step> {
         [
             Step::Cgroup,
+            Step::Limits,
             Step::Unshare,
             Step::Group,
             Step::Stdio,
@@ -157,6 +162,7 @@ impl Step {
             Step::Group => "cannot start a new process group",
             Step::Stdio => "cannot connect stdin/stdout/stderr",
             Step::Cwd => "cannot enter the working directory",
+            Step::Limits => "cannot restore the open-file limit steward was started with",
             Step::Groups => "cannot set the supplementary groups",
             Step::Gid => "cannot switch group",
             Step::Uid => "cannot switch user",
@@ -230,6 +236,7 @@ impl Prepared {
             credentials,
             die_with_parent,
             cgroup_procs: None,
+            nofile: super::fd_limit::for_children(),
         })
     }
 
@@ -533,6 +540,14 @@ unsafe fn run_child(shared: &Shared) -> (Step, c_int) {
         }
         if libc::chdir(prepared.cwd.as_ptr()) != 0 {
             return (Step::Cwd, errno());
+        }
+        // A limit is per process (this child has its own, copied at the clone): lowering
+        // it here leaves steward's raised one alone. Before the user switch, which does
+        // not matter for lowering, so that every path through here does it.
+        if let Some(limit) = &prepared.nofile
+            && libc::setrlimit(libc::RLIMIT_NOFILE, limit) != 0
+        {
+            return (Step::Limits, errno());
         }
         if let Some(c) = &prepared.credentials {
             // Raw syscalls: glibc's wrappers would apply the change to every thread of

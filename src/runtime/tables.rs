@@ -219,6 +219,15 @@ impl Tables {
         self.changed();
     }
 
+    /// Gives back the room the tables kept for services removed since (a `DashMap` keeps
+    /// its capacity): called by the root after bulk removals, with the heap trim.
+    pub(crate) fn shrink(&self) {
+        self.definitions.shrink_to_fit();
+        self.states.shrink_to_fit();
+        self.rings.shrink_to_fit();
+        self.detached_up.shrink_to_fit();
+    }
+
     /// Gives a service a status row unless it has one (a restarted Server keeps its row:
     /// restart count, last exit, reason).
     pub(crate) fn ensure_state(&self, id: &str, make: impl FnOnce() -> ServiceState) {

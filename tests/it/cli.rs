@@ -1515,6 +1515,17 @@ services:
     );
 }
 
+/// Whether this process has `CAP_SYS_RESOURCE` (bit 24 of `CapEff`).
+fn may_raise_hard_limits() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let caps = status.lines().find(|l| l.starts_with("CapEff:"))?;
+            u64::from_str_radix(caps.trim_start_matches("CapEff:").trim(), 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << 24) != 0)
+}
+
 /// The soft and hard "Max open files" of a process, from /proc.
 fn open_file_limits(pid: u32) -> Option<(String, String)> {
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
@@ -1524,9 +1535,18 @@ fn open_file_limits(pid: u32) -> Option<(String, String)> {
 }
 
 /// `steward up --config DIR --listen LISTEN` started by `sh` after `ulimit LIMIT` (so the
-/// limit is the one steward boots with), output discarded.
-fn up_under_ulimit(limit: &str, dir: &Path, listen: &str) -> Child {
-    StdCommand::new("sh")
+/// limit is the one steward boots with), output discarded. With `hard_fixed`, steward may
+/// not raise the hard limit: where this test runs with `CAP_SYS_RESOURCE` (which would
+/// let `up` raise it to `fs.nr_open`), `setpriv` drops that capability first.
+fn up_under_ulimit(limit: &str, dir: &Path, listen: &str, hard_fixed: bool) -> Child {
+    let mut command = if hard_fixed && may_raise_hard_limits() {
+        let mut setpriv = StdCommand::new("setpriv");
+        setpriv.args(["--bounding-set", "-sys_resource", "sh"]);
+        setpriv
+    } else {
+        StdCommand::new("sh")
+    };
+    command
         .arg("-c")
         .arg(format!(r#"ulimit {limit} && exec "$0" "$@""#))
         .arg(env!("CARGO_BIN_EXE_steward"))
@@ -1544,13 +1564,15 @@ fn up_under_ulimit(limit: &str, dir: &Path, listen: &str) -> Child {
 
 /// Regression (issue 14, item 4): steward kept the soft open-file limit it was given (often
 /// 1024, or less), so idle sockets and pipes exhausted it long before the hard limit. `up`
-/// raises the soft limit to the hard one at boot; the services inherit it.
+/// raises the soft limit to the hard one at boot (and the hard one to `fs.nr_open` where
+/// it may, issue 16); the services get the limits steward was started with, as systemd
+/// gives its services theirs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn up_raises_the_soft_open_file_limit_to_the_hard_limit() {
+async fn up_raises_its_open_file_limit_and_its_services_get_the_one_it_was_started_with() {
     let dir = config_dir("version: 1\nservices:\n  sleeper: { command: sleep 300 }\n");
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let mut child = up_under_ulimit("-Sn 256", dir.path(), &listen);
+    let mut child = up_under_ulimit("-Sn 256", dir.path(), &listen, false);
     let pid = child.id();
     let url = format!("http://{listen}/api/v1/services/sleeper");
     let http = reqwest::Client::new();
@@ -1562,8 +1584,15 @@ async fn up_raises_the_soft_open_file_limit_to_the_hard_limit() {
     let (soft, hard) = open_file_limits(pid).expect("steward's limits");
     assert_ne!(soft, "256", "the soft limit was not raised");
     assert_eq!(soft, hard);
+    // The hard limit this test runs with is the one `sh` passed on to steward.
+    let (_, started_hard) = open_file_limits(std::process::id()).expect("the test's limits");
+    let raised: u64 = hard.parse().expect("a number");
+    assert!(
+        raised >= started_hard.parse().expect("a number"),
+        "{hard} < {started_hard}"
+    );
     let inherited = open_file_limits(sleeper_pid as u32).expect("the service's limits");
-    assert_eq!(inherited, (soft, hard));
+    assert_eq!(inherited, ("256".to_string(), started_hard));
     kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("SIGTERM");
     let status = child.wait().expect("wait");
     assert!(status.success(), "{status:?}");
@@ -1584,7 +1613,7 @@ async fn a_spawn_that_fails_with_emfile_is_retried_through_backoff() {
     let dir = config_dir(&yml);
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let mut child = up_under_ulimit("-n 40", dir.path(), &listen);
+    let mut child = up_under_ulimit("-n 40", dir.path(), &listen, true);
     let base = format!("http://{listen}/api/v1/services");
     let http = reqwest::Client::new();
     let list = || async {

@@ -41,6 +41,8 @@ mod production;
 mod recovery;
 /// Reload (difference applied, dry run, broken config) and save.
 mod reload;
+/// Many services: a boot defined in slices, requests answered in between, order kept.
+mod scale;
 /// The actor tree: one-for-all restarts, intensity, panic injection.
 mod supervision;
 /// Shared helpers: deadlines, temp configs.

@@ -82,15 +82,22 @@ impl ServiceGraph {
     }
 
     /// True once, each time removals have halved the services since the last time (from
-    /// at least [`TRIM_FROM`]): the moment to give freed memory back to the kernel, at a
-    /// cost spread over the removals that freed it.
+    /// at least [`TRIM_FROM`]), and when the last one is removed: the moment to give freed
+    /// memory back to the kernel, at a cost spread over the removals that freed it.
     pub(super) fn halved_since_trim(&mut self) -> bool {
-        if self.peak >= TRIM_FROM && self.order.len() * 2 <= self.peak {
+        let halved = self.peak >= TRIM_FROM && self.order.len() * 2 <= self.peak;
+        if halved || (self.order.is_empty() && self.peak > 0) {
             self.peak = self.order.len();
             true
         } else {
             false
         }
+    }
+
+    /// Gives back the room the maps kept for removed services.
+    pub(super) fn shrink(&mut self) {
+        self.rank.shrink_to_fit();
+        self.needed_by.shrink_to_fit();
     }
 
     /// How many services are defined.
@@ -226,8 +233,9 @@ mod tests {
                 trims.push(g.len());
             }
         }
-        // 100 → 50 → 25 → 12; below TRIM_FROM (64) since the last trim, no more.
-        assert_eq!(trims, [50]);
+        // 100 → 50; then below TRIM_FROM (64) since the last trim, none until the last
+        // removal leaves the runtime empty.
+        assert_eq!(trims, [50, 0]);
         let small: Vec<ServiceDefinition> = (0..10).map(|i| def(&format!("t{i}"), &[])).collect();
         let mut g = graph(&small);
         g.remove("t0");
@@ -236,6 +244,11 @@ mod tests {
         g.remove("t3");
         g.remove("t4");
         assert!(!g.halved_since_trim());
+        for i in 5..10 {
+            g.remove(&format!("t{i}"));
+        }
+        assert!(g.halved_since_trim(), "emptied");
+        assert!(!g.halved_since_trim(), "once");
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! methods. The rest is split by concept:
 //!
 //! * `registry` — which services exist, in which order, under which supervisor;
+//! * `batch` — defining many services (a boot) a slice per message;
 //! * `fan_out` — applying a verb to one service, a dependency chain or everyone;
 //! * `reload` — re-reading the config directory and applying the difference.
 
@@ -37,11 +38,13 @@ use crate::runtime::service::supervisor::ServiceSupervisorMsg;
 use crate::runtime::{ActorKind, Tables};
 use crate::state::ServiceState;
 
+mod batch;
 mod fan_out;
 mod graph;
 mod registry;
 mod reload;
 
+pub use batch::{DEFINE_CHUNK, DEFINE_SLICE, DefineBatch};
 use fan_out::Answer;
 use graph::ServiceGraph;
 
@@ -61,13 +64,18 @@ pub enum RootMsg {
         /// The new state (after the start, if it was started).
         reply: RpcReplyPort<Result<ServiceState, ControlError>>,
     },
-    /// Define many services without starting any (boot); all are checked before any is defined.
+    /// Define many services without starting any (boot); all are checked before any is
+    /// defined. They are defined a slice at a time (see [`DefineBatch`]), other requests
+    /// answered in between; the reply comes once the last one is defined.
     DefineAll {
         /// The definitions, in start order.
         definitions: Vec<ServiceDefinition>,
         /// Done, or the first problem.
         reply: RpcReplyPort<Result<(), ControlError>>,
     },
+    /// The rest of a [`RootMsg::DefineAll`], which the root sends to itself after each
+    /// slice (only the root can make a [`DefineBatch`]).
+    DefineMore(DefineBatch),
     /// Remove a stopped service (refused while it runs).
     Remove {
         /// The service.
@@ -234,6 +242,8 @@ pub struct RootState {
     intensity: HashMap<String, RestartIntensity>,
     /// Fingerprint of each definition (and its env_file) when it was defined, for reloads.
     fingerprints: HashMap<String, u64>,
+    /// Services of a [`RootMsg::DefineAll`] under way, not defined yet (see `batch`).
+    reserved: batch::Reserved,
 }
 
 /// The root supervisor actor.
@@ -257,6 +267,7 @@ impl Actor for Root {
             by_actor: HashMap::new(),
             intensity: HashMap::new(),
             fingerprints: HashMap::new(),
+            reserved: batch::Reserved::new(),
         })
     }
 
@@ -273,6 +284,7 @@ impl Actor for Root {
             RootMsg::DefineAll { definitions, reply } => {
                 state.on_define_all(&myself, definitions, reply).await
             }
+            RootMsg::DefineMore(batch) => state.on_define_more(&myself, batch).await,
             RootMsg::Remove { id, reply } => state.on_remove(&id, reply).await,
             RootMsg::Control { id, action, reply } => {
                 state.on_control(id, action, Answer::Done(reply))

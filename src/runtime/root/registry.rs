@@ -7,12 +7,12 @@
 //! The read-only answers (a state, the list, a log ring, the runtime's status) come from
 //! here too.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tracing::{error, warn};
 
+use super::batch::WithReserved;
 use super::{RootMsg, RootState, SUPERVISOR_STOP_TIMEOUT};
 use crate::config::{self, ServiceDefinition};
 use crate::control::{RuntimeStatus, ServiceInfo};
@@ -39,7 +39,11 @@ impl RootState {
         &self,
         defs: &[&ServiceDefinition],
     ) -> Result<(), ControlError> {
-        config::check_added(defs, &self.graph).map_err(ControlError::InvalidDefinition)
+        let held = WithReserved {
+            graph: &self.graph,
+            reserved: &self.reserved,
+        };
+        config::check_added(defs, &held).map_err(ControlError::InvalidDefinition)
     }
 
     /// A service's current state (with CPU and memory).
@@ -83,9 +87,10 @@ impl RootState {
         }
     }
 
-    /// A definition may be added: its id is free and it is valid on its own.
-    fn check(&self, def: &ServiceDefinition) -> Result<(), ControlError> {
-        if self.tables.is_defined(&def.id) {
+    /// A definition may be added: its id is free (not defined, not reserved by a batch
+    /// under way) and it is valid on its own.
+    pub(super) fn check(&self, def: &ServiceDefinition) -> Result<(), ControlError> {
+        if self.tables.is_defined(&def.id) || self.reserved.contains_key(&def.id) {
             return Err(ControlError::AlreadyExists(def.id.clone()));
         }
         config::check_definition(def).map_err(ControlError::InvalidDefinition)
@@ -123,16 +128,6 @@ impl RootState {
         Ok(id)
     }
 
-    /// Answers a boot's definitions (see [`RootState::define_all`]).
-    pub(super) async fn on_define_all(
-        &mut self,
-        myself: &ActorRef<RootMsg>,
-        definitions: Vec<ServiceDefinition>,
-        reply: RpcReplyPort<Result<(), ControlError>>,
-    ) {
-        let _ = reply.send(self.define_all(myself, definitions).await);
-    }
-
     /// Answers a removal (see [`RootState::remove`]).
     pub(super) async fn on_remove(
         &mut self,
@@ -140,26 +135,6 @@ impl RootState {
         reply: RpcReplyPort<Result<(), ControlError>>,
     ) {
         let _ = reply.send(self.remove(id).await);
-    }
-
-    /// Defines many services; every one is checked before any is defined.
-    pub(super) async fn define_all(
-        &mut self,
-        myself: &ActorRef<RootMsg>,
-        definitions: Vec<ServiceDefinition>,
-    ) -> Result<(), ControlError> {
-        let mut seen = HashSet::new();
-        for def in &definitions {
-            self.check(def)?;
-            if !seen.insert(def.id.clone()) {
-                return Err(ControlError::AlreadyExists(def.id.clone()));
-            }
-        }
-        self.check_dependencies(&definitions.iter().collect::<Vec<_>>())?;
-        for def in definitions {
-            self.define(myself, def).await?;
-        }
-        Ok(())
     }
 
     /// Spawns a service's supervisor linked to the root, and lists it.
@@ -205,8 +180,10 @@ impl RootState {
         self.forget(id);
         self.tables.events.emit(Event::new(id, EventKind::Removed));
         if self.graph.halved_since_trim() {
-            // The memory of thousands of removed services lies in free chunks between
-            // blocks still in use, which glibc keeps unless asked (issue 16).
+            // Maps keep their capacity, and the memory of thousands of removed services
+            // lies in free chunks between blocks still in use, which glibc keeps unless
+            // asked (issue 16): shrink first, so the trim finds the maps' old room free.
+            self.shrink();
             let released = crate::process::trim_malloc();
             tracing::debug!(
                 services = self.graph.len(),
@@ -215,6 +192,17 @@ impl RootState {
             );
         }
         Ok(())
+    }
+
+    /// Gives back the room the root's and the tables' maps kept for removed services.
+    fn shrink(&mut self) {
+        self.graph.shrink();
+        self.supervisors.shrink_to_fit();
+        self.by_actor.shrink_to_fit();
+        self.intensity.shrink_to_fit();
+        self.fingerprints.shrink_to_fit();
+        self.reserved.shrink_to_fit();
+        self.tables.shrink();
     }
 
     /// Drops every trace of a service from the root and its tables.

@@ -1,0 +1,72 @@
+"""S8's boot phase alone (issue 16): N services `sleep 3600` from 5 files of services.d;
+GET /health/live every 50 ms from launch until N processes run; prints boot seconds and the
+latencies of the answered requests (p50/p99/max, and the first slow ones with their time).
+
+    python3 bench/s8-probes/boot_probe.py target/release/steward 4000 18931
+
+Its files go to /tmp/s8p/run-PORT. With KEEP=1 steward is left running (its pid printed)."""
+import json, os, subprocess, sys, time, threading, urllib.request, shutil, statistics, signal, socket
+
+BIN = sys.argv[1]
+N = int(sys.argv[2])
+PORT = int(sys.argv[3]) if len(sys.argv) > 3 else 18931
+os.makedirs("/tmp/s8p", exist_ok=True)
+D = f"/tmp/s8p/run-{PORT}"
+shutil.rmtree(D, ignore_errors=True)
+os.makedirs(D + "/config/services.d")
+open(D + "/config/services.yml", "w").write(
+    f"version: 1\nsettings:\n  listen: 127.0.0.1:{PORT}\n  state_dir: {D}/state\n  shutdown_timeout: 30s\nservices: {{}}\n")
+per = (N + 4) // 5
+for k in range(5):
+    lines = ["version: 1", "services:"]
+    for i in range(k * per, min(N, (k + 1) * per)):
+        lines += [f"  s{i}:", '    argv: ["sleep", "3600"]']
+    open(f"{D}/config/services.d/part-{k}.yml", "w").write("\n".join(lines) + "\n")
+
+lat = []  # (t, ms)
+refused = 0
+stop = threading.Event()
+t0 = time.monotonic()
+def watch():
+    global refused
+    while not stop.is_set():
+        t = time.monotonic()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/health/live", timeout=30) as r:
+                r.read()
+            lat.append((t - t0, (time.monotonic() - t) * 1000))
+        except OSError:
+            refused += 1
+        stop.wait(0.05)
+th = threading.Thread(target=watch, daemon=True); th.start()
+log = open(D + "/steward.log", "wb")
+p = subprocess.Popen([BIN, "up", "--config", D + "/config"], stdout=log, stderr=subprocess.STDOUT,
+                     env=dict(os.environ, STEWARD_LOG="info", NO_COLOR="1"), start_new_session=True)
+
+def count():
+    n = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit(): continue
+        try:
+            if open(f"/proc/{pid}/comm").read().strip() == "sleep":
+                st = open(f"/proc/{pid}/stat").read().split(")")[1].split()
+                # session of children is their own group; count those whose parent is steward
+                if int(st[1]) == p.pid: n += 1
+        except OSError: pass
+    return n
+deadline = time.monotonic() + 600
+while count() < N and time.monotonic() < deadline and p.poll() is None:
+    time.sleep(0.05)
+boot = time.monotonic() - t0
+stop.set(); th.join()
+ms = [m for _, m in lat]
+def pct(xs, q):
+    xs = sorted(xs); return round(xs[min(len(xs)-1, int(q/100*len(xs)))], 1) if xs else None
+print(json.dumps({"n": N, "boot_s": round(boot, 2), "running": count(), "health_n": len(ms), "refused": refused,
+                  "p50": pct(ms, 50), "p99": pct(ms, 99), "max": pct(ms, 100),
+                  "slow": [(round(t, 2), round(m)) for t, m in lat if m > 50][:20]}))
+if os.environ.get("KEEP"):
+    print("pid", p.pid, flush=True); p.wait()
+p.send_signal(signal.SIGTERM)
+try: p.wait(120)
+except subprocess.TimeoutExpired: p.kill()
