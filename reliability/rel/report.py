@@ -1,7 +1,9 @@
 """docs/RELIABILITY.md from a results file: the prose (what each campaign injects and which
 invariants it checks) and the tables of figures."""
 
+import glob
 import json
+import os
 
 HEAD = """# Reliability
 
@@ -211,6 +213,7 @@ def write(results, path, results_path):
         text += (f"| {i['campaign']} | {i['name']} | {str(i['value']).replace('|', '/')} | "
                  f"{'ok' if i['ok'] else '**broken**'} |\n")
     text += "\n".join(figures(results)) + "\n" + PROSE + "\n" + FINDINGS
+    text += fuzz_block(os.path.dirname(os.path.dirname(os.path.abspath(path))))
     with open(path, "w") as f:
         f.write(text)
 
@@ -235,3 +238,90 @@ faults/minute including actor panics). The quick soak (no panics, 60 s) stays wi
 MiB. The soak reports RSS but has no invariant on it yet; finding where the memory goes
 (log rings, event ring, actors restarted after panics) is the next step.
 """
+
+
+# ---- Coverage-guided fuzzing (fuzz/run). Its section is kept between two markers, so that
+# fuzz/run rewrites only it and reliability/run carries it over from the newest results file.
+
+FUZZ_BEGIN = "<!-- fuzz: written by fuzz/run (and kept by reliability/run); do not edit -->"
+FUZZ_END = "<!-- /fuzz -->"
+
+FUZZ_PROSE = """## Coverage-guided fuzzing (`fuzz/run`)
+
+Four libFuzzer targets (cargo-fuzz, nightly Rust; `fuzz/`), each a one-line call of a check
+in the library (`steward::fuzzing`, src/fuzzing/), so that a stable `cargo test`
+(tests/it/fuzz_corpus.rs) replays every committed input of `fuzz/corpus/<target>/` and
+`fuzz/regressions/<target>/` through the very same code: CI needs no fuzzer to catch a
+regression. A check panics when a promise breaks; libFuzzer records that as a crash.
+
+| target | feeds | checks |
+|---|---|---|
+| `config_roundtrip` | bytes as `services.yml` (after a NUL byte: `services.d/fuzz.yml`) through `config::load_dir`, the loader of `steward validate` / `up` / reload | refused: every error names one of the two files and a line and column inside it; accepted: each definition passes `check_definition`, all of them `check_dependencies`, and each saved by `save_service` (what `steward define` and `?persist=true` write) into a second folder loads back identical |
+| `definition_json` | bytes as the body of `POST /api/v1/services` through `config::definition_from_json` | refused: a non-empty list of worded problems, none pointing into a file; accepted: passes `check_definition`, and saved as YAML (`service_to_yaml`), read back as JSON and parsed again, is the same definition (`depends_on` compared sorted: a JSON object has no order) |
+| `env_file` | bytes (lossy UTF-8, as `read_env_file`) through `parse_env_file` | an error names a line of the text; a file that parses, rendered by the `write_env_file` renderer, parses to the same variables |
+| `line_decoder` | a stream (a header byte repeats the body up to 256 KiB, so short inputs reach the 16 KiB cap) cut into reads of fuzzed sizes, through `LineDecoder` | one line per newline, in order; a line within the cap is its bytes decoded lossily; a cut line keeps 16 KiB − 3 to 16 KiB of text that is its first K bytes, plus `…[cut N bytes]` with K + N = its length (no byte lost uncounted); the same lines whatever the read boundaries |
+
+*How:* `fuzz/run --minutes-per-target N --jobs J` builds with `cargo +nightly fuzz build -O -a
+-s none` (optimised, debug assertions and overflow checks on, no sanitizer: the code under
+test is safe Rust, and AddressSanitizer would slow it several times), then runs J targets at a
+time under `nice -n 19` with `-max_total_time`, `-timeout=1` (an input that takes over 1 s
+is a failure), `-rss_limit_mb=2048` and `-print_final_stats=1`. Execs and peak RSS are
+libFuzzer's final stats, CPU seconds the fuzzer's `wait4` rusage. The corpora are seeded by
+`fuzz/seed` (config/, the YAML of docs/ and of the tests, hand-written env files and
+streams) and minimised after each run (`-merge=1`, as `cargo fuzz cmin` does). A crash,
+timeout or out-of-memory input is kept under `fuzz/artifacts/<target>/`; once fixed it goes
+to `fuzz/regressions/<target>/` with a unit test beside the code it broke.
+"""
+
+
+def fuzz_table(results, results_path):
+    lines = [f"Figures of [{results_path}](../{results_path}): {results['date']}, commit "
+             f"`{results['commit']}`, `{results['command']}`, {results['toolchain']}, "
+             f"{results['cargo_fuzz']}, {fmt_machine(results['machine'])}.", "",
+             "| target | execs | CPU s | wall s | execs/s | corpus (files, KiB) | crashes | "
+             "timeouts | OOMs | peak RSS |", "|---|---|---|---|---|---|---|---|---|---|"]
+    total_cpu = total_execs = 0
+    for name, t in sorted(results["targets"].items()):
+        total_cpu += t["cpu_s"]
+        total_execs += t["execs"]
+        lines.append(f"| `{name}` | {t['execs']:,} | {t['cpu_s']} | {t['wall_s']} | "
+                     f"{t['execs_per_s']:,} | {t.get('corpus_files', '–')}, "
+                     f"{t.get('corpus_bytes', 0) / 1024:.0f} | {t['crashes']} | "
+                     f"{t['timeouts']} | {t['ooms']} | {t['peak_rss_mb']} MB |")
+    lines += [f"| **total** | {total_execs:,} | {total_cpu:.0f} ({total_cpu / 3600:.2f} "
+              f"CPU-hours) | | | | | | | |", ""]
+    return lines
+
+
+def newest_fuzz_results(repo):
+    found = sorted(glob.glob(os.path.join(repo, "reliability", "results", "fuzz-*.json")))
+    if not found:
+        return None, None
+    with open(found[-1]) as f:
+        return json.load(f), os.path.relpath(found[-1], repo)
+
+
+def fuzz_block(repo):
+    """The fuzzing section with its markers (the prose alone before any run)."""
+    results, results_path = newest_fuzz_results(repo)
+    body = [FUZZ_PROSE]
+    if results is not None:
+        body += ["### Figures", ""] + fuzz_table(results, results_path)
+    else:
+        body.append("No fuzzing figures yet: run `fuzz/run`.\n")
+    return "\n" + FUZZ_BEGIN + "\n" + "\n".join(body) + FUZZ_END + "\n"
+
+
+def write_fuzz_section(doc_path, repo):
+    """Replaces the fuzzing section of `doc_path` (appends it when there is none)."""
+    with open(doc_path) as f:
+        text = f.read()
+    block = fuzz_block(repo)
+    if FUZZ_BEGIN in text and FUZZ_END in text:
+        head = text[:text.index(FUZZ_BEGIN)].rstrip("\n") + "\n"
+        tail = text[text.index(FUZZ_END) + len(FUZZ_END):].lstrip("\n")
+        text = head + block + tail
+    else:
+        text = text.rstrip("\n") + "\n" + block
+    with open(doc_path, "w") as f:
+        f.write(text)
