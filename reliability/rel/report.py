@@ -259,10 +259,10 @@ regression. A check panics when a promise breaks; libFuzzer records that as a cr
 | `config_roundtrip` | bytes as `services.yml` (after a NUL byte: `services.d/fuzz.yml`) through `config::load_dir`, the loader of `steward validate` / `up` / reload | refused: every error names one of the two files and a line and column inside it; accepted: each definition passes `check_definition`, all of them `check_dependencies`, and each saved by `save_service` (what `steward define` and `?persist=true` write) into a second folder loads back identical |
 | `definition_json` | bytes as the body of `POST /api/v1/services` through `config::definition_from_json` | refused: a non-empty list of worded problems, none pointing into a file; accepted: passes `check_definition`, and saved as YAML (`service_to_yaml`), read back as JSON and parsed again, is the same definition (`depends_on` compared sorted: a JSON object has no order) |
 | `env_file` | bytes (lossy UTF-8, as `read_env_file`) through `parse_env_file` | an error names a line of the text; a file that parses, rendered by the `write_env_file` renderer, parses to the same variables |
-| `line_decoder` | a stream (a header byte repeats the body up to 256 KiB, so short inputs reach the 16 KiB cap) cut into reads of fuzzed sizes, through `LineDecoder` | one line per newline, in order; a line within the cap is its bytes decoded lossily; a cut line keeps 16 KiB − 3 to 16 KiB of text that is its first K bytes, plus `…[cut N bytes]` with K + N = its length (no byte lost uncounted); the same lines whatever the read boundaries |
+| `line_decoder` | a stream (a header byte repeats the body up to 64 KiB, so short inputs reach the 16 KiB cap) cut into reads of fuzzed sizes, through `LineDecoder` | one line per newline, in order; a line within the cap is its bytes decoded lossily; a cut line keeps 16 KiB − 3 to 16 KiB of text that is its first K bytes, plus `…[cut N bytes]` with K + N = its length (no byte lost uncounted); the same lines whatever the read boundaries |
 
-*How:* `fuzz/run --minutes-per-target N --jobs J` builds with `cargo +nightly fuzz build -O -a
--s none` (optimised, debug assertions and overflow checks on, no sanitizer: the code under
+*How:* `fuzz/run --minutes-per-target N --jobs J` builds with `cargo +nightly fuzz build -a
+-s none` (release profile, debug assertions and overflow checks on, no sanitizer: the code under
 test is safe Rust, and AddressSanitizer would slow it several times), then runs J targets at a
 time under `nice -n 19` with `-max_total_time`, `-timeout=1` (an input that takes over 1 s
 is a failure), `-rss_limit_mb=2048` and `-print_final_stats=1`. Execs and peak RSS are

@@ -4,7 +4,8 @@
 //! * the bytes up to the first NUL are `services.yml`; the bytes after it, when there is
 //!   one, `services.d/fuzz.yml` (a NUL is never valid YAML, so nothing is lost by the cut);
 //! * **refused** — every error names one of the two files and a line and column inside it
-//!   (1-based; the line at most one past the last, for "unexpected end of file");
+//!   (1-based; lines as YAML counts them, a lone `\r` ending one too; the line at most one
+//!   past the last, for "unexpected end of file"; the column at most one past the line);
 //! * **accepted** — every definition passes [`check_definition`], all of them together
 //!   [`check_dependencies`], and each saved by [`save_service`] (what `steward define`,
 //!   `POST …?persist=true` and the `service_define` tool write) into a second folder
@@ -132,22 +133,28 @@ fn check_located(errors: &ConfigErrors, files: &[(PathBuf, &[u8])]) {
         let Some((_, bytes)) = files.iter().find(|(path, _)| Some(path) == e.file.as_ref()) else {
             panic!("an error that names no file of the config: {e}");
         };
-        let text = String::from_utf8_lossy(bytes);
-        let lines: Vec<&str> = text.split('\n').collect();
+        let lines = yaml_lines(&String::from_utf8_lossy(bytes));
         let line = usize::try_from(e.line).unwrap_or(usize::MAX);
         assert!(
             (1..=lines.len() + 1).contains(&line) && e.column >= 1,
             "an error outside the file's {} lines (or without a column): {e}",
             lines.len()
         );
-        let width = lines
-            .get(line - 1)
-            .map_or(0, |l| l.trim_end_matches('\r').chars().count());
+        let width = lines.get(line - 1).map_or(0, |l| l.chars().count());
         assert!(
             e.column <= width as u64 + 1,
             "an error past the end of its line ({width} characters): {e}"
         );
     }
+}
+
+/// The lines of `text` as YAML counts them: `\r\n`, `\n` and a lone `\r` each end one
+/// (so `command: x\r  a:` is two lines, and the parser's positions after it count so).
+fn yaml_lines(text: &str) -> Vec<String> {
+    text.replace("\r\n", "\n")
+        .split(['\n', '\r'])
+        .map(str::to_string)
+        .collect()
 }
 
 /// Saves every definition into `saved` and loads that folder back: the same definitions.

@@ -23,7 +23,7 @@ use crate::logs::{LogStream, MAX_LINE_BYTES};
 use crate::process::LineDecoder;
 
 /// The longest stream a repeated body makes (enough for lines several times the cap).
-pub const MAX_STREAM_BYTES: usize = 256 * 1024;
+pub const MAX_STREAM_BYTES: usize = 64 * 1024;
 
 /// Checks the decoder on `data` (see the module's header for the format).
 ///
@@ -146,6 +146,8 @@ mod tests {
         assert_eq!(decode_input(&[]), (Vec::new(), Vec::new()));
         let (stream, _) = decode_input(&[0xf0, b'x']);
         assert_eq!(stream.len(), 32768);
+        let (stream, _) = decode_input(&[0xf0, b'x', b'y', b'z']);
+        assert_eq!(stream.len(), MAX_STREAM_BYTES / 3 * 3);
     }
 
     #[test]
