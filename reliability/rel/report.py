@@ -271,6 +271,36 @@ libFuzzer's final stats, CPU seconds the fuzzer's `wait4` rusage. The corpora ar
 streams) and minimised after each run (`-merge=1`, as `cargo fuzz cmin` does). A crash,
 timeout or out-of-memory input is kept under `fuzz/artifacts/<target>/`; once fixed it goes
 to `fuzz/regressions/<target>/` with a unit test beside the code it broke.
+
+*Which fuzzer, and why.* cargo-fuzz (libFuzzer, in-process, coverage-guided) on the nightly
+toolchain, which this machine and most Rust setups have beside stable (`rustup toolchain
+install nightly`; `fuzz/run` installs cargo-fuzz with `cargo install cargo-fuzz` when it is
+missing). Nightly is needed only to build the targets (cargo-fuzz passes `-Z` flags).
+afl.rs would build on stable, but it compiles and drives AFL++ (an external `afl-fuzz`
+process per core, its own corpus layout and stats files); libFuzzer runs in-process, needs
+nothing but the toolchain, and prints the final stats the table reads. The part that must
+run on stable does: nothing of the fuzzing runs in CI; CI replays the committed inputs on stable
+(`cargo test`, tests/it/fuzz_corpus.rs, about a second), which catches a regression of any
+input the fuzzer kept or crashed on. The targets' inputs are plain bytes (the decoder's
+header is decoded by hand, not with the `arbitrary` crate), so steward gains no dependency
+and the replay reads corpus files exactly as the fuzzer did.
+
+*Run it longer.* `fuzz/run --minutes-per-target 60 --jobs 2` gives each target one hour of
+libFuzzer's clock (≥ 1 CPU-hour needs more on a shared machine: CPU seconds are in the
+table). It resumes from the committed corpus and from what earlier runs found
+(`fuzz/target/work/<target>/found`), so runs add up. Reproduce one input:
+`fuzz/target/x86_64-unknown-linux-gnu/release/<target> FILE` (after a `fuzz/run` build) or
+`cargo test --test it fuzz_corpus` once the file is under `fuzz/regressions/<target>/`.
+
+### Found by fuzzing
+
+| target | what broke | fixed in | regression test |
+|---|---|---|---|
+| `config_roundtrip` | the "not valid UTF-8" error of a file with a lone `\\r` (an old Mac line end) counted lines by `\\n` only, while the YAML parser ends a line at a lone `\\r` too: the position was on the wrong line, past the end of it (`services.d/x.yml:1:2` for `\\r` + an invalid byte; YAML's line 2, column 1) | src/config/load.rs counts line breaks as YAML does | `config::load::tests::the_utf8_error_after_a_lone_cr_is_on_the_next_line`; fuzz/regressions/config_roundtrip/utf8-error-after-a-lone-cr |
+
+Not bugs, written down so nobody files them: a JSON body's `depends_on` written as a map
+comes back in id order (serde_json keeps objects sorted; the order carries no meaning), and
+an error at the end of a file may sit on the empty line after the last newline.
 """
 
 

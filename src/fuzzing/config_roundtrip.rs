@@ -11,8 +11,8 @@
 //!   `POST …?persist=true` and the `service_define` tool write) into a second folder
 //!   loads back from it as the same definition (its `source_file` the saved file).
 //!
-//! The two folders are made once per thread under the temporary directory (`TMPDIR`;
-//! fuzz/run points it at its work folder) and rewritten for each input.
+//! The two folders are made once per thread (under `TMPDIR` when it is set, as fuzz/run
+//! does, else on tmpfs at `/dev/shm` when there is one) and rewritten for each input.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -53,17 +53,35 @@ struct Scratch {
 impl Scratch {
     fn new() -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let root = std::env::temp_dir().join(format!(
+        let name = format!(
             "steward-fuzz-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let input = root.join("in");
-        let saved = root.join("saved");
-        for dir in [&input, &saved] {
-            create_dir(&dir.join("services.d"));
+        );
+        // tmpfs first when `TMPDIR` is not set: the saver syncs every file it writes,
+        // which on a busy disk costs more than the rest of the check.
+        let shm = Path::new("/dev/shm");
+        let mut bases = Vec::new();
+        if std::env::var_os("TMPDIR").is_none() && shm.is_dir() {
+            bases.push(shm.to_path_buf());
         }
-        Scratch { root, input, saved }
+        bases.push(std::env::temp_dir());
+        let mut last_error = None;
+        for base in bases {
+            let root = base.join(&name);
+            let (input, saved) = (root.join("in"), root.join("saved"));
+            let made = [&input, &saved]
+                .iter()
+                .try_for_each(|dir| std::fs::create_dir_all(dir.join("services.d")));
+            match made {
+                Ok(()) => return Scratch { root, input, saved },
+                Err(e) => last_error = Some((root, e)),
+            }
+        }
+        match last_error {
+            Some((root, e)) => panic!("cannot create the scratch folder {}: {e}", root.display()),
+            None => unreachable!("the temporary directory is always tried"),
+        }
     }
 }
 
