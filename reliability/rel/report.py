@@ -323,20 +323,38 @@ def fuzz_table(results, results_path):
     return lines
 
 
-def newest_fuzz_results(repo):
-    found = sorted(glob.glob(os.path.join(repo, "reliability", "results", "fuzz-*.json")))
-    if not found:
-        return None, None
-    with open(found[-1]) as f:
-        return json.load(f), os.path.relpath(found[-1], repo)
+def fuzz_runs(repo):
+    """Every fuzz/run results file, oldest first (by the run's start time)."""
+    runs = []
+    for path in glob.glob(os.path.join(repo, "reliability", "results", "fuzz-*.json")):
+        with open(path) as f:
+            runs.append((json.load(f), os.path.relpath(path, repo)))
+    return sorted(runs, key=lambda r: r[0]["date"])
+
+
+def fuzz_totals(runs):
+    """One line summing every recorded run (a long campaign may be several resumed runs)."""
+    execs = sum(t["execs"] for r, _ in runs for t in r["targets"].values())
+    cpu = sum(t["cpu_s"] for r, _ in runs for t in r["targets"].values())
+    bad = sum(t["crashes"] + t["timeouts"] + t["ooms"] for r, _ in runs
+              for t in r["targets"].values())
+    per = {}
+    for r, _ in runs:
+        for name, t in r["targets"].items():
+            per[name] = per.get(name, 0) + t["cpu_s"]
+    per_text = ", ".join(f"`{n}` {c / 3600:.2f}" for n, c in sorted(per.items()))
+    return [f"All {len(runs)} recorded runs together (reliability/results/fuzz-*.json): "
+            f"{execs:,} execs, {cpu / 3600:.2f} CPU-hours ({per_text}), {bad} crashes, "
+            f"timeouts or OOMs.", ""]
 
 
 def fuzz_block(repo):
     """The fuzzing section with its markers (the prose alone before any run)."""
-    results, results_path = newest_fuzz_results(repo)
+    runs = fuzz_runs(repo)
     body = [FUZZ_PROSE]
-    if results is not None:
-        body += ["### Figures", ""] + fuzz_table(results, results_path)
+    if runs:
+        results, results_path = runs[-1]
+        body += ["### Figures", ""] + fuzz_table(results, results_path) + fuzz_totals(runs)
     else:
         body.append("No fuzzing figures yet: run `fuzz/run`.\n")
     return "\n" + FUZZ_BEGIN + "\n" + "\n".join(body) + FUZZ_END + "\n"
