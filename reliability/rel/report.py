@@ -297,8 +297,13 @@ table). It resumes from the committed corpus and from what earlier runs found
 | target | what broke | fixed in | regression test |
 |---|---|---|---|
 | `config_roundtrip` | the "not valid UTF-8" error of a file with a lone `\\r` (an old Mac line end) counted lines by `\\n` only, while the YAML parser ends a line at a lone `\\r` too: the position was on the wrong line, past the end of it (`services.d/x.yml:1:2` for `\\r` + an invalid byte; YAML's line 2, column 1) | src/config/load.rs counts line breaks as YAML does | `config::load::tests::the_utf8_error_after_a_lone_cr_is_on_the_next_line`; fuzz/regressions/config_roundtrip/utf8-error-after-a-lone-cr |
+| `definition_json` | a relative `source.git` with a space around it (`{"source": {"git": "httpso "}, …}`) was accepted as the path `<base>/httpso ` (the URL and absolute forms were trimmed, a relative path was not), which `check_definition` then refused: a body `POST /api/v1/services` accepted could not be saved (`?persist=true`); the same in YAML | src/config/validate/launch.rs trims it like the other forms | `config::validate::launch::tests::a_relative_source_git_is_trimmed_like_the_other_forms`; fuzz/regressions/definition_json/source-git-* |
 
-Not bugs, written down so nobody files them: a JSON body's `depends_on` written as a map
+The second run's two timeouts (one `definition_json`, one `env_file` input) were not
+reproduced: alone, the inputs run in 59 ms and 114 ms; the run overlapped a full `cargo test`
+on the 2 shared cores while the fuzzers ran at `nice -n 19`, so libFuzzer's 1 s alarm
+measured waiting, not work. They are kept out of the corpus. Not bugs, written down so
+nobody files them: a JSON body's `depends_on` written as a map
 comes back in id order (serde_json keeps objects sorted; the order carries no meaning), and
 an error at the end of a file may sit on the empty line after the last newline.
 """
