@@ -7,9 +7,10 @@
 //!   (1-based; lines as YAML counts them, a lone `\r` ending one too; the line at most one
 //!   past the last, for "unexpected end of file"; the column at most one past the line);
 //! * **accepted** — every definition passes [`check_definition`], all of them together
-//!   [`check_dependencies`], and each saved by [`save_service`] (what `steward define`,
-//!   `POST …?persist=true` and the `service_define` tool write) into a second folder
-//!   loads back from it as the same definition (its `source_file` the saved file).
+//!   [`check_dependencies`], the config `check_exit_with` (the rest of `steward validate`),
+//!   and each saved by [`save_service`] (what `steward define`, `POST …?persist=true` and
+//!   the `service_define` tool write) into a second folder loads back from it as the same
+//!   definition (its `source_file` the saved file).
 //!
 //! The two folders are made once per thread (under `TMPDIR` when it is set, as fuzz/run
 //! does, else on tmpfs at `/dev/shm` when there is one) and rewritten for each input.
@@ -138,6 +139,10 @@ fn check_in(data: &[u8], scratch: &Scratch) {
             }
             if let Err(errors) = check_dependencies(&defs) {
                 panic!("loaded, but check_dependencies refuses them: {errors}");
+            }
+            // The rest of what `steward validate` checks.
+            if let Err(why) = config.check_exit_with() {
+                panic!("loaded, but check_exit_with refuses it: {why}");
             }
             check_saved_loads_back(&config.services, &scratch.saved);
         }
