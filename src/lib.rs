@@ -42,6 +42,8 @@ pub mod dependencies;
 pub mod error;
 pub mod events;
 pub mod function;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handle;
 pub mod logs;
 pub mod main_service;

@@ -269,13 +269,8 @@ fn list_services_d(dir: &Path, abs_dir: &Path, errors: &mut Vec<ConfigError>) ->
 fn read_text(file: &FileToLoad) -> Result<String, ConfigError> {
     let bytes = read::read_bounded(&file.shown, &file.absolute, file.is_main)?;
     String::from_utf8(bytes).map_err(|e| {
-        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        let line = valid.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
-        let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let column = String::from_utf8_lossy(&valid[line_start..])
-            .chars()
-            .count() as u64
-            + 1;
+        let valid = String::from_utf8_lossy(&e.as_bytes()[..e.utf8_error().valid_up_to()]);
+        let (line, column) = position_after(&valid);
         ConfigError {
             file: Some(file.shown.clone()),
             line,
@@ -284,4 +279,57 @@ fn read_text(file: &FileToLoad) -> Result<String, ConfigError> {
             hint: Some("save it as UTF-8 text".to_string()),
         }
     })
+}
+
+/// The 1-based line and column just after `text`, with line breaks counted as YAML counts
+/// them (`\r\n`, `\n` and a lone `\r`), so that a position found here agrees with the
+/// parser's positions in the same file. (Counting `\n` alone put the UTF-8 error of a file
+/// with a lone `\r` on the wrong line: found by fuzzing, fuzz/regressions/config_roundtrip/.)
+fn position_after(text: &str) -> (u64, u64) {
+    let (mut line, mut column) = (1, 1);
+    let mut after_cr = false;
+    for c in text.chars() {
+        match c {
+            // The `\n` of `\r\n`: the line ended at the `\r`.
+            '\n' if after_cr => {}
+            '\n' | '\r' => (line, column) = (line + 1, 1),
+            _ => column += 1,
+        }
+        after_cr = c == '\r';
+    }
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_count_line_breaks_as_yaml_does() {
+        assert_eq!(position_after(""), (1, 1));
+        assert_eq!(position_after("ab"), (1, 3));
+        assert_eq!(position_after("a\nbé"), (2, 3));
+        assert_eq!(position_after("a\r\nb"), (2, 2));
+        assert_eq!(position_after("a\rb"), (2, 2));
+        assert_eq!(position_after("\r\r\n\n"), (4, 1));
+    }
+
+    /// The input of fuzz/regressions/config_roundtrip/utf8-error-after-a-lone-cr: a
+    /// `services.d` file `\r` + an invalid byte was reported at 1:2, a column past the end
+    /// of a line that YAML ends at the `\r`.
+    #[test]
+    fn the_utf8_error_after_a_lone_cr_is_on_the_next_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("services.yml"), "version: 1\n").expect("write");
+        std::fs::create_dir(dir.path().join("services.d")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("services.d/x.yml"),
+            b"\r\x8c\x96\x90\n# {}\n",
+        )
+        .expect("write");
+        let errors = load_dir(dir.path()).expect_err("not UTF-8");
+        let e = &errors.0[0];
+        assert_eq!(e.message, "the file is not valid UTF-8");
+        assert_eq!((e.line, e.column), (2, 1), "{e}");
+    }
 }

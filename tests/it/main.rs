@@ -16,6 +16,8 @@ mod dependencies;
 mod detached;
 /// Function services: the app's own async functions in the tree, with processes around them.
 mod function;
+/// The fuzz targets' corpora and crashers replayed through their checks (stable Rust).
+mod fuzz_corpus;
 /// Probes and the HealthChecker against real HTTP/TCP servers and commands.
 mod health;
 /// `install` and `source`: clone, install once per definition, failures, stop while installing.

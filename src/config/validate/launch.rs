@@ -65,7 +65,12 @@ impl Checker<'_> {
                 } else if is_git_url(text) || Path::new(text).is_absolute() {
                     Some(text.to_string())
                 } else {
-                    self.path(base, "source.git", git)
+                    // Trimmed like the URL and absolute forms: a path kept with its
+                    // trailing space was accepted here and refused by `check_definition`
+                    // (found by fuzzing, fuzz/regressions/definition_json/).
+                    let mut trimmed = git.clone();
+                    trimmed.value = text.to_string();
+                    self.path(base, "source.git", &trimmed)
                         .map(|p| p.to_string_lossy().into_owned())
                 }
             }
@@ -216,6 +221,23 @@ fn account_problem(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// fuzz/regressions/definition_json/source-git-with-a-trailing-space:
+    /// `{"source": {"git": "httpso "}, …}` was accepted by the JSON parser as the path
+    /// `<base>/httpso ` (with the space), which `check_definition` then refused.
+    #[test]
+    fn a_relative_source_git_is_trimmed_like_the_other_forms() {
+        let body = serde_json::json!({
+            "source": {"git": "httpso ", "ref": "v1.4.0"},
+            "install": ["npm", "ci"],
+            "command": "npm start",
+        });
+        let def = crate::config::definition_from_json("fuzz", &body, Path::new("/srv/app"))
+            .expect("accepted");
+        let source = def.source.as_ref().expect("a source");
+        assert_eq!(source.git, "/srv/app/httpso");
+        crate::config::check_definition(&def).expect("what the parser accepts passes the checks");
+    }
 
     #[test]
     fn git_urls_and_local_paths() {
