@@ -15,8 +15,10 @@ use ractor::RpcReplyPort;
 use tracing::{debug, warn};
 
 use super::{PortError, PortManagerState, RunningProcess};
-use crate::process::cgroup::{Condition, Leaf, ProcessTracking, subtree::EMPTY_TIMEOUT};
+use crate::config::Limits;
+use crate::process::cgroup::{Condition, Leaf, ProcessTracking, limits, subtree::EMPTY_TIMEOUT};
 use crate::process::{SpawnPlan, signal_name};
+use crate::state::ExitInfo;
 
 /// How long a pause waits for the group's leader to stop (SIGSTOP) before the freeze.
 const STOP_SETTLE: Duration = Duration::from_secs(1);
@@ -63,6 +65,35 @@ pub(super) fn leaf_for(
         return Ok(None);
     }
     Ok(Some(subtree.leaf(service)?))
+}
+
+/// Before the spawn: writes the service's `limits` to its leaf for the controllers the
+/// leaves have (lifting those it does not set), and returns the leaf's `oom_kill` count
+/// to compare at the exit. A write that fails fails the start, naming the file.
+pub(super) fn apply_limits(
+    tracking: Option<&Arc<ProcessTracking>>,
+    leaf: Option<&Leaf>,
+    wanted: &Limits,
+) -> Result<Option<u64>, PortError> {
+    let (Some(controllers), Some(leaf)) = (tracking.and_then(|t| t.controllers()), leaf) else {
+        return Ok(None);
+    };
+    limits::apply(leaf.path(), wanted, controllers)?;
+    Ok(limits::oom_kills_of(leaf.path()))
+}
+
+/// At the exit: `Some(limits.memory)` when the kernel's OOM killer ended the process (it
+/// died of SIGKILL and its leaf's `oom_kill` count went up since the spawn).
+pub(super) fn out_of_memory(
+    current: &RunningProcess,
+    exit: &ExitInfo,
+    wanted: &Limits,
+) -> Option<Option<u64>> {
+    let guard = current.leaf.as_ref()?;
+    let before = current.oom_kills?;
+    let killed = exit.code.is_none() && exit.signal.as_deref() == Some("SIGKILL");
+    let now = limits::oom_kills_of(guard.leaf.path())?;
+    (killed && now > before).then_some(wanted.memory)
 }
 
 /// Arms a guard over `leaf`.
