@@ -352,9 +352,69 @@ async fn the_boot_log_and_the_state_say_limits_are_not_enforced_with_cgroups_off
         assert_eq!(api.limits_not_enforced.as_deref(), Some(why));
         let plain = daemon.state("plain").await.expect("plain");
         assert_eq!(plain.limits_not_enforced, None);
+        if env.is_empty() {
+            shown_by_the_api_and_the_cli(&daemon, why).await;
+        }
         daemon.signal(nix::sys::signal::Signal::SIGTERM);
         assert!(daemon.exit(Duration::from_secs(30)).await.success());
     }
+}
+
+/// The definition's `limits` and the state's reason in `GET /api/v1/services/api`, the
+/// explain route's summary, and `steward status` / `steward explain`.
+async fn shown_by_the_api_and_the_cli(daemon: &Daemon, why: &str) {
+    let detail: serde_json::Value = reqwest::get(format!("{}/api/v1/services/api", daemon.url))
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        detail["definition"]["limits"],
+        serde_json::json!({"memory": "512MiB"}),
+        "{detail}"
+    );
+    let explain: serde_json::Value =
+        reqwest::get(format!("{}/api/v1/services/api/explain", daemon.url))
+            .await
+            .expect("explain")
+            .json()
+            .await
+            .expect("json");
+    let summary = explain["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.ends_with(&format!(
+            "Its limits are not enforced ({why}): it runs without them."
+        )),
+        "{summary}"
+    );
+    let cli = |args: &[&str]| {
+        let output = assert_cmd::Command::cargo_bin("steward")
+            .expect("the steward binary")
+            .env_remove("STEWARD_TOKEN")
+            .args(["--url", daemon.url.as_str()])
+            .args(args)
+            .timeout(Duration::from_secs(60))
+            .output()
+            .expect("run steward");
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        text(&output.stdout)
+    };
+    let status = cli(&["status"]);
+    assert!(
+        status.contains(&format!("\napi: limits not enforced: {why}\n")),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!("worker: limits not enforced: {why}")),
+        "{status}"
+    );
+    assert!(!status.contains("plain: limits"), "{status}");
+    let explained = cli(&["explain", "api"]);
+    assert!(
+        explained.contains(&format!("\nlimits not enforced: {why}\n")),
+        "{explained}"
+    );
 }
 
 #[test]
