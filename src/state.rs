@@ -170,6 +170,12 @@ pub struct ServiceState {
     /// pid, CPU or memory of its own).
     #[serde(default)]
     pub kind: ServiceKind,
+    /// Why the service's `limits` are not (all) applied, e.g. `the memory controller is
+    /// not available in /sys/fs/cgroup (controllers: cpu io)` or `cgroups are off
+    /// (settings.cgroups: false)`; `None` when it has none or all are enforced (DESIGN §11:
+    /// never silently ignored). The service runs either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits_not_enforced: Option<String>,
 }
 
 impl ServiceState {
@@ -193,6 +199,7 @@ impl ServiceState {
             log_file_error: None,
             notify_status: None,
             kind: ServiceKind::Process,
+            limits_not_enforced: None,
         }
     }
 

@@ -132,11 +132,15 @@ pub fn summary(state: &ServiceState, def: &ServiceDefinition) -> String {
         ),
         ServiceStatus::Failed => format!("{id} failed{}", because("it gave up")),
     };
-    match &state.log_file_error {
+    let text = match &state.log_file_error {
         Some(error) => format!(
             "{text}. Its log file cannot be written ({error}): lines are kept in the ring only, until the file takes writes again."
         ),
         None => format!("{text}."),
+    };
+    match &state.limits_not_enforced {
+        Some(why) => format!("{text} Its limits are not enforced ({why}): it runs without them."),
+        None => text,
     }
 }
 

@@ -456,7 +456,7 @@ pub fn document() -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": with_notify(schemas()),
+            "schemas": with_limits(with_notify(schemas())),
         }
     })
 }
@@ -482,6 +482,30 @@ fn with_notify(mut schemas: Value) -> Value {
     if let Some(kinds) = schemas["Event"]["properties"]["kind"]["enum"].as_array_mut() {
         kinds.push(json!("notified"));
     }
+    schemas
+}
+
+/// Issue 13's additions: a definition's `limits` and `max_memory`, and a state's
+/// `limits_not_enforced`.
+fn with_limits(mut schemas: Value) -> Value {
+    schemas["Definition"]["properties"]["limits"] = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "description": "cgroup v2 limits of the service's cgroup, applied where steward's subtree has the controller (else see the state's limits_not_enforced).",
+        "properties": {
+            "memory": {"type": "string", "description": "memory.max, a size such as 512MiB (at least 1MiB); swap is not allowed past it."},
+            "cpu": {"type": "string", "description": "cpu.max in cores (1.5) or percent of one core (150%), from 0.01 to 1024 cores."},
+            "pids": {"type": "integer", "minimum": 1, "description": "pids.max: the most processes and threads at once."}
+        }
+    });
+    schemas["Definition"]["properties"]["max_memory"] = json!({
+        "type": "string",
+        "description": "Restart (through the restart policy) when the service's process tree uses more memory than this for two samples in a row."
+    });
+    schemas["ServiceState"]["properties"]["limits_not_enforced"] = json!({
+        "type": ["string", "null"],
+        "description": "Why the service's limits are not (all) applied, e.g. `cgroups are off (settings.cgroups: false)`; absent when it has none or all are enforced. The service runs either way."
+    });
     schemas
 }
 

@@ -91,6 +91,35 @@ pub struct DefinitionView {
     /// The function's name, for a function service.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub function: Option<String>,
+    /// `limits:` as the YAML writes them (absent when none is set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsView>,
+}
+
+/// A definition's `limits:` in the YAML schema's shape (`{"memory": "512MiB", "cpu":
+/// "1.5", "pids": 256}`), so the view can be sent back as a definition.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LimitsView {
+    /// `memory.max` as a size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    /// `cpu.max` in cores.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// `pids.max`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids: Option<u64>,
+}
+
+impl LimitsView {
+    /// The view of `limits`, `None` when none is set.
+    pub fn of(limits: &crate::config::Limits) -> Option<Self> {
+        (!limits.is_empty()).then(|| LimitsView {
+            memory: limits.memory.map(crate::config::size_text),
+            cpu: limits.cpu_millicores.map(crate::config::cpu_text),
+            pids: limits.pids,
+        })
+    }
 }
 
 impl DefinitionView {
@@ -134,6 +163,7 @@ impl DefinitionView {
             watchdog: def.watchdog.map(human),
             kind: def.kind().as_str(),
             function: def.function.as_ref().map(|f| f.name.clone()),
+            limits: LimitsView::of(&def.limits),
         }
     }
 }

@@ -54,9 +54,14 @@ const DRAIN: Duration = Duration::from_secs(2);
 const FORCED_KILL: Duration = Duration::from_secs(5);
 
 /// Runs `steward validate`: loads the config, prints a summary (or every error).
+///
+/// Warnings (a valid config that will not do all it says here: `limits` without the
+/// cgroup controllers) are printed after the summary; `--strict` makes them fail it.
 pub fn validate(args: &ValidateArgs, json: bool) -> anyhow::Result<ExitCode> {
     let config = steward::config::load_dir(&args.config)?;
     config.check_exit_with().map_err(anyhow::Error::msg)?;
+    let warnings = warnings(&config);
+    let failed = args.strict && !warnings.is_empty();
     if json {
         let ids: Vec<&str> = config.services.iter().map(|s| s.id.as_str()).collect();
         out_json(&serde_json::json!({
@@ -64,11 +69,40 @@ pub fn validate(args: &ValidateArgs, json: bool) -> anyhow::Result<ExitCode> {
             "services": ids,
             "listen": config.settings.listen,
             "errors": [],
+            "warnings": warnings,
+            "strict": args.strict,
         }))?;
     } else {
         out(&summary(&args.config, &config))?;
+        for warning in &warnings {
+            match failed {
+                true => eprintln!("steward: error (--strict): {warning}"),
+                false => out(&format!("warning: {warning}\n"))?,
+            }
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// What a valid `config` will not do on this machine, one sentence each: `limits not
+/// enforced: <why> (services: api, worker)`, judged as a runtime started now would
+/// (`settings.cgroups`, `STEWARD_CGROUPS`, the cgroup controllers), creating nothing.
+fn warnings(config: &Config) -> Vec<String> {
+    use steward::process::cgroup::{ProcessTracking, tracking::unenforced_limits};
+    let outlook = ProcessTracking::limits_outlook(config.settings.cgroups);
+    let why_not = |limits: &steward::config::Limits| match &outlook {
+        _ if limits.is_empty() => None,
+        Ok(controllers) => controllers.why_not(limits),
+        Err(why) => Some(why.clone()),
+    };
+    unenforced_limits(&config.services, why_not)
+        .into_iter()
+        .map(|(why, ids)| format!("limits not enforced: {why} (services: {})", ids.join(", ")))
+        .collect()
 }
 
 /// `config: 3 services (web, worker, migrate), no errors; API on 127.0.0.1:7070`.
@@ -176,6 +210,13 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         mode = tracking.mode.as_str(),
         "process tracking: {tracking}"
     );
+    // A limit that cannot be enforced is said, never silently ignored (DESIGN §11).
+    let tables = steward.tables();
+    for (why, ids) in steward::process::cgroup::tracking::unenforced_limits(&config.services, |l| {
+        tables.tracking.limits_not_enforced(l)
+    }) {
+        warn!(services = %ids.join(", "), "limits not enforced: {why}");
+    }
     let printed = print_events(&steward).await?;
     // systemd's Type=notify (DESIGN §11): READY, STATUS, STOPPING, RELOADING, WATCHDOG.
     let notifier = ManagerNotifier::from_env().map(Arc::new);

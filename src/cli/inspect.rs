@@ -60,6 +60,9 @@ fn render_explanation(e: &Explanation, paint: Paint) -> String {
         if let Some(reason) = &state.reason {
             text.push_str(&format!("reason: {reason}\n"));
         }
+        if let Some(why) = &state.limits_not_enforced {
+            text.push_str(&format!("limits not enforced: {why}\n"));
+        }
         if let Some(said) = &state.notify_status {
             // What the service itself last said (sd_notify `STATUS=`).
             text.push_str(&format!(

@@ -155,6 +155,9 @@ pub struct ValidateArgs {
     /// Directory holding services.yml and services.d/.
     #[arg(long, default_value = "config")]
     pub config: PathBuf,
+    /// Fail (exit 1) on warnings too, such as `limits` this machine cannot enforce.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// `steward status`.

@@ -72,6 +72,7 @@ pub async fn run(client: &Client, args: &StatusArgs, json: bool) -> anyhow::Resu
     } else {
         out(&table::render(&states, chrono::Utc::now(), Paint::stdout()))?;
         out(&notify_notes(&states))?;
+        out(&limits_notes(&states))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -84,6 +85,27 @@ pub fn notify_notes(states: &[ServiceState]) -> String {
         .filter_map(|s| {
             let text = s.notify_status.as_deref()?.trim();
             (!text.is_empty()).then(|| format!("{}: {}\n", s.id, one_line(text)))
+        })
+        .collect();
+    if notes.is_empty() {
+        String::new()
+    } else {
+        format!("\n{}", notes.concat())
+    }
+}
+
+/// Under the table, the services whose `limits` are not enforced, one
+/// `id: limits not enforced: <why>` line each after a blank line; nothing when none.
+pub fn limits_notes(states: &[ServiceState]) -> String {
+    let notes: Vec<String> = states
+        .iter()
+        .filter_map(|s| {
+            let why = s.limits_not_enforced.as_deref()?;
+            Some(format!(
+                "{}: limits not enforced: {}\n",
+                s.id,
+                one_line(why)
+            ))
         })
         .collect();
     if notes.is_empty() {
@@ -111,5 +133,17 @@ mod tests {
         assert_eq!(notify_notes(&[app.clone(), quiet.clone()]), "");
         app.notify_status = Some("serving\t3 clients\n".to_string());
         assert_eq!(notify_notes(&[app, quiet]), "\napp: serving 3 clients\n");
+    }
+
+    #[test]
+    fn unenforced_limits_are_named_under_the_table() {
+        let mut api = ServiceState::pending("api", "api", &[]);
+        let plain = ServiceState::pending("plain", "plain", &[]);
+        assert_eq!(limits_notes(&[api.clone(), plain.clone()]), "");
+        api.limits_not_enforced = Some("cgroups are off (settings.cgroups: false)".into());
+        assert_eq!(
+            limits_notes(&[plain, api]),
+            "\napi: limits not enforced: cgroups are off (settings.cgroups: false)\n"
+        );
     }
 }

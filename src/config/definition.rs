@@ -302,6 +302,10 @@ pub struct ServiceDefinition {
     /// Restart (through the restart policy) when the service's whole process tree uses
     /// more resident memory than this many bytes for two samples in a row.
     pub max_memory: Option<u64>,
+    /// `limits:` — cgroup v2 limits on the service's cgroup (`memory.max`, `cpu.max`,
+    /// `pids.max`), applied where steward's subtree has the controller; otherwise the
+    /// service runs and its state says why they are not enforced (DESIGN §11).
+    pub limits: Limits,
 }
 
 impl std::fmt::Debug for ServiceDefinition {
@@ -343,6 +347,7 @@ impl std::fmt::Debug for ServiceDefinition {
             watchdog,
             function,
             max_memory,
+            limits,
         } = self;
         f.debug_struct("ServiceDefinition")
             .field("id", id)
@@ -380,6 +385,7 @@ impl std::fmt::Debug for ServiceDefinition {
             .field("watchdog", watchdog)
             .field("function", function)
             .field("max_memory", max_memory)
+            .field("limits", limits)
             .finish()
     }
 }
@@ -436,6 +442,7 @@ impl ServiceDefinition {
             watchdog: None,
             function: None,
             max_memory: None,
+            limits: Limits::default(),
         }
     }
 
@@ -569,6 +576,39 @@ impl ServiceDefinition {
     /// probe, or a function that reports its readiness itself.
     pub fn has_readiness_gate(&self) -> bool {
         self.readiness.is_some() || self.function.as_ref().is_some_and(|f| f.reports_ready)
+    }
+}
+
+/// A service's `limits:` (DESIGN §2): what its cgroup may use. Each is optional; none set
+/// means no limit is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Limits {
+    /// `memory: 512MiB` — bytes, written to `memory.max` (and `memory.swap.max` 0, so the
+    /// limit is not stretched by swap): past it the kernel's OOM killer ends a process.
+    pub memory: Option<u64>,
+    /// `cpu: 1.5` or `cpu: 150%` — thousandths of a core (1500), written to `cpu.max` as a
+    /// quota per 100 ms period (`150000 100000`).
+    pub cpu_millicores: Option<u32>,
+    /// `pids: 256` — the most processes and threads at once, written to `pids.max`.
+    pub pids: Option<u64>,
+}
+
+impl Limits {
+    /// True when no limit is set.
+    pub fn is_empty(&self) -> bool {
+        self.memory.is_none() && self.cpu_millicores.is_none() && self.pids.is_none()
+    }
+
+    /// The cgroup controllers the limits set here need (`memory`, `cpu`, `pids`).
+    pub fn controllers(&self) -> Vec<&'static str> {
+        [
+            ("memory", self.memory.is_some()),
+            ("cpu", self.cpu_millicores.is_some()),
+            ("pids", self.pids.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
     }
 }
 

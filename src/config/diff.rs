@@ -138,6 +138,7 @@ pub fn changed_keys(old: &ServiceDefinition, new: &ServiceDefinition) -> Vec<&'s
         watchdog,
         function,
         max_memory,
+        limits,
     } = old;
     let mut keys = Vec::new();
     let mut note = |key: &'static str, differs: bool| {
@@ -178,6 +179,7 @@ pub fn changed_keys(old: &ServiceDefinition, new: &ServiceDefinition) -> Vec<&'s
     note("watchdog", *watchdog != new.watchdog);
     note("function", *function != new.function);
     note("max_memory", *max_memory != new.max_memory);
+    note("limits", *limits != new.limits);
     keys
 }
 

@@ -23,13 +23,17 @@ mod validate;
 pub use crate::function::FunctionService;
 pub use definition::{
     CommandSpec, Config, DEFAULT_BACKOFF, DEFAULT_MAX_SERVICES, Dependency, DependencyCondition,
-    FunctionProbe, ProbeCheck, ProbeFuture, ProbeKind, ProbeSpec, RestartPolicy, ServiceDefinition,
-    Settings, SourceSpec,
+    FunctionProbe, Limits, ProbeCheck, ProbeFuture, ProbeKind, ProbeSpec, RestartPolicy,
+    ServiceDefinition, Settings, SourceSpec,
 };
 pub use diff::{PlanAction, PlanEntry, ReloadPlan, changed_keys, fingerprint, plan_reload};
 pub use load::load_dir;
 /// A duration as the config writes it (`30s`, `5m`, `1500ms`), for words that quote one.
 pub(crate) use save::duration_text;
+/// A size as the config writes it (`512MiB`), for words that quote one.
+pub(crate) use save::size_text;
 pub use save::{save_service, service_to_yaml};
+/// Cores as `limits.cpu` is written (`1.5`).
+pub(crate) use validate::cpu_text;
 pub(crate) use validate::{HeldGraph, check_added};
 pub use validate::{check_definition, check_dependencies, definition_from_json, is_valid_id};

@@ -183,6 +183,24 @@ pub(crate) struct RawService {
     /// A size: restart when the service's process tree uses more memory.
     #[serde(default)]
     pub max_memory: Option<Sp<String>>,
+    /// `{memory, cpu, pids}`: cgroup v2 limits.
+    #[serde(default)]
+    pub limits: Option<Sp<RawLimits>>,
+}
+
+/// The `limits:` block of a service (values as written; read by `validate::limits`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    /// A size: `memory.max`.
+    #[serde(default)]
+    pub memory: Option<Sp<String>>,
+    /// Cores (`1.5`) or a percentage of one core (`150%`): `cpu.max`.
+    #[serde(default)]
+    pub cpu: Option<Sp<String>>,
+    /// A whole number: `pids.max`.
+    #[serde(default)]
+    pub pids: Option<Sp<String>>,
 }
 
 /// The `source:` block of a service.
@@ -425,7 +443,11 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "group",
     "watchdog",
     "max_memory",
+    "limits",
 ];
+
+/// The keys of a `limits:` block.
+pub(crate) const LIMITS_KEYS: &[&str] = &["memory", "cpu", "pids"];
 
 /// The keys of a `source:` block.
 pub(crate) const SOURCE_KEYS: &[&str] = &["git", "ref"];

@@ -248,6 +248,20 @@ fn render(def: &ServiceDefinition, folder: Option<&Path>) -> String {
     if let Some(bytes) = def.max_memory {
         key(&mut out, "max_memory", &size_text(bytes));
     }
+    if !def.limits.is_empty() {
+        let limits = &def.limits;
+        let items: Vec<String> = [
+            limits.memory.map(|b| format!("memory: {}", size_text(b))),
+            limits
+                .cpu_millicores
+                .map(|m| format!("cpu: {}", crate::config::cpu_text(m))),
+            limits.pids.map(|p| format!("pids: {p}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        key(&mut out, "limits", &format!("{{ {} }}", items.join(", ")));
+    }
     out
 }
 

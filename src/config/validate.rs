@@ -28,6 +28,7 @@ use crate::error::ConfigErrors;
 mod checker;
 mod dependencies;
 mod launch;
+mod limits;
 mod probes;
 
 use checker::Checker;
@@ -35,6 +36,7 @@ pub use dependencies::check_dependencies;
 pub(crate) use dependencies::{
     DependencyEdge, DependencyNode, HeldGraph, check_added, graph_errors,
 };
+pub(crate) use limits::cpu_text;
 use probes::host_port;
 
 /// Why `notify`/`watchdog` and `detached` do not go together, and what to do instead.
@@ -208,6 +210,7 @@ pub fn check_definition(def: &ServiceDefinition) -> Result<(), ConfigErrors> {
         }
     }
     c.launch_definition(def);
+    c.limits_of_definition(&def.limits, def.detached);
     if problems.is_empty() {
         Ok(())
     } else {
@@ -749,6 +752,11 @@ fn convert_service_with_edges(
                 at(raw.pid_file.as_ref().map(Pos::of)),
             ],
         );
+    }
+    if let Some(limits) = &raw.limits
+        && let Some(limits) = c.limits(limits, def.detached)
+    {
+        def.limits = limits;
     }
 
     (problems.len() == before).then_some(def)

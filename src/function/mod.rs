@@ -156,6 +156,7 @@ pub(crate) fn process_only_keys(def: &crate::ServiceDefinition) -> Vec<&'static 
         ("readiness.notify", def.notify_readiness()),
         ("watchdog", def.watchdog.is_some()),
         ("max_memory", def.max_memory.is_some()),
+        ("limits", !def.limits.is_empty()),
     ]
     .into_iter()
     .filter_map(|(key, set)| set.then_some(key))

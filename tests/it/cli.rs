@@ -298,6 +298,17 @@ impl Daemon {
         (child, lines)
     }
 
+    /// The first line of the daemon's log (from now) that `pred` accepts; panics with the
+    /// log after `deadline`.
+    pub(crate) fn wait_log(
+        &self,
+        what: &str,
+        deadline: Duration,
+        pred: impl FnMut(&str) -> bool,
+    ) -> String {
+        self.log.until(what, deadline, pred)
+    }
+
     pub(crate) fn signal(&self, signal: Signal) {
         kill(Pid::from_raw(self.pid() as i32), signal).expect("signal steward up");
     }

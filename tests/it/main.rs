@@ -24,6 +24,9 @@ mod health;
 mod install;
 /// Service lifecycle through the public API: start, stop, crash, restart policies, backoff.
 mod lifecycle;
+/// `limits` (memory, cpu, pids): loaded, saved, refused with the place; applied where the
+/// cgroup controllers are, else "limits not enforced: <why>" in state, boot log, validate.
+mod limits;
 /// A service's log file in a running runtime: failures reported once, a full disk,
 /// resuming, a flood kept whole through a shutdown.
 mod log_file;

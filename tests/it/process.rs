@@ -122,6 +122,7 @@ impl Harness {
             log_buffer,
             tracking: None,
             max_memory: None,
+            limits: Default::default(),
         };
         let (port, _) = Actor::spawn(None, PortManager, args)
             .await

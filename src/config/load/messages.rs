@@ -5,6 +5,7 @@
 use serde_saphyr::{DefaultMessageFormatter, Error as YamlError, MessageFormatter};
 
 use super::parse::Section;
+use crate::config::model::LIMITS_KEYS;
 use crate::config::model::{
     DEPENDENCY_KEYS, FILE_KEYS, HTTP_KEYS, PROBE_KEYS, Pos, SERVICE_KEYS, SETTINGS_KEYS,
     SOURCE_KEYS,
@@ -238,6 +239,8 @@ fn unknown_key(pos: Pos, field: &str, expected: &[&str], section: Option<&Sectio
         "`settings`".to_string()
     } else if expected == SOURCE_KEYS {
         format!("the `source` of {service_words}")
+    } else if expected == LIMITS_KEYS {
+        format!("the `limits` of {service_words}")
     } else if expected == DEPENDENCY_KEYS {
         format!("a dependency of {service_words}")
     } else {
@@ -271,6 +274,7 @@ fn expected_in_words(expected: &str, key: Option<&str>) -> (String, String) {
         ("mapping start", Some("http")) => "struct RawHttp",
         ("mapping start", Some("env")) => "a map of variable names to values",
         ("mapping start", Some("source")) => "struct RawSource",
+        ("mapping start", Some("limits")) => "struct RawLimits",
         (other, _) => other,
     };
     let (what, hint): (&str, String) = match expected {
@@ -300,6 +304,10 @@ fn expected_in_words(expected: &str, key: Option<&str>) -> (String, String) {
         "struct RawSource" => (
             "a source (a map)",
             "write `source: { git: \"https://example.org/org/repo.git\", ref: main }`".to_string(),
+        ),
+        "struct RawLimits" => (
+            "limits (a map)",
+            "write `limits: { memory: 512MiB, cpu: 1.5, pids: 256 }`".to_string(),
         ),
         "struct RawDependency" => (
             "a dependency (a map)",

@@ -11,15 +11,18 @@
 //! * `subtree` — the runtime's own subtree, its record in `state_dir`, crash recovery;
 //! * `leaf` — one service's cgroup: kill, freeze, wait for `populated 0` / `frozen 1`;
 //! * `lineage` — a service's processes in either mode; process-group mode's trace of escapes;
+//! * `limits` — the controllers steward may use, `limits` written to a leaf, OOM kills;
 //! * `tracking` — the mode in force (cgroup, or process group + subreaper) and why.
 
 pub mod hierarchy;
 pub mod leaf;
+pub mod limits;
 pub mod lineage;
 pub mod subtree;
 pub mod tracking;
 
 pub use hierarchy::Hierarchy;
 pub use leaf::{Condition, Leaf};
+pub use limits::Controllers;
 pub use subtree::{Subtree, recover};
 pub use tracking::{CGROUPS_ENV, ProcessTracking, TrackingMode, TrackingStatus};

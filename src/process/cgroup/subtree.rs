@@ -22,6 +22,7 @@ use tracing::{info, warn};
 
 use super::hierarchy::Hierarchy;
 use super::leaf::Leaf;
+use super::limits::{self, Controllers};
 use crate::process::pid_file;
 
 /// How long removing a leaf waits for its killed processes to be gone.
@@ -44,6 +45,8 @@ pub struct Subtree {
     record: Option<PathBuf>,
     /// Set once [`Subtree::release`] ran (it runs again from `Drop` otherwise).
     released: AtomicBool,
+    /// The controllers the leaves have for `limits`, and why the others are missing.
+    controllers: Controllers,
 }
 
 impl Subtree {
@@ -63,11 +66,14 @@ impl Subtree {
             return Err("the kernel has no cgroup.kill (Linux 5.14 or later is needed)".into());
         }
         let record = state_dir.and_then(|dir| write_record(dir, &path));
+        let delegated = limits::is_delegated(&hierarchy.own, &hierarchy.mount);
+        let controllers = limits::enable(&hierarchy.own, &path, delegated, std::process::id());
         Ok(Subtree {
             hierarchy,
             path,
             record,
             released: AtomicBool::new(false),
+            controllers,
         })
     }
 
@@ -79,6 +85,11 @@ impl Subtree {
     /// The hierarchy it lives in.
     pub fn hierarchy(&self) -> &Hierarchy {
         &self.hierarchy
+    }
+
+    /// The controllers its leaves have for `limits` (see `limits.rs`).
+    pub fn controllers(&self) -> &Controllers {
+        &self.controllers
     }
 
     /// A service's leaf, created unless it exists.

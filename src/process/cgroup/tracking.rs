@@ -9,8 +9,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::hierarchy;
+use super::limits::{self, Controllers};
 use super::lineage::Lineage;
 use super::subtree::Subtree;
+use crate::config::Limits;
 
 /// The environment variable that overrides `settings.cgroups`: `off` (or `false`, `0`)
 /// forces process-group mode, whatever the config says.
@@ -59,12 +61,58 @@ impl std::fmt::Display for TrackingStatus {
     }
 }
 
+/// Services whose `limits` are not (all) enforced, grouped by the reason: `(why, ids)` in
+/// the order each reason first appears. `why_not` is
+/// [`ProcessTracking::limits_not_enforced`] or the outlook of `steward validate`.
+pub fn unenforced_limits<'a>(
+    services: impl IntoIterator<Item = &'a crate::config::ServiceDefinition>,
+    why_not: impl Fn(&Limits) -> Option<String>,
+) -> Vec<(String, Vec<String>)> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for def in services {
+        let Some(why) = why_not(&def.limits) else {
+            continue;
+        };
+        match groups.iter_mut().find(|(w, _)| *w == why) {
+            Some((_, ids)) => ids.push(def.id.clone()),
+            None => groups.push((why, vec![def.id.clone()])),
+        }
+    }
+    groups
+}
+
+/// Process-group mode when cgroups are switched off (`settings.cgroups: false`, or
+/// `STEWARD_CGROUPS=off`, which wins).
+fn switched_off(wanted: bool) -> Option<ProcessTracking> {
+    if !wanted {
+        return Some(ProcessTracking::off(
+            "disabled by settings.cgroups: false",
+            "cgroups are off (settings.cgroups: false)".to_string(),
+        ));
+    }
+    let env_off = std::env::var(CGROUPS_ENV).is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "off" | "false" | "0"
+        )
+    });
+    env_off.then(|| {
+        ProcessTracking::off(
+            "disabled by STEWARD_CGROUPS=off",
+            "cgroups are off (STEWARD_CGROUPS=off)".to_string(),
+        )
+    })
+}
+
 /// A runtime's process tracking.
 #[derive(Debug)]
 pub struct ProcessTracking {
     subtree: Option<Subtree>,
     /// Why there is no subtree.
     reason: Option<String>,
+    /// Why `limits` are not enforced, in process-group mode (`cgroups are off (…)`, `no
+    /// cgroup v2 hierarchy steward can write (…)`).
+    limits_reason: Option<String>,
     /// Process-group mode's record of each service's processes.
     lineage: Lineage,
 }
@@ -74,35 +122,73 @@ impl ProcessTracking {
     /// not say `STEWARD_CGROUPS=off`, and a writable cgroup v2 hierarchy is found; else
     /// process-group mode with the reason.
     pub fn detect(wanted: bool, state_dir: Option<&Path>) -> ProcessTracking {
-        if !wanted {
-            return ProcessTracking::without("disabled by settings.cgroups: false");
-        }
-        if std::env::var(CGROUPS_ENV).is_ok_and(|v| {
-            matches!(
-                v.trim().to_ascii_lowercase().as_str(),
-                "off" | "false" | "0"
-            )
-        }) {
-            return ProcessTracking::without("disabled by STEWARD_CGROUPS=off");
+        if let Some(off) = switched_off(wanted) {
+            return off;
         }
         let made = hierarchy::find().and_then(|found| Subtree::create(found, state_dir));
         match made {
             Ok(subtree) => ProcessTracking {
                 subtree: Some(subtree),
                 reason: None,
+                limits_reason: None,
                 lineage: Lineage::default(),
             },
             Err(reason) => ProcessTracking::without(&reason),
         }
     }
 
-    /// Process-group mode, for `reason`.
+    /// Process-group mode, for `reason` (no cgroup could be created).
     pub fn without(reason: &str) -> ProcessTracking {
+        ProcessTracking::off(
+            reason,
+            format!("no cgroup v2 hierarchy steward can write ({reason})"),
+        )
+    }
+
+    fn off(reason: &str, limits_reason: String) -> ProcessTracking {
         ProcessTracking {
             subtree: None,
             reason: Some(reason.to_string()),
+            limits_reason: Some(limits_reason),
             lineage: Lineage::default(),
         }
+    }
+
+    /// Why `limits` cannot all be enforced for a service (`None` when they can, or when it
+    /// sets none): in process-group mode the mode's reason, in cgroup mode the missing
+    /// controllers'. Shown as `limits not enforced: <why>`.
+    pub fn limits_not_enforced(&self, limits: &Limits) -> Option<String> {
+        if limits.is_empty() {
+            return None;
+        }
+        match &self.subtree {
+            Some(subtree) => subtree.controllers().why_not(limits),
+            None => self.limits_reason.clone(),
+        }
+    }
+
+    /// The controllers the leaves have, in cgroup mode.
+    pub fn controllers(&self) -> Option<&Controllers> {
+        self.subtree.as_ref().map(Subtree::controllers)
+    }
+
+    /// What a runtime started now with `settings.cgroups: wanted` could enforce, found
+    /// without creating or writing anything (for `steward validate`): the controllers its
+    /// leaves would have, or why it would run in process-group mode.
+    pub fn limits_outlook(wanted: bool) -> Result<Controllers, String> {
+        if let Some(off) = switched_off(wanted) {
+            return Err(off.limits_reason.unwrap_or_default());
+        }
+        let unwritable = |why: String| format!("no cgroup v2 hierarchy steward can write ({why})");
+        let found = hierarchy::find().map_err(unwritable)?;
+        nix::unistd::access(&found.own, nix::unistd::AccessFlags::W_OK).map_err(|e| {
+            unwritable(format!(
+                "cannot create cgroups in {}: {e}",
+                found.own.display()
+            ))
+        })?;
+        let delegated = limits::is_delegated(&found.own, &found.mount);
+        Ok(limits::preview(&found.own, delegated, std::process::id()))
     }
 
     /// The processes of `service`, whose process steward spawned is `leader`: its cgroup's

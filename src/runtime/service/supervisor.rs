@@ -352,6 +352,7 @@ async fn spawn_children(
             log_buffer: log_buffer.clone(),
             tracking: Some(tables.tracking.clone()),
             max_memory: def.max_memory,
+            limits: def.limits,
         },
         supervisor.clone(),
     )

@@ -62,6 +62,14 @@ pub enum KillCause {
         /// `max_memory`.
         limit: u64,
     },
+    /// The kernel's OOM killer ended the process (SIGKILL, and the `oom_kill` count of its
+    /// cgroup's `memory.events` went up): not steward's doing, but worded with the
+    /// other takedowns so the exit says it (`killed by the kernel: out of memory, limit
+    /// 512MiB`).
+    OutOfMemory {
+        /// The service's `limits.memory`, if it has one.
+        limit: Option<u64>,
+    },
 }
 
 impl KillCause {
@@ -123,6 +131,14 @@ impl fmt::Display for KillCause {
                 write!(f, "memory {used} bytes > max_memory {limit} bytes")
             }
             KillCause::Watchdog(cause) => cause.fmt(f),
+            KillCause::OutOfMemory { limit: Some(limit) } => write!(
+                f,
+                "killed by the kernel: out of memory, limit {}",
+                crate::config::size_text(*limit)
+            ),
+            KillCause::OutOfMemory { limit: None } => {
+                f.write_str("killed by the kernel: out of memory, no limit")
+            }
         }
     }
 }

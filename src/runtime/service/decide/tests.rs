@@ -737,3 +737,57 @@ fn a_function_aborted_after_stop_timeout_is_a_forced_stop() {
     );
     assert_eq!(stopped, StoppedCause::AbortedAfterStopTimeout);
 }
+
+#[test]
+fn a_kernel_oom_kill_is_worded_with_the_limit() {
+    assert_eq!(
+        KillCause::OutOfMemory {
+            limit: Some(512 << 20)
+        }
+        .to_string(),
+        "killed by the kernel: out of memory, limit 512MiB"
+    );
+    assert_eq!(
+        KillCause::OutOfMemory {
+            limit: Some(1 << 30)
+        }
+        .to_string(),
+        "killed by the kernel: out of memory, limit 1GiB"
+    );
+    assert_eq!(
+        KillCause::OutOfMemory { limit: None }.to_string(),
+        "killed by the kernel: out of memory, no limit"
+    );
+}
+
+#[test]
+fn an_oom_kill_is_the_exit_cause_and_restarted_as_a_crash() {
+    let oom = KillCause::OutOfMemory {
+        limit: Some(64 << 20),
+    };
+    let mut oomed = facts(Intent::Run, killed_by("SIGKILL"), RestartPolicy::Permanent);
+    oomed.kill_cause = Some(oom.clone());
+    let Outcome::Backoff {
+        exited: Some(exited),
+        reason,
+        cause,
+        ..
+    } = decide(oomed.clone())
+    else {
+        panic!("expected a backoff");
+    };
+    assert_eq!(
+        exited.to_string(),
+        "killed by the kernel: out of memory, limit 64MiB"
+    );
+    assert_eq!(reason, RestartReason::Crash);
+    assert_eq!(cause, Ending::Killed(oom));
+    oomed.policy = RestartPolicy::Temporary;
+    let Outcome::Exited { exited } = decide(oomed) else {
+        panic!("expected exited");
+    };
+    assert_eq!(
+        exited.to_string(),
+        "killed by the kernel: out of memory, limit 64MiB; restart policy temporary does not restart it"
+    );
+}

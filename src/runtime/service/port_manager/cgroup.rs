@@ -15,8 +15,10 @@ use ractor::RpcReplyPort;
 use tracing::{debug, warn};
 
 use super::{PortError, PortManagerState, RunningProcess};
-use crate::process::cgroup::{Condition, Leaf, ProcessTracking, subtree::EMPTY_TIMEOUT};
+use crate::config::Limits;
+use crate::process::cgroup::{Condition, Leaf, ProcessTracking, limits, subtree::EMPTY_TIMEOUT};
 use crate::process::{SpawnPlan, signal_name};
+use crate::state::ExitInfo;
 
 /// How long a pause waits for the group's leader to stop (SIGSTOP) before the freeze.
 const STOP_SETTLE: Duration = Duration::from_secs(1);
@@ -63,6 +65,41 @@ pub(super) fn leaf_for(
         return Ok(None);
     }
     Ok(Some(subtree.leaf(service)?))
+}
+
+/// Before the spawn: writes the service's `limits` to its leaf for the controllers the
+/// leaves have (lifting those it does not set), and returns the leaf's `oom_kill` count
+/// to compare at the exit. A write that fails fails the start, naming the file.
+pub(super) fn apply_limits(
+    tracking: Option<&Arc<ProcessTracking>>,
+    leaf: Option<&Leaf>,
+    wanted: &Limits,
+) -> Result<Option<u64>, PortError> {
+    let (Some(controllers), Some(leaf)) = (tracking.and_then(|t| t.controllers()), leaf) else {
+        return Ok(None);
+    };
+    limits::apply(leaf.path(), wanted, controllers)?;
+    Ok(limits::oom_kills_of(leaf.path()))
+}
+
+/// At the exit: `Some(limits.memory)` when the kernel's OOM killer ended the process (it
+/// died of SIGKILL and its leaf's `oom_kill` count went up since the spawn).
+pub(super) fn out_of_memory(
+    current: &RunningProcess,
+    exit: &ExitInfo,
+    wanted: &Limits,
+) -> Option<Option<u64>> {
+    let guard = current.leaf.as_ref()?;
+    let now = limits::oom_kills_of(guard.leaf.path());
+    killed_by_oom(exit, current.oom_kills, now).then_some(wanted.memory)
+}
+
+/// The kernel's OOM killer ended the process: SIGKILL, and its cgroup's `oom_kill` count
+/// (read at the spawn and at the exit; `None` without the memory controller) went up. A
+/// SIGKILL from steward (kill, `cgroup.kill`, the stop timeout) leaves the count alone.
+fn killed_by_oom(exit: &ExitInfo, before: Option<u64>, now: Option<u64>) -> bool {
+    let sigkill = exit.code.is_none() && exit.signal.as_deref() == Some("SIGKILL");
+    matches!((before, now), (Some(before), Some(now)) if sigkill && now > before)
 }
 
 /// Arms a guard over `leaf`.
@@ -184,5 +221,37 @@ pub(super) async fn remove_leaf(state: &PortManagerState) {
     let leaf = subtree.leaf_of(&state.service);
     if let Err(error) = leaf.kill_and_remove(EMPTY_TIMEOUT).await {
         warn!(service = %state.service, %error, "could not remove the service's cgroup");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exit(code: Option<i32>, signal: Option<&str>) -> ExitInfo {
+        ExitInfo {
+            code,
+            signal: signal.map(str::to_string),
+            at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn only_a_sigkill_with_a_new_oom_kill_is_the_kernels() {
+        let killed = exit(None, Some("SIGKILL"));
+        assert!(killed_by_oom(&killed, Some(0), Some(1)));
+        assert!(killed_by_oom(&killed, Some(3), Some(5)));
+        // steward's own SIGKILL: the count did not move.
+        assert!(!killed_by_oom(&killed, Some(2), Some(2)));
+        // Without the memory controller there is no count: never the kernel's.
+        assert!(!killed_by_oom(&killed, None, None));
+        assert!(!killed_by_oom(&killed, None, Some(1)));
+        // A child was OOM-killed but the process itself ended otherwise.
+        assert!(!killed_by_oom(&exit(Some(1), None), Some(0), Some(1)));
+        assert!(!killed_by_oom(
+            &exit(None, Some("SIGTERM")),
+            Some(0),
+            Some(1)
+        ));
     }
 }

@@ -64,6 +64,7 @@ use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
 use tracing::{debug, info, warn};
 
+use crate::config::Limits;
 use crate::process::cgroup::ProcessTracking;
 use crate::process::spawn::{Pipes, spawn_placed};
 use crate::process::{ProcessGroupGuard, SpawnPlan, signal_name};
@@ -185,6 +186,9 @@ pub struct PortManagerArgs {
     /// The service's `max_memory`: each run's process tree is sampled and the Server told
     /// when it passes it (see `memory.rs`).
     pub max_memory: Option<u64>,
+    /// The service's `limits`, written to its cgroup before each spawn where the
+    /// controllers are available (see `cgroup.rs`).
+    pub limits: Limits,
 }
 
 /// State of a PortManager.
@@ -201,6 +205,8 @@ pub struct PortManagerState {
     tracking: Option<Arc<ProcessTracking>>,
     /// See [`PortManagerArgs::max_memory`].
     max_memory: Option<u64>,
+    /// See [`PortManagerArgs::limits`].
+    limits: Limits,
 }
 
 /// One spawned process, as the actor sees it.
@@ -226,6 +232,9 @@ struct RunningProcess {
     leaf: Option<cgroup::LeafGuard>,
     /// The `max_memory` sampling of this run, aborted at its exit.
     memory_watch: Option<tokio::task::JoinHandle<()>>,
+    /// The `oom_kill` count of the leaf's `memory.events` at the spawn (with the memory
+    /// controller): a higher one at a SIGKILL exit means the kernel's OOM killer did it.
+    oom_kills: Option<u64>,
 }
 
 impl RunningProcess {
@@ -256,6 +265,7 @@ impl Actor for PortManager {
             function: None,
             tracking: args.tracking,
             max_memory: args.max_memory,
+            limits: args.limits,
         })
     }
 
@@ -332,6 +342,7 @@ fn on_spawn(
         });
     }
     let leaf = cgroup::leaf_for(state.tracking.as_ref(), &state.service, plan)?;
+    let oom_kills = cgroup::apply_limits(state.tracking.as_ref(), leaf.as_ref(), &state.limits)?;
     let mut child = spawn_placed(plan, Pipes::ALL, leaf.as_ref())?;
     let pid = child.id();
     let group = ProcessGroupGuard::new(pid);
@@ -379,6 +390,7 @@ fn on_spawn(
                 state.server.clone(),
             )
         }),
+        oom_kills,
     });
     Ok(pid)
 }
@@ -544,6 +556,10 @@ fn on_exited(state: &mut PortManagerState, run: Generation, exit: ExitInfo) {
         forced_kill = current.forced_kill,
         "process group released"
     );
+    if let Some(limit) = cgroup::out_of_memory(&current, &exit, &state.limits) {
+        // Before the exit, in the same mailbox: the exit is then reported with its cause.
+        let _ = state.server.cast(ServerMsg::OutOfMemory { run, limit });
+    }
     let report = ServerMsg::ProcessExited {
         run,
         exit,

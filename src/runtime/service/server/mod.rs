@@ -143,6 +143,14 @@ pub enum ServerMsg {
         /// `max_memory`.
         limit: u64,
     },
+    /// From the PortManager, just before `ProcessExited`: the kernel's OOM killer ended
+    /// the process of `run` (its cgroup's `oom_kill` count went up); the exit's cause.
+    OutOfMemory {
+        /// Which run.
+        run: Generation,
+        /// The service's `limits.memory`.
+        limit: Option<u64>,
+    },
     /// From the PortManager: the task of a function service's `run` ended and the lines it
     /// wrote are appended.
     FunctionExited {
@@ -288,6 +296,7 @@ impl Actor for Server {
             ServerMsg::MemoryExceeded { run, used, limit } => {
                 state.on_memory_exceeded(run, used, limit)
             }
+            ServerMsg::OutOfMemory { run, limit } => state.on_out_of_memory(run, limit),
             ServerMsg::RestartDue { run } => state.on_restart_due(myself, run),
             ServerMsg::Notified { run, notice } => state.on_notified(run, notice),
             ServerMsg::Sync(reply) => {

@@ -112,6 +112,10 @@ impl ServerState {
         args.tables.ensure_state(&def.id, || {
             ServiceState::pending(&def.id, &def.name, &def.tags).of_kind(def.kind())
         });
+        // Fixed for the definition: the runtime's cgroup mode decides it once.
+        let unenforced = args.tables.tracking.limits_not_enforced(&def.limits);
+        args.tables
+            .update_state(&def.id, |row| row.limits_not_enforced = unenforced);
         ServerState {
             intensity: RestartIntensity::new(def.max_restarts, def.restart_window),
             def,

@@ -71,6 +71,22 @@ impl ServerState {
         None
     }
 
+    /// `OutOfMemory`: the kernel ended the run's process; its exit (next in the mailbox)
+    /// is reported with that cause, unless steward was already taking it down itself.
+    pub(super) fn on_out_of_memory(
+        &mut self,
+        run: crate::runtime::service::generation::Generation,
+        limit: Option<u64>,
+    ) -> Work<'_> {
+        if !self.is_current(run) || self.kill_cause().is_some() {
+            return None;
+        }
+        let cause = KillCause::OutOfMemory { limit };
+        warn!(service = %self.def.id, pid = self.pid(), limit, "{cause}");
+        self.set_kill_cause(cause);
+        None
+    }
+
     /// `ShutdownKill`: a kill that says why, with a warning naming the process.
     pub(super) fn on_shutdown_kill(&mut self, reply: ControlReply, budget: Duration) -> Work<'_> {
         if self.live.is_some() {
