@@ -77,6 +77,11 @@ class Daemon:
 
     def start(self, timeout=60):
         env = dict(os.environ, STEWARD_LOG="info", NO_COLOR="1")
+        # With RUST_BACKTRACE set, the first panic (the soak injects them) makes std load the
+        # binary's debug info to print a backtrace: a one-time +200 MiB in a debug build that
+        # is the runtime's, not steward's. The RSS figures are steward's own without it.
+        for var in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE"):
+            env.pop(var, None)
         env[procs.MARKER] = f"{self.ctx.run_id}/steward"
         if self.token:
             env["STEWARD_REL_TOKEN"] = self.token
@@ -182,6 +187,11 @@ def marked_by_service(prefix):
     return out
 
 
+# Command probes run with their service's environment (marker included) in a process group
+# of their own; the soak's probe commands carry this word so the duplicate check skips them.
+PROBE_TAG = "steward-soak-probe"
+
+
 def groups_by_marker(prefix):
     """{marker value: {process group ids}} of every live process whose marker starts with
     prefix. A service's processes share one group; two groups of one service mean two
@@ -190,6 +200,8 @@ def groups_by_marker(prefix):
     out = {}
     for marker, pids in marked_by_service(prefix).items():
         for p in pids:
+            if PROBE_TAG.encode() in (procs.read_cmdline(p) or b""):
+                continue  # a command probe: it runs with the service's environment
             st = procs.read_stat(p)
             if st is not None:
                 out.setdefault(marker, set()).add(st[3])
