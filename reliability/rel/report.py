@@ -241,7 +241,8 @@ each boot; the quick soak (no panics) stayed flat. The cause is not steward's: t
 environment has `RUST_BACKTRACE=1`, and the first panic (the soak injects actor panics) makes
 the Rust runtime print a backtrace, for which it loads and keeps the binary's debug
 information: +215 MiB at once for the debug binary (33.9 → 249.3 MiB on one panic, then flat
-through 20 more), +BACKTRACE_RELEASE for the release binary. Without `RUST_BACKTRACE` the same
+through 20 more), +184 MiB over its first few panics for the release binary (which carries line tables,
+`debug = 1`: 15.7 → 199.6 MiB, then flat through 30 panics; 16.1 → 17.9 MiB without the variable). Without `RUST_BACKTRACE` the same
 soak stays flat (37.6 → 41.6 MiB over a 150 s debug-binary soak with 63 actor panics). The
 runner now starts steward without it, and "RSS flat" is a checked invariant. Operators who
 set `RUST_BACKTRACE=1` for steward get backtraces of panics in its log at that one-time cost
