@@ -203,6 +203,8 @@ def groups_by_marker(prefix):
             if PROBE_TAG.encode() in (procs.read_cmdline(p) or b""):
                 continue  # a command probe: it runs with the service's environment
             st = procs.read_stat(p)
-            if st is not None:
+            # A process read while it is torn down can show no group (a pgid of -1 was seen
+            # in a full soak, beside the service's one real group): not a second instance.
+            if st is not None and st[1] not in ("Z", "X") and st[3] > 0:
                 out.setdefault(marker, set()).add(st[3])
     return out
