@@ -77,6 +77,11 @@ class Daemon:
 
     def start(self, timeout=60):
         env = dict(os.environ, STEWARD_LOG="info", NO_COLOR="1")
+        # With RUST_BACKTRACE set, the first panic (the soak injects them) makes std load the
+        # binary's debug info to print a backtrace: a one-time +200 MiB in a debug build that
+        # is the runtime's, not steward's. The RSS figures are steward's own without it.
+        for var in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE"):
+            env.pop(var, None)
         env[procs.MARKER] = f"{self.ctx.run_id}/steward"
         if self.token:
             env["STEWARD_REL_TOKEN"] = self.token
@@ -182,6 +187,11 @@ def marked_by_service(prefix):
     return out
 
 
+# Command probes run with their service's environment (marker included) in a process group
+# of their own; the soak's probe commands carry this word so the duplicate check skips them.
+PROBE_TAG = "steward-soak-probe"
+
+
 def groups_by_marker(prefix):
     """{marker value: {process group ids}} of every live process whose marker starts with
     prefix. A service's processes share one group; two groups of one service mean two
@@ -190,7 +200,11 @@ def groups_by_marker(prefix):
     out = {}
     for marker, pids in marked_by_service(prefix).items():
         for p in pids:
+            if PROBE_TAG.encode() in (procs.read_cmdline(p) or b""):
+                continue  # a command probe: it runs with the service's environment
             st = procs.read_stat(p)
-            if st is not None:
+            # A process read while it is torn down can show no group (a pgid of -1 was seen
+            # in a full soak, beside the service's one real group): not a second instance.
+            if st is not None and st[1] not in ("Z", "X") and st[3] > 0:
                 out.setdefault(marker, set()).add(st[3])
     return out

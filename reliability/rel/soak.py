@@ -11,7 +11,7 @@ import threading
 import time
 
 from lib import procs
-from .daemon import Daemon, free_port, groups_by_marker, marked_by_service, yq
+from .daemon import PROBE_TAG, Daemon, free_port, groups_by_marker, marked_by_service, yq
 
 TREE = "(sleep 1000 & wait) & sleep 1000 & wait"
 CHATTY = "i=0; while :; do i=$((i+1)); echo line $i; sleep 0.02; done"
@@ -54,7 +54,7 @@ def build_specs(d):
                                     "readiness:", f"  tcp: 127.0.0.1:{p}", "  interval: 1s"])
     for i in range(3):
         add(f"cmd_{i:02d}", "command-probe", ['argv: [sleep, "1000"]', "liveness:",
-                                              "  command: \"true\"", "  interval: 1s"])
+                                              f"  command: \"true {PROBE_TAG}\"", "  interval: 1s"])
     prev = None
     for name in ("chain_a", "chain_b", "chain_c", "chain_d"):
         add(name, "depends_on", ['argv: [sleep, "1000"]'] +
@@ -325,7 +325,9 @@ def run(ctx, args):
                 a = call("POST", f"/api/v1/services/{s.id}/chaos/panic?actor={actor}")
                 if a.status == 202:
                     note(f"panic {actor}")
-                    pending[s.id] = (None, time.monotonic())
+                    # A one-for-all restart replaces the process: recovered = running
+                    # under a new pid, not merely still running.
+                    pending[s.id] = (pid, time.monotonic())
             time.sleep(0.2)
         # Let every pending recovery finish (bounded), then the final figures.
         deadline = time.monotonic() + BOUND_S + 5

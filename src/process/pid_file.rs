@@ -271,7 +271,7 @@ fn wait_until_gone(record: &PidRecord, within: Duration) -> Vec<u32> {
 
 /// The live (non-zombie) processes of the record's group that belong to it: none when the
 /// group's number now belongs to a process other than the recorded leader.
-fn leftovers(record: &PidRecord) -> Vec<u32> {
+pub(crate) fn leftovers(record: &PidRecord) -> Vec<u32> {
     if record.pgid <= 1 {
         return Vec::new();
     }

@@ -589,15 +589,7 @@ async fn call(app: &Router, method: &str, uri: &str, body: Option<&str>) -> (Sta
         .header("content-type", "application/json")
         .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
         .expect("request");
-    let response = app.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1024 * 1024)
-        .await
-        .expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    crate::support::request_json(app, request).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -957,7 +957,8 @@ async fn a_timed_out_command_probe_leaves_no_process_behind() {
             "sleep 300 & echo $$ $! > run.tmp; mv run.tmp run.pids; sleep 300".into(),
         ),
     });
-    readiness.timeout = Duration::from_millis(300);
+    // Long enough that a loaded machine's shell writes its pids before the timeout.
+    readiness.timeout = Duration::from_secs(1);
     readiness.failure_threshold = 1;
     def.readiness = Some(readiness);
 
@@ -965,28 +966,26 @@ async fn a_timed_out_command_probe_leaves_no_process_behind() {
     let mut events = steward.subscribe_events(None).await.expect("events");
     steward.define(def).await.expect("define");
     let pids_file = dir.path().join("run.pids");
-    let (shell, grandchild): (u32, u32) =
+    // The run and its owner are read while it lives (a run times out and goes at any time).
+    let (shell, grandchild, uid): (u32, u32, u32) =
         wait_for("a probe run with its grandchild", DEADLINE, || {
             let pids_file = pids_file.clone();
             async move {
                 let text = std::fs::read_to_string(&pids_file).ok()?;
                 let mut pids = text.split_whitespace().map(|p| p.parse::<u32>().ok());
                 let (shell, grandchild) = (pids.next()??, pids.next()??);
-                (!group_members(shell).is_empty()).then_some((shell, grandchild))
+                let uid = uid_of(grandchild)?;
+                (!group_members(shell).is_empty()).then_some((shell, grandchild, uid))
             }
         })
         .await;
-    assert_eq!(
-        uid_of(grandchild),
-        Some(nobody.uid),
-        "the probe runs as the service's user"
-    );
+    assert_eq!(uid, nobody.uid, "the probe runs as the service's user");
     // The run times out: its whole group is SIGKILLed, the grandchild included.
     crate::support::next_event(&mut events, "the probe to time out", DEADLINE, |e| {
         e.service == "slow-probe"
             && e.cause
                 .as_deref()
-                .is_some_and(|c| c.contains("timed out after 300ms"))
+                .is_some_and(|c| c.contains("timed out after 1s"))
     })
     .await;
     wait_for(

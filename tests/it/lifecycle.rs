@@ -423,6 +423,40 @@ async fn pause_freezes_the_group_and_resume_thaws_it() {
     steward.shutdown().await.expect("shutdown");
 }
 
+/// "paused" is said once it is true: the answer to a pause comes after the process has
+/// taken its SIGSTOP, in cgroup mode and in process-group mode alike (a signal takes effect
+/// when the process next runs; on a busy machine that is not at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_is_answered_once_the_process_is_stopped_in_either_tracking_mode() {
+    for cgroups in [true, false] {
+        let steward = Steward::spawn_with_cgroups(None, None, cgroups)
+            .await
+            .expect("runtime");
+        steward
+            .define(service("napper", "sleep 300"))
+            .await
+            .expect("define");
+        let pid = steward
+            .get("napper")
+            .await
+            .expect("get")
+            .state
+            .pid
+            .expect("pid");
+        for round in 0..5 {
+            let state = steward.pause("napper").await.expect("pause");
+            assert_eq!(state.status, ServiceStatus::Paused);
+            assert_eq!(
+                pid_state(pid).as_deref(),
+                Some("T"),
+                "cgroups {cgroups}, round {round}: stopped when the pause is answered"
+            );
+            steward.resume("napper").await.expect("resume");
+        }
+        steward.shutdown().await.expect("shutdown");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_stops_every_process() {
     let steward = Steward::spawn().await.expect("runtime");

@@ -16,7 +16,6 @@ use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use serde_json::{Value, json};
 use steward::Steward;
 use steward::api::{self, ApiConfig, ApiOptions};
-use tower::ServiceExt as _;
 
 use crate::support::pid_alive;
 
@@ -232,15 +231,7 @@ async fn post_mcp(app: &axum::Router, headers: &[(&str, &str)]) -> (StatusCode, 
         request = request.header(*name, *value);
     }
     let request = request.body(Body::from(initialize())).expect("request");
-    let response = app.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    crate::support::request_json(app, request).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

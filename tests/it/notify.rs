@@ -21,7 +21,6 @@ use steward::config::{
 };
 use steward::events::EventKind;
 use steward::{ServiceState, ServiceStatus};
-use tower::ServiceExt;
 
 use crate::support::*;
 
@@ -196,15 +195,7 @@ async fn get_json(app: &axum::Router, uri: &str) -> (StatusCode, Value) {
         .uri(uri)
         .body(Body::empty())
         .expect("request");
-    let response = app.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    crate::support::request_json(app, request).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -203,3 +203,52 @@ async fn children_die_with_the_host_process() {
     })
     .await;
 }
+
+/// A one-for-all restart SIGKILLs the old process group (with its PortManager) and starts
+/// the new process only once that group is gone: two instances are never alive at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_for_all_restart_starts_the_new_process_only_after_the_old_group_is_gone() {
+    let steward = Steward::spawn().await.expect("runtime");
+    let mut events = steward.subscribe_events(None).await.expect("events");
+    // A group whose members take time to die: each holds 1 GiB, which the kernel frees
+    // after the SIGKILL (tens to hundreds of milliseconds), so a new process started at
+    // once would overlap them. The file says the memory is touched.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hold =
+        "import sys,time\nb=bytearray(1<<30)\nopen(sys.argv[1],'a').write('x')\ntime.sleep(300)";
+    let line = format!(
+        "for i in 1 2; do python3 -c \"{hold}\" {}/held & done; wait",
+        dir.path().display()
+    );
+    steward
+        .define(service("crowd", &line))
+        .await
+        .expect("define");
+    for kind in [
+        ActorKind::PortManager,
+        ActorKind::Server,
+        ActorKind::PortManager,
+    ] {
+        let old = status_becomes(&steward, "crowd", steward::ServiceStatus::Running)
+            .await
+            .pid
+            .expect("pid");
+        let held = dir.path().join("held");
+        let _ = std::fs::remove_file(&held);
+        wait_for("both members to hold their memory", SOON, || async {
+            (std::fs::read_to_string(&held).ok()?.len() == 2).then_some(())
+        })
+        .await;
+        steward.inject_panic("crowd", kind).await.expect("inject");
+        next_event(&mut events, "the new process's start", SOON, |e| {
+            e.service == "crowd" && e.kind == EventKind::Started && e.pid != Some(old)
+        })
+        .await;
+        assert_eq!(
+            group_members(old),
+            Vec::<u32>::new(),
+            "after a {kind:?} panic the old group is gone when the new process has started"
+        );
+    }
+    steward.shutdown().await.expect("shutdown");
+}

@@ -245,3 +245,21 @@ impl Drop for DaemonGuard {
         }
     }
 }
+
+/// Sends `request` through the API router in-process and reads the answer as
+/// `(status, JSON body)` (`Value::Null` when the body is not JSON; bodies up to 16 MiB).
+pub async fn request_json(
+    app: &axum::Router,
+    request: axum::http::Request<axum::body::Body>,
+) -> (axum::http::StatusCode, serde_json::Value) {
+    use tower::ServiceExt;
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 16 << 20)
+        .await
+        .expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}

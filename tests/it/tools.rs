@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use steward::Steward;
 use steward::api;
 use steward::tools::{ToolError, Tools, all_tools};
-use tower::ServiceExt;
 
 use crate::support::{SOON, pid_alive, wait_for};
 
@@ -413,15 +412,7 @@ async fn http(app: &axum::Router, method: &str, uri: &str, body: &str) -> (Statu
         .uri(uri)
         .body(Body::from(body.to_string()))
         .expect("request");
-    let response = app.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    crate::support::request_json(app, request).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

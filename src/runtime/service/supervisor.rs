@@ -15,9 +15,10 @@
 //!   `failed` (with the cause), and the supervisor waits, childless, for a `start` that
 //!   brings up a fresh generation. The root and every other service stay up.
 //!
-//! The OS process dies with its PortManager (a drop guard kills the group), so a
-//! one-for-all restart never leaves the old process running beside the new one. The log
-//! ring is owned by the root, so the history survives.
+//! The OS process dies with its PortManager (a drop guard kills the group), and the new
+//! generation is started only once the old group is gone (a SIGKILL takes effect when each
+//! process next runs), so a one-for-all restart never leaves the old process running
+//! beside the new one. The log ring is owned by the root, so the history survives.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +31,7 @@ use tracing::{error, warn};
 
 use crate::config::ServiceDefinition;
 use crate::error::ControlError;
+use crate::process::pid_file::{self, PidRecord};
 use crate::restart::RestartIntensity;
 use crate::runtime::service::health_checker::{HealthChecker, HealthCheckerArgs, HealthCheckerMsg};
 use crate::runtime::service::log_buffer::{LogBuffer, LogBufferArgs, LogBufferMsg, LogFileSpec};
@@ -272,8 +274,13 @@ async fn restart_children(
         .tables
         .read_state(&id, |r| r.status.is_active())
         .unwrap_or(false);
+    // The old process, read before its PortManager goes (whose guard SIGKILLs its group).
+    let old_process = old_process(state);
     if let Some(old) = state.children.take() {
         stop_in_reverse(&old).await;
+    }
+    if let Some(record) = old_process {
+        wait_until_gone(&id, &record).await;
     }
     if let Err(limit) = state.intensity.record(Instant::now()) {
         let reason = format!("{cause}; gave up: {limit} actor restarts");
@@ -289,6 +296,50 @@ async fn restart_children(
     };
     state.children = Some(spawn_children(&myself, &state.def, &state.tables, recover).await?);
     Ok(())
+}
+
+/// How long a one-for-all restart waits for the SIGKILLed old process group to be gone.
+const OLD_GROUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The record of the service's running process (not a detached daemon, which is left
+/// alone), to wait for it after a one-for-all restart.
+fn old_process(state: &ServiceSupervisorState) -> Option<PidRecord> {
+    if state.def.detached {
+        return None;
+    }
+    let pid = state
+        .tables
+        .read_state(&state.def.id, |r| r.pid)
+        .flatten()?;
+    // The leader may be dead already (the guard fired when the PortManager panicked); its
+    // group, named after it, may still hold members. Start time 0: any of them counts.
+    Some(
+        PidRecord::of_process(&state.def.id, pid, false).unwrap_or(PidRecord {
+            service: state.def.id.clone(),
+            pid,
+            pgid: pid,
+            start_time: 0,
+            detached: false,
+        }),
+    )
+}
+
+/// A SIGKILL takes effect when each process next runs; until then the old group is still
+/// there. The new generation starts its process only once the old one is gone (bounded), so
+/// two instances of the service are never alive at once.
+async fn wait_until_gone(id: &str, record: &PidRecord) {
+    let deadline = Instant::now() + OLD_GROUP_TIMEOUT;
+    loop {
+        let left = pid_file::leftovers(record);
+        if left.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            warn!(service = %id, pgid = record.pgid, ?left, "the old process group outlived its SIGKILL; starting the new generation anyway");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 async fn spawn_children(

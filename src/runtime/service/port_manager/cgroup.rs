@@ -149,23 +149,23 @@ pub(super) fn freeze(
     current: &RunningProcess,
     reply: RpcReplyPort<Result<(), PortError>>,
 ) {
+    let pid = current.pid;
     let Some(guard) = &current.leaf else {
-        let _ = reply.send(Ok(()));
+        // Process-group mode: the pause is answered once the leader has stopped, so that
+        // "paused" is true when it is said.
+        tokio::spawn(async move {
+            settle_stopped(pid).await;
+            let _ = reply.send(Ok(()));
+        });
         return;
     };
     let leaf = guard.leaf.clone();
-    let pid = current.pid;
     let service = service.to_string();
     tokio::spawn(async move {
         // The group's SIGSTOP takes effect when each process next runs; a process frozen
         // first would keep it pending (and show as sleeping, not stopped). So the leader
         // is given the moment it needs to stop before the freeze.
-        let deadline = tokio::time::Instant::now() + STOP_SETTLE;
-        while crate::process::pid_file::process_state(pid).is_some_and(|s| s != 'T')
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        settle_stopped(pid).await;
         let result = match leaf.freeze(true) {
             Err(source) => Err(PortError::Signal {
                 signal: "cgroup.freeze",
@@ -186,6 +186,17 @@ pub(super) fn freeze(
         debug!(service = %service, ok = result.is_ok(), "cgroup frozen");
         let _ = reply.send(result);
     });
+}
+
+/// Waits (at most [`STOP_SETTLE`]) until `pid` has taken its SIGSTOP: a signal takes effect
+/// when the process next runs, which on a busy machine is not at once.
+async fn settle_stopped(pid: u32) {
+    let deadline = tokio::time::Instant::now() + STOP_SETTLE;
+    while crate::process::pid_file::process_state(pid).is_some_and(|s| s != 'T')
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// Process-group mode, before a stop or kill signals the group: records the service's
