@@ -92,7 +92,8 @@ each boot must end within 32 MiB of its start. Command probes run with their ser
 environment (its marker included) in a process group of their own, so the duplicate check
 leaves out processes running the soak's probe command (tagged `steward-soak-probe`). A panic's
 recovery counts only once the service runs under a new pid (a one-for-all restart replaces
-the process). steward runs without `RUST_BACKTRACE` (see "Memory and backtraces" below).
+the process). A process read while it is torn down (no process group: pgid -1) is not a
+second instance. steward runs without `RUST_BACKTRACE` (see "Memory and backtraces" below).
 
 ### Hostile input (`hostile`)
 
@@ -230,12 +231,13 @@ FINDINGS = """## Bugs the campaigns found
 | hostile input (issue item) | no cap on services defined over the API | `settings.max_services` (default 100000): a define past it is 409 `conflict` naming the key | `api::defining_past_max_services_is_409_naming_the_setting`, `api::max_services_is_read_from_settings_with_a_located_error`, `api::steward_up_refuses_a_define_past_its_max_services` |
 | schemathesis | the stop answer was documented as `oneOf` ServiceState / CascadeStopped, but a CascadeStopped is a ServiceState too, so every answer matched both | `anyOf` in src/api/openapi.rs | `api::the_stop_answer_schema_accepts_a_cascade_body` |
 | chaos soak (actor panics) | a verb sent while the service's actors were being restarted after a panic was answered 500 `internal` ("the reply was dropped") | such a verb is 409 `unavailable` (try again) (src/handle.rs) | `api::a_verb_whose_actors_fail_mid_answer_is_409_unavailable_not_500` |
+| chaos soak (actor panics) | a one-for-all restart started the new process while the old group, SIGKILLed by the old PortManager's guard, was still dying: for a moment two instances of `log_00` were alive (once in a 10-minute soak, at commit db98e24) | the supervisor waits (at most 5 s) for the old group to be gone before it starts the new generation (src/runtime/service/supervisor.rs) | `supervision::a_one_for_all_restart_starts_the_new_process_only_after_the_old_group_is_gone` (members holding 1 GiB take time to die; fails without the fix) |
 | a flaky CLI test (`cli::each_control_verb_waits_for_its_state`) | in process-group mode a pause was answered as soon as SIGSTOP was sent, before the process had stopped (it showed `R`); cgroup mode already waited | the pause answer waits (at most 1 s) for the leader to show `T`, in both modes (src/runtime/service/port_manager/cgroup.rs) | `lifecycle::a_pause_is_answered_once_the_process_is_stopped_in_either_tracking_mode` (fails without the fix) |
 
-The committed full run (above) used a binary built before the last fix, so it still shows
-that 500 once (one of 122 pause+resume pairs, on a service whose Server had just been made
-to panic); the regression test covers the fix. The quick run in CI uses a binary without
-the `chaos` feature, so it injects no panics.
+The committed full run (above) used the debug binary built with `--features chaos` at
+commit 1cdd9cc (`reliability/run --bin /tmp/steward-chaos`; the release build took 28 minutes
+on the shared machine that day), with every fix in the table above. The quick run in CI uses
+a binary without the `chaos` feature, so it injects no panics.
 
 ### Memory and backtraces
 
@@ -244,9 +246,9 @@ each boot; the quick soak (no panics) stayed flat. The cause is not steward's: t
 environment has `RUST_BACKTRACE=1`, and the first panic (the soak injects actor panics) makes
 the Rust runtime print a backtrace, for which it loads and keeps the binary's debug
 information: +215 MiB at once for the debug binary (33.9 → 249.3 MiB on one panic, then flat
-through 20 more), +184 MiB over its first few panics for the release binary (which carries line tables,
-`debug = 1`: 15.7 → 199.6 MiB, then flat through 30 panics; 16.1 → 17.9 MiB without the variable). Without `RUST_BACKTRACE` the same
-soak stays flat (37.6 → 41.6 MiB over a 150 s debug-binary soak with 63 actor panics). The
+through 20 more), +184 MiB over its first few panics for the release binary (which carries
+line tables, `debug = 1`: 15.7 → 199.6 MiB, then flat through 30 panics; 16.1 → 17.9 MiB
+without the variable). Without `RUST_BACKTRACE` the same soak stays flat (37.6 → 41.6 MiB over a 150 s debug-binary soak with 63 actor panics). The
 runner now starts steward without it, and "RSS flat" is a checked invariant. Operators who
 set `RUST_BACKTRACE=1` for steward get backtraces of panics in its log at that one-time cost
 (docs/OPERATIONS.md).
