@@ -41,7 +41,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, UnitError> {
             hint: "durations are zero or more, e.g. `0s` or `10s`".to_string(),
         });
     }
-    humantime::parse_duration(trimmed).map_err(|e| {
+    let duration = humantime::parse_duration(trimmed).map_err(|e| {
         let detail = match e {
             humantime::DurationError::UnknownUnit { unit, .. } => {
                 format!("`{unit}` is not a time unit")
@@ -53,7 +53,16 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, UnitError> {
             message: format!("`{trimmed}` is not a duration: {detail}"),
             hint: format!("{DURATION_HINT} (units: ms, s, m, h, d)"),
         }
-    })
+    })?;
+    // Every duration must be writable back (the saver writes whole units, read again with
+    // nanoseconds in a u64): about 584 years at most.
+    if duration.as_nanos() > u128::from(u64::MAX) {
+        return Err(UnitError {
+            message: format!("`{trimmed}` is too large: a duration is at most about 584 years"),
+            hint: DURATION_HINT.to_string(),
+        });
+    }
+    Ok(duration)
 }
 
 const SIZE_HINT: &str =
@@ -148,5 +157,19 @@ mod tests {
             let e = parse_size(bad).expect_err(bad);
             assert!(e.hint.contains("10MiB"), "{bad}: {e:?}");
         }
+    }
+
+    /// Found by the `definition_json` fuzzer: humantime read this as about 176,000 years,
+    /// which the saver then wrote as milliseconds that could not be read back.
+    #[test]
+    fn a_duration_too_large_to_write_back_is_refused() {
+        let error =
+            parse_duration("00000000000000 5555555555555.5   29s54m").expect_err("too large");
+        assert!(error.message.contains("too large"), "{}", error.message);
+        assert!(parse_duration("600y").is_err());
+        assert_eq!(
+            parse_duration("100000h").expect("fits"),
+            Duration::from_secs(360_000_000)
+        );
     }
 }
