@@ -1,9 +1,8 @@
 //! The resolved, validated definition of a service: what the runtime works from.
 //!
-//! Files are parsed into the raw file schema (see `model`) and turned into
-//! [`ServiceDefinition`] by `validate`; an embedding app may also build one in code with
-//! [`ServiceDefinition::new`]. Paths here are absolute and durations typed; nothing in
-//! this type still needs checking.
+//! Files are parsed into the raw file schema (`model`) and turned into [`ServiceDefinition`]
+//! by `validate`; an app may build one in code ([`ServiceDefinition::new`]). Paths here are
+//! absolute and durations typed: nothing in this type still needs checking.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,6 +14,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use crate::config::Limits;
 use crate::function::FunctionService;
 use crate::state::ServiceKind;
 
@@ -576,39 +576,6 @@ impl ServiceDefinition {
     /// probe, or a function that reports its readiness itself.
     pub fn has_readiness_gate(&self) -> bool {
         self.readiness.is_some() || self.function.as_ref().is_some_and(|f| f.reports_ready)
-    }
-}
-
-/// A service's `limits:` (DESIGN §2): what its cgroup may use. Each is optional; none set
-/// means no limit is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Limits {
-    /// `memory: 512MiB` — bytes, written to `memory.max` (and `memory.swap.max` 0, so the
-    /// limit is not stretched by swap): past it the kernel's OOM killer ends a process.
-    pub memory: Option<u64>,
-    /// `cpu: 1.5` or `cpu: 150%` — thousandths of a core (1500), written to `cpu.max` as a
-    /// quota per 100 ms period (`150000 100000`).
-    pub cpu_millicores: Option<u32>,
-    /// `pids: 256` — the most processes and threads at once, written to `pids.max`.
-    pub pids: Option<u64>,
-}
-
-impl Limits {
-    /// True when no limit is set.
-    pub fn is_empty(&self) -> bool {
-        self.memory.is_none() && self.cpu_millicores.is_none() && self.pids.is_none()
-    }
-
-    /// The cgroup controllers the limits set here need (`memory`, `cpu`, `pids`).
-    pub fn controllers(&self) -> Vec<&'static str> {
-        [
-            ("memory", self.memory.is_some()),
-            ("cpu", self.cpu_millicores.is_some()),
-            ("pids", self.pids.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(name, set)| set.then_some(name))
-        .collect()
     }
 }
 

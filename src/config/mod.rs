@@ -12,6 +12,7 @@
 
 mod definition;
 mod diff;
+mod limits;
 mod load;
 mod model;
 mod problem;
@@ -23,10 +24,11 @@ mod validate;
 pub use crate::function::FunctionService;
 pub use definition::{
     CommandSpec, Config, DEFAULT_BACKOFF, DEFAULT_MAX_SERVICES, Dependency, DependencyCondition,
-    FunctionProbe, Limits, ProbeCheck, ProbeFuture, ProbeKind, ProbeSpec, RestartPolicy,
-    ServiceDefinition, Settings, SourceSpec,
+    FunctionProbe, ProbeCheck, ProbeFuture, ProbeKind, ProbeSpec, RestartPolicy, ServiceDefinition,
+    Settings, SourceSpec,
 };
 pub use diff::{PlanAction, PlanEntry, ReloadPlan, changed_keys, fingerprint, plan_reload};
+pub use limits::Limits;
 pub use load::load_dir;
 /// A duration as the config writes it (`30s`, `5m`, `1500ms`), for words that quote one.
 pub(crate) use save::duration_text;
