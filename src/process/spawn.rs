@@ -23,7 +23,7 @@
 //! not the process. Call [`spawn`] from an async task on a long-lived runtime worker (as
 //! the PortManager does), never from `spawn_blocking`, whose threads come and go.
 //!
-//! Length: about 350 lines of code and 290 of tests that run both spawn paths (exit codes,
+//! Length: about 460 lines of code and 290 of tests that run both spawn paths (exit codes,
 //! signals, stdin, fd hygiene, signal masks, PATH search); the two paths share their plan
 //! and pipes here, which keeps them from drifting apart.
 
