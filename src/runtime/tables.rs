@@ -290,8 +290,9 @@ impl Tables {
             && let Some((cpu, rss)) = if detached {
                 self.usage.sample_within(pid, USAGE_MAX_AGE)
             } else {
-                self.usage
-                    .sample_tree_within(pid, USAGE_MAX_AGE, || self.tracking.members(id, pid))
+                self.usage.sample_tree_within(pid, USAGE_MAX_AGE, || {
+                    self.tracking.sampled_members(id, pid)
+                })
             }
         {
             state.cpu_percent = Some(cpu);

@@ -7,6 +7,12 @@
 //! nobody owns) that share a session or process group with a process seen in the
 //! service's tree before. Each walk is recorded (pid, start time, session, group): the
 //! usage sampler walks every few seconds, and a stop walks once before its first signal.
+//!
+//! Sampling walks ([`Lineage::walk_sampled`]: the list's usage columns, `max_memory`) share
+//! one list of steward's orphans for up to [`ORPHANS_MAX_AGE`]: listing a thousand
+//! services must not read steward's children a thousand times. A stop's walk
+//! ([`Lineage::walk`]) always reads them afresh. An orphan a sampling walk misses for being
+//! younger than the list is not lost: the stop's own walk sees it.
 //! After the leader's exit every recorded process that still runs (same pid *and* start
 //! time, so never a stranger that got the number) is SIGKILLed with the group.
 //!
@@ -16,7 +22,8 @@
 //! embedded in an application); anything after a SIGKILL of steward itself.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
@@ -81,16 +88,51 @@ pub fn descendants(leader: u32) -> Vec<u32> {
     out
 }
 
+/// How long sampling walks may share one list of steward's orphans.
+pub const ORPHANS_MAX_AGE: Duration = Duration::from_secs(1);
+
 /// What process-group mode remembers of each service's processes.
 #[derive(Debug, Default)]
 pub struct Lineage {
     seen: Mutex<HashMap<String, Vec<Seen>>>,
+    /// The last list of steward's orphans and when it was read (for sampling walks).
+    orphans: Mutex<Option<(Instant, Arc<[u32]>)>>,
 }
 
 impl Lineage {
     /// Walks `service`'s processes now (see the module docs), records them, and returns
-    /// their pids, leader first.
+    /// their pids, leader first. Reads steward's orphans afresh: for a stop or a kill.
     pub fn walk(&self, service: &str, leader: u32) -> Vec<u32> {
+        let orphans: Arc<[u32]> = crate::process::reaper::orphans().into();
+        *self.orphans.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now(), Arc::clone(&orphans)));
+        self.walk_with(service, leader, &orphans)
+    }
+
+    /// [`Lineage::walk`] for a sampler: the list of steward's orphans may be up to
+    /// [`ORPHANS_MAX_AGE`] old (one read serves a whole round of services).
+    pub fn walk_sampled(&self, service: &str, leader: u32) -> Vec<u32> {
+        self.walk_recent(service, leader, ORPHANS_MAX_AGE)
+    }
+
+    /// A walk with a list of orphans at most `max_age` old.
+    fn walk_recent(&self, service: &str, leader: u32, max_age: Duration) -> Vec<u32> {
+        let orphans = {
+            let mut last = self.orphans.lock().unwrap_or_else(|p| p.into_inner());
+            match last.as_ref() {
+                Some((at, list)) if at.elapsed() < max_age => Arc::clone(list),
+                _ => {
+                    let list: Arc<[u32]> = crate::process::reaper::orphans().into();
+                    *last = Some((Instant::now(), Arc::clone(&list)));
+                    list
+                }
+            }
+        };
+        self.walk_with(service, leader, &orphans)
+    }
+
+    /// The walk itself, given steward's orphans.
+    fn walk_with(&self, service: &str, leader: u32, orphans: &[u32]) -> Vec<u32> {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         let before = seen.remove(service).unwrap_or_default();
         let mut found: Vec<Seen> = descendants(leader)
@@ -119,14 +161,15 @@ impl Lineage {
         let sessions: HashSet<u32> = found.iter().map(|s| s.session).collect();
         let groups: HashSet<u32> = found.iter().map(|s| s.group).collect();
         let known: HashSet<u32> = found.iter().map(|s| s.pid).collect();
-        for pid in crate::process::reaper::orphans() {
+        let own = own_session_and_group();
+        for &pid in orphans {
             if known.contains(&pid) {
                 continue;
             }
             if let Some(s) = stat(pid).filter(|s| s.state != 'Z')
                 && (sessions.contains(&s.session) || groups.contains(&s.group))
                 // Never steward's own session or group.
-                && !is_own(s.session, s.group)
+                && !is_own(own, s.session, s.group)
             {
                 found.push(Seen {
                     pid,
@@ -157,10 +200,11 @@ impl Lineage {
         let sessions: HashSet<u32> = recorded.iter().map(|s| s.session).collect();
         let groups: HashSet<u32> = recorded.iter().map(|s| s.group).collect();
         let mut targets: Vec<(u32, u64)> = recorded.iter().map(|s| (s.pid, s.start)).collect();
+        let own = own_session_and_group();
         for pid in crate::process::reaper::orphans() {
             if let Some(s) = stat(pid)
                 && (sessions.contains(&s.session) || groups.contains(&s.group))
-                && !is_own(s.session, s.group)
+                && !is_own(own, s.session, s.group)
             {
                 targets.push((pid, s.start));
             }
@@ -186,10 +230,15 @@ impl Lineage {
     }
 }
 
-/// True for steward's own session or process group (never a service's).
-fn is_own(session: u32, group: u32) -> bool {
-    let me = std::process::id();
-    stat(me).is_some_and(|s| s.session == session || s.group == group)
+/// steward's own session and process group, when `/proc` answers.
+fn own_session_and_group() -> Option<(u32, u32)> {
+    stat(std::process::id()).map(|s| (s.session, s.group))
+}
+
+/// True for steward's own session or process group (never a service's); true for every
+/// process when steward's own are unknown (nothing is traced then rather than too much).
+fn is_own(own: Option<(u32, u32)>, session: u32, group: u32) -> bool {
+    own.is_none_or(|(s, g)| s == session || g == group)
 }
 
 #[cfg(test)]
@@ -207,5 +256,38 @@ mod tests {
         assert!(all.contains(&child.id()), "{all:?}");
         let _ = child.kill();
         let _ = child.wait();
+    }
+
+    fn last_orphans(lineage: &Lineage) -> Arc<[u32]> {
+        let last = lineage.orphans.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(&last.as_ref().expect("a walk keeps the list it read").1)
+    }
+
+    #[test]
+    fn sampling_walks_share_one_list_of_orphans_and_a_stops_walk_reads_it_afresh() {
+        let lineage = Lineage::default();
+        let me = std::process::id();
+        let long = Duration::from_secs(3600);
+        lineage.walk_recent("a", me, long);
+        let first = last_orphans(&lineage);
+        lineage.walk_recent("b", me, long);
+        assert!(
+            Arc::ptr_eq(&first, &last_orphans(&lineage)),
+            "a sampling walk within the age reuses the list"
+        );
+        lineage.walk_recent("b", me, Duration::ZERO);
+        let second = last_orphans(&lineage);
+        assert!(!Arc::ptr_eq(&first, &second), "an older list is read again");
+        lineage.walk("a", me);
+        let fresh = last_orphans(&lineage);
+        assert!(
+            !Arc::ptr_eq(&second, &fresh),
+            "a stop's walk always reads steward's orphans again"
+        );
+        lineage.walk_recent("c", me, long);
+        assert!(
+            Arc::ptr_eq(&fresh, &last_orphans(&lineage)),
+            "and sampling walks go on from the list it read"
+        );
     }
 }

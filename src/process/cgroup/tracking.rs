@@ -209,6 +209,17 @@ impl ProcessTracking {
         }
     }
 
+    /// [`ProcessTracking::members`] for a sampler (usage columns, `max_memory`): in
+    /// process-group mode one read of steward's orphans serves every service for up to
+    /// [`super::lineage::ORPHANS_MAX_AGE`] ([`Lineage::walk_sampled`]); a stop or kill
+    /// calls [`ProcessTracking::members`], which reads them afresh.
+    pub fn sampled_members(&self, service: &str, leader: u32) -> Vec<u32> {
+        match &self.subtree {
+            Some(_) => self.members(service, leader),
+            None => self.lineage.walk_sampled(service, leader),
+        }
+    }
+
     /// Process-group mode's trace of escaped processes (`None` in cgroup mode, where the
     /// cgroup holds them).
     pub fn lineage(&self) -> Option<&Lineage> {

@@ -38,7 +38,7 @@ pub(super) fn watch(
         loop {
             tick.tick().await;
             let members = || match &tracking {
-                Some(tracking) => tracking.members(&service, pid),
+                Some(tracking) => tracking.sampled_members(&service, pid),
                 None => vec![pid],
             };
             let Some((_, used)) = sampler.sample_tree_within(pid, Duration::ZERO, members) else {
