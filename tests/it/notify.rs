@@ -306,20 +306,13 @@ async fn a_service_that_stops_pinging_is_restarted_with_the_watchdog_cause() {
     );
     assert!(first.ready, "no readiness gate: ready follows running");
     // 80 pings at least 50 ms apart span more than the 3s period: pings move the deadline.
-    wait_for("80 pings", Duration::from_secs(30), || async {
-        let logs = steward.logs("pinger", 5).await.ok()?;
-        logs.iter().any(|l| l.line == "ping 80").then_some(())
-    })
-    .await;
+    logged(&steward, "pinger", "ping 80").await;
     let alive = steward.get("pinger").await.expect("get").state;
     assert_eq!(alive.pid, Some(pid), "still the first process: {alive:?}");
     assert_eq!(seq_of(&steward, "pinger", EventKind::Exited), None);
     scene.go("stop");
 
-    let exited = next_event(&mut events, "pinger exited", SOON, |e| {
-        e.service == "pinger" && e.kind == EventKind::Exited
-    })
-    .await;
+    let exited = event_of(&mut events, "pinger", EventKind::Exited).await;
     assert_eq!(exited.cause.as_deref(), Some("watchdog: no ping for 3s"));
     assert_eq!(exited.pid, Some(pid));
     let backoff = event_of(&mut events, "pinger", EventKind::Backoff).await;

@@ -23,7 +23,7 @@ use steward::state::ExitInfo;
 use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::mpsc;
 
-use crate::support::{group_members, pid_alive, pid_state, stand_in, wait_for};
+use crate::support::{comm_of, group_members, pgrp_of, pid_alive, pid_state, stand_in, wait_for};
 
 /// Generous bound for anything a test waits for; reaching it is a failure, not a timing.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -248,19 +248,6 @@ fn plan(argv: &[&str]) -> SpawnPlan {
         std::env::temp_dir(),
         std::env::vars().collect(),
     )
-}
-
-/// The process group of `pid`, from /proc.
-fn pgrp_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(2)?.parse().ok()
-}
-
-fn comm_of(pid: u32) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .ok()
-        .map(|s| s.trim_end().to_string())
 }
 
 /// Waits until `pid`'s command name is `name`. The spawn returns once the child has

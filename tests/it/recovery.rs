@@ -15,7 +15,7 @@ use steward::process::pid_file::{self, PidRecord, Recovered, recover_with_grace}
 use steward::process::{ProcessGroupGuard, SpawnPlan, spawn};
 use tokio::io::AsyncBufReadExt as _;
 
-use crate::support::{group_members, pid_alive, wait_for};
+use crate::support::{group_members, pid_alive, running_pid, wait_for};
 
 /// Generous bound for anything a test waits for; reaching it is a failure, not a timing.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -305,13 +305,7 @@ fn runtime_host() {
         let steward = steward::Steward::boot(family_config(Path::new(&state_dir)))
             .await
             .expect("boot");
-        let pid = steward
-            .get("family")
-            .await
-            .expect("get")
-            .state
-            .pid
-            .expect("pid");
+        let pid = running_pid(&steward, "family").await;
         println!("{SERVICE_PID_PREFIX}{pid}");
         std::future::pending::<()>().await;
     });
@@ -349,13 +343,7 @@ async fn a_runtime_booted_after_a_killed_one_cleans_up_and_starts_once() {
         "orphans left: {:?}",
         group_members(old)
     );
-    let new = steward
-        .get("family")
-        .await
-        .expect("get")
-        .state
-        .pid
-        .expect("pid");
+    let new = running_pid(&steward, "family").await;
     assert_ne!(new, old);
     let record = pid_file::read(state.path(), "family")
         .expect("read")

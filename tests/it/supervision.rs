@@ -55,7 +55,7 @@ async fn a_panic_in_any_actor_restarts_all_four_and_keeps_the_log() {
         let id = format!("victim-{}", kind.as_str());
         steward.define(probed(&id)).await.expect("define");
         event_of(&mut events, &id, EventKind::Ready).await;
-        let before = steward.get(&id).await.expect("get").state.pid.expect("pid");
+        let before = running_pid(&steward, &id).await;
         wait_for("hello in the log", SOON, || async {
             (hellos(&steward, &id).await.len() == 1).then_some(())
         })
@@ -79,12 +79,13 @@ async fn a_panic_in_any_actor_restarts_all_four_and_keeps_the_log() {
         event_of(&mut events, &id, EventKind::Ready).await;
         // History survives: the first process's hello is still in the ring, before the
         // second one's.
-        wait_for("the new hello", SOON, || async {
-            (hellos(&steward, &id).await.len() == 2).then_some(())
+        let lines = wait_for("the new hello", SOON, || async {
+            let lines = hellos(&steward, &id).await;
+            (lines.len() >= 2).then_some(lines)
         })
         .await;
-        let seqs: Vec<u64> = hellos(&steward, &id).await.iter().map(|l| l.seq).collect();
-        assert_eq!(seqs, vec![1, 2]);
+        let seqs: Vec<u64> = lines.iter().map(|l| l.seq).collect();
+        assert_eq!(seqs, vec![1, 2], "{kind:?}: {lines:?}");
     }
     assert_eq!(
         steward.get("bystander").await.expect("get").state.pid,
@@ -116,13 +117,7 @@ async fn too_many_actor_failures_fail_the_service_but_not_the_runtime() {
         event_of(&mut events, "fragile", EventKind::Restarting).await;
         event_of(&mut events, "fragile", EventKind::Started).await;
     }
-    let last_pid = steward
-        .get("fragile")
-        .await
-        .expect("get")
-        .state
-        .pid
-        .expect("pid");
+    let last_pid = running_pid(&steward, "fragile").await;
     steward
         .inject_panic("fragile", ActorKind::PortManager)
         .await
@@ -229,10 +224,7 @@ async fn a_one_for_all_restart_starts_the_new_process_only_after_the_old_group_i
         ActorKind::Server,
         ActorKind::PortManager,
     ] {
-        let old = status_becomes(&steward, "crowd", steward::ServiceStatus::Running)
-            .await
-            .pid
-            .expect("pid");
+        let old = running_pid(&steward, "crowd").await;
         let held = dir.path().join("held");
         let _ = std::fs::remove_file(&held);
         wait_for("both members to hold their memory", SOON, || async {
