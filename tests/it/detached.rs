@@ -118,6 +118,14 @@ impl Stage {
         def
     }
 
+    /// [`Stage::service`] that its define does not start: the tests start it themselves,
+    /// to see what the start answers.
+    fn manual(&self, id: &str, liveness: bool) -> ServiceDefinition {
+        let mut def = self.service(id, liveness);
+        def.autostart = false;
+        def
+    }
+
     fn probe(&self) -> ProbeSpec {
         let mut probe = ProbeSpec::new(ProbeCheck::Http {
             url: self.url(),
@@ -165,6 +173,12 @@ async fn ready(steward: &Steward, id: &str) -> steward::ServiceState {
     .await
 }
 
+/// Starts `stack` and waits until it is ready; its daemon's pid, watched by `guard`.
+async fn start_ready(steward: &Steward, guard: &DaemonGuard) -> u32 {
+    steward.start("stack").await.expect("start");
+    guard.watch(ready(steward, "stack").await.pid.expect("pid"))
+}
+
 async fn log_text(steward: &Steward, id: &str) -> String {
     steward
         .logs(id, 1000)
@@ -182,9 +196,10 @@ async fn a_detached_service_runs_once_its_launcher_exits_and_is_ready_by_its_pro
     let guard = DaemonGuard::default();
     let steward = Steward::spawn().await.expect("runtime");
     let mut events = steward.subscribe_events(None).await.expect("events");
-    let mut def = stage.service("stack", false);
-    def.autostart = false;
-    steward.define(def).await.expect("define");
+    steward
+        .define(stage.manual("stack", false))
+        .await
+        .expect("define");
 
     let state = steward.start("stack").await.expect("start");
     let daemon = guard.watch(stage.daemon_pid().expect("the launcher wrote the pid file"));
@@ -223,11 +238,11 @@ async fn a_dead_daemon_fails_liveness_and_is_restarted_with_stop_command_then_co
     let guard = DaemonGuard::default();
     let steward = Steward::spawn().await.expect("runtime");
     let mut events = steward.subscribe_events(None).await.expect("events");
-    let mut def = stage.service("stack", true);
-    def.autostart = false;
-    steward.define(def).await.expect("define");
-    steward.start("stack").await.expect("start");
-    let first = guard.watch(ready(&steward, "stack").await.pid.expect("pid"));
+    steward
+        .define(stage.manual("stack", true))
+        .await
+        .expect("define");
+    let first = start_ready(&steward, &guard).await;
 
     signal_group(first, Signal::SIGKILL).expect("kill the daemon");
     let backoff = event(&mut events, "stack", EventKind::Backoff).await;
@@ -257,9 +272,10 @@ async fn without_liveness_probe_the_pid_from_pid_file_is_watched() {
     let guard = DaemonGuard::default();
     let steward = Steward::spawn().await.expect("runtime");
     let mut events = steward.subscribe_events(None).await.expect("events");
-    let mut def = stage.service("stack", false);
-    def.autostart = false;
-    steward.define(def).await.expect("define");
+    steward
+        .define(stage.manual("stack", false))
+        .await
+        .expect("define");
     let first = guard.watch(
         steward
             .start("stack")
@@ -295,11 +311,11 @@ async fn stop_runs_stop_command_and_leaves_nothing_behind() {
     let steward = Steward::spawn_with_state(Some(state_dir.clone()))
         .await
         .expect("runtime");
-    let mut def = stage.service("stack", false);
-    def.autostart = false;
-    steward.define(def).await.expect("define");
-    steward.start("stack").await.expect("start");
-    let daemon = guard.watch(ready(&steward, "stack").await.pid.expect("pid"));
+    steward
+        .define(stage.manual("stack", false))
+        .await
+        .expect("define");
+    let daemon = start_ready(&steward, &guard).await;
     let record = pid_file::read(&state_dir, "stack")
         .expect("read")
         .expect("a record while it runs");
@@ -342,11 +358,11 @@ async fn a_manual_restart_runs_stop_command_then_command() {
     let stage = Stage::new();
     let guard = DaemonGuard::default();
     let steward = Steward::spawn().await.expect("runtime");
-    let mut def = stage.service("stack", false);
-    def.autostart = false;
-    steward.define(def).await.expect("define");
-    steward.start("stack").await.expect("start");
-    let first = guard.watch(ready(&steward, "stack").await.pid.expect("pid"));
+    steward
+        .define(stage.manual("stack", false))
+        .await
+        .expect("define");
+    let first = start_ready(&steward, &guard).await;
 
     let state = steward.restart("stack").await.expect("restart");
     assert_eq!(state.status, ServiceStatus::Running);
@@ -368,13 +384,11 @@ async fn a_daemon_that_ignores_stop_command_gets_its_stop_signal_and_a_kill_stop
     let stage = Stage::new();
     let guard = DaemonGuard::default();
     let steward = Steward::spawn().await.expect("runtime");
-    let mut def = stage.service("stack", false);
-    def.autostart = false;
+    let mut def = stage.manual("stack", false);
     // A stop_command that does nothing: steward itself must stop the daemon.
     def.stop_command = Some(CommandSpec::Argv(vec!["true".into()]));
     steward.define(def).await.expect("define");
-    steward.start("stack").await.expect("start");
-    let daemon = guard.watch(ready(&steward, "stack").await.pid.expect("pid"));
+    let daemon = start_ready(&steward, &guard).await;
     let state = steward.stop("stack").await.expect("stop");
     assert_eq!(state.status, ServiceStatus::Stopped);
     assert!(
@@ -382,8 +396,7 @@ async fn a_daemon_that_ignores_stop_command_gets_its_stop_signal_and_a_kill_stop
         "the daemon got stop_signal after stop_command"
     );
 
-    steward.start("stack").await.expect("start again");
-    let daemon = guard.watch(ready(&steward, "stack").await.pid.expect("pid"));
+    let daemon = start_ready(&steward, &guard).await;
     let state = steward.kill("stack").await.expect("kill");
     assert_eq!(state.status, ServiceStatus::Stopped);
     assert_eq!(
@@ -399,11 +412,11 @@ async fn pause_and_resume_signal_the_daemon_and_are_refused_without_a_pid() {
     let stage = Stage::new();
     let guard = DaemonGuard::default();
     let steward = Steward::spawn().await.expect("runtime");
-    let mut def = stage.service("stack", false);
-    def.autostart = false;
-    steward.define(def).await.expect("define");
-    steward.start("stack").await.expect("start");
-    let daemon = guard.watch(ready(&steward, "stack").await.pid.expect("pid"));
+    steward
+        .define(stage.manual("stack", false))
+        .await
+        .expect("define");
+    let daemon = start_ready(&steward, &guard).await;
     let state = steward.pause("stack").await.expect("pause");
     assert_eq!(state.status, ServiceStatus::Paused);
     wait_for("the daemon to be stopped", SOON, || async {
@@ -415,8 +428,7 @@ async fn pause_and_resume_signal_the_daemon_and_are_refused_without_a_pid() {
     steward.stop("stack").await.expect("stop");
 
     // Without pid_file steward knows no process to signal.
-    let mut def = stage.service("blind", false);
-    def.autostart = false;
+    let mut def = stage.manual("blind", false);
     def.pid_file = None;
     def.readiness = None;
     steward.define(def).await.expect("define");
@@ -435,8 +447,7 @@ async fn a_failing_launcher_is_a_failed_start_under_the_restart_policy() {
     let stage = Stage::new();
     let steward = Steward::spawn().await.expect("runtime");
     let mut events = steward.subscribe_events(None).await.expect("events");
-    let mut def = stage.service("stack", false);
-    def.autostart = false;
+    let mut def = stage.manual("stack", false);
     if let CommandSpec::Argv(argv) = &mut def.command {
         argv.push("fail".into());
     }
@@ -480,11 +491,11 @@ async fn a_one_for_all_restart_of_the_actors_keeps_the_daemon_instead_of_launchi
     let stage = Stage::new();
     let guard = DaemonGuard::default();
     let steward = Steward::spawn().await.expect("runtime");
-    let mut def = stage.service("stack", false);
-    def.autostart = false;
-    steward.define(def).await.expect("define");
-    steward.start("stack").await.expect("start");
-    let daemon = guard.watch(ready(&steward, "stack").await.pid.expect("pid"));
+    steward
+        .define(stage.manual("stack", false))
+        .await
+        .expect("define");
+    let daemon = start_ready(&steward, &guard).await;
 
     let mut events = steward.subscribe_events(None).await.expect("events");
     steward

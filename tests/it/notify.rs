@@ -146,17 +146,6 @@ async fn state_where(
     .await
 }
 
-fn seq_of(steward: &Steward, service: &str, kind: EventKind) -> Option<u64> {
-    steward
-        .tables()
-        .events
-        .history(None)
-        .into_iter()
-        .filter(|e| e.service == service && e.kind == kind)
-        .map(|e| e.seq)
-        .next_back()
-}
-
 /// A variable of a live process's environment, from /proc.
 /// `name` in the environment of `pid` once it has exec'd: a spawn returns as soon as the
 /// child starts its exec, and until the exec is done /proc shows steward's environment,
@@ -259,8 +248,14 @@ async fn ready_1_makes_the_service_ready_gates_its_dependent_and_health_ready() 
     assert_eq!(client_up.status, ServiceStatus::Running);
     let ready = state_where(&steward, "app", "ready", |s| s.ready).await;
     assert_eq!(ready.notify_status.as_deref(), Some("serving"));
-    let app_ready = seq_of(&steward, "app", EventKind::Ready).expect("app ready event");
-    let client_started = seq_of(&steward, "client", EventKind::Started).expect("client started");
+    let app_ready = seqs_of(&steward, "app", EventKind::Ready)
+        .last()
+        .copied()
+        .expect("app ready event");
+    let client_started = seqs_of(&steward, "client", EventKind::Started)
+        .last()
+        .copied()
+        .expect("client started");
     assert!(app_ready < client_started, "client waited for READY=1");
     let cause = steward
         .tables()
@@ -309,7 +304,12 @@ async fn a_service_that_stops_pinging_is_restarted_with_the_watchdog_cause() {
     logged(&steward, "pinger", "ping 80").await;
     let alive = steward.get("pinger").await.expect("get").state;
     assert_eq!(alive.pid, Some(pid), "still the first process: {alive:?}");
-    assert_eq!(seq_of(&steward, "pinger", EventKind::Exited), None);
+    assert_eq!(
+        seqs_of(&steward, "pinger", EventKind::Exited)
+            .last()
+            .copied(),
+        None
+    );
     scene.go("stop");
 
     let exited = event_of(&mut events, "pinger", EventKind::Exited).await;

@@ -12,7 +12,7 @@ use steward::config::{Dependency, DependencyCondition};
 use steward::runtime::root::DEFINE_CHUNK;
 use steward::{ControlError, EventKind, ServiceDefinition, ServiceStatus, Steward};
 
-use crate::support::{SOON, service, wait_for};
+use crate::support::{SOON, first_seq, service, wait_for};
 
 /// More services than one slice holds, with room for the cross-slice cases below.
 const TOTAL: usize = DEFINE_CHUNK + 44;
@@ -33,17 +33,6 @@ fn needs(def: &mut ServiceDefinition, target: &str) {
         service: target.to_string(),
         condition: DependencyCondition::Started,
     });
-}
-
-fn seq_of(steward: &Steward, service: &str, kind: EventKind) -> u64 {
-    steward
-        .tables()
-        .events
-        .history(None)
-        .into_iter()
-        .find(|e| e.service == service && e.kind == kind)
-        .map(|e| e.seq)
-        .unwrap_or_else(|| panic!("no {} event for {service}", kind.as_str()))
 }
 
 #[tokio::test]
@@ -142,7 +131,7 @@ async fn a_boot_split_in_slices_starts_in_dependency_order_across_them() {
         ([&first, &late, &last].into_iter().all(running) && more.iter().all(running)).then_some(())
     })
     .await;
-    let started = |id: &str| seq_of(&steward, id, EventKind::Started);
+    let started = |id: &str| first_seq(&steward, id, EventKind::Started);
     assert!(started(&first) < started(&last), "{last} waits for {first}");
     assert!(started(&last) < started(&late), "{late} waits for {last}");
     steward.shutdown().await.expect("shutdown");

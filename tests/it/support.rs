@@ -185,6 +185,32 @@ pub async fn logged(steward: &Steward, id: &str, line: &str) {
     .await
 }
 
+/// The sequence numbers of the events of `kind` about `service` in the runtime's history,
+/// oldest first.
+pub fn seqs_of(steward: &Steward, service: &str, kind: EventKind) -> Vec<u64> {
+    steward
+        .tables()
+        .events
+        .history(None)
+        .into_iter()
+        .filter(|e| e.service == service && e.kind == kind)
+        .map(|e| e.seq)
+        .collect()
+}
+
+/// The first such event after sequence number `after`; a panic naming it if there is none.
+pub fn seq_after(steward: &Steward, service: &str, kind: EventKind, after: u64) -> u64 {
+    seqs_of(steward, service, kind)
+        .into_iter()
+        .find(|seq| *seq > after)
+        .unwrap_or_else(|| panic!("no {} event for {service} after {after}", kind.as_str()))
+}
+
+/// The first such event in the history; a panic naming it if there is none.
+pub fn first_seq(steward: &Steward, service: &str, kind: EventKind) -> u64 {
+    seq_after(steward, service, kind, 0)
+}
+
 /// A real actor standing in for a sibling of the actor under test (a Server, a
 /// LogBuffer): it hands each message to its `relay`, which may answer the message (a
 /// reply port) and returns what, if anything, to pass on to the test's channel.
