@@ -17,11 +17,10 @@ use steward::events::{EventKind, EventSubscription};
 use steward::process::pid_file::{self, Recovered};
 use steward::process::signal_group;
 use steward::{ActorKind, ServiceStatus, Steward};
-use tokio::io::AsyncBufReadExt as _;
 
 use crate::support::{
-    DaemonGuard, LAUNCHER, SOON, STOPPER, group_members, next_event, pid_alive, status_becomes,
-    wait_for,
+    DaemonGuard, LAUNCHER, SOON, STOPPER, group_members, next_event, pid_alive, start_host,
+    status_becomes, wait_for,
 };
 
 /// Generous bound for a launch, a probe verdict or a restart; reaching it is a failure.
@@ -566,44 +565,21 @@ fn detached_host() {
 
 /// Re-executes this binary as [`detached_host`] on `stage`; returns it with the pid of
 /// the daemon its steward launched (already shown to `guard`).
-async fn start_host(stage: &Stage, guard: &DaemonGuard) -> (tokio::process::Child, u32) {
-    let exe = std::env::current_exe().expect("test binary");
-    let mut host = tokio::process::Command::new(exe)
-        .args([
-            "detached::detached_host",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(HOST_STAGE_ENV, stage.path())
-        .env(HOST_PORT_ENV, stage.port.to_string())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("host starts");
-    let stdout = host.stdout.take().expect("stdout");
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let daemon = tokio::time::timeout(DEADLINE, async {
-        while let Some(line) = lines.next_line().await.expect("read") {
-            if let Some((_, pid)) = line.split_once(DAEMON_PID_PREFIX) {
-                return pid.trim().parse::<u32>().expect("pid");
-            }
-        }
-        panic!("host ended without printing the daemon's pid");
-    })
-    .await
-    .expect("the host prints the daemon's pid");
-    guard.watch(daemon);
-    (host, daemon)
+async fn host_of(stage: &Stage, guard: &DaemonGuard) -> (tokio::process::Child, u32) {
+    let port = stage.port.to_string();
+    let env = [
+        (HOST_STAGE_ENV, stage.path().as_os_str()),
+        (HOST_PORT_ENV, std::ffi::OsStr::new(&port)),
+    ];
+    let (host, daemon) = start_host("detached::detached_host", &env, DAEMON_PID_PREFIX).await;
+    (host, guard.watch(daemon))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_steward_adopts_the_daemon_a_killed_one_left_running() {
     let stage = Stage::new();
     let guard = DaemonGuard::default();
-    let (mut host, daemon) = start_host(&stage, &guard).await;
+    let (mut host, daemon) = host_of(&stage, &guard).await;
 
     host.start_kill().expect("SIGKILL the host");
     host.wait().await.expect("host reaped");
@@ -651,7 +627,7 @@ async fn a_new_steward_adopts_the_daemon_a_killed_one_left_running() {
 async fn a_daemon_whose_service_is_no_longer_detached_is_stopped_at_boot() {
     let stage = Stage::new();
     let guard = DaemonGuard::default();
-    let (mut host, daemon) = start_host(&stage, &guard).await;
+    let (mut host, daemon) = host_of(&stage, &guard).await;
     host.start_kill().expect("SIGKILL the host");
     host.wait().await.expect("host reaped");
     assert!(pid_alive(daemon));

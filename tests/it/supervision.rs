@@ -163,36 +163,15 @@ fn pdeathsig_host() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn children_die_with_the_host_process() {
-    use std::io::{BufRead, BufReader};
-    let exe = std::env::current_exe().expect("test binary");
-    let mut host = std::process::Command::new(exe)
-        .args([
-            "supervision::pdeathsig_host",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("STEWARD_TEST_HOST", "1")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("host");
-    let stdout = host.stdout.take().expect("stdout");
-    let child_pid = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| {
-                // libtest prints `test name ... ` before the test's own output, on the same line.
-                let (_, pid) = l.split_once("CHILD_PID=")?;
-                pid.trim().parse::<u32>().ok()
-            })
-    })
-    .await
-    .expect("reader")
-    .expect("the host printed its child's pid");
+    let (mut host, child_pid) = start_host(
+        "supervision::pdeathsig_host",
+        &[("STEWARD_TEST_HOST", std::ffi::OsStr::new("1"))],
+        "CHILD_PID=",
+    )
+    .await;
     assert!(pid_alive(child_pid));
-    host.kill().expect("SIGKILL the host");
-    let _ = host.wait();
+    host.start_kill().expect("SIGKILL the host");
+    host.wait().await.expect("host reaped");
     wait_for("the service process to die with its host", SOON, || async {
         (!pid_alive(child_pid)).then_some(())
     })

@@ -211,6 +211,42 @@ pub fn first_seq(steward: &Steward, service: &str, kind: EventKind) -> u64 {
     seq_after(steward, service, kind, 0)
 }
 
+/// Re-executes this test binary to run only `test` (a host process of a runtime, which a
+/// test can SIGKILL as a crash would), with `env` set; returns it with the number it
+/// prints after `prefix` on its stdout.
+pub async fn start_host(
+    test: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+    prefix: &str,
+) -> (tokio::process::Child, u32) {
+    use tokio::io::AsyncBufReadExt as _;
+    let exe = std::env::current_exe().expect("test binary");
+    let mut host = tokio::process::Command::new(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("host starts");
+    let stdout = host.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let what = format!("{test} to print {prefix}");
+    let pid = tokio::time::timeout(SOON, async {
+        while let Some(line) = lines.next_line().await.expect("read") {
+            // libtest prints `test name ... ` first, on the same line.
+            if let Some((_, pid)) = line.split_once(prefix) {
+                return pid.trim().parse().expect("pid");
+            }
+        }
+        panic!("{test} ended without printing {prefix}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out after {SOON:?} waiting for {what}"));
+    (host, pid)
+}
+
 /// A real actor standing in for a sibling of the actor under test (a Server, a
 /// LogBuffer): it hands each message to its `relay`, which may answer the message (a
 /// reply port) and returns what, if anything, to pass on to the test's channel.
