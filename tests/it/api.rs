@@ -268,14 +268,6 @@ impl SseReader {
     }
 }
 
-/// A free TCP port on 127.0.0.1.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 /// A python http.server serving `dir`, ready when `dir/ready` exists.
 fn web_server(id: &str, dir: &Path) -> steward::ServiceDefinition {
     let port = free_port();

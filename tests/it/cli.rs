@@ -5,7 +5,6 @@
 //! with deadlines. Processes are checked in /proc, not trusted from the daemon's word.
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as StdCommand, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
@@ -18,7 +17,7 @@ use steward::events::{Event, EventKind};
 use steward::{ServiceState, ServiceStatus};
 
 use crate::support::{
-    DaemonGuard, LAUNCHER, SOON, STOPPER, group_members, pid_alive, pid_state, wait_for,
+    DaemonGuard, LAUNCHER, SOON, STOPPER, free_port, group_members, pid_alive, pid_state, wait_for,
 };
 
 /// Longer than SOON: a daemon's boot includes spawning its services.
@@ -36,12 +35,6 @@ services:
     command: sleep 600
     stop_timeout: 5s
 "#;
-
-/// A port nobody listens on right now (bound, read, released).
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
-}
 
 /// A temp config directory holding `services_yml` as its services.yml.
 pub(crate) fn config_dir(services_yml: &str) -> tempfile::TempDir {

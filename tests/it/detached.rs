@@ -19,8 +19,8 @@ use steward::process::signal_group;
 use steward::{ActorKind, ServiceStatus, Steward};
 
 use crate::support::{
-    DaemonGuard, LAUNCHER, SOON, STOPPER, group_members, next_event, pid_alive, start_host,
-    status_becomes, wait_for,
+    DaemonGuard, LAUNCHER, SOON, STOPPER, free_port, group_members, next_event, pid_alive,
+    start_host, status_becomes, wait_for,
 };
 
 /// Generous bound for a launch, a probe verdict or a restart; reaching it is a failure.
@@ -144,11 +144,6 @@ impl Stage {
             .parse()
             .ok()
     }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
 }
 
 /// Waits for an event of `kind` about `service`.

@@ -358,14 +358,6 @@ async fn an_os_process_waits_for_a_function_service_healthy_by_its_function_prob
     steward.shutdown().await.expect("shutdown");
 }
 
-/// A TCP port free right now on 127.0.0.1.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_function_service_waits_for_an_os_process_to_be_healthy() {
     let steward = Steward::spawn().await.expect("runtime");

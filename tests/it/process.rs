@@ -23,7 +23,9 @@ use steward::state::ExitInfo;
 use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::mpsc;
 
-use crate::support::{comm_of, group_members, pgrp_of, pid_alive, pid_state, stand_in, wait_for};
+use crate::support::{
+    comm_of, free_port, group_members, pgrp_of, pid_alive, pid_state, stand_in, wait_for,
+};
 
 /// Generous bound for anything a test waits for; reaching it is a failure, not a timing.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -968,14 +970,6 @@ fn postgres_bin_dir() -> Option<std::path::PathBuf> {
         .collect();
     dirs.sort();
     dirs.pop()
-}
-
-/// A TCP port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("ephemeral port")
-        .port()
 }
 
 /// PostgreSQL refuses to run as root: it is the real-world case for `user:` (issue 4).

@@ -12,24 +12,11 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::support::{SOON, children_of, parent_of, pid_alive, wait_for};
+use crate::cli::config_dir;
+use crate::support::{SOON, children_of, free_port, parent_of, pid_alive, wait_for};
 
 /// How long a `steward up` may take to boot and to stop.
 const BOOT: Duration = Duration::from_secs(20);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// A temp config directory holding `services_yml`.
-fn config_dir(services_yml: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("services.yml"), services_yml).expect("write services.yml");
-    dir
-}
 
 /// True when this process may create PID namespaces with `unshare`.
 fn can_unshare() -> bool {

@@ -68,6 +68,14 @@ pub fn comm_of(pid: u32) -> Option<String> {
         .map(|s| s.trim_end().to_string())
 }
 
+/// A TCP port on 127.0.0.1 that nobody listened on a moment ago (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
 /// The direct children of `pid` (every thread's `/proc/PID/task/TID/children`). Unlike
 /// `steward::process::cgroup::lineage::descendants`, which follows them down, this
 /// answers "who is this process the parent of" (steward as a reaper of orphans).
