@@ -2,6 +2,9 @@
 //! flows against a real server on 127.0.0.1 with a real HTTP client (reqwest): SSE events
 //! and log follow, readiness, pause and resume seen in /proc, metrics parsed as
 //! Prometheus text.
+//!
+//! Length (over 600 lines): 40 tests sharing the router helpers, the real `Server` and the
+//! SSE reader defined at the top; one file per API, as docs/HTTP_API.md is.
 
 use std::net::SocketAddr;
 use std::path::Path;

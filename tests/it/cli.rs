@@ -3,6 +3,9 @@
 //! processes. One-shot commands run through `assert_cmd`; the daemon and the followers
 //! (`logs -f`, `events -f`) are `std::process` children whose output is read line by line
 //! with deadlines. Processes are checked in /proc, not trusted from the daemon's word.
+//!
+//! Length (over 600 lines): 27 tests, one or two per client command, sharing the `Daemon`
+//! harness (which cgroup.rs and limits.rs use too).
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

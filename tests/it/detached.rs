@@ -6,6 +6,9 @@
 //!
 //! The adoption test re-executes this binary as a host runtime that is SIGKILLed, in the
 //! style of `recovery.rs`.
+//!
+//! Length (over 600 lines): twelve tests sharing one `Stage` (scripts, files, probe) and
+//! the adoption host; a split would split the stage.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

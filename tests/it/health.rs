@@ -10,6 +10,9 @@
 //! deadlines. "Nothing happened for a while" is shown against a second, independent
 //! HealthChecker used as a clock: its server must see several more requests while the
 //! counter under test stays still.
+//!
+//! Length (over 600 lines): 17 tests over one scriptable HTTP server and the stand-in
+//! Server, both defined here and used by every test.
 
 use std::collections::VecDeque;
 use std::path::Path;

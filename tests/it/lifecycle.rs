@@ -1,5 +1,9 @@
 //! Service lifecycle through the public API, with real processes: start, stop, kill,
 //! restart policies, backoff, restart intensity, environment and cwd checks, logs, input.
+//!
+//! Length (over 600 lines): 26 short tests, one per lifecycle rule, each on a runtime of
+//! its own; the later sections group the regressions of issues 10 and 14. A split would be
+//! by issue, not by concept.
 
 use std::time::Duration;
 

@@ -7,6 +7,10 @@
 //! The services are real python3 processes using only the `socket` module (as any
 //! sd_notify client would), driven by files the test creates: the test decides when a
 //! service speaks, and waits for what follows with deadlines.
+//!
+//! Length (over 600 lines): nine tests over one stand-in script and the helpers that read
+//! its state, with the keys' load, save and error tests beside the behaviour they
+//! configure.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
