@@ -35,6 +35,12 @@ fn needs(def: &mut ServiceDefinition, target: &str) {
     });
 }
 
+/// The ids of every service, in the order the runtime lists them (its definition order).
+async fn listed_ids(steward: &Steward) -> Vec<String> {
+    let services = steward.list().await.expect("list");
+    services.into_iter().map(|s| s.id).collect()
+}
+
 #[tokio::test]
 async fn a_status_asked_during_a_long_define_all_is_answered_before_it_completes() {
     let steward = Steward::spawn().await.expect("runtime");
@@ -48,13 +54,7 @@ async fn a_status_asked_during_a_long_define_all_is_answered_before_it_completes
         "the status was answered between slices: it saw {seen} of {TOTAL} services"
     );
     // Every service is defined, in the batch's order.
-    let listed: Vec<String> = steward
-        .list()
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
+    let listed = listed_ids(&steward).await;
     assert_eq!(listed, ids);
     assert_eq!(steward.status().await.expect("status").services, TOTAL);
     steward.shutdown().await.expect("shutdown");
@@ -84,13 +84,7 @@ async fn a_define_during_a_boot_may_not_take_a_reserved_id_but_may_depend_on_one
     // The boot's own definition holds the id, and `after` came between two slices.
     let info = steward.get(&last).await.expect("get");
     assert!(info.state.tags.is_empty(), "{:?}", info.state.tags);
-    let listed: Vec<String> = steward
-        .list()
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
+    let listed = listed_ids(&steward).await;
     let at = listed.iter().position(|id| id == "after").expect("after");
     assert!(at > 0 && at < TOTAL, "after is at {at} of {}", listed.len());
     steward.shutdown().await.expect("shutdown");
