@@ -20,7 +20,8 @@ use steward::events::{Event, EventKind};
 use steward::{ServiceState, ServiceStatus};
 
 use crate::support::{
-    DaemonGuard, LAUNCHER, SOON, STOPPER, free_port, group_members, pid_alive, pid_state, wait_for,
+    DaemonGuard, LAUNCHER, SOON, STOPPER, free_port, group_empties, group_members, pid_alive,
+    pid_state, process_ends, wait_for,
 };
 
 /// Longer than SOON: a daemon's boot includes spawning its services.
@@ -743,10 +744,7 @@ services:
     daemon.signal(Signal::SIGINT);
     let status = daemon.exit(SOON).await;
     assert_eq!(status.code(), Some(0), "log:\n{}", daemon.log.seen());
-    wait_for("the stubborn group to be gone", SOON, || async {
-        group_members(pid).is_empty().then_some(())
-    })
-    .await;
+    group_empties("the stubborn group to be gone", pid).await;
 }
 
 /// Waits until the service's log shows `line` (read through the CLI under test).
@@ -796,10 +794,7 @@ services:
 
     // The daemon still does what it accepted: kill ends it now.
     ok(&daemon.run(&["kill", "stubborn"]), "kill");
-    wait_for("the stubborn group to be gone", SOON, || async {
-        group_members(pid).is_empty().then_some(())
-    })
-    .await;
+    group_empties("the stubborn group to be gone", pid).await;
 }
 
 /// A chain db ← api ← web (and an unrelated service): `stop --cascade db` stops web, then
@@ -1032,10 +1027,7 @@ async fn up_watch_reloads_when_config_files_change() {
         states.iter().all(|s| s.id != "x").then_some(())
     })
     .await;
-    wait_for("x's process to end", SOON, || async {
-        (!pid_alive(second)).then_some(())
-    })
-    .await;
+    process_ends("x's process to end", second).await;
     assert_eq!(daemon.pid_of("base").await, base);
     assert_eq!(daemon.pid_of("saved").await, saved);
 }

@@ -22,8 +22,8 @@ use steward::process::signal_group;
 use steward::{ActorKind, ServiceStatus, Steward};
 
 use crate::support::{
-    DaemonGuard, LAUNCHER, SOON, STOPPER, free_port, group_members, next_event, pid_alive,
-    start_host, status_becomes, wait_for,
+    DaemonGuard, LAUNCHER, SOON, STOPPER, free_port, group_members, kill_host, next_event,
+    pid_alive, start_host, status_becomes, wait_for,
 };
 
 /// Generous bound for a launch, a probe verdict or a restart; reaching it is a failure.
@@ -579,8 +579,7 @@ async fn a_new_steward_adopts_the_daemon_a_killed_one_left_running() {
     let guard = DaemonGuard::default();
     let (mut host, daemon) = host_of(&stage, &guard).await;
 
-    host.start_kill().expect("SIGKILL the host");
-    host.wait().await.expect("host reaped");
+    kill_host(&mut host).await;
     assert!(
         pid_alive(daemon),
         "a detached daemon survives a killed steward"
@@ -626,8 +625,7 @@ async fn a_daemon_whose_service_is_no_longer_detached_is_stopped_at_boot() {
     let stage = Stage::new();
     let guard = DaemonGuard::default();
     let (mut host, daemon) = host_of(&stage, &guard).await;
-    host.start_kill().expect("SIGKILL the host");
-    host.wait().await.expect("host reaped");
+    kill_host(&mut host).await;
     assert!(pid_alive(daemon));
 
     // The same id, now an ordinary service: nobody adopts the daemon.

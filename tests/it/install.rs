@@ -334,10 +334,7 @@ async fn a_stop_or_kill_while_installing_ends_the_install_group() {
     assert_eq!(killed.status, ServiceStatus::Stopped);
     assert!(start.await.expect("joined").is_err());
     assert!(!pid_alive(pid), "install {pid} still runs");
-    wait_for("the install group to be gone", SOON, || async {
-        group_members(pid).is_empty().then_some(())
-    })
-    .await;
+    group_empties("the install group to be gone", pid).await;
     steward.shutdown().await.expect("shutdown");
 }
 

@@ -137,10 +137,7 @@ async fn a_child_that_ignores_sigterm_is_killed_after_stop_timeout() {
     let cause = exited.cause.expect("cause");
     assert!(cause.contains("stop_timeout"), "cause: {cause}");
     assert!(!pid_alive(pid));
-    wait_for("every member of the group to be gone", SOON, || async {
-        group_members(pid).is_empty().then_some(())
-    })
-    .await;
+    group_empties("every member of the group to be gone", pid).await;
     steward.shutdown().await.expect("shutdown");
 }
 
@@ -159,10 +156,7 @@ async fn stop_leaves_no_grandchild_behind() {
     steward.stop("family").await.expect("stop");
     // The kernel closes a dying process's pipes a moment before it leaves the process
     // table, so a member may still be on its way out when stop returns.
-    wait_for("every member of the group to be gone", SOON, || async {
-        group_members(pid).is_empty().then_some(())
-    })
-    .await;
+    group_empties("every member of the group to be gone", pid).await;
     steward.shutdown().await.expect("shutdown");
 }
 

@@ -14,7 +14,9 @@ use std::time::Duration;
 use steward::process::pid_file::{self, PidRecord, Recovered, recover_with_grace};
 use steward::process::{ProcessGroupGuard, SpawnPlan, spawn};
 
-use crate::support::{group_members, pid_alive, running_pid, start_host, wait_for};
+use crate::support::{
+    group_members, kill_host, pid_alive, process_ends, running_pid, start_host, wait_for,
+};
 
 /// Generous bound for anything a test waits for; reaching it is a failure, not a timing.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -84,12 +86,8 @@ async fn a_killed_stewards_leftover_group_is_stopped_at_the_next_boot() {
     // The shell and its two sleeps.
     wait_for_members(leader, 3).await;
 
-    host.start_kill().expect("SIGKILL the host");
-    host.wait().await.expect("host reaped");
-    wait_for("the leader to die with its host", DEADLINE, || async move {
-        (!pid_alive(leader)).then_some(())
-    })
-    .await;
+    kill_host(&mut host).await;
+    process_ends("the leader to die with its host", leader).await;
     let mut orphans = group_members(leader);
     orphans.sort_unstable();
     assert!(
@@ -286,12 +284,8 @@ async fn a_runtime_booted_after_a_killed_one_cleans_up_and_starts_once() {
     .await;
     let mut leftover = ProcessGroupGuard::new(old);
     wait_for_members(old, 3).await;
-    host.start_kill().expect("SIGKILL the host");
-    host.wait().await.expect("host reaped");
-    wait_for("the leader to die with its host", DEADLINE, || async move {
-        (!pid_alive(old)).then_some(())
-    })
-    .await;
+    kill_host(&mut host).await;
+    process_ends("the leader to die with its host", old).await;
     assert!(
         !group_members(old).is_empty(),
         "the grandchild outlived its steward"

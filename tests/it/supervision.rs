@@ -71,10 +71,7 @@ async fn a_panic_in_any_actor_restarts_all_four_and_keeps_the_log() {
         let started = event_of(&mut events, &id, EventKind::Started).await;
         let after = started.pid.expect("pid");
         assert_ne!(before, after, "a fresh process after a {kind:?} panic");
-        wait_for("the old process to be gone", SOON, || async {
-            (!pid_alive(before)).then_some(())
-        })
-        .await;
+        process_ends("the old process to be gone", before).await;
         // The probes run again in the new generation.
         event_of(&mut events, &id, EventKind::Ready).await;
         // History survives: the first process's hello is still in the ring, before the
@@ -126,10 +123,7 @@ async fn too_many_actor_failures_fail_the_service_but_not_the_runtime() {
     assert!(failed.cause.expect("cause").contains("gave up"));
     let state = steward.get("fragile").await.expect("get").state;
     assert_eq!(state.status, ServiceStatus::Failed);
-    wait_for("the last process to be gone", SOON, || async {
-        (!pid_alive(last_pid)).then_some(())
-    })
-    .await;
+    process_ends("the last process to be gone", last_pid).await;
     // The runtime and the other service are untouched.
     assert_eq!(
         steward.get("bystander").await.expect("get").state.pid,
@@ -170,12 +164,8 @@ async fn children_die_with_the_host_process() {
     )
     .await;
     assert!(pid_alive(child_pid));
-    host.start_kill().expect("SIGKILL the host");
-    host.wait().await.expect("host reaped");
-    wait_for("the service process to die with its host", SOON, || async {
-        (!pid_alive(child_pid)).then_some(())
-    })
-    .await;
+    kill_host(&mut host).await;
+    process_ends("the service process to die with its host", child_pid).await;
 }
 
 /// A one-for-all restart SIGKILLs the old process group (with its PortManager) and starts

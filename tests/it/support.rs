@@ -41,6 +41,24 @@ pub fn pid_alive(pid: u32) -> bool {
     !matches!(pid_state(pid).as_deref(), Some("Z") | Some("X") | None)
 }
 
+/// Waits until process `pid` has ended (gone, or a zombie nobody reaped yet).
+pub async fn process_ends(what: &str, pid: u32) {
+    wait_for(
+        what,
+        SOON,
+        || async move { (!pid_alive(pid)).then_some(()) },
+    )
+    .await
+}
+
+/// Waits until no live process is left in process group `pgid`.
+pub async fn group_empties(what: &str, pgid: u32) {
+    wait_for(what, SOON, || async move {
+        group_members(pgid).is_empty().then_some(())
+    })
+    .await
+}
+
 /// The process state letter from /proc (`S`, `R`, `T`, `Z`, …).
 pub fn pid_state(pid: u32) -> Option<String> {
     stat_fields(pid)?.into_iter().next()
@@ -253,6 +271,12 @@ pub async fn start_host(
     .await
     .unwrap_or_else(|_| panic!("timed out after {SOON:?} waiting for {what}"));
     (host, pid)
+}
+
+/// SIGKILLs a host from [`start_host`], as a crash would, and reaps it.
+pub async fn kill_host(host: &mut tokio::process::Child) {
+    host.start_kill().expect("SIGKILL the host");
+    host.wait().await.expect("host reaped");
 }
 
 /// A real actor standing in for a sibling of the actor under test (a Server, a
