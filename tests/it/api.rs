@@ -122,15 +122,22 @@ struct Server {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
+/// The API's listener on a free port of 127.0.0.1, and its address.
+async fn bound(token: Option<String>) -> (tokio::net::TcpListener, SocketAddr) {
+    let options = ApiOptions {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        token,
+    };
+    let listener = api::bind(&options).await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    (listener, addr)
+}
+
 impl Server {
     async fn start(steward: &Steward, token: Option<&str>) -> Server {
-        let options = ApiOptions {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            token: token.map(str::to_string),
-        };
-        let listener = api::bind(&options).await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let app = api::router(steward.clone(), options.token.clone());
+        let token = token.map(str::to_string);
+        let (listener, addr) = bound(token.clone()).await;
+        let app = api::router(steward.clone(), token);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(api::serve(listener, app, async move {
             let _ = stopped.await;
@@ -1236,13 +1243,7 @@ async fn idle_and_half_sent_connections_are_closed_by_the_server() {
 async fn connections_past_the_cap_get_503_and_the_server_recovers() {
     use tokio::io::AsyncWriteExt as _;
     let steward = Steward::spawn().await.expect("runtime");
-    let listener = api::bind(&ApiOptions {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        token: None,
-    })
-    .await
-    .expect("bind");
-    let addr = listener.local_addr().expect("addr");
+    let (listener, addr) = bound(None).await;
     let limits = api::ServeLimits {
         header_timeout: Duration::from_secs(600),
         max_connections: 2,
@@ -1543,13 +1544,7 @@ async fn defining_over_http_starts_the_service_and_invalid_ones_get_422() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_returns_after_shutdown_even_with_a_stream_open() {
     let steward = Steward::spawn().await.expect("runtime");
-    let listener = api::bind(&ApiOptions {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        token: None,
-    })
-    .await
-    .expect("bind");
-    let addr = listener.local_addr().expect("addr");
+    let (listener, addr) = bound(None).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = api::router(steward.clone(), None);
     let served = tokio::spawn(api::serve(listener, app, async move {
