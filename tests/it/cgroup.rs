@@ -15,7 +15,7 @@ use steward::process::cgroup::{TrackingMode, TrackingStatus};
 use steward::{ControlAction, ServiceStatus, Steward};
 
 use crate::cli::{Daemon, config_dir};
-use crate::support::{SOON, pid_alive, service, status_becomes, wait_for};
+use crate::support::{SOON, comm_of, pid_alive, service, session_of, status_becomes, wait_for};
 
 /// The service: a shell that starts one process in a new session (`setsid sleep`, its
 /// parent stays) and one that double-forks into a new session (its parent exits at once),
@@ -38,7 +38,8 @@ fn escaper() -> (tempfile::TempDir, String) {
 }
 
 /// The escaped pids recorded by the run that wrote lines `from..from+2` of `dir/pids`,
-/// once both are recorded and alive.
+/// once both are recorded and run `sleep`. A pid is written as soon as it is forked, before
+/// `setsid` has made its new session; once it has exec'd `sleep` it has left.
 async fn escaped(dir: &Path, from: usize) -> Vec<u32> {
     let file = dir.join("pids");
     wait_for("the two escaped processes", SOON, || {
@@ -48,15 +49,13 @@ async fn escaped(dir: &Path, from: usize) -> Vec<u32> {
             .filter_map(|l| l.trim().parse().ok())
             .skip(from)
             .collect();
-        async move { (pids.len() >= 2 && pids.iter().all(|p| pid_alive(*p))).then_some(pids) }
+        let left = pids.len() >= 2
+            && pids
+                .iter()
+                .all(|p| pid_alive(*p) && comm_of(*p).as_deref() == Some("sleep"));
+        async move { left.then_some(pids) }
     })
     .await
-}
-
-fn session_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(3)?.parse().ok()
 }
 
 /// A runtime in cgroup mode, or `None` (with the reason printed) where there is none.
@@ -90,6 +89,30 @@ async fn shut_down(steward: Steward, subtree: &Path) {
 fn assert_all_gone(pids: &[u32], what: &str) {
     let alive: Vec<u32> = pids.iter().copied().filter(|p| pid_alive(*p)).collect();
     assert!(alive.is_empty(), "{what}: {alive:?} still alive");
+}
+
+/// What steward waits for in cgroup mode before it answers a stop, kill or restart: none
+/// of `pids` is in the service's cgroup any more (the kernel takes a dying process out of
+/// its cgroup, making it unpopulated, a moment before the process becomes a zombie).
+/// Then each of them ends (a process past that point cannot go back; on a loaded machine
+/// it may not have been scheduled yet to finish its exit).
+async fn left_the_cgroup_and_ended(leaf: &Path, pids: &[u32], what: &str) {
+    let members = std::fs::read_to_string(leaf.join("cgroup.procs")).unwrap_or_default();
+    let inside: Vec<u32> = pids
+        .iter()
+        .copied()
+        .filter(|p| members.lines().any(|l| l == p.to_string()))
+        .collect();
+    assert!(
+        inside.is_empty(),
+        "{what}: {inside:?} still in {}",
+        leaf.display()
+    );
+    wait_for(&format!("{what}: {pids:?} to end"), SOON, || {
+        let ended = pids.iter().all(|p| !pid_alive(*p));
+        async move { ended.then_some(()) }
+    })
+    .await;
 }
 
 /// Every thread of this test process, and its cgroup: a runtime must never move them.
@@ -142,7 +165,7 @@ async fn stop_kill_and_restart_leave_no_escaped_process_in_cgroup_mode() {
         .await
         .expect("stop");
     assert_eq!(stopped.status, ServiceStatus::Stopped);
-    assert_all_gone(&pids, "after stop");
+    left_the_cgroup_and_ended(&leaf, &pids, "after stop").await;
     assert!(!pid_alive(main));
 
     // Restart: the old run's escapees are gone when the new run starts.
@@ -155,7 +178,7 @@ async fn stop_kill_and_restart_leave_no_escaped_process_in_cgroup_mode() {
         .control("esc", ControlAction::Restart)
         .await
         .expect("restart");
-    assert_all_gone(&pids, "after restart");
+    left_the_cgroup_and_ended(&leaf, &pids, "after restart").await;
 
     // Kill.
     let pids = escaped(dir.path(), 4).await;
@@ -163,7 +186,7 @@ async fn stop_kill_and_restart_leave_no_escaped_process_in_cgroup_mode() {
         .control("esc", ControlAction::Kill)
         .await
         .expect("kill");
-    assert_all_gone(&pids, "after kill");
+    left_the_cgroup_and_ended(&leaf, &pids, "after kill").await;
 
     // Removing the service removes its cgroup.
     status_becomes(&steward, "esc", ServiceStatus::Stopped).await;
@@ -231,7 +254,12 @@ async fn pause_freezes_the_escaped_processes_too() {
         .control("frozen", ControlAction::Stop)
         .await
         .expect("stop");
-    assert_all_gone(&pids, "after stop of a paused service");
+    left_the_cgroup_and_ended(
+        &subtree.join("frozen"),
+        &pids,
+        "after stop of a paused service",
+    )
+    .await;
     shut_down(steward, &subtree).await;
 }
 
@@ -290,7 +318,7 @@ async fn a_killed_stewards_escaped_processes_are_ended_at_the_next_boot() {
     let mut second = Daemon::spawn(dir.path(), &[], &[]);
     second.wait_live().await;
     second.wait_running(&["esc"]).await;
-    assert_all_gone(&pids, "after the next boot");
+    left_the_cgroup_and_ended(&subtree.join("esc"), &pids, "after the next boot").await;
     assert!(!subtree.exists(), "the killed steward's subtree is removed");
     let starts = std::fs::read_to_string(scripts.path().join("starts")).expect("starts");
     assert_eq!(starts.lines().count(), 2, "started once per boot: {starts}");
@@ -298,7 +326,12 @@ async fn a_killed_stewards_escaped_processes_are_ended_at_the_next_boot() {
     let new_subtree = PathBuf::from(daemon_status(&second).await.cgroup.expect("path"));
     second.signal(Signal::SIGTERM);
     assert!(second.exit(Duration::from_secs(30)).await.success());
-    assert_all_gone(&new_pids, "after a clean shutdown");
+    left_the_cgroup_and_ended(
+        &new_subtree.join("esc"),
+        &new_pids,
+        "after a clean shutdown",
+    )
+    .await;
     assert!(!new_subtree.exists(), "removed at a clean shutdown");
 }
 

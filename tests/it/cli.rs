@@ -3,9 +3,11 @@
 //! processes. One-shot commands run through `assert_cmd`; the daemon and the followers
 //! (`logs -f`, `events -f`) are `std::process` children whose output is read line by line
 //! with deadlines. Processes are checked in /proc, not trusted from the daemon's word.
+//!
+//! Length (over 600 lines): 27 tests, one or two per client command, sharing the `Daemon`
+//! harness (which cgroup.rs and limits.rs use too).
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as StdCommand, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
@@ -18,7 +20,8 @@ use steward::events::{Event, EventKind};
 use steward::{ServiceState, ServiceStatus};
 
 use crate::support::{
-    DaemonGuard, LAUNCHER, SOON, STOPPER, group_members, pid_alive, pid_state, wait_for,
+    DaemonGuard, LAUNCHER, SOON, STOPPER, free_port, group_empties, group_members, pid_alive,
+    pid_state, process_ends, wait_for,
 };
 
 /// Longer than SOON: a daemon's boot includes spawning its services.
@@ -36,12 +39,6 @@ services:
     command: sleep 600
     stop_timeout: 5s
 "#;
-
-/// A port nobody listens on right now (bound, read, released).
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
-}
 
 /// A temp config directory holding `services_yml` as its services.yml.
 pub(crate) fn config_dir(services_yml: &str) -> tempfile::TempDir {
@@ -747,10 +744,7 @@ services:
     daemon.signal(Signal::SIGINT);
     let status = daemon.exit(SOON).await;
     assert_eq!(status.code(), Some(0), "log:\n{}", daemon.log.seen());
-    wait_for("the stubborn group to be gone", SOON, || async {
-        group_members(pid).is_empty().then_some(())
-    })
-    .await;
+    group_empties("the stubborn group to be gone", pid).await;
 }
 
 /// Waits until the service's log shows `line` (read through the CLI under test).
@@ -800,10 +794,7 @@ services:
 
     // The daemon still does what it accepted: kill ends it now.
     ok(&daemon.run(&["kill", "stubborn"]), "kill");
-    wait_for("the stubborn group to be gone", SOON, || async {
-        group_members(pid).is_empty().then_some(())
-    })
-    .await;
+    group_empties("the stubborn group to be gone", pid).await;
 }
 
 /// A chain db ← api ← web (and an unrelated service): `stop --cascade db` stops web, then
@@ -1036,10 +1027,7 @@ async fn up_watch_reloads_when_config_files_change() {
         states.iter().all(|s| s.id != "x").then_some(())
     })
     .await;
-    wait_for("x's process to end", SOON, || async {
-        (!pid_alive(second)).then_some(())
-    })
-    .await;
+    process_ends("x's process to end", second).await;
     assert_eq!(daemon.pid_of("base").await, base);
     assert_eq!(daemon.pid_of("saved").await, saved);
 }

@@ -41,17 +41,6 @@ fn slow_db(dir: &std::path::Path) -> ServiceDefinition {
     db
 }
 
-fn seq_of(steward: &Steward, service: &str, kind: EventKind) -> u64 {
-    steward
-        .tables()
-        .events
-        .history(None)
-        .into_iter()
-        .find(|e| e.service == service && e.kind == kind)
-        .map(|e| e.seq)
-        .unwrap_or_else(|| panic!("no {} event for {service}", kind.as_str()))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_level_chain_starts_in_condition_order_and_stops_dependents_first() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -73,11 +62,11 @@ async fn a_three_level_chain_starts_in_condition_order_and_stops_dependents_firs
     let results = steward.start_all().await.expect("start all");
     assert!(results.iter().all(|(_, r)| r.is_ok()), "{results:?}");
 
-    let db_ready = seq_of(&steward, "db", EventKind::Ready);
-    let migrate_started = seq_of(&steward, "migrate", EventKind::Started);
-    let migrate_exited = seq_of(&steward, "migrate", EventKind::Exited);
-    let api_started = seq_of(&steward, "api", EventKind::Started);
-    let web_started = seq_of(&steward, "web", EventKind::Started);
+    let db_ready = first_seq(&steward, "db", EventKind::Ready);
+    let migrate_started = first_seq(&steward, "migrate", EventKind::Started);
+    let migrate_exited = first_seq(&steward, "migrate", EventKind::Exited);
+    let api_started = first_seq(&steward, "api", EventKind::Started);
+    let web_started = first_seq(&steward, "web", EventKind::Started);
     assert!(db_ready < migrate_started, "migrate waits for db healthy");
     assert!(
         migrate_exited < api_started,
@@ -85,7 +74,7 @@ async fn a_three_level_chain_starts_in_condition_order_and_stops_dependents_firs
     );
     assert!(api_started < web_started, "web waits for api started");
     // An independent branch did not wait for the chain.
-    assert!(seq_of(&steward, "docs", EventKind::Started) < db_ready);
+    assert!(first_seq(&steward, "docs", EventKind::Started) < db_ready);
     let waiting = steward
         .tables()
         .events
@@ -100,7 +89,7 @@ async fn a_three_level_chain_starts_in_condition_order_and_stops_dependents_firs
     );
 
     steward.stop_all().await.expect("stop all");
-    let stopped = |s: &str| seq_of(&steward, s, EventKind::Stopped);
+    let stopped = |s: &str| first_seq(&steward, s, EventKind::Stopped);
     assert!(stopped("web") < stopped("api"));
     assert!(stopped("api") < stopped("db"));
     steward.shutdown().await.expect("shutdown");

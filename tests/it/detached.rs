@@ -6,6 +6,9 @@
 //!
 //! The adoption test re-executes this binary as a host runtime that is SIGKILLed, in the
 //! style of `recovery.rs`.
+//!
+//! Length (over 600 lines): twelve tests sharing one `Stage` (scripts, files, probe) and
+//! the adoption host; a split would split the stage.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -17,11 +20,10 @@ use steward::events::{EventKind, EventSubscription};
 use steward::process::pid_file::{self, Recovered};
 use steward::process::signal_group;
 use steward::{ActorKind, ServiceStatus, Steward};
-use tokio::io::AsyncBufReadExt as _;
 
 use crate::support::{
-    DaemonGuard, LAUNCHER, SOON, STOPPER, group_members, next_event, pid_alive, status_becomes,
-    wait_for,
+    DaemonGuard, LAUNCHER, SOON, STOPPER, free_port, group_members, kill_host, next_event,
+    pid_alive, start_host, status_becomes, wait_for,
 };
 
 /// Generous bound for a launch, a probe verdict or a restart; reaching it is a failure.
@@ -118,6 +120,14 @@ impl Stage {
         def
     }
 
+    /// [`Stage::service`] that its define does not start: the tests start it themselves,
+    /// to see what the start answers.
+    fn manual(&self, id: &str, liveness: bool) -> ServiceDefinition {
+        let mut def = self.service(id, liveness);
+        def.autostart = false;
+        def
+    }
+
     fn probe(&self) -> ProbeSpec {
         let mut probe = ProbeSpec::new(ProbeCheck::Http {
             url: self.url(),
@@ -137,11 +147,6 @@ impl Stage {
             .parse()
             .ok()
     }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
 }
 
 /// Waits for an event of `kind` about `service`.
@@ -165,6 +170,12 @@ async fn ready(steward: &Steward, id: &str) -> steward::ServiceState {
     .await
 }
 
+/// Starts `stack` and waits until it is ready; its daemon's pid, watched by `guard`.
+async fn start_ready(steward: &Steward, guard: &DaemonGuard) -> u32 {
+    steward.start("stack").await.expect("start");
+    guard.watch(ready(steward, "stack").await.pid.expect("pid"))
+}
+
 async fn log_text(steward: &Steward, id: &str) -> String {
     steward
         .logs(id, 1000)
@@ -182,9 +193,10 @@ async fn a_detached_service_runs_once_its_launcher_exits_and_is_ready_by_its_pro
     let guard = DaemonGuard::default();
     let steward = Steward::spawn().await.expect("runtime");
     let mut events = steward.subscribe_events(None).await.expect("events");
-    let mut def = stage.service("stack", false);
-    def.autostart = false;
-    steward.define(def).await.expect("define");
+    steward
+        .define(stage.manual("stack", false))
+        .await
+        .expect("define");
 
     let state = steward.start("stack").await.expect("start");
     let daemon = guard.watch(stage.daemon_pid().expect("the launcher wrote the pid file"));
@@ -223,11 +235,11 @@ async fn a_dead_daemon_fails_liveness_and_is_restarted_with_stop_command_then_co
     let guard = DaemonGuard::default();
     let steward = Steward::spawn().await.expect("runtime");
     let mut events = steward.subscribe_events(None).await.expect("events");
-    let mut def = stage.service("stack", true);
-    def.autostart = false;
-    steward.define(def).await.expect("define");
-    steward.start("stack").await.expect("start");
-    let first = guard.watch(ready(&steward, "stack").await.pid.expect("pid"));
+    steward
+        .define(stage.manual("stack", true))
+        .await
+        .expect("define");
+    let first = start_ready(&steward, &guard).await;
 
     signal_group(first, Signal::SIGKILL).expect("kill the daemon");
     let backoff = event(&mut events, "stack", EventKind::Backoff).await;
@@ -257,9 +269,10 @@ async fn without_liveness_probe_the_pid_from_pid_file_is_watched() {
     let guard = DaemonGuard::default();
     let steward = Steward::spawn().await.expect("runtime");
     let mut events = steward.subscribe_events(None).await.expect("events");
-    let mut def = stage.service("stack", false);
-    def.autostart = false;
-    steward.define(def).await.expect("define");
+    steward
+        .define(stage.manual("stack", false))
+        .await
+        .expect("define");
     let first = guard.watch(
         steward
             .start("stack")
@@ -295,11 +308,11 @@ async fn stop_runs_stop_command_and_leaves_nothing_behind() {
     let steward = Steward::spawn_with_state(Some(state_dir.clone()))
         .await
         .expect("runtime");
-    let mut def = stage.service("stack", false);
-    def.autostart = false;
-    steward.define(def).await.expect("define");
-    steward.start("stack").await.expect("start");
-    let daemon = guard.watch(ready(&steward, "stack").await.pid.expect("pid"));
+    steward
+        .define(stage.manual("stack", false))
+        .await
+        .expect("define");
+    let daemon = start_ready(&steward, &guard).await;
     let record = pid_file::read(&state_dir, "stack")
         .expect("read")
         .expect("a record while it runs");
@@ -342,11 +355,11 @@ async fn a_manual_restart_runs_stop_command_then_command() {
     let stage = Stage::new();
     let guard = DaemonGuard::default();
     let steward = Steward::spawn().await.expect("runtime");
-    let mut def = stage.service("stack", false);
-    def.autostart = false;
-    steward.define(def).await.expect("define");
-    steward.start("stack").await.expect("start");
-    let first = guard.watch(ready(&steward, "stack").await.pid.expect("pid"));
+    steward
+        .define(stage.manual("stack", false))
+        .await
+        .expect("define");
+    let first = start_ready(&steward, &guard).await;
 
     let state = steward.restart("stack").await.expect("restart");
     assert_eq!(state.status, ServiceStatus::Running);
@@ -368,13 +381,11 @@ async fn a_daemon_that_ignores_stop_command_gets_its_stop_signal_and_a_kill_stop
     let stage = Stage::new();
     let guard = DaemonGuard::default();
     let steward = Steward::spawn().await.expect("runtime");
-    let mut def = stage.service("stack", false);
-    def.autostart = false;
+    let mut def = stage.manual("stack", false);
     // A stop_command that does nothing: steward itself must stop the daemon.
     def.stop_command = Some(CommandSpec::Argv(vec!["true".into()]));
     steward.define(def).await.expect("define");
-    steward.start("stack").await.expect("start");
-    let daemon = guard.watch(ready(&steward, "stack").await.pid.expect("pid"));
+    let daemon = start_ready(&steward, &guard).await;
     let state = steward.stop("stack").await.expect("stop");
     assert_eq!(state.status, ServiceStatus::Stopped);
     assert!(
@@ -382,8 +393,7 @@ async fn a_daemon_that_ignores_stop_command_gets_its_stop_signal_and_a_kill_stop
         "the daemon got stop_signal after stop_command"
     );
 
-    steward.start("stack").await.expect("start again");
-    let daemon = guard.watch(ready(&steward, "stack").await.pid.expect("pid"));
+    let daemon = start_ready(&steward, &guard).await;
     let state = steward.kill("stack").await.expect("kill");
     assert_eq!(state.status, ServiceStatus::Stopped);
     assert_eq!(
@@ -399,11 +409,11 @@ async fn pause_and_resume_signal_the_daemon_and_are_refused_without_a_pid() {
     let stage = Stage::new();
     let guard = DaemonGuard::default();
     let steward = Steward::spawn().await.expect("runtime");
-    let mut def = stage.service("stack", false);
-    def.autostart = false;
-    steward.define(def).await.expect("define");
-    steward.start("stack").await.expect("start");
-    let daemon = guard.watch(ready(&steward, "stack").await.pid.expect("pid"));
+    steward
+        .define(stage.manual("stack", false))
+        .await
+        .expect("define");
+    let daemon = start_ready(&steward, &guard).await;
     let state = steward.pause("stack").await.expect("pause");
     assert_eq!(state.status, ServiceStatus::Paused);
     wait_for("the daemon to be stopped", SOON, || async {
@@ -415,8 +425,7 @@ async fn pause_and_resume_signal_the_daemon_and_are_refused_without_a_pid() {
     steward.stop("stack").await.expect("stop");
 
     // Without pid_file steward knows no process to signal.
-    let mut def = stage.service("blind", false);
-    def.autostart = false;
+    let mut def = stage.manual("blind", false);
     def.pid_file = None;
     def.readiness = None;
     steward.define(def).await.expect("define");
@@ -435,8 +444,7 @@ async fn a_failing_launcher_is_a_failed_start_under_the_restart_policy() {
     let stage = Stage::new();
     let steward = Steward::spawn().await.expect("runtime");
     let mut events = steward.subscribe_events(None).await.expect("events");
-    let mut def = stage.service("stack", false);
-    def.autostart = false;
+    let mut def = stage.manual("stack", false);
     if let CommandSpec::Argv(argv) = &mut def.command {
         argv.push("fail".into());
     }
@@ -480,11 +488,11 @@ async fn a_one_for_all_restart_of_the_actors_keeps_the_daemon_instead_of_launchi
     let stage = Stage::new();
     let guard = DaemonGuard::default();
     let steward = Steward::spawn().await.expect("runtime");
-    let mut def = stage.service("stack", false);
-    def.autostart = false;
-    steward.define(def).await.expect("define");
-    steward.start("stack").await.expect("start");
-    let daemon = guard.watch(ready(&steward, "stack").await.pid.expect("pid"));
+    steward
+        .define(stage.manual("stack", false))
+        .await
+        .expect("define");
+    let daemon = start_ready(&steward, &guard).await;
 
     let mut events = steward.subscribe_events(None).await.expect("events");
     steward
@@ -555,47 +563,23 @@ fn detached_host() {
 
 /// Re-executes this binary as [`detached_host`] on `stage`; returns it with the pid of
 /// the daemon its steward launched (already shown to `guard`).
-async fn start_host(stage: &Stage, guard: &DaemonGuard) -> (tokio::process::Child, u32) {
-    let exe = std::env::current_exe().expect("test binary");
-    let mut host = tokio::process::Command::new(exe)
-        .args([
-            "detached::detached_host",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(HOST_STAGE_ENV, stage.path())
-        .env(HOST_PORT_ENV, stage.port.to_string())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("host starts");
-    let stdout = host.stdout.take().expect("stdout");
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let daemon = tokio::time::timeout(DEADLINE, async {
-        while let Some(line) = lines.next_line().await.expect("read") {
-            if let Some((_, pid)) = line.split_once(DAEMON_PID_PREFIX) {
-                return pid.trim().parse::<u32>().expect("pid");
-            }
-        }
-        panic!("host ended without printing the daemon's pid");
-    })
-    .await
-    .expect("the host prints the daemon's pid");
-    guard.watch(daemon);
-    (host, daemon)
+async fn host_of(stage: &Stage, guard: &DaemonGuard) -> (tokio::process::Child, u32) {
+    let port = stage.port.to_string();
+    let env = [
+        (HOST_STAGE_ENV, stage.path().as_os_str()),
+        (HOST_PORT_ENV, std::ffi::OsStr::new(&port)),
+    ];
+    let (host, daemon) = start_host("detached::detached_host", &env, DAEMON_PID_PREFIX).await;
+    (host, guard.watch(daemon))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_steward_adopts_the_daemon_a_killed_one_left_running() {
     let stage = Stage::new();
     let guard = DaemonGuard::default();
-    let (mut host, daemon) = start_host(&stage, &guard).await;
+    let (mut host, daemon) = host_of(&stage, &guard).await;
 
-    host.start_kill().expect("SIGKILL the host");
-    host.wait().await.expect("host reaped");
+    kill_host(&mut host).await;
     assert!(
         pid_alive(daemon),
         "a detached daemon survives a killed steward"
@@ -640,9 +624,8 @@ async fn a_new_steward_adopts_the_daemon_a_killed_one_left_running() {
 async fn a_daemon_whose_service_is_no_longer_detached_is_stopped_at_boot() {
     let stage = Stage::new();
     let guard = DaemonGuard::default();
-    let (mut host, daemon) = start_host(&stage, &guard).await;
-    host.start_kill().expect("SIGKILL the host");
-    host.wait().await.expect("host reaped");
+    let (mut host, daemon) = host_of(&stage, &guard).await;
+    kill_host(&mut host).await;
     assert!(pid_alive(daemon));
 
     // The same id, now an ordinary service: nobody adopts the daemon.

@@ -1,6 +1,9 @@
 //! Function services (issue 15): the app's own async functions supervised in the same tree
 //! as OS processes. Real tokio tasks, real processes, real TCP listeners; every wait is on
 //! an event, a channel or a file the test controls, with a deadline.
+//!
+//! Length (over 600 lines): 16 tests, each with the async functions and probes it
+//! supervises written inline, where the test reads them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -356,14 +359,6 @@ async fn an_os_process_waits_for_a_function_service_healthy_by_its_function_prob
     let started = event_of(&mut events, "reader", EventKind::Started).await;
     assert!(ready.seq < started.seq, "cache ready before reader started");
     steward.shutdown().await.expect("shutdown");
-}
-
-/// A TCP port free right now on 127.0.0.1.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

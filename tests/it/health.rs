@@ -10,6 +10,9 @@
 //! deadlines. "Nothing happened for a while" is shown against a second, independent
 //! HealthChecker used as a clock: its server must see several more requests while the
 //! counter under test stays still.
+//!
+//! Length (over 600 lines): 17 tests over one scriptable HTTP server and the stand-in
+//! Server, both defined here and used by every test.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -31,7 +34,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::support::{group_members, stand_in, wait_for};
+use crate::support::{group_empties, group_members, stand_in, wait_for};
 
 /// Generous bound for anything that should happen within a few probe intervals.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -454,12 +457,7 @@ async fn command_probe_timeout_kills_its_whole_process_group() {
         !Path::new(&format!("/proc/{pgid}")).exists(),
         "the group leader is killed and reaped before the outcome"
     );
-    wait_for(
-        "the probe's process group to be gone",
-        DEADLINE,
-        || async move { group_members(pgid).is_empty().then_some(()) },
-    )
-    .await;
+    group_empties("the probe's process group to be gone", pgid).await;
 }
 
 #[tokio::test]

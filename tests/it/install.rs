@@ -59,27 +59,6 @@ fn lines_of(path: &Path) -> usize {
         .unwrap_or(0)
 }
 
-fn seq_of(steward: &Steward, service: &str, kind: EventKind, after: u64) -> u64 {
-    steward
-        .tables()
-        .events
-        .history(None)
-        .into_iter()
-        .find(|e| e.service == service && e.kind == kind && e.seq > after)
-        .map(|e| e.seq)
-        .unwrap_or_else(|| panic!("no {} event for {service} after {after}", kind.as_str()))
-}
-
-fn count_of(steward: &Steward, service: &str, kind: EventKind) -> usize {
-    steward
-        .tables()
-        .events
-        .history(None)
-        .into_iter()
-        .filter(|e| e.service == service && e.kind == kind)
-        .count()
-}
-
 /// The app of the first test: cloned at `v1` from `repo`, no `cwd` (so it runs in
 /// `state_dir/src/app`), an install step that appends to `install.log` in its cwd.
 fn app(repo: &Path, install: &str) -> steward::ServiceDefinition {
@@ -118,10 +97,10 @@ async fn a_git_source_is_cloned_and_install_runs_once_per_definition() {
     })
     .await;
     assert!(installing.pid.is_some(), "{installing:?}");
-    let starting = seq_of(&steward, "app", EventKind::Starting, installing.seq);
-    let running = seq_of(&steward, "app", EventKind::Started, starting);
+    let starting = seq_after(&steward, "app", EventKind::Starting, installing.seq);
+    let running = seq_after(&steward, "app", EventKind::Started, starting);
     assert!(installing.seq < starting && starting < running);
-    assert_eq!(count_of(&steward, "app", EventKind::Installing), 3);
+    assert_eq!(seqs_of(&steward, "app", EventKind::Installing).len(), 3);
 
     // The clone is at `ref` v1, in state_dir/src/<id>, and is where install ran.
     assert_eq!(
@@ -158,7 +137,7 @@ async fn a_git_source_is_cloned_and_install_runs_once_per_definition() {
     // A manual restart neither.
     steward.restart("app").await.expect("restart");
     assert_eq!(lines_of(&install_log), 1);
-    assert_eq!(count_of(&steward, "app", EventKind::Installing), 3);
+    assert_eq!(seqs_of(&steward, "app", EventKind::Installing).len(), 3);
     steward.shutdown().await.expect("shutdown");
 
     // Nor a new runtime over the same state directory.
@@ -171,7 +150,7 @@ async fn a_git_source_is_cloned_and_install_runs_once_per_definition() {
         .expect("starts");
     assert_eq!(state_now.status, ServiceStatus::Running);
     assert_eq!(lines_of(&install_log), 1);
-    assert_eq!(count_of(&steward, "app", EventKind::Installing), 0);
+    assert_eq!(seqs_of(&steward, "app", EventKind::Installing).len(), 0);
 
     // A changed install runs again (in the same checkout).
     steward.stop("app").await.expect("stop");
@@ -182,7 +161,7 @@ async fn a_git_source_is_cloned_and_install_runs_once_per_definition() {
         .await
         .expect("starts");
     assert_eq!(lines_of(&install_log), 2);
-    assert_eq!(count_of(&steward, "app", EventKind::Installing), 1);
+    assert_eq!(seqs_of(&steward, "app", EventKind::Installing).len(), 1);
     steward.shutdown().await.expect("shutdown");
 }
 
@@ -355,10 +334,7 @@ async fn a_stop_or_kill_while_installing_ends_the_install_group() {
     assert_eq!(killed.status, ServiceStatus::Stopped);
     assert!(start.await.expect("joined").is_err());
     assert!(!pid_alive(pid), "install {pid} still runs");
-    wait_for("the install group to be gone", SOON, || async {
-        group_members(pid).is_empty().then_some(())
-    })
-    .await;
+    group_empties("the install group to be gone", pid).await;
     steward.shutdown().await.expect("shutdown");
 }
 

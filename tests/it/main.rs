@@ -50,7 +50,8 @@ mod reload;
 mod scale;
 /// The actor tree: one-for-all restarts, intensity, panic injection.
 mod supervision;
-/// Shared helpers: deadlines, temp configs.
+/// Shared helpers: deadlines (`SOON`, `wait_for`), waits on a service (`running_pid`,
+/// `logged`, `status_becomes`), /proc readers, the event history, host processes, ports.
 mod support;
 /// The agent tools: schemas, docs/AGENTS.md examples, each tool on real processes, HTTP.
 mod tools;

@@ -7,6 +7,10 @@
 //! The services are real python3 processes using only the `socket` module (as any
 //! sd_notify client would), driven by files the test creates: the test decides when a
 //! service speaks, and waits for what follows with deadlines.
+//!
+//! Length (over 600 lines): nine tests over one stand-in script and the helpers that read
+//! its state, with the keys' load, save and error tests beside the behaviour they
+//! configure.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -146,17 +150,6 @@ async fn state_where(
     .await
 }
 
-fn seq_of(steward: &Steward, service: &str, kind: EventKind) -> Option<u64> {
-    steward
-        .tables()
-        .events
-        .history(None)
-        .into_iter()
-        .filter(|e| e.service == service && e.kind == kind)
-        .map(|e| e.seq)
-        .next_back()
-}
-
 /// A variable of a live process's environment, from /proc.
 /// `name` in the environment of `pid` once it has exec'd: a spawn returns as soon as the
 /// child starts its exec, and until the exec is done /proc shows steward's environment,
@@ -259,8 +252,14 @@ async fn ready_1_makes_the_service_ready_gates_its_dependent_and_health_ready() 
     assert_eq!(client_up.status, ServiceStatus::Running);
     let ready = state_where(&steward, "app", "ready", |s| s.ready).await;
     assert_eq!(ready.notify_status.as_deref(), Some("serving"));
-    let app_ready = seq_of(&steward, "app", EventKind::Ready).expect("app ready event");
-    let client_started = seq_of(&steward, "client", EventKind::Started).expect("client started");
+    let app_ready = seqs_of(&steward, "app", EventKind::Ready)
+        .last()
+        .copied()
+        .expect("app ready event");
+    let client_started = seqs_of(&steward, "client", EventKind::Started)
+        .last()
+        .copied()
+        .expect("client started");
     assert!(app_ready < client_started, "client waited for READY=1");
     let cause = steward
         .tables()
@@ -306,20 +305,18 @@ async fn a_service_that_stops_pinging_is_restarted_with_the_watchdog_cause() {
     );
     assert!(first.ready, "no readiness gate: ready follows running");
     // 80 pings at least 50 ms apart span more than the 3s period: pings move the deadline.
-    wait_for("80 pings", Duration::from_secs(30), || async {
-        let logs = steward.logs("pinger", 5).await.ok()?;
-        logs.iter().any(|l| l.line == "ping 80").then_some(())
-    })
-    .await;
+    logged(&steward, "pinger", "ping 80").await;
     let alive = steward.get("pinger").await.expect("get").state;
     assert_eq!(alive.pid, Some(pid), "still the first process: {alive:?}");
-    assert_eq!(seq_of(&steward, "pinger", EventKind::Exited), None);
+    assert_eq!(
+        seqs_of(&steward, "pinger", EventKind::Exited)
+            .last()
+            .copied(),
+        None
+    );
     scene.go("stop");
 
-    let exited = next_event(&mut events, "pinger exited", SOON, |e| {
-        e.service == "pinger" && e.kind == EventKind::Exited
-    })
-    .await;
+    let exited = event_of(&mut events, "pinger", EventKind::Exited).await;
     assert_eq!(exited.cause.as_deref(), Some("watchdog: no ping for 3s"));
     assert_eq!(exited.pid, Some(pid));
     let backoff = event_of(&mut events, "pinger", EventKind::Backoff).await;

@@ -4,6 +4,9 @@
 //! and the LogBuffer; both forward what they receive, in order, into one channel, so a
 //! test sees the exact sequence "lines, flush, exit" the Server would. Every wait is
 //! bounded by a deadline; no sleep stands in for an event.
+//!
+//! Length (over 600 lines): 24 tests over one harness (the PortManager with two stand-ins),
+//! defined at the top.
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -20,10 +23,12 @@ use steward::runtime::service::log_buffer::LogBufferMsg;
 use steward::runtime::service::port_manager::{PortManager, PortManagerArgs, PortManagerMsg};
 use steward::runtime::service::server::ServerMsg;
 use steward::state::ExitInfo;
-use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::mpsc;
 
-use crate::support::{group_members, pid_alive, pid_state, stand_in, wait_for};
+use crate::support::{
+    comm_of, free_port, group_empties, group_members, kill_host, pgrp_of, pid_alive, pid_state,
+    process_ends, stand_in, start_host, wait_for,
+};
 
 /// Generous bound for anything a test waits for; reaching it is a failure, not a timing.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -250,19 +255,6 @@ fn plan(argv: &[&str]) -> SpawnPlan {
     )
 }
 
-/// The process group of `pid`, from /proc.
-fn pgrp_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(2)?.parse().ok()
-}
-
-fn comm_of(pid: u32) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .ok()
-        .map(|s| s.trim_end().to_string())
-}
-
 /// Waits until `pid`'s command name is `name`. The spawn returns once the child has
 /// started its exec, and the kernel renames it a moment later.
 async fn becomes(pid: u32, name: &'static str) {
@@ -271,22 +263,6 @@ async fn becomes(pid: u32, name: &'static str) {
         DEADLINE,
         || async move { (comm_of(pid).as_deref() == Some(name)).then_some(()) },
     )
-    .await;
-}
-
-async fn wait_until_dead(what: &str, pid: u32) {
-    wait_for(
-        what,
-        DEADLINE,
-        || async move { (!pid_alive(pid)).then_some(()) },
-    )
-    .await;
-}
-
-async fn wait_until_group_empty(pgid: u32) {
-    wait_for("the process group to be empty", DEADLINE, || async move {
-        group_members(pgid).is_empty().then_some(())
-    })
     .await;
 }
 
@@ -437,7 +413,7 @@ async fn stop_sigkills_a_child_that_ignores_sigterm_after_stop_timeout() {
     assert!(ended.forced_kill);
     // The group was SIGKILLed; a member closes its pipes a moment before it leaves the
     // process table.
-    wait_until_group_empty(pid).await;
+    group_empties("the process group to be empty", pid).await;
 }
 
 #[tokio::test]
@@ -463,7 +439,7 @@ async fn stop_leaves_no_background_grandchild() {
         .expect("cast");
     let ended = h.next_exit().await;
     assert!(!ended.forced_kill);
-    wait_until_group_empty(pid).await;
+    group_empties("the process group to be empty", pid).await;
     for member in members {
         assert!(!pid_alive(member), "{member} survived the stop");
     }
@@ -483,8 +459,8 @@ async fn leader_crash_kills_leftover_grandchildren() {
     let grandchild: u32 = ended.texts(LogStream::Stdout)[0]
         .parse()
         .expect("grandchild pid");
-    wait_until_dead("the orphaned grandchild", grandchild).await;
-    wait_until_group_empty(pid).await;
+    process_ends("the orphaned grandchild", grandchild).await;
+    group_empties("the process group to be empty", pid).await;
     leftover.disarm();
 }
 
@@ -605,7 +581,7 @@ async fn stopping_the_actor_kills_the_group() {
         .stop_and_wait(None, Some(DEADLINE))
         .await
         .expect("stopped");
-    wait_until_group_empty(pid).await;
+    group_empties("the process group to be empty", pid).await;
     leftover.disarm();
 }
 
@@ -623,7 +599,7 @@ async fn a_panicking_port_manager_leaves_no_process_behind() {
     h.port
         .cast(PortManagerMsg::Panic("injected".into()))
         .expect("cast");
-    wait_until_group_empty(pid).await;
+    group_empties("the process group to be empty", pid).await;
     leftover.disarm();
 }
 
@@ -760,45 +736,18 @@ fn pdeathsig_host() {
 /// SIGKILLs the host and checks that the child dies with it. Returns the child's uid as
 /// it was while the child ran.
 async fn child_dies_with_its_host(user: Option<&str>) -> u32 {
-    let exe = std::env::current_exe().expect("test binary");
-    let mut command = tokio::process::Command::new(exe);
-    command
-        .args([
-            "process::pdeathsig_host",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(HOST_ENV, "1")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
+    let mut env = vec![(HOST_ENV, std::ffi::OsStr::new("1"))];
     if let Some(user) = user {
-        command.env(HOST_USER_ENV, user);
+        env.push((HOST_USER_ENV, std::ffi::OsStr::new(user)));
     }
-    let mut host = command.spawn().expect("host starts");
-    let stdout = host.stdout.take().expect("stdout");
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let child_pid: u32 = tokio::time::timeout(DEADLINE, async {
-        while let Some(line) = lines.next_line().await.expect("read") {
-            // libtest prints the test name on the same line first.
-            if let Some((_, pid)) = line.split_once(CHILD_PID_PREFIX) {
-                return pid.trim().parse().expect("pid");
-            }
-        }
-        panic!("host ended without printing the child pid");
-    })
-    .await
-    .expect("host prints the child pid");
+    let (mut host, child_pid) = start_host("process::pdeathsig_host", &env, CHILD_PID_PREFIX).await;
     // If the child outlives the test, the guard kills it (the child leads its group).
     let mut leftover = ProcessGroupGuard::new(child_pid);
     assert!(pid_alive(child_pid));
     let uid = uid_of(child_pid).expect("the child's uid");
 
-    host.start_kill().expect("SIGKILL the host");
-    host.wait().await.expect("host reaped");
-    wait_until_dead("the child of the killed host", child_pid).await;
+    kill_host(&mut host).await;
+    process_ends("the child of the killed host", child_pid).await;
     leftover.disarm();
     uid
 }
@@ -983,14 +932,6 @@ fn postgres_bin_dir() -> Option<std::path::PathBuf> {
     dirs.pop()
 }
 
-/// A TCP port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("ephemeral port")
-        .port()
-}
-
 /// PostgreSQL refuses to run as root: it is the real-world case for `user:` (issue 4).
 #[tokio::test]
 async fn postgresql_runs_as_an_unprivileged_user() {
@@ -1084,6 +1025,6 @@ async fn postgresql_runs_as_an_unprivileged_user() {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    wait_until_group_empty(pid).await;
+    group_empties("the process group to be empty", pid).await;
     group.disarm();
 }

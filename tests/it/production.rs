@@ -12,24 +12,11 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::support::{SOON, pid_alive, wait_for};
+use crate::cli::config_dir;
+use crate::support::{SOON, children_of, free_port, parent_of, pid_alive, wait_for};
 
 /// How long a `steward up` may take to boot and to stop.
 const BOOT: Duration = Duration::from_secs(20);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// A temp config directory holding `services_yml`.
-fn config_dir(services_yml: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("services.yml"), services_yml).expect("write services.yml");
-    dir
-}
 
 /// True when this process may create PID namespaces with `unshare`.
 fn can_unshare() -> bool {
@@ -157,30 +144,6 @@ impl Drop for Up {
     }
 }
 
-/// The pids of `pid`'s children (every thread's).
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return out;
-    };
-    for task in tasks.flatten() {
-        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
-            out.extend(
-                list.split_whitespace()
-                    .filter_map(|p| p.parse::<u32>().ok()),
-            );
-        }
-    }
-    out
-}
-
-/// The parent pid of `pid` from /proc.
-fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// Reads a pid that a service wrote to `file`, once it is there.
 async fn pid_in(file: &Path) -> u32 {
     let what = format!("{} to hold a pid", file.display());
@@ -225,8 +188,9 @@ async fn as_pid1_steward_reaps_every_orphan_and_exits_0_on_sigterm() {
         up.log()
     );
     let forker = wait_for(&what, SOON, || {
-        let children = children_of(steward);
-        let only = match children.as_slice() {
+        // Direct children only (not `lineage::descendants`): the service's own shell
+        // has its `sleep` below it, and that is not an orphan.
+        let only = match children_of(steward).as_slice() {
             [only] if pid_alive(*only) => Some(*only),
             _ => None,
         };

@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use steward::process::pid_file::{self, PidRecord, Recovered, recover_with_grace};
 use steward::process::{ProcessGroupGuard, SpawnPlan, spawn};
-use tokio::io::AsyncBufReadExt as _;
 
-use crate::support::{group_members, pid_alive, wait_for};
+use crate::support::{
+    group_members, kill_host, pid_alive, process_ends, running_pid, start_host, wait_for,
+};
 
 /// Generous bound for anything a test waits for; reaching it is a failure, not a timing.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -40,40 +41,6 @@ async fn wait_for_members(pgid: u32, count: usize) {
         (group_members(pgid).len() >= count).then_some(())
     })
     .await;
-}
-
-/// Re-executes this test binary as the host `test` (with `env` = the state dir) and
-/// returns it with the pid it prints after `prefix`.
-async fn start_host(
-    test: &str,
-    env: &str,
-    state_dir: &Path,
-    prefix: &str,
-) -> (tokio::process::Child, u32) {
-    let exe = std::env::current_exe().expect("test binary");
-    let mut host = tokio::process::Command::new(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(env, state_dir)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("host starts");
-    let stdout = host.stdout.take().expect("stdout");
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let pid = tokio::time::timeout(DEADLINE, async {
-        while let Some(line) = lines.next_line().await.expect("read") {
-            // libtest prints the test name on the same line first.
-            if let Some((_, pid)) = line.split_once(prefix) {
-                return pid.trim().parse().expect("pid");
-            }
-        }
-        panic!("host ended without printing a pid");
-    })
-    .await
-    .expect("host prints a pid");
-    (host, pid)
 }
 
 /// Not a test on its own: the body of the host process. It spawns a shell with a
@@ -110,8 +77,7 @@ async fn a_killed_stewards_leftover_group_is_stopped_at_the_next_boot() {
     let state = tempfile::tempdir().expect("state dir");
     let (mut host, leader) = start_host(
         "recovery::recovery_host",
-        HOST_STATE_DIR_ENV,
-        state.path(),
+        &[(HOST_STATE_DIR_ENV, state.path().as_os_str())],
         LEADER_PID_PREFIX,
     )
     .await;
@@ -120,12 +86,8 @@ async fn a_killed_stewards_leftover_group_is_stopped_at_the_next_boot() {
     // The shell and its two sleeps.
     wait_for_members(leader, 3).await;
 
-    host.start_kill().expect("SIGKILL the host");
-    host.wait().await.expect("host reaped");
-    wait_for("the leader to die with its host", DEADLINE, || async move {
-        (!pid_alive(leader)).then_some(())
-    })
-    .await;
+    kill_host(&mut host).await;
+    process_ends("the leader to die with its host", leader).await;
     let mut orphans = group_members(leader);
     orphans.sort_unstable();
     assert!(
@@ -305,13 +267,7 @@ fn runtime_host() {
         let steward = steward::Steward::boot(family_config(Path::new(&state_dir)))
             .await
             .expect("boot");
-        let pid = steward
-            .get("family")
-            .await
-            .expect("get")
-            .state
-            .pid
-            .expect("pid");
+        let pid = running_pid(&steward, "family").await;
         println!("{SERVICE_PID_PREFIX}{pid}");
         std::future::pending::<()>().await;
     });
@@ -322,19 +278,14 @@ async fn a_runtime_booted_after_a_killed_one_cleans_up_and_starts_once() {
     let state = tempfile::tempdir().expect("state dir");
     let (mut host, old) = start_host(
         "recovery::runtime_host",
-        RUNTIME_HOST_ENV,
-        state.path(),
+        &[(RUNTIME_HOST_ENV, state.path().as_os_str())],
         SERVICE_PID_PREFIX,
     )
     .await;
     let mut leftover = ProcessGroupGuard::new(old);
     wait_for_members(old, 3).await;
-    host.start_kill().expect("SIGKILL the host");
-    host.wait().await.expect("host reaped");
-    wait_for("the leader to die with its host", DEADLINE, || async move {
-        (!pid_alive(old)).then_some(())
-    })
-    .await;
+    kill_host(&mut host).await;
+    process_ends("the leader to die with its host", old).await;
     assert!(
         !group_members(old).is_empty(),
         "the grandchild outlived its steward"
@@ -349,13 +300,7 @@ async fn a_runtime_booted_after_a_killed_one_cleans_up_and_starts_once() {
         "orphans left: {:?}",
         group_members(old)
     );
-    let new = steward
-        .get("family")
-        .await
-        .expect("get")
-        .state
-        .pid
-        .expect("pid");
+    let new = running_pid(&steward, "family").await;
     assert_ne!(new, old);
     let record = pid_file::read(state.path(), "family")
         .expect("read")

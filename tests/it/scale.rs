@@ -12,7 +12,7 @@ use steward::config::{Dependency, DependencyCondition};
 use steward::runtime::root::DEFINE_CHUNK;
 use steward::{ControlError, EventKind, ServiceDefinition, ServiceStatus, Steward};
 
-use crate::support::{SOON, service, wait_for};
+use crate::support::{SOON, first_seq, service, wait_for};
 
 /// More services than one slice holds, with room for the cross-slice cases below.
 const TOTAL: usize = DEFINE_CHUNK + 44;
@@ -35,15 +35,10 @@ fn needs(def: &mut ServiceDefinition, target: &str) {
     });
 }
 
-fn seq_of(steward: &Steward, service: &str, kind: EventKind) -> u64 {
-    steward
-        .tables()
-        .events
-        .history(None)
-        .into_iter()
-        .find(|e| e.service == service && e.kind == kind)
-        .map(|e| e.seq)
-        .unwrap_or_else(|| panic!("no {} event for {service}", kind.as_str()))
+/// The ids of every service, in the order the runtime lists them (its definition order).
+async fn listed_ids(steward: &Steward) -> Vec<String> {
+    let services = steward.list().await.expect("list");
+    services.into_iter().map(|s| s.id).collect()
 }
 
 #[tokio::test]
@@ -59,13 +54,7 @@ async fn a_status_asked_during_a_long_define_all_is_answered_before_it_completes
         "the status was answered between slices: it saw {seen} of {TOTAL} services"
     );
     // Every service is defined, in the batch's order.
-    let listed: Vec<String> = steward
-        .list()
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
+    let listed = listed_ids(&steward).await;
     assert_eq!(listed, ids);
     assert_eq!(steward.status().await.expect("status").services, TOTAL);
     steward.shutdown().await.expect("shutdown");
@@ -95,13 +84,7 @@ async fn a_define_during_a_boot_may_not_take_a_reserved_id_but_may_depend_on_one
     // The boot's own definition holds the id, and `after` came between two slices.
     let info = steward.get(&last).await.expect("get");
     assert!(info.state.tags.is_empty(), "{:?}", info.state.tags);
-    let listed: Vec<String> = steward
-        .list()
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
+    let listed = listed_ids(&steward).await;
     let at = listed.iter().position(|id| id == "after").expect("after");
     assert!(at > 0 && at < TOTAL, "after is at {at} of {}", listed.len());
     steward.shutdown().await.expect("shutdown");
@@ -142,7 +125,7 @@ async fn a_boot_split_in_slices_starts_in_dependency_order_across_them() {
         ([&first, &late, &last].into_iter().all(running) && more.iter().all(running)).then_some(())
     })
     .await;
-    let started = |id: &str| seq_of(&steward, id, EventKind::Started);
+    let started = |id: &str| first_seq(&steward, id, EventKind::Started);
     assert!(started(&first) < started(&last), "{last} waits for {first}");
     assert!(started(&last) < started(&late), "{late} waits for {last}");
     steward.shutdown().await.expect("shutdown");

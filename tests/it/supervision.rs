@@ -55,7 +55,7 @@ async fn a_panic_in_any_actor_restarts_all_four_and_keeps_the_log() {
         let id = format!("victim-{}", kind.as_str());
         steward.define(probed(&id)).await.expect("define");
         event_of(&mut events, &id, EventKind::Ready).await;
-        let before = steward.get(&id).await.expect("get").state.pid.expect("pid");
+        let before = running_pid(&steward, &id).await;
         wait_for("hello in the log", SOON, || async {
             (hellos(&steward, &id).await.len() == 1).then_some(())
         })
@@ -71,20 +71,18 @@ async fn a_panic_in_any_actor_restarts_all_four_and_keeps_the_log() {
         let started = event_of(&mut events, &id, EventKind::Started).await;
         let after = started.pid.expect("pid");
         assert_ne!(before, after, "a fresh process after a {kind:?} panic");
-        wait_for("the old process to be gone", SOON, || async {
-            (!pid_alive(before)).then_some(())
-        })
-        .await;
+        process_ends("the old process to be gone", before).await;
         // The probes run again in the new generation.
         event_of(&mut events, &id, EventKind::Ready).await;
         // History survives: the first process's hello is still in the ring, before the
         // second one's.
-        wait_for("the new hello", SOON, || async {
-            (hellos(&steward, &id).await.len() == 2).then_some(())
+        let lines = wait_for("the new hello", SOON, || async {
+            let lines = hellos(&steward, &id).await;
+            (lines.len() >= 2).then_some(lines)
         })
         .await;
-        let seqs: Vec<u64> = hellos(&steward, &id).await.iter().map(|l| l.seq).collect();
-        assert_eq!(seqs, vec![1, 2]);
+        let seqs: Vec<u64> = lines.iter().map(|l| l.seq).collect();
+        assert_eq!(seqs, vec![1, 2], "{kind:?}: {lines:?}");
     }
     assert_eq!(
         steward.get("bystander").await.expect("get").state.pid,
@@ -116,13 +114,7 @@ async fn too_many_actor_failures_fail_the_service_but_not_the_runtime() {
         event_of(&mut events, "fragile", EventKind::Restarting).await;
         event_of(&mut events, "fragile", EventKind::Started).await;
     }
-    let last_pid = steward
-        .get("fragile")
-        .await
-        .expect("get")
-        .state
-        .pid
-        .expect("pid");
+    let last_pid = running_pid(&steward, "fragile").await;
     steward
         .inject_panic("fragile", ActorKind::PortManager)
         .await
@@ -131,10 +123,7 @@ async fn too_many_actor_failures_fail_the_service_but_not_the_runtime() {
     assert!(failed.cause.expect("cause").contains("gave up"));
     let state = steward.get("fragile").await.expect("get").state;
     assert_eq!(state.status, ServiceStatus::Failed);
-    wait_for("the last process to be gone", SOON, || async {
-        (!pid_alive(last_pid)).then_some(())
-    })
-    .await;
+    process_ends("the last process to be gone", last_pid).await;
     // The runtime and the other service are untouched.
     assert_eq!(
         steward.get("bystander").await.expect("get").state.pid,
@@ -168,40 +157,15 @@ fn pdeathsig_host() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn children_die_with_the_host_process() {
-    use std::io::{BufRead, BufReader};
-    let exe = std::env::current_exe().expect("test binary");
-    let mut host = std::process::Command::new(exe)
-        .args([
-            "supervision::pdeathsig_host",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("STEWARD_TEST_HOST", "1")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("host");
-    let stdout = host.stdout.take().expect("stdout");
-    let child_pid = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| {
-                // libtest prints `test name ... ` before the test's own output, on the same line.
-                let (_, pid) = l.split_once("CHILD_PID=")?;
-                pid.trim().parse::<u32>().ok()
-            })
-    })
-    .await
-    .expect("reader")
-    .expect("the host printed its child's pid");
-    assert!(pid_alive(child_pid));
-    host.kill().expect("SIGKILL the host");
-    let _ = host.wait();
-    wait_for("the service process to die with its host", SOON, || async {
-        (!pid_alive(child_pid)).then_some(())
-    })
+    let (mut host, child_pid) = start_host(
+        "supervision::pdeathsig_host",
+        &[("STEWARD_TEST_HOST", std::ffi::OsStr::new("1"))],
+        "CHILD_PID=",
+    )
     .await;
+    assert!(pid_alive(child_pid));
+    kill_host(&mut host).await;
+    process_ends("the service process to die with its host", child_pid).await;
 }
 
 /// A one-for-all restart SIGKILLs the old process group (with its PortManager) and starts
@@ -229,10 +193,7 @@ async fn a_one_for_all_restart_starts_the_new_process_only_after_the_old_group_i
         ActorKind::Server,
         ActorKind::PortManager,
     ] {
-        let old = status_becomes(&steward, "crowd", steward::ServiceStatus::Running)
-            .await
-            .pid
-            .expect("pid");
+        let old = running_pid(&steward, "crowd").await;
         let held = dir.path().join("held");
         let _ = std::fs::remove_file(&held);
         wait_for("both members to hold their memory", SOON, || async {

@@ -24,58 +24,116 @@ where
     }
 }
 
+/// The fields of `/proc/PID/stat` after the `(comm)` part (which may hold spaces):
+/// `[0]` the state letter, `[1]` the parent pid, `[2]` the process group, `[3]` the session.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+fn stat_number(pid: u32, field: usize) -> Option<u32> {
+    stat_fields(pid)?.get(field)?.parse().ok()
+}
+
 /// True while a process with this pid exists and is not a zombie.
 pub fn pid_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            // The state is the first field after the `(comm)` part.
-            let state = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next());
-            !matches!(state, Some("Z") | Some("X") | None)
-        }
-        Err(_) => false,
-    }
+    !matches!(pid_state(pid).as_deref(), Some("Z") | Some("X") | None)
+}
+
+/// Waits until process `pid` has ended (gone, or a zombie nobody reaped yet).
+pub async fn process_ends(what: &str, pid: u32) {
+    wait_for(
+        what,
+        SOON,
+        || async move { (!pid_alive(pid)).then_some(()) },
+    )
+    .await
+}
+
+/// Waits until no live process is left in process group `pgid`.
+pub async fn group_empties(what: &str, pgid: u32) {
+    wait_for(what, SOON, || async move {
+        group_members(pgid).is_empty().then_some(())
+    })
+    .await
 }
 
 /// The process state letter from /proc (`S`, `R`, `T`, `Z`, …).
 pub fn pid_state(pid: u32) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().next().map(str::to_string)
+    stat_fields(pid)?.into_iter().next()
+}
+
+/// The parent pid of `pid`, from /proc.
+pub fn parent_of(pid: u32) -> Option<u32> {
+    stat_number(pid, 1)
+}
+
+/// The process group of `pid`, from /proc.
+pub fn pgrp_of(pid: u32) -> Option<u32> {
+    stat_number(pid, 2)
+}
+
+/// The session of `pid`, from /proc.
+pub fn session_of(pid: u32) -> Option<u32> {
+    stat_number(pid, 3)
+}
+
+/// The command name of `pid` (`/proc/PID/comm`): it changes at the exec.
+pub fn comm_of(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim_end().to_string())
+}
+
+/// A TCP port on 127.0.0.1 that nobody listened on a moment ago (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+/// The direct children of `pid` (every thread's `/proc/PID/task/TID/children`). Unlike
+/// `steward::process::cgroup::lineage::descendants`, which follows them down, this
+/// answers "who is this process the parent of" (steward as a reaper of orphans).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// Pids of every live process in process group `pgid`.
 pub fn group_members(pgid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
+        return Vec::new();
     };
-    for entry in dir.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // fields[0] = state, fields[1] = ppid, fields[2] = pgrp
-        if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
-            out.push(pid);
-        }
-    }
-    out
+    dir.flatten()
+        .filter_map(|entry| entry.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|&pid| {
+            // A zombie has left its group in all but name.
+            pgrp_of(pid) == Some(pgid) && pid_state(pid).as_deref() != Some("Z")
+        })
+        .collect()
 }
 
 use steward::config::{CommandSpec, ServiceDefinition};
 use steward::events::{Event, EventItem, EventKind, EventSubscription};
 use steward::{ServiceState, ServiceStatus, Steward};
 
-/// The deadline used for "this should happen soon" waits.
-pub const SOON: Duration = Duration::from_secs(10);
+/// The deadline for "this should happen soon" waits. Generous: it only bounds a failure,
+/// and a loaded 2-core CI machine (builds, a fuzzing campaign) can take many seconds for
+/// what takes milliseconds on a quiet one.
+pub const SOON: Duration = Duration::from_secs(60);
 
 /// A definition running `line` with fast defaults for tests (short backoff and stop timeout).
 pub fn service(id: &str, line: &str) -> ServiceDefinition {
@@ -128,6 +186,97 @@ pub async fn status_becomes(steward: &Steward, id: &str, status: ServiceStatus) 
             .map(|i| i.state)
     })
     .await
+}
+
+/// Waits until the service is `running` with a process, and returns that process's pid.
+pub async fn running_pid(steward: &Steward, id: &str) -> u32 {
+    let what = format!("{id} to be running with a pid");
+    wait_for(&what, SOON, || async {
+        let state = steward.get(id).await.ok()?.state;
+        (state.status == ServiceStatus::Running)
+            .then_some(state.pid)
+            .flatten()
+    })
+    .await
+}
+
+/// Waits until the service's log holds the line `line` (in its last 1000 lines): the
+/// sign that the process got past a point of its own (a trap armed, a file read).
+pub async fn logged(steward: &Steward, id: &str, line: &str) {
+    let what = format!("{id} to log {line:?}");
+    wait_for(&what, SOON, || async {
+        let lines = steward.logs(id, 1000).await.ok()?;
+        lines.iter().any(|l| l.line == line).then_some(())
+    })
+    .await
+}
+
+/// The sequence numbers of the events of `kind` about `service` in the runtime's history,
+/// oldest first.
+pub fn seqs_of(steward: &Steward, service: &str, kind: EventKind) -> Vec<u64> {
+    steward
+        .tables()
+        .events
+        .history(None)
+        .into_iter()
+        .filter(|e| e.service == service && e.kind == kind)
+        .map(|e| e.seq)
+        .collect()
+}
+
+/// The first such event after sequence number `after`; a panic naming it if there is none.
+pub fn seq_after(steward: &Steward, service: &str, kind: EventKind, after: u64) -> u64 {
+    seqs_of(steward, service, kind)
+        .into_iter()
+        .find(|seq| *seq > after)
+        .unwrap_or_else(|| panic!("no {} event for {service} after {after}", kind.as_str()))
+}
+
+/// The first such event in the history; a panic naming it if there is none.
+pub fn first_seq(steward: &Steward, service: &str, kind: EventKind) -> u64 {
+    seq_after(steward, service, kind, 0)
+}
+
+/// Re-executes this test binary to run only `test` (a host process of a runtime, which a
+/// test can SIGKILL as a crash would), with `env` set; returns it with the number it
+/// prints after `prefix` on its stdout.
+pub async fn start_host(
+    test: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+    prefix: &str,
+) -> (tokio::process::Child, u32) {
+    use tokio::io::AsyncBufReadExt as _;
+    let exe = std::env::current_exe().expect("test binary");
+    let mut host = tokio::process::Command::new(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("host starts");
+    let stdout = host.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let what = format!("{test} to print {prefix}");
+    let pid = tokio::time::timeout(SOON, async {
+        while let Some(line) = lines.next_line().await.expect("read") {
+            // libtest prints `test name ... ` first, on the same line.
+            if let Some((_, pid)) = line.split_once(prefix) {
+                return pid.trim().parse().expect("pid");
+            }
+        }
+        panic!("{test} ended without printing {prefix}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out after {SOON:?} waiting for {what}"));
+    (host, pid)
+}
+
+/// SIGKILLs a host from [`start_host`], as a crash would, and reaps it.
+pub async fn kill_host(host: &mut tokio::process::Child) {
+    host.start_kill().expect("SIGKILL the host");
+    host.wait().await.expect("host reaped");
 }
 
 /// A real actor standing in for a sibling of the actor under test (a Server, a

@@ -11,7 +11,7 @@ use steward::Steward;
 use steward::api;
 use steward::tools::{ToolError, Tools, all_tools};
 
-use crate::support::{SOON, pid_alive, wait_for};
+use crate::support::{SOON, pid_alive, process_ends, wait_for};
 
 /// Calls a tool that must succeed.
 async fn call(tools: &Tools, name: &str, input: Value) -> Value {
@@ -132,20 +132,14 @@ async fn define_start_stop_and_remove_run_real_processes() {
     assert_eq!(refused.code(), "conflict", "{}", refused.to_json());
     let stopped = call(&tools, "service_stop", json!({"id": "tl-web"})).await;
     assert_eq!(stopped["status"], "stopped");
-    wait_for("the process to be gone", SOON, || async {
-        (!pid_alive(pid)).then_some(())
-    })
-    .await;
+    process_ends("the process to be gone", pid).await;
 
     let restarted = call(&tools, "service_restart", json!({"id": "tl-web"})).await;
     let second = pid_of(&restarted);
     assert!(pid_alive(second));
     let killed = call(&tools, "service_kill", json!({"id": "tl-web"})).await;
     assert_eq!(killed["status"], "stopped");
-    wait_for("the killed process to be gone", SOON, || async {
-        (!pid_alive(second)).then_some(())
-    })
-    .await;
+    process_ends("the killed process to be gone", second).await;
     let removed = call(
         &tools,
         "service_remove",
