@@ -54,14 +54,37 @@ fn init_tracing(command: &Command) {
         Command::Up(args) => ("info", args.log_format),
         _ => ("warn", LogFormat::Human),
     };
-    let filter =
-        EnvFilter::try_from_env("STEWARD_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter = log_filter(default_level, std::env::var("STEWARD_LOG").ok().as_deref());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+/// ractor wraps every actor's message loop in an INFO span, `Actor{id="0.32"}`: four per
+/// service, alive as long as the actor. Each takes a slot in the subscriber's span registry,
+/// whose pages and per-slot maps are never freed: at 4,000 services that was 16,000 spans,
+/// 4.5 of the 6.6 MB the heap still held after every service was removed, scattered over
+/// pages that then could not be given back (issue 16, docs/BENCHMARKS.md). The id means
+/// nothing outside the process (lines name their `service`), so ractor logs only warnings
+/// and errors unless `STEWARD_LOG` names `ractor` itself.
+const RACTOR_QUIET: &str = "ractor=warn";
+
+/// The log filter: `directives` (from `STEWARD_LOG`) when they parse, else
+/// `default_level`; with [`RACTOR_QUIET`] added unless they name `ractor`.
+fn log_filter(default_level: &str, directives: Option<&str>) -> EnvFilter {
+    let filter = directives
+        .and_then(|d| EnvFilter::try_new(d).ok())
+        .unwrap_or_else(|| EnvFilter::new(default_level));
+    if directives.is_some_and(|d| d.contains("ractor")) {
+        return filter;
+    }
+    match RACTOR_QUIET.parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
     }
 }
 
@@ -72,4 +95,27 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ractor_s_actor_spans_are_off_unless_the_filter_names_ractor() {
+        assert_eq!(log_filter("info", None).to_string(), "ractor=warn,info");
+        assert_eq!(
+            log_filter("warn", Some("debug")).to_string(),
+            "ractor=warn,debug"
+        );
+        assert_eq!(
+            log_filter("info", Some("debug,ractor=trace")).to_string(),
+            "ractor=trace,debug"
+        );
+        // Directives that do not parse: the default level, as before.
+        assert_eq!(
+            log_filter("info", Some("=[")).to_string(),
+            "ractor=warn,info"
+        );
+    }
 }

@@ -516,6 +516,10 @@ def section_s8(res):
         row("after define RSS / PSS", lambda r: _mem(r["define"]["memory"]))
         row("list, one client", lambda r: f"{_lat(r['list'])}, {fmt(r['list']['response_bytes'])} B")
         row("list, 50 clients (wrk)", lambda r: f"{_lat(r['list']['wrk_50_connections'])}, {fmt(r['list']['wrk_50_connections']['requests_per_s'])}/s")
+        row("list gzip, 50 clients (wrk)", lambda r: (
+            f"{_lat(r['list']['gzip']['wrk_50_connections'])}, {fmt(r['list']['gzip']['wrk_50_connections']['requests_per_s'])}/s, "
+            f"{fmt(r['list']['gzip']['response_bytes'])} B ({r['list']['gzip']['content_encoding'] or 'plain'})")
+            if "wrk_50_connections" in r["list"].get("gzip", {}) else "–")
         row("/metrics", lambda r: f"{_lat(r['metrics'])}, {fmt(r['metrics']['response_bytes'])} B")
         row("stop all", lambda r: f"answered {fmt(r['stop']['answered_ms'], ' ms')}, all gone {fmt(r['stop']['all_gone_ms'], ' ms')}")
         row("after stop RSS / PSS", lambda r: _mem(r["stop"]["memory"]))

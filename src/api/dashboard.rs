@@ -25,6 +25,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
+use super::gzip::accepts_gzip;
 
 /// One embedded file and what is computed from it once.
 struct Asset {
@@ -130,25 +131,6 @@ fn matches_etag(headers: &HeaderMap, etag: &HeaderValue) -> bool {
         .any(|tag| tag == wanted || tag == "*")
 }
 
-/// True when `Accept-Encoding` admits gzip (a `q=0` refuses it).
-fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|coding| {
-            let mut parts = coding.split(';').map(str::trim);
-            let name = parts.next().unwrap_or("");
-            let refused = parts.any(|p| {
-                p.strip_prefix("q=")
-                    .and_then(|q| q.parse::<f32>().ok())
-                    .is_some_and(|q| q == 0.0)
-            });
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
-        })
-}
-
 /// A strong entity tag for `body`: FNV-1a over its bytes, quoted.
 fn etag_of(body: &[u8]) -> HeaderValue {
     let hash = body.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
@@ -180,21 +162,6 @@ mod tests {
             map.append(name.clone(), HeaderValue::from_str(value).expect("header"));
         }
         map
-    }
-
-    #[test]
-    fn gzip_is_accepted_unless_refused() {
-        assert!(accepts_gzip(&headers(&[(
-            header::ACCEPT_ENCODING,
-            "gzip, deflate, br"
-        )])));
-        assert!(accepts_gzip(&headers(&[(header::ACCEPT_ENCODING, "*")])));
-        assert!(!accepts_gzip(&headers(&[(
-            header::ACCEPT_ENCODING,
-            "gzip;q=0"
-        )])));
-        assert!(!accepts_gzip(&headers(&[(header::ACCEPT_ENCODING, "br")])));
-        assert!(!accepts_gzip(&HeaderMap::new()));
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //! * `serve` — connections: header-read / idle timeout, connection cap, graceful end;
 //! * `sse` — Server-Sent Events plumbing shared by logs and events;
 //! * `metrics` — `GET /metrics`, which serves the page [`crate::metrics`] renders;
+//! * `read_cache`, `gzip` — the list and `/metrics` kept per tables generation, and
+//!   gzipped once for clients that ask;
 //! * `openapi` — the OpenAPI 3.1 document;
 //! * `view` — JSON views of definitions (durations as text, secrets redacted);
 //! * `usage_history` — recent CPU and memory samples per service (`GET /api/v1/usage`).
@@ -30,6 +32,7 @@ mod error;
 mod events;
 pub(crate) mod explain;
 mod extract;
+mod gzip;
 mod health;
 mod lifecycle;
 mod logs;

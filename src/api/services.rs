@@ -10,13 +10,14 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiPath, ApiQuery, JsonBody, RawBody};
+use super::gzip::{accepts_gzip, respond};
 use super::view::DefinitionView;
 use crate::config;
 use crate::control::ControlAction;
@@ -37,24 +38,36 @@ pub struct ServiceList {
 }
 
 /// `GET /api/v1/services[?tag=T]`. The whole list is served from
-/// [`read_cache`](super::read_cache) while nothing in it changed.
+/// [`read_cache`](super::read_cache) while nothing in it changed, gzipped (once per
+/// rendering) for a client that sends `Accept-Encoding: gzip`; a list by tag is built per
+/// request and served plain.
 pub async fn list(
     State(app): State<AppState>,
+    headers: HeaderMap,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let body = match query.tag {
-        Some(tag) => list_body(app.steward.list_by_tag(&tag).await?)?,
+    const JSON: &str = "application/json";
+    match query.tag {
+        Some(tag) => {
+            let body = list_body(app.steward.list_by_tag(&tag).await?)?;
+            Ok(([(header::CONTENT_TYPE, JSON)], body).into_response())
+        }
         None => {
             let generation = app.steward.tables().generation();
-            app.reads
+            let gzip = accepts_gzip(&headers);
+            let page = app
+                .reads
                 .list
-                .get(generation, || async {
+                .get(generation, gzip, || async {
                     list_body(app.steward.list().await?)
                 })
-                .await?
+                .await?;
+            Ok(match page.gzip.filter(|_| gzip) {
+                Some(gzipped) => respond(JSON, gzipped.whole(), true),
+                None => respond(JSON, page.plain, false),
+            })
         }
-    };
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    }
 }
 
 /// The list's JSON, written once into a buffer sized for it (about 250 bytes a service).

@@ -7,6 +7,8 @@ mod api;
 mod cgroup;
 /// The `steward` binary end to end: validate, up, shutdown, and every client command.
 mod cli;
+/// gzip of the list and `/metrics` for clients that ask; plain bytes for those that do not.
+mod compression;
 /// Loading and validating YAML definitions; error messages (snapshots).
 mod config;
 /// `depends_on`: start order by condition, stop order, cascade, failures, validation.

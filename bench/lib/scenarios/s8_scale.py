@@ -10,7 +10,8 @@ steward, in phases, each timed, with steward's RSS and PSS after each:
   define    1,000 more over POST /api/v1/services, one after the other (each starts its
             process): per-request p50/p99 and total;
   list      GET /api/v1/services at 11,000: 20 requests one by one (p50/p99, size), then
-            wrk with 50 connections for 10 s (p50/p99, requests/s);
+            wrk with 50 connections for 10 s (p50/p99, requests/s); the same again with
+            `Accept-Encoding: gzip` (the compressed size and a second wrk run);
   metrics   GET /metrics at 11,000: 20 scrapes (p50/p99, size);
   stop      POST /api/v1/lifecycle/stop: until it answers and until no service process is
             left;
@@ -31,6 +32,7 @@ import resource
 import shutil
 import threading
 import time
+import urllib.parse
 import urllib.request
 import xmlrpc.client
 
@@ -271,6 +273,7 @@ def steward_phases(ctx, cls, name, floor_ms):
             w = wrk(ctx, tool.api_url("/api/v1/services"), 10)
             w.pop("raw", None)
             out["list"]["wrk_50_connections"] = w
+        out["list"]["gzip"] = _list_gzip(ctx, tool)
         lat = []
         for _ in range(20):
             status, data, ms = client.request("GET", "/metrics")
@@ -380,6 +383,36 @@ def peer_phases(ctx, cls, name):
                            "all_gone_ms": round((time.monotonic() - t0) * 1000)}
         except Exception as e:  # a peer that cannot stop 10,000 in time: say so
             out["stop"] = {"error": f"{type(e).__name__}: {e}"}
+    return out
+
+
+def _list_gzip(ctx, tool):
+    """The list asked for with `Accept-Encoding: gzip`: 20 requests one by one (p50/p99 and
+    the size sent), then wrk with 50 connections (a one-line script sets the header). A
+    build that does not compress answers plain: then `content_encoding` is None."""
+    url = tool.api_url("/api/v1/services")
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    lat, size, encoding = [], None, None
+    try:
+        for _ in range(20):
+            t0 = time.monotonic()
+            conn.request("GET", parts.path, headers={"Accept-Encoding": "gzip"})
+            r = conn.getresponse()
+            data = r.read()
+            encoding = r.getheader("Content-Encoding")
+            lat.append((time.monotonic() - t0) * 1000)
+            size = len(data)
+    finally:
+        conn.close()
+    out = dict(stats_ms(lat), response_bytes=size, content_encoding=encoding)
+    if shutil.which("wrk"):
+        script = os.path.join(ctx.workdir("s8-wrk-gzip"), "accept-gzip.lua")
+        with open(script, "w") as f:
+            f.write('wrk.headers["Accept-Encoding"] = "gzip"\n')
+        w = wrk(ctx, url, 10, script)
+        w.pop("raw", None)
+        out["wrk_50_connections"] = w
     return out
 
 
