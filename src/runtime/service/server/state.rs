@@ -295,12 +295,22 @@ impl ServerState {
     }
 
     /// Writes the pid file that lets the next boot find this process if steward dies.
-    pub(super) fn record_pid(&self, pid: u32) {
-        let Some(dir) = &self.tables.state_dir else {
+    ///
+    /// On a blocking thread, awaited (so a later [`ServerState::forget_pid`] still comes
+    /// after it): creating the file allocates an inode, which during a boot of 4,000
+    /// services on ext4 was half of steward's CPU time, spent on the async workers that
+    /// also answer the API (`perf record`, docs/BENCHMARKS.md "S8 in the fourth session").
+    pub(super) async fn record_pid(&self, pid: u32) {
+        let Some(dir) = self.tables.state_dir.clone() else {
             return;
         };
-        let written = process::pid_file::PidRecord::of_process(&self.def.id, pid, false)
-            .and_then(|record| process::pid_file::write(dir, &record));
+        let id = self.def.id.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            process::pid_file::PidRecord::of_process(&id, pid, false)
+                .and_then(|record| process::pid_file::write(&dir, &record))
+        })
+        .await
+        .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())));
         if let Err(e) = written {
             warn!(service = %self.def.id, pid, error = %e, "could not write the pid file");
         }
