@@ -44,8 +44,20 @@ const NOTIFY_DETACHED_HINT: &str = "its daemon leaves the launcher's process tre
 /// The largest `log_lines` accepted: the ring is memory, `log_file` is for long history.
 const MAX_LOG_LINES: i64 = 1_000_000;
 
-/// True when `id` matches `[a-z0-9][a-z0-9_-]*`.
+/// How a service id is made, for hints.
+pub(crate) const ID_RULE: &str = "a service id is lowercase letters, digits, `-` and `_`, starting with a letter or a digit, at most 128 characters";
+
+/// The longest service id: an id names files (`<id>.json`, the cgroup `<id>`, log files),
+/// which may not exceed 255 bytes, and is a YAML key, which may not exceed 1024
+/// characters (found by fuzzing: a longer `depends_on` key was saved but could not be
+/// read back).
+pub const MAX_ID_LEN: usize = 128;
+
+/// True when `id` matches `[a-z0-9][a-z0-9_-]*` and has at most [`MAX_ID_LEN`] characters.
 pub fn is_valid_id(id: &str) -> bool {
+    if id.len() > MAX_ID_LEN {
+        return false;
+    }
     let mut chars = id.chars();
     match chars.next() {
         Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit() => {}
@@ -171,7 +183,14 @@ pub fn check_definition(def: &ServiceDefinition) -> Result<(), ConfigErrors> {
         );
     }
     for (i, dep) in def.depends_on.iter().enumerate() {
-        if dep.service == def.id {
+        if !is_valid_id(&dep.service) {
+            c.field(
+                none,
+                "depends_on",
+                &format!("`{}` is not a service id", dep.service),
+                ID_RULE,
+            );
+        } else if dep.service == def.id {
             c.problems.push(
                 Problem::new(none, format!("service `{}` depends on itself", def.id))
                     .hint("remove this entry: a service cannot wait for its own start"),
@@ -721,6 +740,8 @@ mod tests {
         ] {
             assert!(!is_valid_id(bad), "{bad}");
         }
+        assert!(is_valid_id(&"a".repeat(MAX_ID_LEN)));
+        assert!(!is_valid_id(&"a".repeat(MAX_ID_LEN + 1)), "too long");
     }
 
     #[test]
@@ -841,6 +862,35 @@ mod tests {
         assert!(
             definition_from_json("Bad", &serde_json::json!({"command": "x"}), Path::new("/"))
                 .is_err()
+        );
+    }
+
+    /// Found by fuzzing (`definition_json`): a `depends_on` entry of 4,800 characters was
+    /// accepted, then saved as a YAML key longer than YAML allows, which could not be read
+    /// back. Entries must be service ids, in a body and in code.
+    #[test]
+    fn a_depends_on_entry_that_is_not_a_service_id_is_refused() {
+        let long = "a".repeat(MAX_ID_LEN + 1);
+        let value = serde_json::json!({"command": "x", "depends_on": ["db", "Web", long]});
+        let errors = definition_from_json("api", &value, Path::new("/srv")).expect_err("refused");
+        let text = errors.to_string();
+        assert!(text.contains("`Web` is not a service id"), "{text}");
+        assert!(
+            text.contains(&format!("`{long}` is not a service id")),
+            "{text}"
+        );
+        assert!(!text.contains("`db`"), "a valid entry is not named: {text}");
+        let mut def = ServiceDefinition::new("api", CommandSpec::Line("x".into()));
+        def.depends_on.push(crate::config::Dependency {
+            service: "Web".into(),
+            condition: Default::default(),
+        });
+        assert!(
+            errors_of(&def)
+                .iter()
+                .any(|e| e.contains("`Web` is not a service id")),
+            "{:?}",
+            errors_of(&def)
         );
     }
 }

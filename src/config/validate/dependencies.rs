@@ -396,6 +396,15 @@ impl Checker<'_> {
                 );
                 continue;
             }
+            if !super::is_valid_id(name) {
+                self.field(
+                    pos,
+                    "depends_on",
+                    &format!("`{name}` is not a service id"),
+                    super::ID_RULE,
+                );
+                continue;
+            }
             if let Some((_, first)) = out.iter().find(|(dep, _)| dep.service == name) {
                 self.field(
                     pos,
