@@ -116,9 +116,11 @@ fn idle(id: &str) -> steward::ServiceDefinition {
 // ---------------------------------------------------------------------------------------
 // A real server and a real client.
 
-struct Server {
-    base: String,
-    client: reqwest::Client,
+/// An API server on an ephemeral port of 127.0.0.1, stopped when dropped (also used by
+/// compression.rs).
+pub(crate) struct Server {
+    pub(crate) base: String,
+    pub(crate) client: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -134,7 +136,7 @@ async fn bound(token: Option<String>) -> (tokio::net::TcpListener, SocketAddr) {
 }
 
 impl Server {
-    async fn start(steward: &Steward, token: Option<&str>) -> Server {
+    pub(crate) async fn start(steward: &Steward, token: Option<&str>) -> Server {
         let token = token.map(str::to_string);
         let (listener, addr) = bound(token.clone()).await;
         let app = api::router(steward.clone(), token);

@@ -4,21 +4,14 @@
 //! gets the plain bytes with no `Content-Encoding`.
 
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use steward::Steward;
-use steward::api::{self, ApiOptions};
+use steward::api;
 
+use crate::api::Server;
 use crate::support::{service, wait_for};
-
-/// An API server on an ephemeral port of 127.0.0.1, stopped when dropped.
-struct Server {
-    base: String,
-    client: reqwest::Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
 
 /// One answer: its `Content-Encoding` and `Vary` headers and its body as sent.
 struct Answer {
@@ -27,31 +20,9 @@ struct Answer {
     body: Vec<u8>,
 }
 
+/// The API server of tests/it/api.rs (its reqwest client has no compression feature: it
+/// sends no `Accept-Encoding` of its own and hands the body over as it came).
 impl Server {
-    async fn start(steward: &Steward) -> Server {
-        let options = ApiOptions {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            token: None,
-        };
-        let listener = api::bind(&options).await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let app = api::router(steward.clone(), None);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(api::serve(listener, app, async move {
-            let _ = stopped.await;
-        }));
-        Server {
-            base: format!("http://{addr}"),
-            // No compression feature in reqwest: it sends no Accept-Encoding of its own and
-            // hands the body over as it came.
-            client: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("client"),
-            _stop: stop,
-        }
-    }
-
     async fn get(&self, path: &str, accept_encoding: Option<&str>) -> Answer {
         let mut request = self.client.get(format!("{}{path}", self.base));
         if let Some(value) = accept_encoding {
@@ -153,7 +124,7 @@ async fn runtime_with_idle_services(n: usize) -> Steward {
 #[tokio::test]
 async fn the_list_is_gzipped_for_a_client_that_asks_and_plain_for_one_that_does_not() {
     let steward = runtime_with_idle_services(200).await;
-    let server = Server::start(&steward).await;
+    let server = Server::start(&steward, None).await;
 
     let plain = server.get("/api/v1/services", None).await;
     assert_eq!(plain.encoding, None);
@@ -187,7 +158,7 @@ async fn the_list_is_gzipped_for_a_client_that_asks_and_plain_for_one_that_does_
 #[tokio::test]
 async fn metrics_are_gzipped_with_the_fresh_part_for_a_client_that_asks() {
     let steward = runtime_with_idle_services(100).await;
-    let server = Server::start(&steward).await;
+    let server = Server::start(&steward, None).await;
     // Something recorded, so the answer has a part appended after the cached page.
     api::install_recorder();
     metrics::counter!(steward::metrics::LOG_DROPPED_TOTAL, "service" => "gz-recorded").increment(1);
