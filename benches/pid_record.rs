@@ -1,9 +1,10 @@
-//! What writing a pid record costs on this machine's disk, with and without `fsync`
-//! (docs/BENCHMARKS.md, "No `fsync` per spawn"): every spawn writes one, inside the
-//! Server actor. Times `steward::process::pid_file::write` (a temporary file and a rename,
-//! no `fsync`) against the same file written with `fsync` before the rename, both as a
-//! fresh record and replacing one, in a directory on the same disk as the state_dir
-//! (`$TMPDIR`, else /tmp). Median of 200 writes each, µs.
+//! What writing a pid record costs on this machine's disk (docs/BENCHMARKS.md, "No `fsync`
+//! per spawn" and "A pid table instead of a file per record"): every spawn writes one,
+//! inside the Server actor. Times `steward::process::pid_file::write` (a slot of this
+//! process's table, written in place) against the two ways steward wrote them before: a
+//! file per record through a temporary file and a rename, without and with `fsync` before
+//! the rename; each as a fresh record and replacing one, in a directory on the same disk
+//! as the state_dir (`$TMPDIR`, else /tmp). Median of 200 writes each, µs.
 //!
 //! A measuring program, not a criterion bench: `cargo bench --bench pid_record`.
 
@@ -25,14 +26,18 @@ fn record(i: usize) -> PidRecord {
     }
 }
 
-/// The old way: temporary file, `fsync`, rename.
-fn write_synced(dir: &Path, record: &PidRecord) -> std::io::Result<()> {
-    let path = pid_file::record_path(dir, &record.service)?;
-    std::fs::create_dir_all(pid_file::pid_dir(dir))?;
+/// The ways before the table: `pids/<service>.json` through a temporary file and a
+/// rename, optionally with `fsync` before the rename.
+fn write_file(dir: &Path, record: &PidRecord, sync: bool) -> std::io::Result<()> {
+    let pids = pid_file::pid_dir(dir);
+    std::fs::create_dir_all(&pids)?;
+    let path = pids.join(format!("{}.json", record.service));
     let temp = path.with_extension("tmp");
     let mut file = std::fs::File::create(&temp)?;
     file.write_all(&serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?)?;
-    file.sync_all()?;
+    if sync {
+        file.sync_all()?;
+    }
     std::fs::rename(&temp, &path)
 }
 
@@ -58,11 +63,14 @@ fn measure(dir: &Path, write: &dyn Fn(&Path, &PidRecord) -> std::io::Result<()>)
 }
 
 fn main() {
-    let atomic = tempfile::tempdir().expect("tempdir");
+    let table = tempfile::tempdir().expect("tempdir");
+    let files = tempfile::tempdir().expect("tempdir");
     let synced = tempfile::tempdir().expect("tempdir");
-    let (a_fresh, a_replace) = measure(atomic.path(), &|dir, r| pid_file::write(dir, r));
-    let (s_fresh, s_replace) = measure(synced.path(), &write_synced);
+    let (t_fresh, t_replace) = measure(table.path(), &|dir, r| pid_file::write(dir, r));
+    let (f_fresh, f_replace) = measure(files.path(), &|dir, r| write_file(dir, r, false));
+    let (s_fresh, s_replace) = measure(synced.path(), &|dir, r| write_file(dir, r, true));
     println!("median of {WRITES} pid record writes, µs: fresh / replacing one");
-    println!("  pid_file::write (no fsync): {a_fresh:>8.0} / {a_replace:>8.0}");
-    println!("  with fsync before rename:   {s_fresh:>8.0} / {s_replace:>8.0}");
+    println!("  pid_file::write (a slot of the table): {t_fresh:>8.1} / {t_replace:>8.1}");
+    println!("  a file per record, rename:             {f_fresh:>8.1} / {f_replace:>8.1}");
+    println!("  a file per record, fsync and rename:   {s_fresh:>8.1} / {s_replace:>8.1}");
 }

@@ -116,22 +116,13 @@ impl std::fmt::Display for IntensityExceeded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
     use proptest::prelude::*;
-
-    fn exit(code: Option<i32>, signal: Option<&str>) -> ExitInfo {
-        ExitInfo {
-            code,
-            signal: signal.map(str::to_string),
-            at: Utc::now(),
-        }
-    }
 
     #[test]
     fn policies_follow_otp() {
-        let ok = exit(Some(0), None);
-        let bad = exit(Some(1), None);
-        let killed = exit(None, Some("SIGKILL"));
+        let ok = ExitInfo::now(Some(0), None);
+        let bad = ExitInfo::now(Some(1), None);
+        let killed = ExitInfo::now(None, Some("SIGKILL"));
         assert!(wants_restart(RestartPolicy::Permanent, &ok));
         assert!(wants_restart(RestartPolicy::Permanent, &bad));
         assert!(!wants_restart(RestartPolicy::Transient, &ok));

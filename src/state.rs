@@ -111,6 +111,16 @@ pub struct ExitInfo {
 }
 
 impl ExitInfo {
+    /// An exit seen now (tests build the exits they need with it).
+    #[cfg(test)]
+    pub(crate) fn now(code: Option<i32>, signal: Option<&str>) -> ExitInfo {
+        ExitInfo {
+            code,
+            signal: signal.map(str::to_string),
+            at: Utc::now(),
+        }
+    }
+
     /// True for a clean exit (code 0).
     pub fn success(&self) -> bool {
         self.code == Some(0)

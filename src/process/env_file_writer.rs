@@ -44,7 +44,7 @@ pub fn write_env_file(def: &ServiceDefinition) -> Result<PathBuf, String> {
         None => None,
     };
     let text = render(&vars)?;
-    write_atomically(&target, text.as_bytes(), owner, Durability::Synced).map_err(|e| {
+    write_atomically(&target, text.as_bytes(), owner).map_err(|e| {
         format!(
             "cannot write {}: {e}: check that `cwd` is writable",
             target.display()
@@ -100,24 +100,13 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Whether a file written by [`write_atomically`] must survive a power cut.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Durability {
-    /// `fsync` before the rename (milliseconds on a real disk): files a person relies on.
-    Synced,
-    /// Readers see the whole old or the whole new file, but after a crash of the machine
-    /// the file may be missing or empty: records that only mean something while the
-    /// machine stays up (a pid), written on every spawn.
-    Atomic,
-}
-
-/// Writes `bytes` to `target` through a mode-0600 temporary file in the same directory
-/// and a rename, optionally owned by `owner` (uid, gid).
+/// Writes `bytes` to `target` through a mode-0600 temporary file in the same directory,
+/// `fsync` and a rename (milliseconds on a real disk: for files a person relies on),
+/// optionally owned by `owner` (uid, gid).
 pub(crate) fn write_atomically(
     target: &Path,
     bytes: &[u8],
     owner: Option<(u32, u32)>,
-    durability: Durability,
 ) -> std::io::Result<()> {
     let dir = target.parent().unwrap_or(Path::new("."));
     let name = target
@@ -145,9 +134,7 @@ pub(crate) fn write_atomically(
             )?;
         }
         file.write_all(bytes)?;
-        if durability == Durability::Synced {
-            file.sync_all()?;
-        }
+        file.sync_all()?;
         std::fs::rename(&temp, target)
     })();
     if result.is_err() {

@@ -18,7 +18,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::config::{CommandSpec, SourceSpec};
-use crate::process::env_file_writer::{Durability, write_atomically};
+use crate::process::env_file_writer::write_atomically;
 
 /// `state_dir/installed`
 pub fn marker_dir(state_dir: &Path) -> PathBuf {
@@ -83,12 +83,7 @@ pub fn is_current(state_dir: &Path, service: &str, fingerprint: &str) -> bool {
 pub fn write(state_dir: &Path, service: &str, fingerprint: &str) -> io::Result<()> {
     let path = marker_path(state_dir, service)?;
     std::fs::create_dir_all(marker_dir(state_dir))?;
-    write_atomically(
-        &path,
-        format!("{fingerprint}\n").as_bytes(),
-        None,
-        Durability::Synced,
-    )
+    write_atomically(&path, format!("{fingerprint}\n").as_bytes(), None)
 }
 
 /// Removes the marker; one that is not there is not an error.

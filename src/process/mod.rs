@@ -16,6 +16,7 @@ pub mod fd_limit;
 pub mod install_marker;
 pub mod malloc;
 pub mod pid_file;
+pub(crate) mod pid_table;
 pub mod pipe_reader;
 pub mod pipes;
 pub mod reaper;

@@ -1,17 +1,23 @@
-//! Pid files and crash recovery (DESIGN §10 "Dying with steward, and cleaning up after it").
+//! Pid records and crash recovery (DESIGN §10 "Dying with steward, and cleaning up after it").
 //!
-//! While a service process runs, steward keeps `state_dir/pids/<service>.json`: its pid,
-//! its process group and its start time (field 22 of `/proc/PID/stat`, in clock ticks
-//! since boot). A steward that was SIGKILLed cannot stop what it started, and
-//! `PR_SET_PDEATHSIG` only reaches the process it was set on: a shell's background child,
-//! a server's workers or a detached daemon live on. At the next boot, [`recover`] reads
-//! every record before any service starts:
+//! While a service process runs, steward keeps a record of it under `state_dir/pids`: its
+//! pid, its process group and its start time (field 22 of `/proc/PID/stat`, in clock
+//! ticks since boot), in a slot of this steward process's table
+//! (`pid_table`: one file, written in place). A steward that was
+//! SIGKILLed cannot stop what it started, and `PR_SET_PDEATHSIG` only reaches the process
+//! it was set on: a shell's background child, a server's workers or a detached daemon live
+//! on. At the next boot, [`recover`] reads every record before any service starts (every
+//! table whose steward is gone, and the `<service>.json` files older versions wrote):
 //!
 //! * a record whose process is gone, or whose pid now names another process (a different
 //!   start time), is stale: it is removed and nothing is signalled;
 //! * a non-detached service's group is stopped (SIGTERM, a short grace, then SIGKILL), so
 //!   the service can start fresh without running twice;
-//! * a detached service that still runs is returned for adoption and left alone.
+//! * a detached service that still runs is returned for adoption and left alone; its
+//!   record moves to this steward's table.
+//!
+//! A table whose steward still runs (another steward on the same `state_dir`) is left
+//! alone, with a warning.
 //!
 //! Processes are found by process group and start time only, never by name or
 //! environment: some programs (nginx among them) clear their workers' environment, and a
@@ -29,7 +35,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
-use crate::process::env_file_writer::{Durability, write_atomically};
+use crate::process::pid_table::{self, PidTable};
 use crate::process::signal::signal_group;
 
 /// What [`recover`] waits after SIGTERM before it sends SIGKILL.
@@ -39,10 +45,10 @@ pub const RECOVERY_GRACE: Duration = Duration::from_secs(2);
 /// left (a process in uninterruptible sleep can take a while).
 const KILL_WAIT: Duration = Duration::from_secs(2);
 
-/// One running service process, as written to `state_dir/pids/<service>.json`.
+/// One running service process, as recorded under `state_dir/pids`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PidRecord {
-    /// The service id (also the file name).
+    /// The service id.
     pub service: String,
     /// The process steward spawned (or, for a detached service, the pid it reported).
     pub pid: u32,
@@ -94,11 +100,11 @@ pub enum Recovered {
     /// Nothing of the record is left, or its pid now names another process; nothing was
     /// signalled and the record is removed.
     Gone(PidRecord),
-    /// A file under `pids/` that is not a record; it is removed.
+    /// A file under `pids/`, or a slot of a table, that is not a record; it is removed.
     Unreadable {
         /// The file.
         path: PathBuf,
-        /// Why it could not be read.
+        /// Why it could not be read (for a table: which slot, and why).
         reason: String,
     },
 }
@@ -108,44 +114,23 @@ pub fn pid_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("pids")
 }
 
-/// `state_dir/pids/<service>.json`
-pub fn record_path(state_dir: &Path, service: &str) -> io::Result<PathBuf> {
-    if service.is_empty() || service.starts_with('.') || service.contains(['/', '\\', '\0']) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("`{service}` cannot name a pid file"),
-        ));
-    }
-    Ok(pid_dir(state_dir).join(format!("{service}.json")))
-}
-
-/// Writes (or replaces) the service's record atomically, without `fsync`: a record is
-/// needed only while the machine stays up (after a reboot none of its processes exist),
-/// and an `fsync` on every spawn cost 0.3–3.6 ms here (`cargo bench --bench pid_record`).
+/// Writes (or replaces) the service's record in this process's table for `state_dir`:
+/// one `pwrite` of a slot, no `fsync` (a record is needed only while the machine stays up:
+/// after a reboot none of its processes exist) and no new file (`cargo bench --bench
+/// pid_record` compares it with a file per record).
 pub fn write(state_dir: &Path, record: &PidRecord) -> io::Result<()> {
-    let path = record_path(state_dir, &record.service)?;
-    std::fs::create_dir_all(pid_dir(state_dir))?;
-    let json = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
-    write_atomically(&path, &json, None, Durability::Atomic)
+    PidTable::of(state_dir)?.write(record)
 }
 
-/// Removes the service's record; a record that is not there is not an error.
+/// Clears the service's record; a record that is not there is not an error.
 pub fn remove(state_dir: &Path, service: &str) -> io::Result<()> {
-    match std::fs::remove_file(record_path(state_dir, service)?) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
+    PidTable::of(state_dir)?.remove(service)
 }
 
-/// Reads the service's record, if there is one.
+/// The service's record in this process's table, if there is one (after [`recover`],
+/// that includes the detached daemons it kept for adoption).
 pub fn read(state_dir: &Path, service: &str) -> io::Result<Option<PidRecord>> {
-    match std::fs::read(record_path(state_dir, service)?) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+    Ok(PidTable::of(state_dir)?.read(service))
 }
 
 /// The start time of `pid` (`/proc/PID/stat` field 22, clock ticks after boot), or `None`
@@ -184,34 +169,123 @@ pub fn recover_with_grace(state_dir: &Path, grace: Duration) -> Vec<Recovered> {
     let Ok(entries) = std::fs::read_dir(pid_dir(state_dir)) else {
         return out;
     };
-    let mut paths: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
+    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
     paths.sort();
+    let ours = match PidTable::of(state_dir) {
+        Ok(table) => Some(table),
+        Err(e) => {
+            tracing::warn!(dir = %pid_dir(state_dir).display(), error = %e, "cannot keep pid records: a detached daemon cannot be kept for adoption");
+            None
+        }
+    };
+    // Records this process wrote itself before (an earlier runtime on the same state_dir),
+    // taken before the daemons moved here below join them.
+    let own = ours.as_ref().map(|t| t.records()).unwrap_or_default();
+    // A detached daemon that still runs moves to this steward's table; its old file is
+    // kept when that fails, so a later boot still finds it.
+    let mut keep = |record: &PidRecord| {
+        match &ours {
+        Some(table) => table.write(record).map_err(|e| {
+            tracing::warn!(service = %record.service, error = %e, "cannot move the pid record of a daemon kept for adoption");
+        }),
+        None => Err(()),
+    }
+    };
     for path in paths {
-        let record = std::fs::read(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                serde_json::from_slice::<PidRecord>(&bytes).map_err(|e| e.to_string())
-            });
-        let record = match record {
-            Ok(record) => record,
-            Err(reason) => {
-                tracing::warn!(path = %path.display(), %reason, "unreadable pid file removed");
-                let _ = std::fs::remove_file(&path);
-                out.push(Recovered::Unreadable { path, reason });
-                continue;
+        if ours.as_ref().is_some_and(|t| t.path() == path) {
+            continue;
+        }
+        match path.extension().and_then(|x| x.to_str()) {
+            Some("json") => recover_file(&path, grace, &mut keep, &mut out),
+            Some(pid_table::EXTENSION) => recover_table(&path, grace, &mut keep, &mut out),
+            _ => {}
+        }
+    }
+    if let Some(table) = &ours {
+        for record in own {
+            let outcome = recover_one(record, grace);
+            if let Recovered::Stopped { record, .. } | Recovered::Gone(record) = &outcome {
+                let _ = table.remove(&record.service);
             }
-        };
+            out.push(outcome);
+        }
+    }
+    out
+}
+
+/// A `<service>.json` record, as steward wrote them before the tables.
+fn recover_file(
+    path: &Path,
+    grace: Duration,
+    keep: &mut impl FnMut(&PidRecord) -> Result<(), ()>,
+    out: &mut Vec<Recovered>,
+) {
+    let record = std::fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| serde_json::from_slice::<PidRecord>(&bytes).map_err(|e| e.to_string()));
+    let record = match record {
+        Ok(record) => record,
+        Err(reason) => {
+            tracing::warn!(path = %path.display(), %reason, "unreadable pid file removed");
+            let _ = std::fs::remove_file(path);
+            out.push(Recovered::Unreadable {
+                path: path.to_path_buf(),
+                reason,
+            });
+            return;
+        }
+    };
+    let outcome = recover_one(record, grace);
+    let kept = match &outcome {
+        Recovered::Adopt(record) => keep(record).is_ok(),
+        _ => true,
+    };
+    if kept {
+        let _ = std::fs::remove_file(path);
+    }
+    out.push(outcome);
+}
+
+/// The table of another steward process: left alone while that steward runs, else each
+/// record is recovered and the file removed.
+fn recover_table(
+    path: &Path,
+    grace: Duration,
+    keep: &mut impl FnMut(&PidRecord) -> Result<(), ()>,
+    out: &mut Vec<Recovered>,
+) {
+    if let Some((pid, started)) = pid_table::owner(path)
+        && pid != std::process::id()
+        && is_running(pid, started)
+    {
+        tracing::warn!(table = %path.display(), pid, "another steward still uses this state_dir: its pid records are left alone");
+        return;
+    }
+    let pid_table::TableFile { records, bad } = match pid_table::read_file(path) {
+        Ok(read) => read,
+        Err(e) => {
+            tracing::warn!(table = %path.display(), error = %e, "cannot read a pid table");
+            return;
+        }
+    };
+    for (slot, reason) in bad {
+        tracing::warn!(table = %path.display(), slot, %reason, "unreadable pid record removed");
+        out.push(Recovered::Unreadable {
+            path: path.to_path_buf(),
+            reason: format!("slot {slot}: {reason}"),
+        });
+    }
+    let mut all_kept = true;
+    for record in records {
         let outcome = recover_one(record, grace);
-        if !matches!(outcome, Recovered::Adopt(_)) {
-            let _ = std::fs::remove_file(&path);
+        if let Recovered::Adopt(record) = &outcome {
+            all_kept &= keep(record).is_ok();
         }
         out.push(outcome);
     }
-    out
+    if all_kept {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 fn recover_one(record: PidRecord, grace: Duration) -> Recovered {
@@ -363,11 +437,37 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let record = PidRecord::of_process("web", std::process::id(), false).expect("record");
         write(dir.path(), &record).expect("write");
-        assert_eq!(read(dir.path(), "web").expect("read"), Some(record));
+        assert_eq!(read(dir.path(), "web").expect("read"), Some(record.clone()));
         remove(dir.path(), "web").expect("remove");
         remove(dir.path(), "web").expect("removing twice is fine");
         assert_eq!(read(dir.path(), "web").expect("read"), None);
-        assert!(record_path(dir.path(), "../etc").is_err());
+        let spaced = PidRecord {
+            service: "two words".into(),
+            ..record
+        };
+        assert!(write(dir.path(), &spaced).is_err());
+    }
+
+    /// A slot as a steward writes it (see `pid_table`).
+    fn slot(record: &PidRecord) -> String {
+        let kind = if record.detached { 'd' } else { 'p' };
+        let body = format!(
+            "{} {} {} {kind} {}",
+            record.pid, record.pgid, record.start_time, record.service
+        );
+        let line = format!("{:08x} {body}", crc32fast::hash(body.as_bytes()));
+        format!("{line:<255}\n")
+    }
+
+    fn gone(service: &str) -> PidRecord {
+        // A pid that cannot exist.
+        PidRecord {
+            service: service.into(),
+            pid: 4_194_304 + 7,
+            pgid: 4_194_304 + 7,
+            start_time: 1,
+            detached: false,
+        }
     }
 
     #[test]
@@ -375,24 +475,75 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(pid_dir(dir.path())).expect("dir");
         std::fs::write(pid_dir(dir.path()).join("junk.json"), "{").expect("write");
-        // A pid that cannot exist.
-        let stale = PidRecord {
-            service: "old".into(),
-            pid: 4_194_304 + 7,
-            pgid: 4_194_304 + 7,
-            start_time: 1,
-            detached: false,
-        };
+        let stale = gone("old");
         write(dir.path(), &stale).expect("write");
         let outcome = recover(dir.path());
-        // Files are handled in name order: junk.json, then old.json.
+        // Files first, in name order (junk.json), then this process's own table.
         assert!(
             matches!(&outcome[..], [Recovered::Unreadable { .. }, Recovered::Gone(r)] if *r == stale),
             "{outcome:?}"
         );
-        assert_eq!(
-            std::fs::read_dir(pid_dir(dir.path())).expect("dir").count(),
-            0
+        assert_eq!(read(dir.path(), "old").expect("read"), None);
+        let left: Vec<PathBuf> = std::fs::read_dir(pid_dir(dir.path()))
+            .expect("dir")
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        let table = PidTable::of(dir.path()).expect("table");
+        assert_eq!(left, vec![table.path().to_path_buf()]);
+        let on_disk = pid_table::read_file(table.path()).expect("read");
+        assert!(
+            on_disk.records.is_empty() && on_disk.bad.is_empty(),
+            "{on_disk:?}"
         );
+    }
+
+    #[test]
+    fn a_dead_stewards_table_is_recovered_and_a_live_ones_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pids = pid_dir(dir.path());
+        std::fs::create_dir_all(&pids).expect("dir");
+        let me = std::process::id();
+        let daemon = PidRecord {
+            detached: true,
+            ..PidRecord::of_process("daemon", me, true).expect("record")
+        };
+        let mut damaged = slot(&gone("torn"));
+        damaged.replace_range(9..10, "9");
+        let dead = pids.join(format!("steward-{}-1.table", 4_194_304 + 9));
+        let text = [
+            slot(&gone("old")),
+            slot(&daemon),
+            damaged,
+            " ".repeat(255) + "\n",
+        ];
+        std::fs::write(&dead, text.concat()).expect("write");
+        // A record of an older steward, one file per service.
+        let legacy = pids.join("legacy.json");
+        std::fs::write(&legacy, serde_json::to_vec(&gone("legacy")).expect("json")).expect("write");
+        // pid 1 runs: its table is another steward's, in use.
+        let init = start_time(1).expect("pid 1 runs");
+        let live = pids.join(format!("steward-1-{init}.table"));
+        std::fs::write(&live, slot(&gone("theirs"))).expect("write");
+
+        let outcome = recover(dir.path());
+        assert!(
+            matches!(&outcome[..], [
+                Recovered::Gone(legacy_record),
+                Recovered::Unreadable { path, reason },
+                Recovered::Gone(old),
+                Recovered::Adopt(adopted),
+            ] if legacy_record.service == "legacy" && *path == dead
+                && reason.starts_with("slot 2: checksum")
+                && old.service == "old" && *adopted == daemon),
+            "{outcome:?}"
+        );
+        assert!(
+            !dead.exists() && !legacy.exists(),
+            "recovered files removed"
+        );
+        assert!(live.exists(), "a live steward's table is left alone");
+        // The daemon kept for adoption is in this process's table now.
+        assert_eq!(read(dir.path(), "daemon").expect("read"), Some(daemon));
     }
 }

@@ -9,6 +9,7 @@ use std::process::Command;
 
 use steward::config::SourceSpec;
 use steward::events::EventKind;
+use steward::process::pid_file;
 use steward::{CommandSpec, ControlError, ServiceStatus, Steward};
 
 use crate::support::*;
@@ -186,9 +187,10 @@ async fn a_failing_install_fails_the_start_with_its_exit_and_last_output() {
     assert!(reason.contains("boom-line"), "{reason}");
     assert!(reason.contains("exit code 3"), "{reason}");
     assert!(!state.path().join("installed/broken").exists(), "no marker");
-    assert!(
-        !state.path().join("pids/broken.json").exists(),
-        "no pid file"
+    assert_eq!(
+        pid_file::read(state.path(), "broken").expect("read"),
+        None,
+        "no pid record"
     );
 
     // A manual start tries again.
@@ -299,7 +301,12 @@ async fn a_stop_or_kill_while_installing_ends_the_install_group() {
             .and_then(|t| t.trim().parse().ok())
     })
     .await;
-    assert!(state.path().join("pids/busy.json").is_file(), "pid file");
+    assert!(
+        pid_file::read(state.path(), "busy")
+            .expect("read")
+            .is_some(),
+        "pid record"
+    );
 
     let stopped = steward.stop("busy").await.expect("stop");
     assert_eq!(stopped.status, ServiceStatus::Stopped);
@@ -315,9 +322,10 @@ async fn a_stop_or_kill_while_installing_ends_the_install_group() {
     })
     .await;
     assert!(!state.path().join("installed/busy").exists(), "no marker");
-    assert!(
-        !state.path().join("pids/busy.json").exists(),
-        "pid file removed"
+    assert_eq!(
+        pid_file::read(state.path(), "busy").expect("read"),
+        None,
+        "pid record cleared"
     );
 
     // No marker, so the next start installs again; a kill ends that install at once.

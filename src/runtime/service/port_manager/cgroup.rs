@@ -239,17 +239,9 @@ pub(super) async fn remove_leaf(state: &PortManagerState) {
 mod tests {
     use super::*;
 
-    fn exit(code: Option<i32>, signal: Option<&str>) -> ExitInfo {
-        ExitInfo {
-            code,
-            signal: signal.map(str::to_string),
-            at: chrono::Utc::now(),
-        }
-    }
-
     #[test]
     fn only_a_sigkill_with_a_new_oom_kill_is_the_kernels() {
-        let killed = exit(None, Some("SIGKILL"));
+        let killed = ExitInfo::now(None, Some("SIGKILL"));
         assert!(killed_by_oom(&killed, Some(0), Some(1)));
         assert!(killed_by_oom(&killed, Some(3), Some(5)));
         // steward's own SIGKILL: the count did not move.
@@ -258,9 +250,13 @@ mod tests {
         assert!(!killed_by_oom(&killed, None, None));
         assert!(!killed_by_oom(&killed, None, Some(1)));
         // A child was OOM-killed but the process itself ended otherwise.
-        assert!(!killed_by_oom(&exit(Some(1), None), Some(0), Some(1)));
         assert!(!killed_by_oom(
-            &exit(None, Some("SIGTERM")),
+            &ExitInfo::now(Some(1), None),
+            Some(0),
+            Some(1)
+        ));
+        assert!(!killed_by_oom(
+            &ExitInfo::now(None, Some("SIGTERM")),
             Some(0),
             Some(1)
         ));

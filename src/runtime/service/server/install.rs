@@ -239,7 +239,7 @@ impl ServerState {
                 return NextStep::Failed;
             }
         };
-        self.record_pid(pid).await;
+        self.record_pid(pid);
         self.setup.current = Some(Box::new(step));
         self.update(|r| r.pid = Some(pid));
         info!(service = %self.def.id, pid, run = run.0, step = %what, "installing");

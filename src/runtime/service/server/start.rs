@@ -138,7 +138,7 @@ impl ServerState {
             }
         };
         self.live = LiveRun::begun_now();
-        self.record_pid(pid).await;
+        self.record_pid(pid);
         self.readiness = Health::Unknown;
         self.liveness = Health::Unknown;
         if self.def.detached {

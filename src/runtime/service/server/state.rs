@@ -294,25 +294,17 @@ impl ServerState {
         }
     }
 
-    /// Writes the pid file that lets the next boot find this process if steward dies.
-    ///
-    /// On a blocking thread, awaited (so a later [`ServerState::forget_pid`] still comes
-    /// after it): creating the file allocates an inode, which during a boot of 4,000
-    /// services on ext4 was half of steward's CPU time, spent on the async workers that
-    /// also answer the API (`perf record`, docs/BENCHMARKS.md "S8 in the fourth session").
-    pub(super) async fn record_pid(&self, pid: u32) {
-        let Some(dir) = self.tables.state_dir.clone() else {
+    /// Records the process in the pid table that lets the next boot find it if steward
+    /// dies: a read of `/proc/PID/stat` and a `pwrite` of one slot (no file is created
+    /// per start: see `process::pid_table`).
+    pub(super) fn record_pid(&self, pid: u32) {
+        let Some(dir) = &self.tables.state_dir else {
             return;
         };
-        let id = self.def.id.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            process::pid_file::PidRecord::of_process(&id, pid, false)
-                .and_then(|record| process::pid_file::write(&dir, &record))
-        })
-        .await
-        .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())));
+        let written = process::pid_file::PidRecord::of_process(&self.def.id, pid, false)
+            .and_then(|record| process::pid_file::write(dir, &record));
         if let Err(e) = written {
-            warn!(service = %self.def.id, pid, error = %e, "could not write the pid file");
+            warn!(service = %self.def.id, pid, error = %e, "could not record the pid");
         }
     }
 
@@ -320,7 +312,7 @@ impl ServerState {
         if let Some(dir) = &self.tables.state_dir
             && let Err(e) = process::pid_file::remove(dir, &self.def.id)
         {
-            warn!(service = %self.def.id, error = %e, "could not remove the pid file");
+            warn!(service = %self.def.id, error = %e, "could not clear the pid record");
         }
     }
 }

@@ -30,7 +30,7 @@
 //!   runs, `stop_signal` (SIGKILL for a kill) to its process group and SIGKILL after
 //!   `stop_timeout`. The end goes through `on_exit`, so intent, restart policy and events
 //!   are those of every other service.
-//! * While the daemon runs, steward's own pid file holds its record with `detached: true`;
+//! * While the daemon runs, steward's pid table holds its record with `detached: true`;
 //!   a steward that was SIGKILLed leaves it behind, crash recovery keeps it (`Adopt`), and
 //!   the next start of the service adopts the daemon instead of launching again.
 //!
@@ -372,7 +372,7 @@ impl ServerState {
         if let Some(dir) = &self.tables.state_dir
             && let Err(e) = pid_file::write(dir, record)
         {
-            warn!(service = %self.def.id, pid, error = %e, "could not write the pid file");
+            warn!(service = %self.def.id, pid, error = %e, "could not record the pid");
         }
         info!(service = %self.def.id, pid, "detached daemon known from pid_file");
     }
