@@ -234,10 +234,11 @@ FINDINGS = """## Bugs the campaigns found
 | chaos soak (actor panics) | a one-for-all restart started the new process while the old group, SIGKILLed by the old PortManager's guard, was still dying: for a moment two instances of `log_00` were alive (once in a 10-minute soak, at commit db98e24) | the supervisor waits (at most 5 s) for the old group to be gone before it starts the new generation (src/runtime/service/supervisor.rs) | `supervision::a_one_for_all_restart_starts_the_new_process_only_after_the_old_group_is_gone` (members holding 1 GiB take time to die; fails without the fix) |
 | a flaky CLI test (`cli::each_control_verb_waits_for_its_state`) | in process-group mode a pause was answered as soon as SIGSTOP was sent, before the process had stopped (it showed `R`); cgroup mode already waited | the pause answer waits (at most 1 s) for the leader to show `T`, in both modes (src/runtime/service/port_manager/cgroup.rs) | `lifecycle::a_pause_is_answered_once_the_process_is_stopped_in_either_tracking_mode` (fails without the fix) |
 
-The committed full run (above) used the debug binary built with `--features chaos` at
-commit 1cdd9cc (`reliability/run --bin /tmp/steward-chaos`; the release build took 28 minutes
-on the shared machine that day), with every fix in the table above. The quick run in CI uses
-a binary without the `chaos` feature, so it injects no panics.
+The committed full run (above) is `reliability/run` as written: the release binary it
+builds with `--features chaos` (an earlier full run, at 1cdd9cc, used the debug binary with
+the same feature because the release build took 28 minutes on the shared machine that day),
+with every fix in the table above. The quick run in CI uses a binary without the `chaos`
+feature, so it injects no panics.
 
 ### Memory and backtraces
 
