@@ -124,6 +124,22 @@ longer than the quick run's budget (about 3 minutes at 5 examples per operation)
 schema (`response_schema_conformance`, `status_code_conformance`,
 `content_type_conformance`). One answer is accepted as documented: `GET /health/ready`
 is 503 while a service is not ready (schemathesis flags every 5xx); it is listed apart.
+
+### Disk full and slow disks (integration tests, not a campaign)
+
+These need a file system that can fill up, so they run with `cargo test` (as root; they
+skip with the reason where no tmpfs can be mounted) rather than here. tests/it/log_file.rs:
+`a_full_disk_is_reported_once_and_writing_resumes_when_space_returns` mounts a 2 MiB tmpfs
+for a service's `log_file`, fills it, prints 40,000 lines, and checks that the service keeps
+running, the failure is reported once (one `log_file_failed` event naming "No space left",
+and the state's `log_file_error`, not one per line), and that when space is freed one
+`log_file_resumed` event counts the lines not written, every line is either in the file or
+in that count, and new lines are written again;
+`a_log_file_that_cannot_be_opened_is_reported_once_and_the_service_runs_on` covers a
+`log_file` that cannot be opened (its directory is a regular file). A disk slower than the service is
+`bench/log-flood` into a FIFO drained at 20 MB/s (docs/BENCHMARKS.md, "Log flood into a slow
+log file"): every line reaches the file, steward's memory stays bounded, the writer is held
+back instead.
 """
 
 
