@@ -448,15 +448,9 @@ mod tests {
         assert!(write(dir.path(), &spaced).is_err());
     }
 
-    /// A slot as a steward writes it (see `pid_table`).
-    fn slot(record: &PidRecord) -> String {
-        let kind = if record.detached { 'd' } else { 'p' };
-        let body = format!(
-            "{} {} {} {kind} {}",
-            record.pid, record.pgid, record.start_time, record.service
-        );
-        let line = format!("{:08x} {body}", crc32fast::hash(body.as_bytes()));
-        format!("{line:<255}\n")
+    /// A slot as a steward writes it.
+    fn slot(record: &PidRecord) -> Vec<u8> {
+        pid_table::encode(record).expect("fits").to_vec()
     }
 
     fn gone(service: &str) -> PidRecord {
@@ -509,13 +503,14 @@ mod tests {
             ..PidRecord::of_process("daemon", me, true).expect("record")
         };
         let mut damaged = slot(&gone("torn"));
-        damaged.replace_range(9..10, "9");
+        // The pid's first digit, after the checksum and a space.
+        damaged[9] = b'9';
         let dead = pids.join(format!("steward-{}-1.table", 4_194_304 + 9));
         let text = [
             slot(&gone("old")),
             slot(&daemon),
             damaged,
-            " ".repeat(255) + "\n",
+            vec![b' '; pid_table::SLOT],
         ];
         std::fs::write(&dead, text.concat()).expect("write");
         // A record of an older steward, one file per service.
